@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The contract between the BPF programs and the C++ side: every map key and
+ * value, declared once, in plain C. bpf/steer.bpf.c and userspace/ both
+ * include this file; userspace static_asserts the sizes it relies on.
+ *
+ * Byte orders are named in each field: addresses are always network byte
+ * order (as the kernel hands them to sk_lookup and sock_ops), ports are host
+ * byte order unless a field says otherwise.
+ */
+#ifndef TCPSHIFT_BPF_ABI_H
+#define TCPSHIFT_BPF_ABI_H
+
+#include <linux/types.h>
+
+/* Map sizes. These are the only place the limits live; userspace reads them
+ * back from the loaded maps (bpf_map__max_entries) rather than repeating them. */
+#define TS_MAX_SERVICES 256           /* services per network namespace */
+#define TS_MAX_SERVICE_BACKENDS 256   /* backends of one service (16 subsets x 16) */
+#define TS_MAX_BACKENDS 4096          /* backends per network namespace */
+#define TS_MAX_FRONTENDS 1024         /* (address, port) pairs that steer */
+#define TS_MAX_LISTENER_KEYS 16384    /* listener keys sock_ops matches */
+
+/* Slots in a weight table. A prime, so that the Maglev permutation
+ * (offset + j * skip) mod TS_TABLE_SLOTS visits every slot. One slot is
+ * 1/4093 of the traffic: a share is exact to within 0.013 percentage points. */
+#define TS_TABLE_SLOTS 4093
+
+/* A weight table exists twice per service: the live one and the spare the
+ * next change is written into. services[id].generation says which is live. */
+#define TS_TABLE_GENERATIONS 2
+
+#define TS_NO_BACKEND 0xffff
+
+/* Key of the "frontends" hash map: where clients connect. */
+struct ts_frontend_key {
+	__u32 family;  /* AF_INET or AF_INET6 */
+	__u32 port;    /* host byte order */
+	__u32 addr[4]; /* network byte order; IPv4 in addr[0]; all zero: any address */
+};
+
+struct ts_frontend {
+	__u32 service_id; /* index into "services" */
+};
+
+/* Value of the "services" array: which of the two tables is live. One
+ * aligned 4-byte word, so the flip is a single atomic store. */
+struct ts_service {
+	__u32 generation; /* 0 or 1: tables[service_id * 2 + generation] is live */
+};
+
+#define TS_AFFINITY_NONE 0      /* hash of the 4-tuple */
+#define TS_AFFINITY_SOURCE_IP 1 /* hash of the source address only */
+
+/* Value of the "tables" array, index service_id * 2 + generation. */
+struct ts_table {
+	__u32 affinity;     /* TS_AFFINITY_* */
+	__u32 backend_count; /* entries used in backends[] */
+	/* Backends that carry weight, the order fallback walks them in. */
+	__u16 backends[TS_MAX_SERVICE_BACKENDS];
+	/* slot -> backend id; TS_NO_BACKEND when the service has no weight at all */
+	__u16 slots[TS_TABLE_SLOTS + 1]; /* the last entry pads to 4 bytes */
+};
+
+/* Key of the "listeners" hash map, written by userspace, read by sock_ops:
+ * a listening socket with this key is the backend in the value. */
+struct ts_listener_key {
+	__u64 netns_cookie;
+	__u32 family;  /* AF_INET or AF_INET6 */
+	__u32 port;    /* host byte order */
+	__u32 addr[4]; /* network byte order; all zero: a wildcard listener */
+};
+
+struct ts_listener {
+	__u32 backend_id;
+};
+
+/* Per-CPU counters of a service, the "service_stats" array indexed by service id. */
+struct ts_service_stats {
+	__u64 lookups;    /* new connections that hit one of the service's frontends */
+	__u64 fallbacks;  /* the chosen backend had no listener; another one took it */
+	__u64 no_backend; /* no backend had a listener; the connection was refused */
+};
+
+/* Per-CPU counters of a backend, the "backend_stats" array indexed by backend id. */
+struct ts_backend_stats {
+	__u64 steered; /* new connections handed to this backend's listener */
+};
+
+#endif /* TCPSHIFT_BPF_ABI_H */

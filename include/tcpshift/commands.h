@@ -1,0 +1,59 @@
+// The CLI as a table of commands. Each command is a function of its options and output
+// streams, so tests run it in-process; only main() turns results into exit codes.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "tcpshift/error.h"
+
+namespace tcpshift {
+
+struct Streams {
+    std::ostream& out;
+    std::ostream& err;
+};
+
+struct TargetOptions {
+    std::string netns;  // name under /var/run/netns, or a path; empty: the caller's namespace
+};
+
+struct AttachCommand {
+    TargetOptions target;
+    std::string cgroup;
+};
+struct ApplyCommand {
+    TargetOptions target;
+    std::vector<std::string> files;
+    std::string ns = "default";
+    bool dry_run = false;
+};
+struct SetCommand {
+    TargetOptions target;
+    std::string service;
+    std::vector<std::string> weights;  // SUBSET=WEIGHT
+};
+struct ShowCommand {
+    TargetOptions target;
+    bool json = false;
+};
+struct ExplainCommand {
+    std::vector<std::string> files;
+    std::string ns = "default";
+    bool json = false;
+};
+
+Result<void> run_attach(const AttachCommand& cmd, Streams io);
+Result<void> run_apply(const ApplyCommand& cmd, Streams io);
+Result<void> run_set(const SetCommand& cmd, Streams io);
+Result<void> run_status(const ShowCommand& cmd, Streams io);
+Result<void> run_stats(const ShowCommand& cmd, Streams io);
+Result<void> run_explain(const ExplainCommand& cmd, Streams io);
+Result<void> run_detach(const TargetOptions& cmd, Streams io);
+
+// Parses argv and runs the command; returns the exit status (0, 1 or 2) after printing any
+// error as one line on io.err.
+int run_cli(int argc, const char* const* argv, Streams io);
+
+}  // namespace tcpshift

@@ -1,0 +1,93 @@
+// The BPF side of one network namespace: loading, pinning, attaching, writing plans, detaching.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tcpshift/error.h"
+#include "tcpshift/fd.h"
+#include "tcpshift/netns.h"
+#include "tcpshift/plan.h"
+
+struct steer_bpf;
+
+namespace tcpshift {
+
+// The pinned maps of an attached namespace, by the names they have in bpf/steer.bpf.c and
+// under the pin directory.
+struct DataplaneMaps {
+    Fd frontends;
+    Fd services;
+    Fd tables;
+    Fd sockets;
+    Fd listeners;
+    Fd service_stats;
+    Fd backend_stats;
+};
+inline constexpr std::array<const char*, 7> kMapNames = {"frontends", "services", "tables", "sockets",
+                                                         "listeners", "service_stats", "backend_stats"};
+
+struct SteerBpfDeleter {
+    void operator()(steer_bpf* skel) const;
+};
+
+// The programs and maps of bpf/steer.bpf.c, loaded into the kernel but attached nowhere.
+// The BPF tests run it directly; attach_dataplane() pins and attaches it.
+class SteerProgram {
+   public:
+    static Result<SteerProgram> load(uint64_t hash_seed);
+
+    int steer_fd() const;
+    int register_listener_fd() const;
+    Result<DataplaneMaps> maps() const;  // duplicated fds, independent of this object
+    steer_bpf* skeleton() const { return skel_.get(); }
+
+   private:
+    std::unique_ptr<steer_bpf, SteerBpfDeleter> skel_;
+};
+
+struct AttachOptions {
+    std::string cgroup;  // empty: the root of the cgroup2 hierarchy
+};
+
+// What is attached to the current network namespace. Callers hold the PinLock for every
+// state-changing call.
+bool dataplane_attached(const NetnsId& netns);
+// Loads, attaches and pins the data plane unless it is already attached. Returns true when it
+// attached now. Stale pins of an earlier namespace with the same inode are removed first.
+Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options);
+Result<DataplaneMaps> open_dataplane(const NetnsId& netns);
+// Removes links, pins and stored state; the programs leave the kernel with their last reference.
+Result<void> detach_dataplane(const NetnsId& netns);
+
+// The listener keys of a plan: which (address, port) a listening socket must have to be a
+// backend. A backend is also found by a wildcard listener of its port (0.0.0.0, or [::] which
+// takes IPv4 too) when no other backend of the plan shares that wildcard.
+std::vector<std::pair<Endpoint, uint32_t>> listener_keys(const Plan& plan);
+
+// Makes the maps hold `next`, given that they hold `previous` (nullptr: nothing yet).
+// New listener keys and tables go in before the frontends that use them; removals go last.
+// Each table is written into the spare generation and made live by one 4-byte write.
+Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns);
+
+// Backends whose listener is in the SOCKHASH.
+Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan);
+
+// Inserts an already listening socket as the backend's listener.
+Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, int socket_fd);
+
+struct ServiceCounters {
+    uint64_t lookups = 0, fallbacks = 0, no_backend = 0;
+};
+struct BackendCounters {
+    uint64_t steered = 0;
+};
+// Sums the per-CPU counters.
+Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id);
+Result<BackendCounters> read_backend_counters(const DataplaneMaps& maps, uint32_t backend_id);
+
+}  // namespace tcpshift

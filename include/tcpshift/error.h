@@ -1,0 +1,37 @@
+// Errors that carry their story, and the result type every fallible call returns.
+#pragma once
+
+#include <expected>
+#include <string>
+#include <utility>
+
+namespace tcpshift {
+
+// What kind of failure an error is; main() maps it to the exit status.
+enum class ErrorKind {
+    kSystem = 1,  // the system refused: privilege, kernel feature, busy pins (exit 1)
+    kConfig = 2,  // usage or configuration error (exit 2)
+};
+
+// One line that says what failed, where and why, e.g.
+// `update map "tables": E2BIG` or `tcp-echo.yaml:12: spec.subsets[1].weight: must be >= 0`.
+struct Error {
+    ErrorKind kind = ErrorKind::kSystem;
+    std::string message;
+
+    int exit_code() const { return static_cast<int>(kind); }
+};
+
+template <typename T>
+using Result = std::expected<T, Error>;
+
+// A failure of the system, with errno rendered as its name (EBUSY) and text.
+Error system_error(std::string what, int errnum);
+// A failure of the system without an errno.
+Error system_error(std::string what);
+// A usage or configuration error.
+Error config_error(std::string what);
+
+inline std::unexpected<Error> fail(Error error) { return std::unexpected<Error>(std::move(error)); }
+
+}  // namespace tcpshift

@@ -1,0 +1,47 @@
+// The pin directory contract: /sys/fs/bpf/tcpshift/<netns inode>/ holds the maps and links of
+// one attached namespace, under a fixed set of names; /run/tcpshift/<netns inode>/ holds the
+// applied resources beside it (bpffs holds only BPF objects).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "tcpshift/error.h"
+#include "tcpshift/fd.h"
+
+namespace tcpshift {
+
+inline constexpr const char* kBpffsMount = "/sys/fs/bpf";
+inline constexpr const char* kPinRoot = "/sys/fs/bpf/tcpshift";
+inline constexpr const char* kStateRoot = "/run/tcpshift";
+
+// Pin names inside a namespace's directory.
+inline constexpr const char* kPinSteerLink = "link_sk_lookup";
+inline constexpr const char* kPinSockopsLink = "link_sock_ops";
+
+std::string pin_dir(uint64_t netns_inode);
+std::string state_dir(uint64_t netns_inode);
+
+// Mounts bpffs at /sys/fs/bpf when nothing BPF is mounted there, and creates kPinRoot (mode 0700).
+Result<void> ensure_bpffs();
+
+// The cgroup2 mount to attach sock_ops to; mounts cgroup2 under /run/tcpshift when the host has none.
+Result<std::string> default_cgroup2();
+
+// Holds an exclusive flock on kPinRoot, so two writers cannot interleave. Waits up to
+// `patience` for another writer, then fails naming the wait.
+class PinLock {
+   public:
+    static Result<PinLock> acquire(std::chrono::milliseconds patience);
+
+   private:
+    Fd fd_;
+};
+
+// Creates every missing directory of `path` with `mode`.
+Result<void> make_dirs(const std::string& path, unsigned mode);
+// Removes a directory tree; missing is fine.
+Result<void> remove_tree(const std::string& path);
+
+}  // namespace tcpshift

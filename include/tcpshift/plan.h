@@ -1,0 +1,69 @@
+// The compiled form of a configuration: what the maps of one network namespace must hold.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tcpshift/config.h"
+#include "tcpshift/endpoint.h"
+
+namespace tcpshift {
+
+// The sizes of the maps a plan must fit in, read from the loaded object or bpf_abi.h.
+struct PlanLimits {
+    uint32_t max_services = 0;
+    uint32_t max_service_backends = 0;
+    uint32_t max_backends = 0;
+    uint32_t max_frontends = 0;
+    uint32_t table_slots = 0;
+};
+PlanLimits default_limits();
+
+struct PlanBackend {
+    uint32_t id = 0;
+    Endpoint address;
+    double share = 0;  // of its service's new connections, 0..1
+};
+
+struct PlanSubset {
+    std::string name;
+    uint32_t weight = 0;
+    double share = 0;  // weight / sum of weights
+    std::vector<PlanBackend> backends;
+    SourceRef weight_where;
+};
+
+struct PlanService {
+    std::string name;
+    uint32_t id = 0;
+    Affinity affinity = Affinity::kNone;
+    bool takeover = false;
+    std::vector<Endpoint> frontends;
+    std::vector<PlanSubset> subsets;
+    std::vector<uint16_t> weighted_backends;  // ids with a share > 0, fallback order
+    std::vector<uint16_t> slots;              // the weight table
+    SourceRef where;
+    std::string origin;
+};
+
+// Ids are stable across applies so that live listeners stay registered under the same key:
+// a name or address keeps the id it had, new ones take the lowest free id.
+struct IdAssignment {
+    std::map<std::string, uint32_t> services;  // service name -> id
+    std::map<std::string, uint32_t> backends;  // "127.0.0.1:9001" -> id
+};
+
+struct Plan {
+    std::vector<PlanService> services;
+    IdAssignment ids;
+
+    const PlanService* find_service(const std::string& name) const;
+};
+
+// Compiles validated services. Fails when the set does not fit the map sizes.
+Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssignment& previous,
+                          const PlanLimits& limits);
+
+}  // namespace tcpshift

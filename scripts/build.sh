@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Configures and builds tcpshift into ./build (or $BUILD_DIR). Extra arguments go to cmake.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPSHIFT_WERROR=ON "$@" >/dev/null
+cmake --build "$build" -j "$(nproc)"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The tcp-echo scenario of Istio's TCP traffic shifting task, on this host, in a throwaway
+# network namespace: backends v1 ("one") and v2 ("two"), a frontend on port 31400,
+# 50/50 and then 20/80, each counted over a few hundred `echo hello | nc` connections.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+connections=${CONNECTIONS:-300}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: needs root to load BPF programs and create a network namespace; run: sudo $0" >&2
+  exit 1
+fi
+
+"$root/scripts/setup.sh"
+"$root/scripts/build.sh"
+bin="${BUILD_DIR:-$root/build}"
+
+ns="tcpshift-demo-$$"
+config=$(mktemp --suffix=.yaml)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  "$bin/tcpshift" detach --netns "$ns" >/dev/null 2>&1 || true
+  ip netns del "$ns" 2>/dev/null || true
+  rm -f "$config"
+}
+trap cleanup EXIT
+
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+echo "== network namespace $ns"
+
+ip netns exec "$ns" "$bin/tcpshift-echo" --listen 127.0.0.1:9001 --prefix one >/dev/null &
+pids+=($!)
+ip netns exec "$ns" "$bin/tcpshift-echo" --listen 127.0.0.1:9002 --prefix two >/dev/null &
+pids+=($!)
+
+cat >"$config" <<'YAML'
+apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata:
+  name: tcp-echo
+spec:
+  listen: ["0.0.0.0:31400", "[::]:31400"]
+  subsets:
+  - name: v1
+    weight: 50
+    backends: ["127.0.0.1:9001"]
+  - name: v2
+    weight: 50
+    backends: ["127.0.0.1:9002"]
+YAML
+
+tallies() {
+  for _ in $(seq "$connections"); do
+    echo hello | ip netns exec "$ns" nc -N -w 3 127.0.0.1 31400 || echo "failed"
+  done | sort | uniq -c
+}
+
+echo "== tcpshift apply -f tcp-echo.yaml   (v1 50, v2 50)"
+"$bin/tcpshift" apply -f "$config" --netns "$ns"
+sleep 0.2
+"$bin/tcpshift" status --netns "$ns"
+echo "== $connections connections: echo hello | nc 127.0.0.1 31400"
+tallies
+
+echo "== tcpshift set tcp-echo v1=20 v2=80"
+"$bin/tcpshift" set tcp-echo v1=20 v2=80 --netns "$ns"
+echo "== $connections connections: echo hello | nc 127.0.0.1 31400"
+tallies
+
+echo "== tcpshift stats"
+"$bin/tcpshift" stats --netns "$ns"
+echo "== tcpshift detach; namespace $ns removed"

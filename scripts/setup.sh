@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what tcpshift needs to build, test and run the demo, from Debian 12 packages.
+# Idempotent: packages already installed are left alone, and apt is not touched when
+# nothing is missing.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake ninja-build g++ pkg-config
+  # BPF: clang for -target bpf, bpftool for skeletons, libbpf, UAPI headers
+  clang llvm bpftool libbpf-dev linux-libc-dev
+  # libraries
+  libcli11-dev libyaml-cpp-dev libgtest-dev libgmock-dev nlohmann-json3-dev libcpp-httplib-dev
+  libbenchmark-dev
+  # network tools for the tests and the demo
+  iproute2 nftables netcat-openbsd procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing packages: ${missing[*]}; run as root (sudo) to install them" >&2
+  exit 1
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,42 @@
+// The tests' tcp-echo client: one connection, one line, the reply. It works in the network
+// namespace of the calling thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tcpshift/endpoint.h"
+
+namespace tcpshift::testing {
+
+struct EchoResult {
+    bool ok = false;
+    std::string reply;  // without the newline
+    std::string error;  // "connect: ECONNREFUSED", "timeout", ...
+};
+
+// Connects, sends `line` and a newline, half-closes, and reads the reply until the server
+// closes. Every step is bounded by `timeout`.
+EchoResult echo_once(const Endpoint& target, const std::string& line,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(3));
+
+// Counts n connections by the first word of the reply ("one", "two"), and the failures.
+struct Tally {
+    std::map<std::string, uint64_t> by_prefix;
+    uint64_t failures = 0;
+    std::vector<std::string> first_errors;  // up to 5
+
+    uint64_t operator[](const std::string& prefix) const {
+        auto it = by_prefix.find(prefix);
+        return it == by_prefix.end() ? 0 : it->second;
+    }
+    std::string str() const;
+};
+Tally tally(const Endpoint& target, size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(3));
+
+Endpoint endpoint(const std::string& text);  // parse_endpoint that aborts on bad test input
+
+}  // namespace tcpshift::testing

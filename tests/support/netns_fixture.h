@@ -1,0 +1,64 @@
+// One throwaway network namespace per privileged test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "process.h"
+#include "tcpshift/netns.h"
+
+namespace tcpshift::testing {
+
+// Privileged tests skip with the reason when not root, and fail under CI, where root is given.
+bool privileged_or_skip(std::string* why);
+#define TCPSHIFT_REQUIRE_ROOT()                                                          \
+    do {                                                                                 \
+        std::string why_;                                                                \
+        if (!::tcpshift::testing::privileged_or_skip(&why_)) {                           \
+            if (std::getenv("CI") != nullptr && std::string(std::getenv("CI")) == "true") \
+                FAIL() << why_ << " (under CI a privileged test must run)";              \
+            GTEST_SKIP() << why_;                                                        \
+        }                                                                                \
+    } while (0)
+
+// Creates `ip netns add NAME` with lo up; on destruction detaches tcpshift from it and
+// deletes it.
+class TestNetns {
+   public:
+    TestNetns();
+    ~TestNetns();
+    TestNetns(const TestNetns&) = delete;
+    TestNetns& operator=(const TestNetns&) = delete;
+
+    const std::string& name() const { return name_; }
+    bool ok() const { return ok_; }
+
+   private:
+    std::string name_;
+    bool ok_ = false;
+};
+
+// Writes text to a fresh file under the test's temporary directory and returns its path.
+std::string write_temp_file(const std::string& name, const std::string& text);
+
+// The base of e2e tests: a namespace per test, and helpers that run tcpshift against it.
+class NetnsTest : public ::testing::Test {
+   protected:
+    void SetUp() override;
+    void TearDown() override;
+
+    const std::string& netns() const { return ns_->name(); }
+    // `tcpshift ARGS --netns NAME`
+    CommandResult tcpshift_here(std::vector<std::string> args);
+    // Applies YAML text; asserts success.
+    void apply(const std::string& yaml);
+    // Enters the namespace on this thread for clients; leaves it when the scope ends.
+    ScopedNetns enter();
+
+   private:
+    std::unique_ptr<TestNetns> ns_;
+};
+
+}  // namespace tcpshift::testing

@@ -1,0 +1,133 @@
+#include "process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <utility>
+
+namespace tcpshift::testing {
+
+namespace {
+
+std::vector<char*> c_argv(const std::vector<std::string>& argv) {
+    std::vector<char*> out;
+    for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
+    out.push_back(nullptr);
+    return out;
+}
+
+}  // namespace
+
+CommandResult run_command(const std::vector<std::string>& argv) {
+    int out_pipe[2], err_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return {};
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(out_pipe[1], 1);
+        ::dup2(err_pipe[1], 2);
+        ::execv(argv[0].c_str(), c_argv(argv).data());
+        ::_exit(127);
+    }
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    CommandResult result;
+    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        if (::poll(fds, 2, -1) < 0) break;
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+            char buf[4096];
+            const ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
+            if (n <= 0) {
+                ::close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_fds;
+            } else {
+                (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
+            }
+        }
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return result;
+}
+
+CommandResult tcpshift(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{TCPSHIFT_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv);
+}
+
+Child Child::start(const std::string& netns, const std::vector<std::string>& argv,
+                   std::chrono::milliseconds ready_within) {
+    int out_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) return {};
+    Child child;
+    child.pid_ = ::fork();
+    if (child.pid_ == 0) {
+        if (!netns.empty()) {
+            const std::string path = "/var/run/netns/" + netns;
+            const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) ::_exit(126);
+        }
+        ::dup2(out_pipe[1], 1);
+        ::execv(argv[0].c_str(), c_argv(argv).data());
+        ::_exit(127);
+    }
+    ::close(out_pipe[1]);
+    pollfd pfd{out_pipe[0], POLLIN, 0};
+    const auto deadline = std::chrono::steady_clock::now() + ready_within;
+    std::string got;
+    while (got.find('\n') == std::string::npos) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
+        char buf[256];
+        const ssize_t n = ::read(out_pipe[0], buf, sizeof(buf));
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+    }
+    ::close(out_pipe[0]);
+    child.first_line_ = got.substr(0, got.find('\n'));
+    return child;
+}
+
+Child::Child(Child&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)), first_line_(std::move(other.first_line_)) {}
+
+Child& Child::operator=(Child&& other) noexcept {
+    if (this != &other) {
+        if (pid_ > 0) stop(SIGKILL);
+        pid_ = std::exchange(other.pid_, -1);
+        first_line_ = std::move(other.first_line_);
+    }
+    return *this;
+}
+
+Child::~Child() {
+    if (pid_ > 0) stop(SIGKILL);
+}
+
+int Child::stop(int signal) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, signal);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+}
+
+Child start_echo(const std::string& netns, const std::string& listen, const std::string& prefix,
+                 const std::vector<std::string>& extra) {
+    std::vector<std::string> argv{TCPSHIFT_ECHO_BIN, "--listen", listen, "--prefix", prefix};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return Child::start(netns, argv);
+}
+
+}  // namespace tcpshift::testing

@@ -1,0 +1,54 @@
+// Child processes for the tests: backends started inside a network namespace, and the
+// tcpshift CLI run as a user would run it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace tcpshift::testing {
+
+struct CommandResult {
+    int exit_code = -1;
+    std::string out;
+    std::string err;
+};
+
+// Runs argv to completion, capturing stdout and stderr.
+CommandResult run_command(const std::vector<std::string>& argv);
+// Runs the tcpshift binary under test with these arguments.
+CommandResult tcpshift(const std::vector<std::string>& args);
+
+// A process started in a network namespace (setns before exec). It is killed with SIGKILL and
+// reaped when the object goes away.
+class Child {
+   public:
+    // Starts argv in `netns` (a name under /var/run/netns, or "" for the current one) and waits
+    // up to `ready_within` for its first line of stdout.
+    static Child start(const std::string& netns, const std::vector<std::string>& argv,
+                       std::chrono::milliseconds ready_within = std::chrono::seconds(5));
+    Child() = default;
+    Child(Child&& other) noexcept;
+    Child& operator=(Child&& other) noexcept;
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+    ~Child();
+
+    pid_t pid() const { return pid_; }
+    bool running() const { return pid_ > 0; }
+    const std::string& first_line() const { return first_line_; }
+    // Sends a signal and reaps; returns the wait status.
+    int stop(int signal);
+
+   private:
+    pid_t pid_ = -1;
+    std::string first_line_;
+};
+
+// A tcpshift-echo backend answering "PREFIX line" on `listen` ("127.0.0.1:9001").
+Child start_echo(const std::string& netns, const std::string& listen, const std::string& prefix,
+                 const std::vector<std::string>& extra = {});
+
+}  // namespace tcpshift::testing

@@ -1,0 +1,156 @@
+// tcpshift-echo: the tcp-echo backend of the demo and the tests. Like Istio's
+// tcp-echo-server, it answers every line it receives with "PREFIX line".
+//
+//   tcpshift-echo --listen 127.0.0.1:9001 --prefix one [--reuseport]
+//
+// It prints "listening on ADDR" once every socket listens, and exits on SIGTERM or SIGINT.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tcpshift/endpoint.h"
+#include "tcpshift/fd.h"
+
+namespace {
+
+using tcpshift::Endpoint;
+using tcpshift::Fd;
+
+volatile sig_atomic_t stopping = 0;
+
+void on_signal(int) { stopping = 1; }
+
+Fd listen_on(const Endpoint& ep, bool reuseport, bool v6only) {
+    Fd fd(::socket(ep.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) return fd;
+    const int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (ep.family == AF_INET) {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(ep.port);
+        std::memcpy(&sin->sin_addr, ep.addr.data(), 4);
+        len = sizeof(*sin);
+    } else {
+        const int v6 = v6only ? 1 : 0;
+        ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof(v6));
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(ep.port);
+        std::memcpy(&sin6->sin6_addr, ep.addr.data(), 16);
+        len = sizeof(*sin6);
+    }
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd.get(), 4096) != 0) return Fd();
+    return fd;
+}
+
+struct Connection {
+    Fd fd;
+    std::string pending;  // bytes after the last newline
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> listen;
+    std::string prefix = "one";
+    bool reuseport = false, v6only = false;
+    CLI::App app{"tcp-echo backend: answers each line with \"PREFIX line\", like Istio's tcp-echo-server",
+                 "tcpshift-echo"};
+    app.add_option("-l,--listen", listen, "ADDRESS:PORT to listen on; repeatable")->required();
+    app.add_option("-p,--prefix", prefix, "word put before every echoed line")->capture_default_str();
+    app.add_flag("--reuseport", reuseport, "set SO_REUSEPORT, to join or hand over a listener group");
+    app.add_flag("--v6only", v6only, "IPv6 sockets take IPv6 only (default: dual-stack)");
+    CLI11_PARSE(app, argc, argv);
+
+    ::signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGINT, &sa, nullptr);
+
+    Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+    std::vector<Fd> listeners;
+    for (const auto& text : listen) {
+        auto endpoint = tcpshift::parse_endpoint(text);
+        if (!endpoint) {
+            std::cerr << "tcpshift-echo: --listen " << endpoint.error().message << "\n";
+            return 2;
+        }
+        Fd fd = listen_on(*endpoint, reuseport, v6only);
+        if (!fd) {
+            std::cerr << "tcpshift-echo: listen on " << text << ": " << std::strerror(errno) << "\n";
+            return 1;
+        }
+        epoll_event ev{.events = EPOLLIN, .data = {.fd = fd.get()}};
+        ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd.get(), &ev);
+        listeners.push_back(std::move(fd));
+    }
+    std::cout << "listening on";
+    for (const auto& text : listen) std::cout << " " << text;
+    std::cout << std::endl;
+
+    std::map<int, Connection> connections;
+    std::vector<epoll_event> events(256);
+    char buf[16384];
+    while (!stopping) {
+        const int n = ::epoll_wait(ep.get(), events.data(), static_cast<int>(events.size()), 200);
+        for (int i = 0; i < n; ++i) {
+            const int fd = events[i].data.fd;
+            bool is_listener = false;
+            for (const auto& l : listeners) is_listener = is_listener || l.get() == fd;
+            if (is_listener) {
+                for (;;) {
+                    const int c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    if (c < 0) break;
+                    epoll_event ev{.events = EPOLLIN | EPOLLRDHUP, .data = {.fd = c}};
+                    ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, c, &ev);
+                    connections[c].fd = Fd(c);
+                }
+                continue;
+            }
+            auto it = connections.find(fd);
+            if (it == connections.end()) continue;
+            bool closed = false;
+            for (;;) {
+                const ssize_t got = ::recv(fd, buf, sizeof(buf), 0);
+                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+                    closed = true;
+                    break;
+                }
+                if (got < 0) break;
+                std::string& pending = it->second.pending;
+                pending.append(buf, static_cast<size_t>(got));
+                std::string reply;
+                size_t start = 0;
+                for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+                    reply += prefix + " " + pending.substr(start, nl - start + 1);
+                pending.erase(0, start);
+                // Replies are small; a full send buffer means the peer stopped reading.
+                if (!reply.empty() && ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) {
+                    closed = true;
+                    break;
+                }
+            }
+            if (closed) {
+                ::epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr);
+                connections.erase(it);
+            }
+        }
+    }
+    return 0;
+}

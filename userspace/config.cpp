@@ -1,0 +1,268 @@
+#include "tcpshift/config.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "tcpshift/yaml_fields.h"
+
+namespace tcpshift {
+
+namespace fs = std::filesystem;
+
+std::string Resource::key() const { return kind + "/" + ns + "/" + name; }
+
+std::string affinity_name(Affinity affinity) { return affinity == Affinity::kSourceIp ? "source-ip" : "none"; }
+
+namespace {
+
+constexpr std::string_view kNativeGroup = "tcpshift.io/";
+
+Result<std::string> read_file(const std::string& path) {
+    if (path == "-") {
+        std::ostringstream out;
+        out << std::cin.rdbuf();
+        if (out.str().size() > kMaxConfigBytes)
+            return fail(config_error("-: input is larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB"));
+        return out.str();
+    }
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    if (ec) return fail(config_error(path + ": cannot read: " + ec.message()));
+    if (size > kMaxConfigBytes)
+        return fail(config_error(path + ": file is " + std::to_string(size >> 20) + " MiB, more than the " +
+                                 std::to_string(kMaxConfigBytes >> 20) + " MiB a config may be"));
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return fail(config_error(path + ": cannot open"));
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+Result<std::vector<std::string>> expand_paths(const std::vector<std::string>& paths) {
+    std::vector<std::string> files;
+    for (const auto& path : paths) {
+        std::error_code ec;
+        if (path != "-" && fs::is_directory(path, ec)) {
+            std::vector<std::string> found;
+            for (const auto& entry : fs::directory_iterator(path, ec)) {
+                const auto ext = entry.path().extension().string();
+                if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
+                    found.push_back(entry.path().string());
+            }
+            if (ec) return fail(config_error(path + ": cannot list: " + ec.message()));
+            std::sort(found.begin(), found.end());
+            files.insert(files.end(), found.begin(), found.end());
+        } else if (path == "-" || fs::exists(path, ec)) {
+            files.push_back(path);
+        } else {
+            return fail(config_error(path + ": no such file or directory"));
+        }
+    }
+    return files;
+}
+
+}  // namespace
+
+Result<std::vector<Resource>> parse_resources(const std::string& text, const std::string& file,
+                                              const std::string& default_ns, std::vector<std::string>* notes) {
+    std::vector<YAML::Node> docs;
+    try {
+        docs = YAML::LoadAll(text);
+    } catch (const YAML::Exception& e) {
+        return fail(config_error(file + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg));
+    }
+    std::vector<Resource> out;
+    for (const auto& doc : docs) {
+        if (doc.IsNull()) continue;
+        const SourceRef where{file, doc.Mark().line + 1};
+        if (!doc.IsMap()) return fail(config_error(where.str() + ": a document must be a mapping with apiVersion and kind"));
+        Resource r{.where = where, .node = doc};
+        auto api = optional_string(doc, "apiVersion", where.file, "apiVersion");
+        if (!api) return fail(api.error());
+        auto kind = optional_string(doc, "kind", where.file, "kind");
+        if (!kind) return fail(kind.error());
+        if (!*kind || !*api)
+            return fail(config_error(where.str() + ": " + (*kind ? "apiVersion" : "kind") +
+                                     ": missing; every document needs apiVersion and kind"));
+        r.api_version = **api;
+        r.kind = **kind;
+        const auto& meta = doc["metadata"];
+        if (!meta || !meta.IsMap()) return fail(config_error(where.str() + ": metadata: missing; it needs a name"));
+        auto name = optional_string(meta, "name", file, "metadata.name");
+        if (!name) return fail(name.error());
+        if (!*name || (*name)->empty()) return fail(config_error(where.str() + ": metadata.name: missing"));
+        r.name = **name;
+        auto ns = optional_string(meta, "namespace", file, "metadata.namespace");
+        if (!ns) return fail(ns.error());
+        r.ns = *ns ? **ns : default_ns;
+
+        const bool native = r.api_version.starts_with(kNativeGroup);
+        if (native && r.kind == "TrafficShift") {
+            if (r.api_version != "tcpshift.io/v1alpha1")
+                return fail(config_error(where.str() + ": apiVersion: \"" + r.api_version +
+                                         "\" is not served; use tcpshift.io/v1alpha1"));
+            out.push_back(std::move(r));
+            continue;
+        }
+        if (notes) notes->push_back(where.str() + ": skipped " + r.kind + " \"" + r.name + "\" (" + r.api_version +
+                                    "): tcpshift does not handle this kind");
+    }
+    return out;
+}
+
+Result<std::vector<Resource>> load_resources(const std::vector<std::string>& paths, const std::string& default_ns,
+                                             std::vector<std::string>* notes) {
+    auto files = expand_paths(paths);
+    if (!files) return fail(files.error());
+    std::vector<Resource> all;
+    for (const auto& file : *files) {
+        auto text = read_file(file);
+        if (!text) return fail(text.error());
+        auto resources = parse_resources(*text, file, default_ns, notes);
+        if (!resources) return fail(resources.error());
+        for (auto& r : *resources) all.push_back(std::move(r));
+    }
+    return all;
+}
+
+namespace {
+
+Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
+    const std::string& file = r.where.file;
+    const YAML::Node& doc = r.node;
+    if (auto ok = check_fields(doc, {"apiVersion", "kind", "metadata", "spec"}, file, ""); !ok) return fail(ok.error());
+    if (auto ok = check_fields(doc["metadata"], {"name", "namespace", "labels", "annotations"}, file, "metadata."); !ok)
+        return fail(ok.error());
+    ServiceSpec svc{.name = r.name, .where = r.where, .origin = r.key()};
+    const YAML::Node spec = doc["spec"];
+    if (!spec || !spec.IsMap()) return fail(config_error(r.where.str() + ": spec: missing or not a mapping"));
+    if (auto ok = check_fields(spec, {"listen", "affinity", "takeover", "subsets"}, file, "spec."); !ok)
+        return fail(ok.error());
+
+    const YAML::Node listen = spec["listen"];
+    if (!listen || !listen.IsSequence() || listen.size() == 0)
+        return fail(config_error(at(spec, file) + ": spec.listen: needs at least one ADDRESS:PORT"));
+    for (size_t i = 0; i < listen.size(); ++i) {
+        const std::string field = "spec.listen[" + std::to_string(i) + "]";
+        auto text = scalar_string(listen[i], file, field);
+        if (!text) return fail(text.error());
+        auto ep = parse_endpoint(*text);
+        if (!ep) return fail(config_error(at(listen[i], file) + ": " + field + ": " + ep.error().message));
+        svc.listen.push_back(*ep);
+    }
+
+    if (const YAML::Node aff = spec["affinity"]) {
+        auto text = scalar_string(aff, file, "spec.affinity");
+        if (!text) return fail(text.error());
+        if (*text == "source-ip") {
+            svc.affinity = Affinity::kSourceIp;
+        } else if (*text != "none") {
+            return fail(config_error(at(aff, file) + ": spec.affinity: \"" + *text + "\" is not none or source-ip"));
+        }
+    }
+    if (const YAML::Node takeover = spec["takeover"]) {
+        auto value = scalar_bool(takeover, file, "spec.takeover");
+        if (!value) return fail(value.error());
+        svc.takeover = *value;
+    }
+
+    const YAML::Node subsets = spec["subsets"];
+    if (!subsets || !subsets.IsSequence() || subsets.size() == 0)
+        return fail(config_error(at(spec, file) + ": spec.subsets: needs at least one subset"));
+    for (size_t i = 0; i < subsets.size(); ++i) {
+        const YAML::Node s = subsets[i];
+        const std::string field = "spec.subsets[" + std::to_string(i) + "]";
+        if (!s.IsMap()) return fail(config_error(at(s, file) + ": " + field + ": must be a mapping"));
+        if (auto ok = check_fields(s, {"name", "weight", "backends"}, file, field + "."); !ok) return fail(ok.error());
+        SubsetSpec subset{.where = {file, s.Mark().line + 1}};
+        auto name = optional_string(s, "name", file, field + ".name");
+        if (!name) return fail(name.error());
+        if (!*name || (*name)->empty()) return fail(config_error(at(s, file) + ": " + field + ".name: missing"));
+        subset.name = **name;
+        if (const YAML::Node w = s["weight"]) {
+            auto weight = scalar_weight(w, file, field + ".weight");
+            if (!weight) return fail(weight.error());
+            subset.weight = *weight;
+            subset.weight_where = {file, w.Mark().line + 1};
+        } else if (subsets.size() == 1) {
+            subset.weight = 100;  // a lone destination takes all, as in Istio
+            subset.weight_where = subset.where;
+        } else {
+            return fail(config_error(at(s, file) + ": " + field +
+                                     ".weight: missing; every subset needs a weight when there are several"));
+        }
+        const YAML::Node backends = s["backends"];
+        if (!backends || !backends.IsSequence() || backends.size() == 0)
+            return fail(config_error(at(s, file) + ": " + field + ".backends: needs at least one ADDRESS:PORT"));
+        for (size_t j = 0; j < backends.size(); ++j) {
+            const std::string bfield = field + ".backends[" + std::to_string(j) + "]";
+            auto text = scalar_string(backends[j], file, bfield);
+            if (!text) return fail(text.error());
+            auto ep = parse_endpoint(*text);
+            if (!ep) return fail(config_error(at(backends[j], file) + ": " + bfield + ": " + ep.error().message));
+            if (ep->is_wildcard())
+                return fail(config_error(at(backends[j], file) + ": " + bfield + ": \"" + *text +
+                                         "\": a backend needs a concrete address, such as 127.0.0.1"));
+            subset.backends.push_back(*ep);
+        }
+        svc.subsets.push_back(std::move(subset));
+    }
+    return svc;
+}
+
+}  // namespace
+
+Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources) {
+    std::vector<ServiceSpec> services;
+    for (const auto& r : resources) {
+        if (r.kind != "TrafficShift") continue;
+        auto svc = parse_traffic_shift(r);
+        if (!svc) return fail(svc.error());
+        services.push_back(std::move(*svc));
+    }
+    if (auto ok = validate_services(services); !ok) return fail(ok.error());
+    return services;
+}
+
+Result<void> validate_services(const std::vector<ServiceSpec>& services) {
+    std::map<std::string, const ServiceSpec*> names;
+    std::map<Endpoint, const ServiceSpec*> frontends;
+    for (const auto& svc : services) {
+        if (auto [it, fresh] = names.emplace(svc.name, &svc); !fresh)
+            return fail(config_error(svc.where.str() + ": metadata.name: service \"" + svc.name +
+                                     "\" is defined twice; the other is at " + it->second->where.str()));
+        for (const auto& ep : svc.listen) {
+            if (auto [it, fresh] = frontends.emplace(ep, &svc); !fresh)
+                return fail(config_error(svc.where.str() + ": spec.listen: " + ep.str() + " is claimed by service \"" +
+                                         svc.name + "\" and by \"" + it->second->name + "\" (" +
+                                         it->second->where.str() + "); a frontend belongs to one service"));
+        }
+        std::set<std::string> subset_names;
+        std::set<Endpoint> backends;
+        uint64_t total = 0;
+        for (const auto& subset : svc.subsets) {
+            if (!subset_names.insert(subset.name).second)
+                return fail(config_error(subset.where.str() + ": subset \"" + subset.name + "\" of service \"" +
+                                         svc.name + "\" is defined twice"));
+            for (const auto& b : subset.backends)
+                if (!backends.insert(b).second)
+                    return fail(config_error(subset.where.str() + ": backend " + b.str() + " appears twice in service \"" +
+                                             svc.name + "\""));
+            total += subset.weight;
+        }
+        if (total == 0)
+            return fail(config_error(svc.where.str() + ": service \"" + svc.name +
+                                     "\": every subset has weight 0, so no connection could be served; give one a "
+                                     "weight above 0"));
+    }
+    return {};
+}
+
+}  // namespace tcpshift

@@ -1,0 +1,371 @@
+#include "tcpshift/dataplane.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "steer_bpf.skel.h"
+#include "tcpshift/bpf_abi.h"
+#include "tcpshift/pins.h"
+
+namespace tcpshift {
+
+static_assert(sizeof(ts_frontend_key) == 24);
+static_assert(sizeof(ts_frontend) == 4);
+static_assert(sizeof(ts_service) == 4);
+static_assert(sizeof(ts_table) == 8 + 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1));
+static_assert(sizeof(ts_table) % 4 == 0);
+static_assert(sizeof(ts_listener_key) == 32);
+static_assert(sizeof(ts_service_stats) == 24);
+static_assert(sizeof(ts_backend_stats) == 8);
+
+void SteerBpfDeleter::operator()(steer_bpf* skel) const { steer_bpf::destroy(skel); }
+
+namespace {
+
+// libbpf returns -errno or sets errno, depending on the call.
+int libbpf_errno(int ret) { return ret < 0 ? -ret : errno; }
+
+Fd dup_fd(int fd) { return Fd(::fcntl(fd, F_DUPFD_CLOEXEC, 3)); }
+
+ts_frontend_key frontend_key(const Endpoint& ep) {
+    ts_frontend_key key{};
+    key.family = static_cast<__u32>(ep.family);
+    key.port = ep.port;
+    std::memcpy(key.addr, ep.addr.data(), sizeof(key.addr));
+    return key;
+}
+
+ts_listener_key listener_key(const Endpoint& ep, uint64_t cookie) {
+    ts_listener_key key{};
+    key.netns_cookie = cookie;
+    key.family = static_cast<__u32>(ep.family);
+    key.port = ep.port;
+    std::memcpy(key.addr, ep.addr.data(), sizeof(key.addr));
+    return key;
+}
+
+Result<void> update(const Fd& map, const char* name, const void* key, const void* value) {
+    if (bpf_map_update_elem(map.get(), key, value, BPF_ANY) != 0)
+        return fail(system_error(std::string("update map \"") + name + "\"", errno));
+    return {};
+}
+
+Result<void> remove(const Fd& map, const char* name, const void* key) {
+    if (bpf_map_delete_elem(map.get(), key) != 0 && errno != ENOENT)
+        return fail(system_error(std::string("delete from map \"") + name + "\"", errno));
+    return {};
+}
+
+// Zeroes one entry of a per-CPU array on every CPU.
+Result<void> clear_percpu(const Fd& map, const char* name, uint32_t index, size_t value_size) {
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) return fail(system_error("count possible CPUs", -cpus));
+    std::vector<uint8_t> zeros(static_cast<size_t>(cpus) * ((value_size + 7) & ~size_t{7}), 0);
+    return update(map, name, &index, zeros.data());
+}
+
+template <typename T>
+Result<T> sum_percpu(const Fd& map, const char* name, uint32_t index) {
+    static_assert(sizeof(T) % 8 == 0);
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) return fail(system_error("count possible CPUs", -cpus));
+    std::vector<T> values(static_cast<size_t>(cpus));
+    if (bpf_map_lookup_elem(map.get(), &index, values.data()) != 0)
+        return fail(system_error(std::string("read map \"") + name + "\"", errno));
+    T total{};
+    auto* out = reinterpret_cast<uint64_t*>(&total);
+    for (const auto& v : values) {
+        const auto* in = reinterpret_cast<const uint64_t*>(&v);
+        for (size_t i = 0; i < sizeof(T) / 8; ++i) out[i] += in[i];
+    }
+    return total;
+}
+
+std::string pin_path(const std::string& dir, const char* name) { return dir + "/" + name; }
+
+Result<uint64_t> random_seed() {
+    uint64_t seed = 0;
+    if (::getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) return fail(system_error("getrandom", errno));
+    return seed;
+}
+
+// The netns inode a pinned sk_lookup link is attached to; 0 when its namespace is gone.
+uint64_t link_netns_inode(const std::string& dir) {
+    Fd link(bpf_obj_get(pin_path(dir, kPinSteerLink).c_str()));
+    if (!link) return 0;
+    bpf_link_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(link.get(), &info, &len) != 0) return 0;
+    return info.netns.netns_ino;
+}
+
+}  // namespace
+
+Result<SteerProgram> SteerProgram::load(uint64_t hash_seed) {
+    SteerProgram program;
+    program.skel_.reset(steer_bpf::open());
+    if (!program.skel_) return fail(system_error("open BPF object steer_bpf", errno));
+    program.skel_->rodata->hash_seed = hash_seed;
+    if (int err = steer_bpf::load(program.skel_.get()); err != 0) {
+        const int e = libbpf_errno(err);
+        std::string why = "load BPF programs (sk_lookup needs Linux 5.9, sock_ops netns cookies 5.15)";
+        if (e == EPERM) why = "load BPF programs: root (CAP_BPF and CAP_NET_ADMIN) is needed";
+        return fail(system_error(why, e));
+    }
+    return program;
+}
+
+int SteerProgram::steer_fd() const { return bpf_program__fd(skel_->progs.steer); }
+int SteerProgram::register_listener_fd() const { return bpf_program__fd(skel_->progs.register_listener); }
+
+Result<DataplaneMaps> SteerProgram::maps() const {
+    auto& m = skel_->maps;
+    DataplaneMaps maps{
+        .frontends = dup_fd(bpf_map__fd(m.frontends)),
+        .services = dup_fd(bpf_map__fd(m.services)),
+        .tables = dup_fd(bpf_map__fd(m.tables)),
+        .sockets = dup_fd(bpf_map__fd(m.sockets)),
+        .listeners = dup_fd(bpf_map__fd(m.listeners)),
+        .service_stats = dup_fd(bpf_map__fd(m.service_stats)),
+        .backend_stats = dup_fd(bpf_map__fd(m.backend_stats)),
+    };
+    if (!maps.frontends || !maps.services || !maps.tables || !maps.sockets || !maps.listeners ||
+        !maps.service_stats || !maps.backend_stats)
+        return fail(system_error("duplicate map fds", errno));
+    return maps;
+}
+
+bool dataplane_attached(const NetnsId& netns) {
+    const std::string dir = pin_dir(netns.inode);
+    struct stat st {};
+    return ::stat(dir.c_str(), &st) == 0 && link_netns_inode(dir) == netns.inode;
+}
+
+Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options) {
+    if (auto ok = ensure_bpffs(); !ok) return fail(ok.error());
+    const std::string dir = pin_dir(netns.inode);
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0) {
+        if (link_netns_inode(dir) == netns.inode) return false;
+        // A namespace that is gone left these; its inode was reused.
+        if (auto ok = remove_tree(dir); !ok) return fail(ok.error());
+        if (auto ok = remove_tree(state_dir(netns.inode)); !ok) return fail(ok.error());
+    }
+
+    auto seed = random_seed();
+    if (!seed) return fail(seed.error());
+    auto program = SteerProgram::load(*seed);
+    if (!program) return fail(program.error());
+    steer_bpf* skel = program->skeleton();
+
+    std::string cgroup = options.cgroup;
+    if (cgroup.empty()) {
+        auto found = default_cgroup2();
+        if (!found) return fail(found.error());
+        cgroup = *found;
+    }
+    Fd cgroup_fd(::open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cgroup_fd) return fail(system_error("open cgroup " + cgroup, errno));
+    Fd netns_fd(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!netns_fd) return fail(system_error("open /proc/thread-self/ns/net", errno));
+
+    std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> steer_link(
+        bpf_program__attach_netns(skel->progs.steer, netns_fd.get()), bpf_link__destroy);
+    if (!steer_link) return fail(system_error("attach sk_lookup to the network namespace (needs Linux 5.9)", errno));
+    std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> sockops_link(
+        bpf_program__attach_cgroup(skel->progs.register_listener, cgroup_fd.get()), bpf_link__destroy);
+    if (!sockops_link) return fail(system_error("attach sock_ops to cgroup " + cgroup, errno));
+
+    // Pin into a private directory and rename it into place, so a reader never sees half a
+    // set of pins. bpffs refuses names with a dot, so the directory is not hidden.
+    const std::string tmp = std::string(kPinRoot) + "/tmp-" + std::to_string(netns.inode) + "-" +
+                            std::to_string(::getpid());
+    (void)remove_tree(tmp);
+    if (::mkdir(tmp.c_str(), 0700) != 0) return fail(system_error("mkdir " + tmp, errno));
+    auto cleanup_tmp = [&] { (void)remove_tree(tmp); };
+    bpf_map* maps[] = {skel->maps.frontends, skel->maps.services,      skel->maps.tables,       skel->maps.sockets,
+                       skel->maps.listeners, skel->maps.service_stats, skel->maps.backend_stats};
+    for (size_t i = 0; i < kMapNames.size(); ++i) {
+        if (int err = bpf_obj_pin(bpf_map__fd(maps[i]), pin_path(tmp, kMapNames[i]).c_str()); err != 0) {
+            cleanup_tmp();
+            return fail(system_error(std::string("pin map \"") + kMapNames[i] + "\"", libbpf_errno(err)));
+        }
+    }
+    if (bpf_obj_pin(bpf_link__fd(steer_link.get()), pin_path(tmp, kPinSteerLink).c_str()) != 0 ||
+        bpf_obj_pin(bpf_link__fd(sockops_link.get()), pin_path(tmp, kPinSockopsLink).c_str()) != 0) {
+        const int e = errno;
+        cleanup_tmp();
+        return fail(system_error("pin links", e));
+    }
+    if (::rename(tmp.c_str(), dir.c_str()) != 0) {
+        const int e = errno;
+        cleanup_tmp();
+        return fail(system_error("rename " + tmp + " to " + dir, e));
+    }
+    return true;
+}
+
+Result<DataplaneMaps> open_dataplane(const NetnsId& netns) {
+    const std::string dir = pin_dir(netns.inode);
+    if (!dataplane_attached(netns))
+        return fail(system_error("network namespace " + std::to_string(netns.inode) +
+                                 ": tcpshift is not attached; run `tcpshift attach` or `tcpshift apply`"));
+    DataplaneMaps maps;
+    Fd* fds[] = {&maps.frontends, &maps.services,      &maps.tables,       &maps.sockets,
+                 &maps.listeners, &maps.service_stats, &maps.backend_stats};
+    for (size_t i = 0; i < kMapNames.size(); ++i) {
+        *fds[i] = Fd(bpf_obj_get(pin_path(dir, kMapNames[i]).c_str()));
+        if (!*fds[i]) return fail(system_error("open pinned map " + pin_path(dir, kMapNames[i]), errno));
+    }
+    return maps;
+}
+
+Result<void> detach_dataplane(const NetnsId& netns) {
+    const std::string dir = pin_dir(netns.inode);
+    // Unlinking the link pins detaches the programs; with no fd left they are freed.
+    if (auto ok = remove_tree(dir); !ok) return fail(ok.error());
+    return remove_tree(state_dir(netns.inode));
+}
+
+std::vector<std::pair<Endpoint, uint32_t>> listener_keys(const Plan& plan) {
+    std::map<Endpoint, uint32_t> exact;
+    std::map<Endpoint, std::set<uint32_t>> wildcard;
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                exact[b.address] = b.id;
+                Endpoint any{.family = b.address.family, .port = b.address.port};
+                wildcard[any].insert(b.id);
+                if (b.address.family == AF_INET) wildcard[Endpoint{.family = AF_INET6, .port = b.address.port}].insert(b.id);
+            }
+    std::vector<std::pair<Endpoint, uint32_t>> keys(exact.begin(), exact.end());
+    for (const auto& [ep, ids] : wildcard)
+        if (ids.size() == 1 && !exact.count(ep)) keys.emplace_back(ep, *ids.begin());
+    return keys;
+}
+
+namespace {
+
+std::set<Endpoint> frontends_of(const Plan* plan) {
+    std::set<Endpoint> out;
+    if (plan)
+        for (const auto& svc : plan->services) out.insert(svc.frontends.begin(), svc.frontends.end());
+    return out;
+}
+
+}  // namespace
+
+Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
+    // 1. Listener keys first, so a backend that starts from here on registers itself.
+    const auto next_keys = listener_keys(next);
+    for (const auto& [ep, id] : next_keys) {
+        const ts_listener_key key = listener_key(ep, netns.cookie);
+        const ts_listener value{.backend_id = id};
+        if (auto ok = update(maps.listeners, "listeners", &key, &value); !ok) return ok;
+    }
+
+    // 2. Tables: write the spare generation, then flip.
+    std::set<uint32_t> live_services;
+    for (const auto& svc : next.services) {
+        live_services.insert(svc.id);
+        ts_service current{};
+        if (bpf_map_lookup_elem(maps.services.get(), &svc.id, &current) != 0)
+            return fail(system_error("read map \"services\"", errno));
+        const uint32_t spare = (current.generation & 1) ^ 1;
+        auto table = std::make_unique<ts_table>();
+        std::memset(table.get(), 0xff, sizeof(*table));
+        table->affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
+        table->backend_count = static_cast<__u32>(svc.weighted_backends.size());
+        std::copy(svc.weighted_backends.begin(), svc.weighted_backends.end(), table->backends);
+        std::copy(svc.slots.begin(), svc.slots.end(), table->slots);
+        const uint32_t table_id = svc.id * TS_TABLE_GENERATIONS + spare;
+        if (auto ok = update(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
+        const ts_service flipped{.generation = spare};
+        if (auto ok = update(maps.services, "services", &svc.id, &flipped); !ok) return ok;
+    }
+
+    // 3. Frontends, now that every table they point to is live.
+    const auto next_frontends = frontends_of(&next);
+    for (const auto& svc : next.services) {
+        for (const auto& ep : svc.frontends) {
+            const ts_frontend_key key = frontend_key(ep);
+            const ts_frontend value{.service_id = svc.id};
+            if (auto ok = update(maps.frontends, "frontends", &key, &value); !ok) return ok;
+        }
+    }
+
+    // 4. Removals, in reverse: frontends, then counters, then listeners and their sockets.
+    for (const auto& ep : frontends_of(previous)) {
+        if (next_frontends.count(ep)) continue;
+        const ts_frontend_key key = frontend_key(ep);
+        if (auto ok = remove(maps.frontends, "frontends", &key); !ok) return ok;
+    }
+    if (previous) {
+        for (const auto& svc : previous->services) {
+            if (live_services.count(svc.id)) continue;
+            if (auto ok = clear_percpu(maps.service_stats, "service_stats", svc.id, sizeof(ts_service_stats)); !ok)
+                return ok;
+        }
+        std::set<uint32_t> next_backends;
+        for (const auto& [name, id] : next.ids.backends) next_backends.insert(id);
+        for (const auto& [name, id] : previous->ids.backends) {
+            if (next_backends.count(id)) continue;
+            if (auto ok = clear_percpu(maps.backend_stats, "backend_stats", id, sizeof(ts_backend_stats)); !ok)
+                return ok;
+            if (auto ok = remove(maps.sockets, "sockets", &id); !ok) return ok;
+        }
+        std::set<Endpoint> kept;
+        for (const auto& [ep, id] : next_keys) kept.insert(ep);
+        for (const auto& [ep, id] : listener_keys(*previous)) {
+            if (kept.count(ep)) continue;
+            const ts_listener_key key = listener_key(ep, netns.cookie);
+            if (auto ok = remove(maps.listeners, "listeners", &key); !ok) return ok;
+        }
+    }
+    return {};
+}
+
+Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan) {
+    std::vector<uint32_t> ready;
+    for (const auto& [name, id] : plan.ids.backends) {
+        uint64_t cookie = 0;
+        if (bpf_map_lookup_elem(maps.sockets.get(), &id, &cookie) == 0) {
+            ready.push_back(id);
+        } else if (errno != ENOENT) {
+            return fail(system_error("read map \"sockets\"", errno));
+        }
+    }
+    return ready;
+}
+
+Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, int socket_fd) {
+    const uint64_t fd = static_cast<uint64_t>(socket_fd);
+    if (bpf_map_update_elem(maps.sockets.get(), &backend_id, &fd, BPF_ANY) != 0)
+        return fail(system_error("insert listener of backend " + std::to_string(backend_id) + " into map \"sockets\"",
+                                 errno));
+    return {};
+}
+
+Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id) {
+    auto s = sum_percpu<ts_service_stats>(maps.service_stats, "service_stats", service_id);
+    if (!s) return fail(s.error());
+    return ServiceCounters{.lookups = s->lookups, .fallbacks = s->fallbacks, .no_backend = s->no_backend};
+}
+
+Result<BackendCounters> read_backend_counters(const DataplaneMaps& maps, uint32_t backend_id) {
+    auto b = sum_percpu<ts_backend_stats>(maps.backend_stats, "backend_stats", backend_id);
+    if (!b) return fail(b.error());
+    return BackendCounters{.steered = b->steered};
+}
+
+}  // namespace tcpshift

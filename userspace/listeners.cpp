@@ -1,0 +1,177 @@
+#include "tcpshift/listeners.h"
+
+#include <dirent.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <fstream>
+#include <sstream>
+
+namespace tcpshift {
+
+namespace {
+
+constexpr int kTcpListen = 0x0A;
+
+// One /proc/net/tcp[6] table. Addresses are printed as the in-memory 32-bit words of the
+// network-order address, so parsing each word as a native integer gives it back unchanged.
+void read_tcp_table(const std::string& path, int family, std::vector<ListeningSocket>& out) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state, queues, timer, retrans, uid, timeout, inode;
+        if (!(fields >> slot >> local >> remote >> state >> queues >> timer >> retrans >> uid >> timeout >> inode))
+            continue;
+        if (std::strtoul(state.c_str(), nullptr, 16) != kTcpListen) continue;
+        const auto colon = local.find(':');
+        if (colon == std::string::npos) continue;
+        ListeningSocket s{.local = {.family = family}, .inode = std::strtoull(inode.c_str(), nullptr, 10)};
+        const std::string addr = local.substr(0, colon);
+        for (size_t w = 0; w < addr.size() / 8 && w < 4; ++w)
+            s.local.addr[w] = static_cast<uint32_t>(std::strtoul(addr.substr(w * 8, 8).c_str(), nullptr, 16));
+        s.local.port = static_cast<uint16_t>(std::strtoul(local.substr(colon + 1).c_str(), nullptr, 16));
+        out.push_back(s);
+    }
+}
+
+struct DirCloser {
+    void operator()(DIR* dir) const { closedir(dir); }
+};
+using DirHandle = std::unique_ptr<DIR, DirCloser>;
+
+bool is_number(const char* s) {
+    if (*s == '\0') return false;
+    for (; *s; ++s)
+        if (*s < '0' || *s > '9') return false;
+    return true;
+}
+
+std::string read_comm(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+    std::string comm;
+    std::getline(in, comm);
+    return comm;
+}
+
+// Would a connection to `frontend` otherwise reach `listener`?
+bool overlaps(const Endpoint& frontend, const Endpoint& listener) {
+    if (frontend.port != listener.port) return false;
+    if (frontend.family != listener.family) {
+        // An IPv6 wildcard listener takes IPv4 connections unless it is IPV6_V6ONLY, which
+        // /proc does not show; count it as a conflict.
+        return frontend.family == AF_INET && listener.family == AF_INET6 && listener.is_wildcard();
+    }
+    return frontend.is_wildcard() || listener.is_wildcard() || frontend.addr == listener.addr;
+}
+
+}  // namespace
+
+Result<std::vector<ListeningSocket>> listening_sockets() {
+    std::vector<ListeningSocket> out;
+    read_tcp_table("/proc/thread-self/net/tcp", AF_INET, out);
+    read_tcp_table("/proc/thread-self/net/tcp6", AF_INET6, out);
+    return out;
+}
+
+std::map<uint64_t, SocketOwner> socket_owners(const std::set<uint64_t>& inodes) {
+    std::map<uint64_t, SocketOwner> owners;
+    if (inodes.empty()) return owners;
+    DirHandle proc(opendir("/proc"));
+    if (!proc) return owners;
+    while (dirent* pe = readdir(proc.get())) {
+        if (!is_number(pe->d_name)) continue;
+        const pid_t pid = static_cast<pid_t>(std::atoi(pe->d_name));
+        const std::string fd_dir = std::string("/proc/") + pe->d_name + "/fd";
+        DirHandle fds(opendir(fd_dir.c_str()));
+        if (!fds) continue;
+        while (dirent* fe = readdir(fds.get())) {
+            if (!is_number(fe->d_name)) continue;
+            char target[64] = {};
+            const std::string link = fd_dir + "/" + fe->d_name;
+            const ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
+            if (n <= 0 || std::strncmp(target, "socket:[", 8) != 0) continue;
+            const uint64_t inode = std::strtoull(target + 8, nullptr, 10);
+            if (!inodes.count(inode) || owners.count(inode)) continue;
+            owners[inode] = SocketOwner{.pid = pid, .fd = std::atoi(fe->d_name), .command = read_comm(pid)};
+        }
+        if (owners.size() == inodes.size()) break;
+    }
+    return owners;
+}
+
+Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std::ostream* progress) {
+    const auto keys = listener_keys(plan);
+    std::map<Endpoint, uint32_t> by_key(keys.begin(), keys.end());
+    auto ready = ready_backends(maps, plan);
+    if (!ready) return fail(ready.error());
+    const std::set<uint32_t> registered(ready->begin(), ready->end());
+
+    auto sockets = listening_sockets();
+    if (!sockets) return fail(sockets.error());
+    std::map<uint64_t, uint32_t> wanted;  // socket inode -> backend id
+    for (const auto& s : *sockets) {
+        auto it = by_key.find(s.local);
+        if (it == by_key.end() || registered.count(it->second)) continue;
+        wanted.emplace(s.inode, it->second);
+    }
+    std::set<uint64_t> inodes;
+    for (const auto& [inode, id] : wanted) inodes.insert(inode);
+    const auto owners = socket_owners(inodes);
+
+    size_t adopted = 0;
+    std::set<uint32_t> done;
+    for (const auto& [inode, id] : wanted) {
+        if (done.count(id)) continue;
+        auto owner = owners.find(inode);
+        if (owner == owners.end()) continue;  // closed since, or held by no process we can see
+        Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, owner->second.pid, 0)));
+        if (!pidfd) continue;  // the process exited
+        Fd sock(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), owner->second.fd, 0)));
+        if (!sock) {
+            if (errno == EPERM) return fail(system_error("pidfd_getfd from pid " + std::to_string(owner->second.pid), errno));
+            continue;
+        }
+        if (auto ok = register_listener(maps, id, sock.get()); !ok) return fail(ok.error());
+        done.insert(id);
+        ++adopted;
+        if (progress)
+            *progress << "adopted listener of backend " << id << " from " << owner->second.command << " (pid "
+                      << owner->second.pid << ")\n";
+    }
+    return adopted;
+}
+
+Result<void> check_frontend_conflicts(const Plan& plan) {
+    auto sockets = listening_sockets();
+    if (!sockets) return fail(sockets.error());
+    const auto keys = listener_keys(plan);
+    std::set<Endpoint> backend_listeners;
+    for (const auto& [ep, id] : keys) backend_listeners.insert(ep);
+
+    for (const auto& svc : plan.services) {
+        if (svc.takeover) continue;
+        for (const auto& frontend : svc.frontends) {
+            for (const auto& s : *sockets) {
+                if (backend_listeners.count(s.local) || !overlaps(frontend, s.local)) continue;
+                const auto owners = socket_owners({s.inode});
+                std::string who = "a socket no process holds";
+                if (auto it = owners.find(s.inode); it != owners.end())
+                    who = it->second.command + " (pid " + std::to_string(it->second.pid) + ")";
+                return fail(config_error(svc.where.str() + ": service \"" + svc.name + "\": frontend " + frontend.str() +
+                                         " is a port where " + who + " already listens on " + s.local.str() +
+                                         "; stop it, or set spec.takeover: true to steer its connections anyway"));
+            }
+        }
+    }
+    return {};
+}
+
+}  // namespace tcpshift

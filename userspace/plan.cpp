@@ -1,0 +1,131 @@
+#include "tcpshift/plan.h"
+
+#include <set>
+
+#include "tcpshift/bpf_abi.h"
+#include "tcpshift/weight_table.h"
+
+namespace tcpshift {
+
+PlanLimits default_limits() {
+    return PlanLimits{
+        .max_services = TS_MAX_SERVICES,
+        .max_service_backends = TS_MAX_SERVICE_BACKENDS,
+        .max_backends = TS_MAX_BACKENDS,
+        .max_frontends = TS_MAX_FRONTENDS,
+        .table_slots = TS_TABLE_SLOTS,
+    };
+}
+
+const PlanService* Plan::find_service(const std::string& name) const {
+    for (const auto& s : services)
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
+namespace {
+
+// Keeps the ids of names seen before and gives new names the lowest free id below `limit`.
+class IdAllocator {
+   public:
+    IdAllocator(const std::map<std::string, uint32_t>& previous, uint32_t limit) : previous_(previous), limit_(limit) {}
+
+    // Pass 1: reserve every id a name already had.
+    void keep(const std::string& name) {
+        if (auto it = previous_.find(name); it != previous_.end() && it->second < limit_) {
+            if (used_.insert(it->second).second) assigned_[name] = it->second;
+        }
+    }
+    // Pass 2: the id of a name, allocating when it is new; -1 when the space is full.
+    int64_t id(const std::string& name) {
+        if (auto it = assigned_.find(name); it != assigned_.end()) return it->second;
+        while (next_ < limit_ && used_.count(next_)) ++next_;
+        if (next_ >= limit_) return -1;
+        used_.insert(next_);
+        return assigned_[name] = next_;
+    }
+    const std::map<std::string, uint32_t>& assigned() const { return assigned_; }
+
+   private:
+    const std::map<std::string, uint32_t>& previous_;
+    uint32_t limit_;
+    std::set<uint32_t> used_;
+    std::map<std::string, uint32_t> assigned_;
+    uint32_t next_ = 0;
+};
+
+}  // namespace
+
+Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssignment& previous,
+                          const PlanLimits& limits) {
+    if (services.size() > limits.max_services)
+        return fail(config_error("the configuration has " + std::to_string(services.size()) +
+                                 " services; a network namespace holds at most " +
+                                 std::to_string(limits.max_services)));
+    size_t frontend_count = 0;
+    for (const auto& s : services) frontend_count += s.listen.size();
+    if (frontend_count > limits.max_frontends)
+        return fail(config_error("the configuration has " + std::to_string(frontend_count) +
+                                 " frontends; a network namespace holds at most " +
+                                 std::to_string(limits.max_frontends)));
+
+    IdAllocator service_ids(previous.services, limits.max_services);
+    // Backend id TS_NO_BACKEND marks an empty slot, so it is never handed out.
+    IdAllocator backend_ids(previous.backends, std::min<uint32_t>(limits.max_backends, TS_NO_BACKEND));
+    for (const auto& s : services) {
+        service_ids.keep(s.name);
+        for (const auto& subset : s.subsets)
+            for (const auto& b : subset.backends) backend_ids.keep(b.str());
+    }
+
+    Plan plan;
+    for (const auto& s : services) {
+        PlanService ps{
+            .name = s.name,
+            .id = static_cast<uint32_t>(service_ids.id(s.name)),
+            .affinity = s.affinity,
+            .takeover = s.takeover,
+            .frontends = s.listen,
+            .where = s.where,
+            .origin = s.origin,
+        };
+        uint64_t total = 0;
+        size_t backend_count = 0;
+        for (const auto& subset : s.subsets) {
+            total += subset.weight;
+            backend_count += subset.backends.size();
+        }
+        if (backend_count > limits.max_service_backends)
+            return fail(config_error(s.where.str() + ": service \"" + s.name + "\" has " +
+                                     std::to_string(backend_count) + " backends; a service holds at most " +
+                                     std::to_string(limits.max_service_backends)));
+        std::vector<WeightedBackend> weighted;
+        for (const auto& subset : s.subsets) {
+            PlanSubset p{.name = subset.name,
+                         .weight = subset.weight,
+                         .share = total ? static_cast<double>(subset.weight) / total : 0,
+                         .weight_where = subset.weight_where};
+            for (const auto& b : subset.backends) {
+                const int64_t id = backend_ids.id(b.str());
+                if (id < 0)
+                    return fail(config_error(subset.where.str() + ": backend " + b.str() +
+                                             ": a network namespace holds at most " +
+                                             std::to_string(limits.max_backends) + " backends"));
+                const double share = p.share / subset.backends.size();
+                p.backends.push_back(PlanBackend{.id = static_cast<uint32_t>(id), .address = b, .share = share});
+                if (share > 0) {
+                    weighted.push_back(WeightedBackend{.id = static_cast<uint16_t>(id), .name = b.str(), .weight = share});
+                    ps.weighted_backends.push_back(static_cast<uint16_t>(id));
+                }
+            }
+            ps.subsets.push_back(std::move(p));
+        }
+        ps.slots = build_weight_table(weighted, limits.table_slots, TS_NO_BACKEND);
+        plan.services.push_back(std::move(ps));
+    }
+    plan.ids.services = service_ids.assigned();
+    plan.ids.backends = backend_ids.assigned();
+    return plan;
+}
+
+}  // namespace tcpshift

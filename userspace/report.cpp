@@ -1,0 +1,187 @@
+#include "tcpshift/report.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "tcpshift/pins.h"
+
+namespace tcpshift {
+
+using nlohmann::json;
+
+std::string percent(double fraction) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.1f%%", fraction * 100.0);
+    return buf;
+}
+
+void TextTable::print(std::ostream& out, const std::string& indent) const {
+    std::vector<size_t> width;
+    for (const auto& r : rows_)
+        for (size_t i = 0; i < r.size(); ++i) {
+            if (width.size() <= i) width.push_back(0);
+            width[i] = std::max(width[i], r[i].size());
+        }
+    for (const auto& r : rows_) {
+        std::string line = indent;
+        for (size_t i = 0; i < r.size(); ++i) {
+            line += r[i];
+            if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+        }
+        out << line << "\n";
+    }
+}
+
+namespace {
+
+std::string join_frontends(const PlanService& svc) {
+    std::string s;
+    for (const auto& f : svc.frontends) s += (s.empty() ? "" : ", ") + f.str();
+    return s;
+}
+
+json frontends_json(const PlanService& svc) {
+    json a = json::array();
+    for (const auto& f : svc.frontends) a.push_back(f.str());
+    return a;
+}
+
+std::string set_usage(const PlanService& svc) {
+    std::string s = "tcpshift set " + svc.name;
+    for (const auto& subset : svc.subsets) s += " " + subset.name + "=" + std::to_string(subset.weight);
+    return s;
+}
+
+}  // namespace
+
+json explain_json(const Plan& plan) {
+    json services = json::array();
+    for (const auto& svc : plan.services) {
+        json subsets = json::array();
+        for (const auto& subset : svc.subsets) {
+            json backends = json::array();
+            for (const auto& b : subset.backends)
+                backends.push_back({{"address", b.address.str()}, {"percent", b.share * 100.0}});
+            subsets.push_back({{"name", subset.name},
+                               {"weight", subset.weight},
+                               {"percent", subset.share * 100.0},
+                               {"weight_from", subset.weight_where.str()},
+                               {"backends", backends}});
+        }
+        services.push_back({{"service", svc.name},
+                            {"frontends", frontends_json(svc)},
+                            {"affinity", affinity_name(svc.affinity)},
+                            {"takeover", svc.takeover},
+                            {"from", svc.where.str()},
+                            {"resource", svc.origin},
+                            {"subsets", subsets}});
+    }
+    return {{"services", services}};
+}
+
+void print_explain(const Plan& plan, std::ostream& out) {
+    for (const auto& svc : plan.services) {
+        out << join_frontends(svc) << " -> service " << svc.name << "  (affinity " << affinity_name(svc.affinity)
+            << ", from " << svc.where.str() << ")\n";
+        TextTable t;
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "BACKEND SHARE", "WEIGHT FROM"});
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends)
+                t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
+                       percent(b.share), subset.weight_where.str()});
+        t.print(out, "  ");
+    }
+}
+
+json status_json(const Plan& plan, const StatusFacts& facts) {
+    json services = json::array();
+    for (const auto& svc : plan.services) {
+        json subsets = json::array();
+        for (const auto& subset : svc.subsets) {
+            json backends = json::array();
+            for (const auto& b : subset.backends)
+                backends.push_back({{"address", b.address.str()}, {"id", b.id}, {"ready", facts.ready.count(b.id) > 0}});
+            subsets.push_back({{"name", subset.name},
+                               {"weight", subset.weight},
+                               {"percent", subset.share * 100.0},
+                               {"backends", backends}});
+        }
+        services.push_back({{"service", svc.name},
+                            {"id", svc.id},
+                            {"frontends", frontends_json(svc)},
+                            {"affinity", affinity_name(svc.affinity)},
+                            {"takeover", svc.takeover},
+                            {"resource", svc.origin},
+                            {"set", set_usage(svc)},
+                            {"subsets", subsets}});
+    }
+    return {{"netns_inode", facts.netns_inode},
+            {"attached", facts.attached},
+            {"pins", facts.attached ? pin_dir(facts.netns_inode) : ""},
+            {"services", services}};
+}
+
+void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out) {
+    out << "network namespace " << facts.netns_inode << ": "
+        << (facts.attached ? "attached, pins in " + pin_dir(facts.netns_inode) : "not attached") << "\n";
+    if (plan.services.empty()) {
+        out << "no services applied\n";
+        return;
+    }
+    for (const auto& svc : plan.services) {
+        out << "\nservice " << svc.name << "  frontends " << join_frontends(svc) << "  affinity "
+            << affinity_name(svc.affinity) << (svc.takeover ? "  takeover" : "") << "\n";
+        TextTable t;
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "READY"});
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends)
+                t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
+                       facts.ready.count(b.id) ? "yes" : "no"});
+        t.print(out, "  ");
+        out << "  shift with: " << set_usage(svc) << "\n";
+    }
+}
+
+json stats_json(const Plan& plan, const StatsFacts& facts) {
+    json services = json::array();
+    for (const auto& svc : plan.services) {
+        const ServiceCounters sc = facts.services.count(svc.id) ? facts.services.at(svc.id) : ServiceCounters{};
+        json subsets = json::array();
+        for (const auto& subset : svc.subsets) {
+            json backends = json::array();
+            uint64_t subset_steered = 0;
+            for (const auto& b : subset.backends) {
+                const uint64_t steered = facts.backends.count(b.id) ? facts.backends.at(b.id).steered : 0;
+                subset_steered += steered;
+                backends.push_back({{"address", b.address.str()}, {"steered", steered}});
+            }
+            subsets.push_back({{"name", subset.name}, {"steered", subset_steered}, {"backends", backends}});
+        }
+        services.push_back({{"service", svc.name},
+                            {"lookups", sc.lookups},
+                            {"fallbacks", sc.fallbacks},
+                            {"refused", sc.no_backend},
+                            {"subsets", subsets}});
+    }
+    return {{"services", services}};
+}
+
+void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out) {
+    const json j = stats_json(plan, facts);
+    for (const auto& svc : j["services"]) {
+        out << "service " << svc["service"].get<std::string>() << "  lookups " << svc["lookups"] << "  fallbacks "
+            << svc["fallbacks"] << "  refused " << svc["refused"] << "\n";
+        const uint64_t lookups = svc["lookups"];
+        TextTable t;
+        t.row({"SUBSET", "BACKEND", "STEERED", "SHARE"});
+        for (const auto& subset : svc["subsets"])
+            for (const auto& b : subset["backends"]) {
+                const uint64_t steered = b["steered"];
+                t.row({subset["name"].get<std::string>(), b["address"].get<std::string>(), std::to_string(steered),
+                       lookups ? percent(static_cast<double>(steered) / lookups) : "-"});
+            }
+        t.print(out, "  ");
+    }
+}
+
+}  // namespace tcpshift

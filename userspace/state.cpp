@@ -1,0 +1,94 @@
+#include "tcpshift/state.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tcpshift/pins.h"
+
+namespace tcpshift {
+
+using nlohmann::json;
+
+namespace {
+
+std::string state_file(uint64_t netns_inode) { return state_dir(netns_inode) + "/applied.json"; }
+
+}  // namespace
+
+StoredResource store_resource(const Resource& resource) {
+    YAML::Emitter out;
+    out << resource.node;
+    return StoredResource{.key = resource.key(), .source = resource.where.str(), .yaml = out.c_str()};
+}
+
+void merge_resources(AppliedState& state, const std::vector<Resource>& resources) {
+    for (const auto& r : resources) {
+        StoredResource stored = store_resource(r);
+        bool replaced = false;
+        for (auto& existing : state.resources) {
+            if (existing.key == stored.key) {
+                existing = stored;
+                replaced = true;
+            }
+        }
+        if (!replaced) state.resources.push_back(std::move(stored));
+    }
+}
+
+Result<std::vector<Resource>> stored_resources(const AppliedState& state) {
+    std::vector<Resource> out;
+    for (const auto& stored : state.resources) {
+        const auto slash = stored.key.find('/');
+        const auto slash2 = stored.key.find('/', slash + 1);
+        const std::string ns = stored.key.substr(slash + 1, slash2 - slash - 1);
+        auto parsed = parse_resources(stored.yaml, "applied " + stored.key + " (from " + stored.source + ")", ns, nullptr);
+        if (!parsed) return fail(parsed.error());
+        for (auto& r : *parsed) out.push_back(std::move(r));
+    }
+    return out;
+}
+
+Result<AppliedState> load_state(uint64_t netns_inode) {
+    AppliedState state;
+    std::ifstream in(state_file(netns_inode));
+    if (!in) return state;
+    try {
+        const json j = json::parse(in);
+        for (const auto& r : j.at("resources"))
+            state.resources.push_back(StoredResource{.key = r.at("key"), .source = r.at("source"), .yaml = r.at("yaml")});
+        state.ids.services = j.at("ids").at("services").get<std::map<std::string, uint32_t>>();
+        state.ids.backends = j.at("ids").at("backends").get<std::map<std::string, uint32_t>>();
+    } catch (const json::exception& e) {
+        return fail(system_error(state_file(netns_inode) + ": unreadable applied state: " + e.what() +
+                                 "; `tcpshift detach` resets it"));
+    }
+    return state;
+}
+
+Result<void> save_state(uint64_t netns_inode, const AppliedState& state) {
+    json j;
+    j["version"] = 1;
+    j["resources"] = json::array();
+    for (const auto& r : state.resources) j["resources"].push_back({{"key", r.key}, {"source", r.source}, {"yaml", r.yaml}});
+    j["ids"] = {{"services", state.ids.services}, {"backends", state.ids.backends}};
+
+    const std::string dir = state_dir(netns_inode);
+    if (auto ok = make_dirs(dir, 0700); !ok) return ok;
+    const std::string path = state_file(netns_inode);
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << j.dump(2) << "\n";
+        if (!out) return fail(system_error("write " + tmp, errno));
+    }
+    ::chmod(tmp.c_str(), 0600);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(system_error("rename " + tmp, errno));
+    return {};
+}
+
+}  // namespace tcpshift
