@@ -374,6 +374,18 @@ int run_cli(int argc, const char* const* argv, Streams io) {
 
     auto* version_cmd = app.add_subcommand("version", "print the version");
 
+    if (argc > 1 && argv[1][0] != '-') {
+        std::string known;
+        bool found = false;
+        for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+            found = found || sub->get_name() == argv[1];
+            known += (known.empty() ? "" : ", ") + sub->get_name();
+        }
+        if (!found) {
+            io.err << "tcpshift: unknown command \"" << argv[1] << "\"; commands: " << known << "\n";
+            return 2;
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

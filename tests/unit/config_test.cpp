@@ -1,1 +1,259 @@
+#include "tcpshift/config.h"
+
 #include <gtest/gtest.h>
+
+#include "tcpshift/plan.h"
+
+namespace tcpshift {
+namespace {
+
+constexpr const char* kValid = R"(apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata:
+  name: tcp-echo
+spec:
+  listen: ["0.0.0.0:31400", "[::]:31400"]
+  affinity: source-ip
+  subsets:
+  - name: v1
+    weight: 20
+    backends: ["127.0.0.1:9001"]
+  - name: v2
+    weight: 80
+    backends: ["127.0.0.1:9002", "127.0.0.1:9003"]
+)";
+
+Result<std::vector<ServiceSpec>> parse(const std::string& text, std::vector<std::string>* notes = nullptr) {
+    auto resources = parse_resources(text, "t.yaml", "default", notes);
+    if (!resources) return fail(resources.error());
+    return resolve_services(*resources);
+}
+
+TEST(Config, ParsesTheNativeResource) {
+    auto services = parse(kValid);
+    ASSERT_TRUE(services) << services.error().message;
+    ASSERT_EQ(services->size(), 1u);
+    const ServiceSpec& s = (*services)[0];
+    EXPECT_EQ(s.name, "tcp-echo");
+    EXPECT_EQ(s.origin, "TrafficShift/default/tcp-echo");
+    ASSERT_EQ(s.listen.size(), 2u);
+    EXPECT_EQ(s.listen[1].str(), "[::]:31400");
+    EXPECT_EQ(s.affinity, Affinity::kSourceIp);
+    EXPECT_FALSE(s.takeover);
+    ASSERT_EQ(s.subsets.size(), 2u);
+    EXPECT_EQ(s.subsets[0].weight, 20u);
+    EXPECT_EQ(s.subsets[0].weight_where.str(), "t.yaml:10");
+    EXPECT_EQ(s.subsets[1].backends.size(), 2u);
+}
+
+TEST(Config, ReadsSeveralDocumentsAndSkipsKindsItDoesNotHandle) {
+    const std::string text = std::string(kValid) + R"(---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: x}
+---
+apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata: {name: other, namespace: prod}
+spec:
+  listen: ["127.0.0.1:31401"]
+  subsets: [{name: a, weight: 1, backends: ["127.0.0.1:9101"]}]
+)";
+    std::vector<std::string> notes;
+    auto services = parse(text, &notes);
+    ASSERT_TRUE(services) << services.error().message;
+    ASSERT_EQ(services->size(), 2u);
+    EXPECT_EQ((*services)[1].origin, "TrafficShift/prod/other");
+    ASSERT_EQ(notes.size(), 1u);
+    EXPECT_NE(notes[0].find("t.yaml:16: skipped ConfigMap \"x\""), std::string::npos) << notes[0];
+}
+
+TEST(Config, ALoneSubsetTakesAllWithoutAWeight) {
+    auto services = parse(R"(apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata: {name: solo}
+spec:
+  listen: ["127.0.0.1:80"]
+  subsets: [{name: only, backends: ["127.0.0.1:8080"]}]
+)");
+    ASSERT_TRUE(services) << services.error().message;
+    EXPECT_GT((*services)[0].subsets[0].weight, 0u);
+}
+
+struct ErrorCase {
+    const char* desc;
+    std::string from;  // replaced in kValid ...
+    std::string to;    // ... by this
+    std::string want;  // fragment of the one-line error, with file:line
+};
+
+class ConfigErrorTest : public ::testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ConfigErrorTest, IsRefusedWithFileLineAndField) {
+    const ErrorCase& c = GetParam();
+    std::string text = kValid;
+    const auto pos = text.find(c.from);
+    ASSERT_NE(pos, std::string::npos) << c.desc;
+    text.replace(pos, c.from.size(), c.to);
+    auto services = parse(text);
+    ASSERT_FALSE(services) << c.desc << " was accepted";
+    EXPECT_EQ(services.error().kind, ErrorKind::kConfig);
+    EXPECT_NE(services.error().message.find(c.want), std::string::npos)
+        << c.desc << "\n got: " << services.error().message << "\nwant: " << c.want;
+    EXPECT_EQ(services.error().message.find('\n'), std::string::npos) << "errors are one line";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{.desc = "bad address", .from = "127.0.0.1:9001", .to = "127.0.0.300:9001",
+                  .want = "t.yaml:11: spec.subsets[0].backends[0]: \"127.0.0.300:9001\""},
+        ErrorCase{.desc = "port 0", .from = "0.0.0.0:31400", .to = "0.0.0.0:0",
+                  .want = "t.yaml:6: spec.listen[0]: \"0.0.0.0:0\": port 0 is out of range 1-65535"},
+        ErrorCase{.desc = "port 65536", .from = "127.0.0.1:9002", .to = "127.0.0.1:65536",
+                  .want = "t.yaml:14: spec.subsets[1].backends[0]: \"127.0.0.1:65536\": port 65536 is out of range"},
+        ErrorCase{.desc = "duplicate subset", .from = "name: v2", .to = "name: v1",
+                  .want = "t.yaml:12: subset \"v1\" of service \"tcp-echo\" is defined twice"},
+        ErrorCase{.desc = "duplicate backend", .from = "\"127.0.0.1:9003\"", .to = "\"127.0.0.1:9001\"",
+                  .want = "backend 127.0.0.1:9001 appears twice in service \"tcp-echo\""},
+        ErrorCase{.desc = "duplicate frontend", .from = "\"[::]:31400\"", .to = "\"0.0.0.0:31400\"",
+                  .want = "0.0.0.0:31400 is claimed by service \"tcp-echo\" and by \"tcp-echo\""},
+        ErrorCase{.desc = "negative weight", .from = "weight: 20", .to = "weight: -5",
+                  .want = "t.yaml:10: spec.subsets[0].weight: -5 is out of range 0-1000000"},
+        ErrorCase{.desc = "huge weight", .from = "weight: 20", .to = "weight: 99999999999999999999",
+                  .want = "t.yaml:10: spec.subsets[0].weight: 99999999999999999999 is out of range"},
+        ErrorCase{.desc = "weight not an integer", .from = "weight: 20", .to = "weight: 2.5",
+                  .want = "t.yaml:10: spec.subsets[0].weight: \"2.5\" is not an integer"},
+        ErrorCase{.desc = "weight a list", .from = "weight: 20", .to = "weight: [1]",
+                  .want = "t.yaml:10: spec.subsets[0].weight: must be an integer"},
+        ErrorCase{.desc = "unknown top field", .from = "kind: TrafficShift\n", .to = "kind: TrafficShift\nstatus: {}\n",
+                  .want = "t.yaml:3: status: unknown field; known here: apiVersion, kind, metadata, spec"},
+        ErrorCase{.desc = "unknown spec field", .from = "  affinity: source-ip\n", .to = "  affinty: source-ip\n",
+                  .want = "t.yaml:7: spec.affinty: unknown field; known here: listen, affinity, takeover, subsets"},
+        ErrorCase{.desc = "unknown subset field", .from = "    weight: 80\n", .to = "    weight: 80\n    wieght: 1\n",
+                  .want = "t.yaml:14: spec.subsets[1].wieght: unknown field"},
+        ErrorCase{.desc = "bad affinity", .from = "affinity: source-ip", .to = "affinity: cookie",
+                  .want = "t.yaml:7: spec.affinity: \"cookie\" is not none or source-ip"},
+        ErrorCase{.desc = "wildcard backend", .from = "127.0.0.1:9001", .to = "0.0.0.0:9001",
+                  .want = "a backend needs a concrete address"},
+        ErrorCase{.desc = "invalid yaml", .from = "metadata:\n", .to = "metadata: [\n",
+                  .want = "t.yaml:"},
+        ErrorCase{.desc = "missing name", .from = "  name: tcp-echo\n", .to = "  labels: {}\n",
+                  .want = "t.yaml:1: metadata.name: missing"},
+        ErrorCase{.desc = "unserved version", .from = "tcpshift.io/v1alpha1", .to = "tcpshift.io/v9",
+                  .want = "t.yaml:1: apiVersion: \"tcpshift.io/v9\" is not served"},
+        ErrorCase{.desc = "no listen", .from = "  listen: [\"0.0.0.0:31400\", \"[::]:31400\"]\n", .to = "",
+                  .want = "spec.listen: needs at least one ADDRESS:PORT"},
+        ErrorCase{.desc = "subset without weight", .from = "    weight: 80\n", .to = "",
+                  .want = "t.yaml:12: spec.subsets[1].weight: missing"},
+        ErrorCase{.desc = "subset without backends", .from = "    backends: [\"127.0.0.1:9001\"]\n", .to = "",
+                  .want = "t.yaml:9: spec.subsets[0].backends: needs at least one"},
+        ErrorCase{.desc = "takeover not bool", .from = "  affinity: source-ip\n", .to = "  takeover: maybe\n",
+                  .want = "t.yaml:7: spec.takeover: must be true or false"}));
+
+TEST(Config, AllWeightsZeroIsRefused) {
+    std::string text = kValid;
+    text.replace(text.find("weight: 20"), 10, "weight: 0");
+    text.replace(text.find("weight: 80"), 10, "weight: 0");
+    auto services = parse(text);
+    ASSERT_FALSE(services);
+    EXPECT_NE(services.error().message.find("t.yaml:1: service \"tcp-echo\": every subset has weight 0"),
+              std::string::npos)
+        << services.error().message;
+}
+
+TEST(Config, EmptySubsetListIsRefused) {
+    std::string text = kValid;
+    text = text.substr(0, text.find("  subsets:")) + "  subsets: []\n";
+    auto services = parse(text);
+    ASSERT_FALSE(services);
+    EXPECT_NE(services.error().message.find("spec.subsets: needs at least one subset"), std::string::npos)
+        << services.error().message;
+}
+
+TEST(Config, DuplicateServiceNamesAreRefused) {
+    auto services = parse(std::string(kValid) + "---\n" + kValid);
+    ASSERT_FALSE(services);
+    EXPECT_NE(services.error().message.find("t.yaml:16: metadata.name: service \"tcp-echo\" is defined twice; the "
+                                            "other is at t.yaml:1"),
+              std::string::npos)
+        << services.error().message;
+}
+
+TEST(Plan, SharesFollowWeightsAndSplitASubsetEvenly) {
+    auto services = parse(kValid);
+    ASSERT_TRUE(services);
+    auto plan = compile_plan(*services, {}, default_limits());
+    ASSERT_TRUE(plan) << plan.error().message;
+    const PlanService& s = plan->services[0];
+    EXPECT_DOUBLE_EQ(s.subsets[0].share, 0.2);
+    EXPECT_DOUBLE_EQ(s.subsets[1].backends[0].share, 0.4);
+    EXPECT_DOUBLE_EQ(s.subsets[1].backends[1].share, 0.4);
+    EXPECT_EQ(s.weighted_backends.size(), 3u);
+}
+
+TEST(Plan, IdsAreStableAcrossCompiles) {
+    auto services = parse(kValid);
+    ASSERT_TRUE(services);
+    IdAssignment previous{.services = {{"tcp-echo", 7}}, .backends = {{"127.0.0.1:9002", 3}}};
+    auto plan = compile_plan(*services, previous, default_limits());
+    ASSERT_TRUE(plan);
+    EXPECT_EQ(plan->services[0].id, 7u);
+    EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9002"), 3u);
+    EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9001"), 0u);
+    EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9003"), 1u);
+}
+
+TEST(Plan, ZeroWeightSubsetGetsNoSlotAndNoFallback) {
+    std::string text = kValid;
+    text.replace(text.find("weight: 20"), 10, "weight: 0");
+    auto services = parse(text);
+    ASSERT_TRUE(services);
+    auto plan = compile_plan(*services, {}, default_limits());
+    ASSERT_TRUE(plan);
+    const uint32_t v1 = plan->ids.backends.at("127.0.0.1:9001");
+    for (uint16_t slot : plan->services[0].slots) EXPECT_NE(slot, v1);
+    for (uint16_t b : plan->services[0].weighted_backends) EXPECT_NE(b, v1);
+}
+
+TEST(Plan, RefusesMoreThanTheMapsHold) {
+    auto services = parse(kValid);
+    ASSERT_TRUE(services);
+    PlanLimits small = default_limits();
+    small.max_service_backends = 2;
+    auto plan = compile_plan(*services, {}, small);
+    ASSERT_FALSE(plan);
+    EXPECT_NE(plan.error().message.find("has 3 backends; a service holds at most 2"), std::string::npos)
+        << plan.error().message;
+    small = default_limits();
+    small.max_services = 0;
+    EXPECT_FALSE(compile_plan(*services, {}, small));
+}
+
+TEST(Plan, HoldsTheDocumentedLimits) {
+    // 256 services, each with 16 subsets of 16 backends would exceed 4096 backends; the
+    // documented limits are 256 services per namespace and 16 x 16 backends per service.
+    std::string text;
+    for (int s = 0; s < 256; ++s) {
+        text += "---\napiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: svc" + std::to_string(s) +
+                "}\nspec:\n  listen: [\"127.0.0.1:" + std::to_string(10000 + s) + "\"]\n  subsets:\n";
+        const int subsets = s == 0 ? 16 : 1;
+        for (int k = 0; k < subsets; ++k) {
+            text += "  - name: s" + std::to_string(k) + "\n    weight: 1\n    backends: [";
+            const int backends = s == 0 ? 16 : 2;
+            for (int b = 0; b < backends; ++b)
+                text += std::string(b ? ", " : "") + "\"127.1." + std::to_string(s) + "." + std::to_string(k * 16 + b) +
+                        ":9000\"";
+            text += "]\n";
+        }
+    }
+    auto services = parse(text);
+    ASSERT_TRUE(services) << services.error().message;
+    auto plan = compile_plan(*services, {}, default_limits());
+    ASSERT_TRUE(plan) << plan.error().message;
+    EXPECT_EQ(plan->services.size(), 256u);
+    EXPECT_EQ(plan->services[0].weighted_backends.size(), 256u);
+}
+
+}  // namespace
+}  // namespace tcpshift
