@@ -143,10 +143,17 @@ Result<void> run_apply(const ApplyCommand& cmd, Streams io) {
 
     AppliedState next_state = before->state;
     merge_resources(next_state, *resources);
-    auto merged = stored_resources(next_state);
-    if (!merged) return fail(merged.error());
-    // Errors name the files being applied, so resolve those first when they stand alone.
-    auto next = compile_resources(*merged, before->state.ids);
+    // Compile the incoming documents as read, not as stored, so errors name their file:line.
+    auto stored = stored_resources(before->state);
+    if (!stored) return fail(stored.error());
+    std::vector<Resource> merged;
+    for (auto& r : *stored) {
+        bool replaced = false;
+        for (const auto& incoming : *resources) replaced = replaced || incoming.key() == r.key();
+        if (!replaced) merged.push_back(std::move(r));
+    }
+    merged.insert(merged.end(), resources->begin(), resources->end());
+    auto next = compile_resources(merged, before->state.ids);
     if (!next) return fail(next.error());
     if (cmd.dry_run) {
         io.out << "dry run, nothing changed; would install:\n";

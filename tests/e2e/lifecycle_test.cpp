@@ -1,1 +1,168 @@
+// Attach, apply, refuse, detach: what tcpshift leaves in the kernel and on disk.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "client.h"
+#include "netns_fixture.h"
+#include "tcpshift/pins.h"
+
+namespace tcpshift::testing {
+namespace {
+
+class LifecycleTest : public NetnsTest {
+   protected:
+    uint64_t netns_inode() {
+        auto in = enter();
+        return current_netns()->inode;
+    }
+    std::string pins() { return pin_dir(netns_inode()); }
+};
+
+constexpr const char* kConfig = R"(apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata:
+  name: tcp-echo
+spec:
+  listen: ["0.0.0.0:31400"]
+  subsets:
+  - name: v1
+    weight: 50
+    backends: ["127.0.0.1:9001"]
+  - name: v2
+    weight: 50
+    backends: ["127.0.0.1:9002"]
+)";
+
+// Program ids of the links pinned in `dir`, read with bpftool as a user would.
+std::vector<int> pinned_program_ids(const std::string& dir) {
+    std::vector<int> ids;
+    for (const char* link : {kPinSteerLink, kPinSockopsLink}) {
+        const auto r = run_command({"/usr/sbin/bpftool", "--json", "link", "show", "pinned", dir + "/" + link});
+        if (r.exit_code != 0) continue;
+        ids.push_back(nlohmann::json::parse(r.out)["prog_id"].get<int>());
+    }
+    return ids;
+}
+
+bool program_exists(int id) {
+    return run_command({"/usr/sbin/bpftool", "prog", "show", "id", std::to_string(id)}).exit_code == 0;
+}
+
+TEST_F(LifecycleTest, DetachLeavesNoProgramAndNoPin) {
+    apply(kConfig);
+    const std::string dir = pins();
+    ASSERT_TRUE(std::filesystem::exists(dir));
+    const auto ids = pinned_program_ids(dir);
+    ASSERT_EQ(ids.size(), 2u) << "the sk_lookup and sock_ops links are pinned";
+    for (int id : ids) ASSERT_TRUE(program_exists(id));
+    // bpftool reads the pinned maps with named fields (BTF).
+    const auto dump = run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", dir + "/frontends"});
+    ASSERT_EQ(dump.exit_code, 0) << dump.err;
+    EXPECT_NE(dump.out.find("\"service_id\""), std::string::npos) << dump.out;
+    EXPECT_NE(dump.out.find("\"port\": 31400"), std::string::npos) << dump.out;
+
+    const auto r = tcpshift_here({"detach"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir));
+    EXPECT_FALSE(std::filesystem::exists(state_dir(netns_inode())));
+    for (int id : ids) EXPECT_FALSE(program_exists(id)) << "program " << id << " is still loaded";
+    const auto status = tcpshift_here({"status", "--json"});
+    ASSERT_EQ(status.exit_code, 0) << status.err;
+    EXPECT_FALSE(nlohmann::json::parse(status.out)["attached"].get<bool>());
+}
+
+TEST_F(LifecycleTest, AttachIsIdempotentAndPinsAreRootOnly) {
+    auto r = tcpshift_here({"attach"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("attached to network namespace"), std::string::npos);
+    r = tcpshift_here({"attach"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("already attached"), std::string::npos) << r.out;
+    struct stat st {};
+    ASSERT_EQ(::stat(pins().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0077, 0u) << "pin directory mode " << std::oct << (st.st_mode & 0777);
+    ASSERT_EQ(::stat((pins() + "/tables").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0077, 0u) << "map pin mode " << std::oct << (st.st_mode & 0777);
+}
+
+TEST_F(LifecycleTest, ABadApplyChangesNothing) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    apply(kConfig);
+    const std::string dir = pins();
+    const auto before = run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", dir + "/services"}).out +
+                        run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", dir + "/frontends"}).out;
+    const auto status_before = tcpshift_here({"status", "--json"}).out;
+
+    std::string bad = kConfig;
+    bad.replace(bad.find("weight: 50"), 10, "weight: -1");
+    const auto r = tcpshift_here({"apply", "-f", write_temp_file("bad.yaml", bad)});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("bad.yaml:9: spec.subsets[0].weight: -1 is out of range"), std::string::npos) << r.err;
+    const auto s = tcpshift_here({"set", "tcp-echo", "v3=10"});
+    EXPECT_EQ(s.exit_code, 2);
+    EXPECT_NE(s.err.find("has no subset \"v3\"; its subsets: v1, v2"), std::string::npos) << s.err;
+
+    const auto after = run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", dir + "/services"}).out +
+                       run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", dir + "/frontends"}).out;
+    EXPECT_EQ(before, after);
+    EXPECT_EQ(status_before, tcpshift_here({"status", "--json"}).out);
+    auto in = enter();
+    const Tally t = tally(endpoint("127.0.0.1:31400"), 200);
+    EXPECT_EQ(t.failures, 0u);
+    EXPECT_GT(t["one"], 0u);
+    EXPECT_GT(t["two"], 0u);
+}
+
+TEST_F(LifecycleTest, AFrontendWhereAnotherProcessListensIsRefusedUnlessTakeover) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    Child squatter = start_echo(netns(), "127.0.0.1:31400", "squatter");
+    const auto path = write_temp_file("cfg.yaml", kConfig);
+    auto r = tcpshift_here({"apply", "-f", path});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("frontend 0.0.0.0:31400 is a port where tcpshift-echo (pid " +
+                         std::to_string(squatter.pid()) + ") already listens on 127.0.0.1:31400"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("takeover: true"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(pins())) << "a refused apply attaches nothing";
+    {
+        auto in = enter();
+        const Tally t = tally(endpoint("127.0.0.1:31400"), 20);
+        EXPECT_EQ(t["squatter"], 20u) << "untouched: " << t.str();
+    }
+
+    std::string takeover = kConfig;
+    takeover.replace(takeover.find("  subsets:"), 0, "  takeover: true\n");
+    apply(takeover);
+    auto in = enter();
+    const Tally t = tally(endpoint("127.0.0.1:31400"), 1000);
+    EXPECT_EQ(t.failures, 0u) << t.str();
+    EXPECT_EQ(t["squatter"], 0u) << "steered only as configured: " << t.str();
+    EXPECT_EQ(t["one"] + t["two"], 1000u) << t.str();
+}
+
+TEST_F(LifecycleTest, ATakenOverFrontendNeverFallsThroughToTheSquatter) {
+    Child squatter = start_echo(netns(), "127.0.0.1:31400", "squatter");
+    std::string takeover = kConfig;
+    takeover.replace(takeover.find("  subsets:"), 0, "  takeover: true\n");
+    apply(takeover);  // no backend runs
+    auto in = enter();
+    const Tally t = tally(endpoint("127.0.0.1:31400"), 20);
+    EXPECT_EQ(t["squatter"], 0u) << t.str();
+    EXPECT_EQ(t.failures, 20u) << t.str();
+}
+
+TEST_F(LifecycleTest, DryRunChangesNothing) {
+    const auto r = tcpshift_here({"apply", "--dry-run", "-f", write_temp_file("cfg.yaml", kConfig)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("dry run"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(pins()));
+}
+
+}  // namespace
+}  // namespace tcpshift::testing
