@@ -15,4 +15,4 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 cd "${BUILD_DIR:-$root/build}"
-exec ctest --output-on-failure --timeout 600 "$@"
+exec ctest --output-on-failure --no-label-summary --timeout 600 "$@"
