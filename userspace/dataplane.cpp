@@ -109,6 +109,22 @@ uint64_t link_netns_inode(const std::string& dir) {
     return info.netns.netns_ino;
 }
 
+// Returns once every BPF program that was running when it was called has finished. Replacing
+// an entry of a map-in-map makes the kernel wait for an RCU grace period before the syscall
+// returns (maybe_wait_bpf_programs), and sk_lookup runs under RCU; the map is a throwaway.
+Result<void> wait_for_running_programs() {
+    Fd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_rcu_inner", 4, 4, 1, nullptr));
+    if (!inner) return fail(system_error("create map \"ts_rcu_inner\"", errno));
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = static_cast<__u32>(inner.get()));
+    Fd outer(bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "ts_rcu_wait", 4, 4, 1, &opts));
+    if (!outer) return fail(system_error("create map \"ts_rcu_wait\"", errno));
+    const uint32_t key = 0;
+    const uint32_t value = static_cast<uint32_t>(inner.get());
+    if (bpf_map_update_elem(outer.get(), &key, &value, BPF_ANY) != 0)
+        return fail(system_error("update map \"ts_rcu_wait\"", errno));
+    return {};
+}
+
 }  // namespace
 
 Result<SteerProgram> SteerProgram::load(uint64_t hash_seed) {
@@ -274,7 +290,10 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
         if (auto ok = update(maps.listeners, "listeners", &key, &value); !ok) return ok;
     }
 
-    // 2. Tables: write the spare generation, then flip.
+    // 2. Tables: write the spare generation, then flip. The spare was live before the last
+    // flip; a lookup that read the old generation may still be walking it, so wait for
+    // running programs to finish before overwriting it.
+    if (auto ok = wait_for_running_programs(); !ok) return ok;
     std::set<uint32_t> live_services;
     for (const auto& svc : next.services) {
         live_services.insert(svc.id);

@@ -72,6 +72,12 @@ bool overlaps(const Endpoint& frontend, const Endpoint& listener) {
     return frontend.is_wildcard() || listener.is_wildcard() || frontend.addr == listener.addr;
 }
 
+std::string backend_name(const Plan& plan, uint32_t id) {
+    for (const auto& [name, backend_id] : plan.ids.backends)
+        if (backend_id == id) return name;
+    return "#" + std::to_string(id);
+}
+
 }  // namespace
 
 Result<std::vector<ListeningSocket>> listening_sockets() {
@@ -143,8 +149,8 @@ Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std:
         done.insert(id);
         ++adopted;
         if (progress)
-            *progress << "adopted listener of backend " << id << " from " << owner->second.command << " (pid "
-                      << owner->second.pid << ")\n";
+            *progress << "adopted the listener of backend " << backend_name(plan, id) << " from "
+                      << owner->second.command << " (pid " << owner->second.pid << ")\n";
     }
     return adopted;
 }

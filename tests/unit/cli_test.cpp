@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "test_names.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +65,8 @@ struct UsageCase {
     std::string want;
 };
 
+void PrintTo(const UsageCase& c, std::ostream* os) { *os << c.desc; }
+
 class CliUsageTest : public ::testing::TestWithParam<UsageCase> {};
 
 TEST_P(CliUsageTest, ExitsTwoWithOneLine) {
@@ -83,7 +87,8 @@ INSTANTIATE_TEST_SUITE_P(
                       UsageCase{.desc = "set bad weight", .args = {"set", "tcp-echo", "v1=-3"},
                                 .want = "weight \"-3\" must be an integer from 0 to 1000000"},
                       UsageCase{.desc = "explain missing file", .args = {"explain", "-f", "/nonexistent.yaml"},
-                                .want = "/nonexistent.yaml: no such file or directory"}));
+                                .want = "/nonexistent.yaml: no such file or directory"}),
+    [](const auto& info) { return test_case_name(info.param.desc); });
 
 TEST(Cli, ExplainPrintsSharesAndWhereTheyCameFrom) {
     const auto path = testing::write_temp_file("explain.yaml", kConfig);

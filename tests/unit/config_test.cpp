@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_names.h"
+
 #include "tcpshift/plan.h"
 
 namespace tcpshift {
@@ -87,6 +89,8 @@ struct ErrorCase {
     std::string want;  // fragment of the one-line error, with file:line
 };
 
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.desc; }
+
 class ConfigErrorTest : public ::testing::TestWithParam<ErrorCase> {};
 
 TEST_P(ConfigErrorTest, IsRefusedWithFileLineAndField) {
@@ -149,7 +153,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{.desc = "subset without backends", .from = "    backends: [\"127.0.0.1:9001\"]\n", .to = "",
                   .want = "t.yaml:9: spec.subsets[0].backends: needs at least one"},
         ErrorCase{.desc = "takeover not bool", .from = "  affinity: source-ip\n", .to = "  takeover: maybe\n",
-                  .want = "t.yaml:7: spec.takeover: must be true or false"}));
+                  .want = "t.yaml:7: spec.takeover: must be true or false"}),
+    [](const auto& info) { return test_case_name(info.param.desc); });
 
 TEST(Config, AllWeightsZeroIsRefused) {
     std::string text = kValid;

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include "test_names.h"
+
 namespace tcpshift {
 namespace {
 
@@ -12,6 +14,8 @@ struct EndpointCase {
     bool ok;
     const char* str_or_error;  // the canonical form, or a fragment of the error
 };
+
+void PrintTo(const EndpointCase& c, std::ostream* os) { *os << c.desc; }
 
 class EndpointTest : public ::testing::TestWithParam<EndpointCase> {};
 
@@ -43,7 +47,8 @@ INSTANTIATE_TEST_SUITE_P(
                       EndpointCase{.desc = "hostname", .text = "localhost:80", .ok = false, .str_or_error = "not an IPv4 or IPv6"},
                       EndpointCase{.desc = "bare ipv6", .text = "::1:80", .ok = false, .str_or_error = "brackets"},
                       EndpointCase{.desc = "unclosed bracket", .text = "[::1:80", .ok = false, .str_or_error = "unclosed"},
-                      EndpointCase{.desc = "empty", .text = "", .ok = false, .str_or_error = "ADDRESS:PORT"}));
+                      EndpointCase{.desc = "empty", .text = "", .ok = false, .str_or_error = "ADDRESS:PORT"}),
+    [](const auto& info) { return test_case_name(info.param.desc); });
 
 TEST(Endpoint, StoresAddressesInNetworkByteOrderAndPortsInHostOrder) {
     auto ep = parse_endpoint("127.0.0.2:9001");
