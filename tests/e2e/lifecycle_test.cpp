@@ -166,3 +166,43 @@ TEST_F(LifecycleTest, DryRunChangesNothing) {
 
 }  // namespace
 }  // namespace tcpshift::testing
+
+namespace tcpshift::testing {
+namespace {
+
+// 256 services, one of them with 16 subsets of 16 backends: the documented limits install,
+// and the service with 256 backends still splits by its weights.
+TEST_F(LifecycleTest, TheDocumentedLimitsInstallAndServe) {
+    std::string text;
+    for (int s = 0; s < 256; ++s) {
+        text += "---\napiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: svc" +
+                std::to_string(s) + "}\nspec:\n  listen: [\"127.0.0.1:" + std::to_string(20000 + s) +
+                "\"]\n  subsets:\n";
+        const int subsets = s == 0 ? 16 : 1;
+        for (int k = 0; k < subsets; ++k) {
+            text += "  - name: s" + std::to_string(k) + "\n    weight: " + std::to_string(k == 0 ? 100 : 0) +
+                    "\n    backends: [";
+            const int backends = s == 0 ? 16 : 1;
+            for (int b = 0; b < backends; ++b)
+                text += std::string(b ? ", " : "") + "\"127.0.0.1:" +
+                        std::to_string(s == 0 ? 30000 + k * 16 + b : 40000 + s) + "\"";
+            text += "]\n";
+        }
+    }
+    Child first = start_echo(netns(), "127.0.0.1:30000", "first");
+    Child last = start_echo(netns(), "127.0.0.1:40255", "last");
+    apply(text);
+    const auto status = tcpshift_here({"status", "--json"});
+    ASSERT_EQ(status.exit_code, 0) << status.err;
+    EXPECT_EQ(nlohmann::json::parse(status.out)["services"].size(), 256u);
+    auto in = enter();
+    // Subset s0 of svc0 holds all the weight; of its 16 backends only the first listens, so
+    // every connection lands there (directly or by fallback).
+    const Tally t0 = tally(endpoint("127.0.0.1:20000"), 50);
+    EXPECT_EQ(t0["first"], 50u) << t0.str();
+    const Tally t255 = tally(endpoint("127.0.0.1:20255"), 50);
+    EXPECT_EQ(t255["last"], 50u) << t255.str();
+}
+
+}  // namespace
+}  // namespace tcpshift::testing
