@@ -4,12 +4,15 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "tcpshift/config.h"
 #include "tcpshift/dataplane.h"
 #include "tcpshift/listeners.h"
+#include "tcpshift/local_routes.h"
 #include "tcpshift/netns.h"
 #include "tcpshift/pins.h"
 #include "tcpshift/plan.h"
@@ -44,17 +47,42 @@ Result<Target> enter_target(const TargetOptions& options) {
     return Target{.scope = std::move(*scope), .netns = *netns};
 }
 
+// A privileged verb: root, the target namespace, and (for writers) the pin lock.
+struct Session {
+    Target target;
+    std::optional<PinLock> lock;
+};
+
+Result<Session> open_session(const std::string& verb, const TargetOptions& options, bool writer) {
+    if (auto ok = require_root(verb); !ok) return fail(ok.error());
+    auto target = enter_target(options);
+    if (!target) return fail(target.error());
+    Session session{.target = std::move(*target)};
+    if (writer) {
+        auto lock = PinLock::acquire(kLockPatience);
+        if (!lock) return fail(lock.error());
+        session.lock.emplace(std::move(*lock));
+    }
+    return session;
+}
+
+void print_diagnostics(const Diagnostics& diag, std::ostream& err) {
+    for (const auto& note : diag.notes) err << "note: " << note << "\n";
+    for (const auto& warning : diag.warnings) err << "warning: " << warning << "\n";
+}
+
+Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
+                               Diagnostics* diag = nullptr) {
+    auto services = resolve_services(resources, diag);
+    if (!services) return fail(services.error());
+    return compile_plan(*services, ids, default_limits());
+}
+
 // The applied set and the plan it compiles to, as stored for an attached namespace.
 struct Applied {
     AppliedState state;
     Plan plan;
 };
-
-Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids) {
-    auto services = resolve_services(resources);
-    if (!services) return fail(services.error());
-    return compile_plan(*services, ids, default_limits());
-}
 
 Result<Applied> load_applied(const NetnsId& netns) {
     Applied applied;
@@ -70,6 +98,54 @@ Result<Applied> load_applied(const NetnsId& netns) {
     return applied;
 }
 
+// The applied resources with `incoming` added or replacing, in their original form so that
+// errors name the file:line they were read from.
+Result<std::vector<Resource>> merged_resources(const AppliedState& state, const std::vector<Resource>& incoming) {
+    auto stored = stored_resources(state);
+    if (!stored) return fail(stored.error());
+    std::vector<Resource> merged;
+    for (auto& r : *stored) {
+        const bool replaced =
+            std::any_of(incoming.begin(), incoming.end(), [&](const Resource& in) { return in.key() == r.key(); });
+        if (!replaced) merged.push_back(std::move(r));
+    }
+    merged.insert(merged.end(), incoming.begin(), incoming.end());
+    return merged;
+}
+
+// Adds the local routes `next` needs that are not there, and removes the ones only `before`
+// needed. Returns the routes tcpshift now owns.
+Result<std::vector<Endpoint>> add_local_routes(const std::vector<Endpoint>& owned, const Plan& next,
+                                               std::ostream& log) {
+    std::vector<Endpoint> now = owned;
+    for (const auto& vip : next.local_addresses()) {
+        if (std::find(now.begin(), now.end(), vip) != now.end()) continue;
+        auto added = add_local_route(vip);
+        if (!added) return fail(added.error());
+        if (*added) {
+            now.push_back(vip);
+            log << "added local route for virtual IP " << vip.address_str() << "\n";
+        }
+    }
+    return now;
+}
+
+std::vector<Endpoint> drop_local_routes(const std::vector<Endpoint>& owned, const Plan& keep, std::ostream& log) {
+    const auto wanted = keep.local_addresses();
+    std::vector<Endpoint> now;
+    for (const auto& vip : owned) {
+        if (std::find(wanted.begin(), wanted.end(), vip) != wanted.end()) {
+            now.push_back(vip);
+        } else if (auto ok = remove_local_route(vip); ok) {
+            log << "removed local route for virtual IP " << vip.address_str() << "\n";
+        } else {
+            now.push_back(vip);  // keep owning it, so a later change retries
+            log << "warning: " << ok.error().message << "\n";
+        }
+    }
+    return now;
+}
+
 // Installs `next` over what is applied, adopts listeners and stores the new set. When anything
 // fails, the previous plan is installed again (or the fresh attachment removed), so the old
 // configuration keeps serving.
@@ -78,18 +154,22 @@ Result<void> commit(const Target& target, const Applied& before, AppliedState ne
     if (auto ok = check_frontend_conflicts(next); !ok) return ok;
     auto attached_now = attach_dataplane(target.netns, AttachOptions{});
     if (!attached_now) return fail(attached_now.error());
-    if (*attached_now) io.err << "attached to network namespace " << target.netns.inode << ", pins in "
-                              << pin_dir(target.netns.inode) << "\n";
+    if (*attached_now)
+        io.err << "attached to network namespace " << target.netns.inode << ", pins in "
+               << pin_dir(target.netns.inode) << "\n";
     auto maps = open_dataplane(target.netns);
     if (!maps) return fail(maps.error());
 
     const Plan* previous = before.state.resources.empty() ? nullptr : &before.plan;
-    auto installed = install_plan(*maps, next, previous, target.netns);
+    auto routes = add_local_routes(before.state.local_routes, next, io.err);
+    Result<void> installed = routes ? install_plan(*maps, next, previous, target.netns) : fail(routes.error());
     if (installed) {
         next_state.ids = next.ids;
+        next_state.local_routes = drop_local_routes(*routes, next, io.err);
         installed = save_state(target.netns.inode, next_state);
     }
     if (!installed) {
+        if (routes) (void)drop_local_routes(*routes, before.plan, io.err);
         if (*attached_now) {
             (void)detach_dataplane(target.netns);
         } else if (previous) {
@@ -108,60 +188,137 @@ void print_applied(const Plan& plan, std::ostream& out) {
         for (const auto& subset : svc.subsets) out << " " << subset.name << " " << percent(subset.share);
         out << "\n";
     }
+    if (plan.services.empty()) out << "no services\n";
+}
+
+// Does a stored resource match `tcpshift get KIND` / `delete KIND NAME`? KIND is the kind
+// in any case, optionally plural or with its group: virtualservice, VirtualServices,
+// gateway.networking.istio.io.
+bool kind_matches(const std::string& wanted, const std::string& key) {
+    std::string lower;
+    for (char c : wanted) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string kind_group = key.substr(0, key.find('/'));
+    for (auto& c : kind_group) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string kind = kind_group.substr(0, kind_group.find('.'));
+    const std::string group_suffix = kind_group.substr(kind.size());  // ".networking.istio.io" or ""
+    return lower == kind || lower == kind + "s" || lower == kind_group || lower == kind + "s" + group_suffix;
 }
 
 }  // namespace
 
 Result<void> run_attach(const AttachCommand& cmd, Streams io) {
-    if (auto ok = require_root("attach"); !ok) return ok;
-    auto target = enter_target(cmd.target);
-    if (!target) return fail(target.error());
-    auto lock = PinLock::acquire(kLockPatience);
-    if (!lock) return fail(lock.error());
-    auto attached = attach_dataplane(target->netns, AttachOptions{.cgroup = cmd.cgroup});
+    auto session = open_session("attach", cmd.target, true);
+    if (!session) return fail(session.error());
+    const NetnsId& netns = session->target.netns;
+    auto attached = attach_dataplane(netns, AttachOptions{.cgroup = cmd.cgroup});
     if (!attached) return fail(attached.error());
-    io.out << (*attached ? "attached" : "already attached") << " to network namespace " << target->netns.inode
-           << ", pins in " << pin_dir(target->netns.inode) << "\n";
+    io.out << (*attached ? "attached" : "already attached") << " to network namespace " << netns.inode
+           << ", pins in " << pin_dir(netns.inode) << "\n";
     return {};
 }
 
 Result<void> run_apply(const ApplyCommand& cmd, Streams io) {
-    std::vector<std::string> notes;
-    auto resources = load_resources(cmd.files, cmd.ns, &notes);
+    Diagnostics diag{.strict = cmd.strict};
+    auto resources = load_resources(cmd.files, cmd.ns, &diag);
     if (!resources) return fail(resources.error());
-    for (const auto& note : notes) io.err << note << "\n";
-    if (resources->empty())
+    if (resources->empty()) {
+        print_diagnostics(diag, io.err);
         return fail(config_error("apply: no resource tcpshift handles in " + std::to_string(cmd.files.size()) +
-                                 " path(s); it takes kind TrafficShift (tcpshift.io/v1alpha1)"));
-    if (auto ok = require_root("apply"); !ok) return ok;
-    auto target = enter_target(cmd.target);
-    if (!target) return fail(target.error());
-    auto lock = PinLock::acquire(kLockPatience);
-    if (!lock) return fail(lock.error());
-    auto before = load_applied(target->netns);
+                                 " path(s); see `tcpshift --help` for the accepted kinds"));
+    }
+    auto session = open_session("apply", cmd.target, !cmd.dry_run);
+    if (!session) return fail(session.error());
+    auto before = load_applied(session->target.netns);
     if (!before) return fail(before.error());
 
-    AppliedState next_state = before->state;
-    merge_resources(next_state, *resources);
-    // Compile the incoming documents as read, not as stored, so errors name their file:line.
-    auto stored = stored_resources(before->state);
-    if (!stored) return fail(stored.error());
-    std::vector<Resource> merged;
-    for (auto& r : *stored) {
-        bool replaced = false;
-        for (const auto& incoming : *resources) replaced = replaced || incoming.key() == r.key();
-        if (!replaced) merged.push_back(std::move(r));
-    }
-    merged.insert(merged.end(), resources->begin(), resources->end());
-    auto next = compile_resources(merged, before->state.ids);
+    auto merged = merged_resources(before->state, *resources);
+    if (!merged) return fail(merged.error());
+    auto next = compile_resources(*merged, before->state.ids, &diag);
     if (!next) return fail(next.error());
+    print_diagnostics(diag, io.err);
     if (cmd.dry_run) {
         io.out << "dry run, nothing changed; would install:\n";
         print_explain(*next, io.out);
         return {};
     }
-    if (auto ok = commit(*target, *before, next_state, *next, io); !ok) return ok;
+    AppliedState next_state = before->state;
+    merge_resources(next_state, *resources);
+    if (auto ok = commit(session->target, *before, next_state, *next, io); !ok) return ok;
+    for (const auto& r : *resources) io.out << r.key() << " applied\n";
     print_applied(*next, io.out);
+    return {};
+}
+
+Result<void> run_delete(const DeleteCommand& cmd, Streams io) {
+    std::vector<Resource> named;
+    if (!cmd.files.empty()) {
+        Diagnostics diag;
+        auto resources = load_resources(cmd.files, cmd.ns, &diag);
+        if (!resources) return fail(resources.error());
+        named = std::move(*resources);
+    } else if (cmd.kind.empty() || cmd.name.empty()) {
+        return fail(config_error("delete: give -f FILE, or KIND NAME (e.g. `delete virtualservice tcp-echo`)"));
+    }
+    auto session = open_session("delete", cmd.target, true);
+    if (!session) return fail(session.error());
+    auto before = load_applied(session->target.netns);
+    if (!before) return fail(before.error());
+
+    std::vector<std::string> keys;
+    for (const auto& r : named) keys.push_back(r.key());
+    if (cmd.files.empty()) {
+        for (const auto& stored : before->state.resources) {
+            const std::string rest = stored.key.substr(stored.key.find('/') + 1);
+            if (kind_matches(cmd.kind, stored.key) && rest == cmd.ns + "/" + cmd.name) keys.push_back(stored.key);
+        }
+        if (keys.size() > 1)
+            return fail(config_error("delete: \"" + cmd.kind + "\" names several kinds here; give the group, e.g. " +
+                                     keys[0].substr(0, keys[0].find('/'))));
+        if (keys.empty())
+            return fail(config_error("delete: no " + cmd.kind + " \"" + cmd.name + "\" in namespace " + cmd.ns +
+                                     " is applied; see `tcpshift get`"));
+    }
+    AppliedState next_state = before->state;
+    const size_t removed = remove_resources(next_state, keys);
+    if (removed == 0) {
+        io.out << "nothing to delete: none of those resources is applied\n";
+        return {};
+    }
+    auto remaining = stored_resources(next_state);
+    if (!remaining) return fail(remaining.error());
+    auto next = compile_resources(*remaining, before->state.ids);
+    if (!next)
+        return fail(config_error("delete: the remaining resources would no longer resolve, so nothing was deleted: " +
+                                 next.error().message));
+    if (auto ok = commit(session->target, *before, next_state, *next, io); !ok) return ok;
+    for (const auto& key : keys) io.out << key << " deleted\n";
+    print_applied(*next, io.out);
+    return {};
+}
+
+Result<void> run_get(const GetCommand& cmd, Streams io) {
+    auto session = open_session("get", cmd.target, false);
+    if (!session) return fail(session.error());
+    auto applied = load_applied(session->target.netns);
+    if (!applied) return fail(applied.error());
+    nlohmann::json list = nlohmann::json::array();
+    TextTable t;
+    t.row({"KIND", "NAMESPACE", "NAME", "APPLIED FROM"});
+    for (const auto& r : applied->state.resources) {
+        if (!cmd.kind.empty() && !kind_matches(cmd.kind, r.key)) continue;
+        const auto first = r.key.find('/'), second = r.key.find('/', first + 1);
+        const std::string kind = r.key.substr(0, first), ns = r.key.substr(first + 1, second - first - 1),
+                          name = r.key.substr(second + 1);
+        list.push_back({{"kind", kind}, {"namespace", ns}, {"name", name}, {"source", r.source}});
+        t.row({kind, ns, name, r.source});
+    }
+    if (cmd.json) {
+        io.out << nlohmann::json{{"resources", list}}.dump(2) << "\n";
+    } else if (list.empty()) {
+        io.out << "no resources applied" << (cmd.kind.empty() ? "" : " of kind " + cmd.kind) << "\n";
+    } else {
+        t.print(io.out);
+    }
     return {};
 }
 
@@ -178,25 +335,23 @@ Result<void> run_set(const SetCommand& cmd, Streams io) {
                                      "\" must be an integer from 0 to 1000000"));
         weights[arg.substr(0, eq)] = *weight;
     }
-    if (auto ok = require_root("set"); !ok) return ok;
-    auto target = enter_target(cmd.target);
-    if (!target) return fail(target.error());
-    auto lock = PinLock::acquire(kLockPatience);
-    if (!lock) return fail(lock.error());
-    auto before = load_applied(target->netns);
+    auto session = open_session("set", cmd.target, true);
+    if (!session) return fail(session.error());
+    auto before = load_applied(session->target.netns);
     if (!before) return fail(before.error());
     const PlanService* svc = before->plan.find_service(cmd.service);
     if (!svc) {
         std::string known;
         for (const auto& s : before->plan.services) known += (known.empty() ? "" : ", ") + s.name;
         return fail(config_error("set: no service \"" + cmd.service + "\" is applied in network namespace " +
-                                 std::to_string(target->netns.inode) +
+                                 std::to_string(session->target.netns.inode) +
                                  (known.empty() ? "; apply one first" : "; applied: " + known)));
     }
+    std::map<std::string, const PlanSubset*> subsets;
     for (const auto& [name, weight] : weights) {
-        bool found = false;
-        for (const auto& subset : svc->subsets) found = found || subset.name == name;
-        if (!found) {
+        for (const auto& subset : svc->subsets)
+            if (subset.name == name) subsets[name] = &subset;
+        if (!subsets.count(name)) {
             std::string known;
             for (const auto& subset : svc->subsets) known += (known.empty() ? "" : ", ") + subset.name;
             return fail(config_error("set: service \"" + cmd.service + "\" has no subset \"" + name +
@@ -204,38 +359,46 @@ Result<void> run_set(const SetCommand& cmd, Streams io) {
         }
     }
 
-    AppliedState next_state = before->state;
-    auto resources = stored_resources(next_state);
+    // Rewrite the weights where the service's resource keeps them, so a later apply or get
+    // sees them too.
+    auto resources = stored_resources(before->state);
     if (!resources) return fail(resources.error());
+    std::vector<Resource> changed;
     for (auto& r : *resources) {
         if (r.key() != svc->origin) continue;
-        YAML::Node subsets = r.node["spec"]["subsets"];
-        for (size_t i = 0; i < subsets.size(); ++i) {
-            const auto name = subsets[i]["name"].as<std::string>();
-            if (auto it = weights.find(name); it != weights.end()) subsets[i]["weight"] = it->second;
+        for (const auto& [name, weight] : weights) {
+            const auto& path = subsets[name]->weight_path;
+            YAML::Node node = r.node;
+            for (size_t i = 0; i + 1 < path.size(); ++i)
+                node.reset(node.IsSequence() ? node[std::stoul(path[i])] : node[path[i]]);
+            node[path.back()] = weight;
         }
-        merge_resources(next_state, {r});
-        for (auto& stored : next_state.resources)
-            if (stored.key == r.key()) stored.source = "tcpshift set";
+        changed.push_back(r);
     }
+    AppliedState next_state = before->state;
+    merge_resources(next_state, changed);
+    for (auto& stored : next_state.resources)
+        if (stored.key == svc->origin) stored.source = "tcpshift set";
     auto merged = stored_resources(next_state);
     if (!merged) return fail(merged.error());
     auto next = compile_resources(*merged, before->state.ids);
     if (!next) return fail(next.error());
-    if (auto ok = commit(*target, *before, next_state, *next, io); !ok) return ok;
+    if (auto ok = commit(session->target, *before, next_state, *next, io); !ok) return ok;
     print_applied(Plan{.services = {*next->find_service(cmd.service)}}, io.out);
     return {};
 }
 
 Result<void> run_status(const ShowCommand& cmd, Streams io) {
-    if (auto ok = require_root("status"); !ok) return ok;
-    auto target = enter_target(cmd.target);
-    if (!target) return fail(target.error());
-    auto applied = load_applied(target->netns);
+    auto session = open_session("status", cmd.target, false);
+    if (!session) return fail(session.error());
+    const NetnsId& netns = session->target.netns;
+    auto applied = load_applied(netns);
     if (!applied) return fail(applied.error());
-    StatusFacts facts{.netns_inode = target->netns.inode, .attached = dataplane_attached(target->netns)};
+    StatusFacts facts{.netns_inode = netns.inode,
+                      .attached = dataplane_attached(netns),
+                      .local_routes = applied->state.local_routes};
     if (facts.attached) {
-        auto maps = open_dataplane(target->netns);
+        auto maps = open_dataplane(netns);
         if (!maps) return fail(maps.error());
         auto ready = ready_backends(*maps, applied->plan);
         if (!ready) return fail(ready.error());
@@ -250,14 +413,14 @@ Result<void> run_status(const ShowCommand& cmd, Streams io) {
 }
 
 Result<void> run_stats(const ShowCommand& cmd, Streams io) {
-    if (auto ok = require_root("stats"); !ok) return ok;
-    auto target = enter_target(cmd.target);
-    if (!target) return fail(target.error());
-    auto applied = load_applied(target->netns);
+    auto session = open_session("stats", cmd.target, false);
+    if (!session) return fail(session.error());
+    const NetnsId& netns = session->target.netns;
+    auto applied = load_applied(netns);
     if (!applied) return fail(applied.error());
     StatsFacts facts;
-    if (dataplane_attached(target->netns)) {
-        auto maps = open_dataplane(target->netns);
+    if (dataplane_attached(netns)) {
+        auto maps = open_dataplane(netns);
         if (!maps) return fail(maps.error());
         for (const auto& svc : applied->plan.services) {
             auto counters = read_service_counters(*maps, svc.id);
@@ -278,13 +441,52 @@ Result<void> run_stats(const ShowCommand& cmd, Streams io) {
     return {};
 }
 
+Result<void> run_verify(const VerifyCommand& cmd, Streams io) {
+    auto session = open_session("verify", cmd.target, false);
+    if (!session) return fail(session.error());
+    const NetnsId& netns = session->target.netns;
+    auto applied = load_applied(netns);
+    if (!applied) return fail(applied.error());
+    Plan expected = applied->plan;
+    if (!cmd.files.empty()) {
+        Diagnostics diag;
+        auto resources = load_resources(cmd.files, cmd.ns, &diag);
+        if (!resources) return fail(resources.error());
+        auto plan = compile_resources(*resources, applied->state.ids, &diag);
+        if (!plan) return fail(plan.error());
+        expected = std::move(*plan);
+    }
+    std::vector<std::string> differences;
+    if (!dataplane_attached(netns)) {
+        if (!expected.services.empty()) differences.push_back("tcpshift is not attached to this network namespace");
+    } else {
+        auto maps = open_dataplane(netns);
+        if (!maps) return fail(maps.error());
+        auto diff = diff_dataplane(*maps, expected, netns);
+        if (!diff) return fail(diff.error());
+        differences = std::move(*diff);
+    }
+    if (cmd.json) {
+        io.out << nlohmann::json{{"in_sync", differences.empty()}, {"differences", differences}}.dump(2) << "\n";
+    } else if (differences.empty()) {
+        io.out << "in sync: the pinned state matches " << (cmd.files.empty() ? "the applied set" : "the config")
+               << " (" << expected.services.size() << " services)\n";
+    } else {
+        for (const auto& d : differences) io.out << "differs: " << d << "\n";
+    }
+    if (!differences.empty())
+        return fail(system_error("verify: " + std::to_string(differences.size()) +
+                                 " difference(s) between the pinned state and the configuration"));
+    return {};
+}
+
 Result<void> run_explain(const ExplainCommand& cmd, Streams io) {
-    std::vector<std::string> notes;
-    auto resources = load_resources(cmd.files, cmd.ns, &notes);
+    Diagnostics diag{.strict = cmd.strict};
+    auto resources = load_resources(cmd.files, cmd.ns, &diag);
     if (!resources) return fail(resources.error());
-    for (const auto& note : notes) io.err << note << "\n";
-    auto plan = compile_resources(*resources, IdAssignment{});
+    auto plan = compile_resources(*resources, IdAssignment{}, &diag);
     if (!plan) return fail(plan.error());
+    print_diagnostics(diag, io.err);
     if (cmd.json) {
         io.out << explain_json(*plan).dump(2) << "\n";
     } else {
@@ -294,15 +496,17 @@ Result<void> run_explain(const ExplainCommand& cmd, Streams io) {
 }
 
 Result<void> run_detach(const TargetOptions& cmd, Streams io) {
-    if (auto ok = require_root("detach"); !ok) return ok;
-    auto target = enter_target(cmd);
-    if (!target) return fail(target.error());
-    auto lock = PinLock::acquire(kLockPatience);
-    if (!lock) return fail(lock.error());
-    const bool attached = dataplane_attached(target->netns);
-    if (auto ok = detach_dataplane(target->netns); !ok) return ok;
-    io.out << (attached ? "detached from" : "nothing was attached to") << " network namespace "
-           << target->netns.inode << "\n";
+    auto session = open_session("detach", cmd, true);
+    if (!session) return fail(session.error());
+    const NetnsId& netns = session->target.netns;
+    const bool attached = dataplane_attached(netns);
+    if (attached) {
+        auto state = load_state(netns.inode);
+        if (state) (void)drop_local_routes(state->local_routes, Plan{}, io.err);
+    }
+    if (auto ok = detach_dataplane(netns); !ok) return ok;
+    io.out << (attached ? "detached from" : "nothing was attached to") << " network namespace " << netns.inode
+           << "\n";
     return {};
 }
 
@@ -311,13 +515,19 @@ namespace {
 constexpr const char* kFooter = R"(
 Examples:
   tcpshift apply -f tcp-echo.yaml          route a service (attaches on first use)
+  tcpshift apply -f istio/                 Istio Gateway, VirtualService, DestinationRule,
+                                           ServiceEntry, WorkloadEntry, Service; Gateway API
+                                           Gateway and TCPRoute
   tcpshift set tcp-echo v1=20 v2=80        shift new connections, 20% to v1 and 80% to v2
   tcpshift status                          frontends, weights, backends ready or not
   tcpshift stats --json                    connections steered per backend
+  tcpshift get virtualservices             the applied resources
   tcpshift explain -f tcp-echo.yaml        what a config would do; no root needed
-  tcpshift detach                          remove programs and pins
+  tcpshift verify                          do the pinned maps hold what was applied?
+  tcpshift detach                          remove programs, pins and local routes
 
-Exit status: 0 done, 1 the system refused (privilege, kernel, busy), 2 usage or config error.
+Exit status: 0 done, 1 the system refused (privilege, kernel, busy) or verify found a
+difference, 2 usage or config error.
 Pins: /sys/fs/bpf/tcpshift/<netns inode>/; read them with `bpftool map dump pinned ...`.)";
 
 void add_netns(CLI::App* cmd, TargetOptions& target) {
@@ -348,7 +558,32 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     apply_cmd->add_option("-n,--namespace", apply.ns, "namespace for documents that name none")
         ->capture_default_str();
     apply_cmd->add_flag("--dry-run", apply.dry_run, "validate and print the plan; change nothing");
+    apply_cmd->add_flag("--strict", apply.strict, "fields tcpshift cannot honour (TLS, HTTP routes) are errors");
     add_netns(apply_cmd, apply.target);
+
+    DeleteCommand del;
+    auto* delete_cmd = app.add_subcommand("delete", "remove applied resources: -f FILE, or KIND NAME");
+    delete_cmd->add_option("-f,--filename", del.files, "remove the resources this file or directory defines");
+    delete_cmd->add_option("kind", del.kind, "kind, e.g. virtualservice or gateway.networking.istio.io");
+    delete_cmd->add_option("name", del.name, "metadata.name");
+    delete_cmd->add_option("-n,--namespace", del.ns, "namespace of KIND NAME, and of documents that name none")
+        ->capture_default_str();
+    add_netns(delete_cmd, del.target);
+
+    GetCommand get;
+    auto* get_cmd = app.add_subcommand("get", "list the applied resources, optionally of one KIND");
+    get_cmd->add_option("kind", get.kind, "kind, e.g. trafficshift, virtualservices, tcproute");
+    get_cmd->add_flag("--json", get.json, "print JSON");
+    add_netns(get_cmd, get.target);
+
+    VerifyCommand verify;
+    auto* verify_cmd = app.add_subcommand("verify", "compare the pinned maps with the applied set or a config; "
+                                                    "exit 1 on any difference");
+    verify_cmd->add_option("-f,--filename", verify.files, "compare with this config instead of the applied set");
+    verify_cmd->add_option("-n,--namespace", verify.ns, "namespace for documents that name none")
+        ->capture_default_str();
+    verify_cmd->add_flag("--json", verify.json, "print JSON");
+    add_netns(verify_cmd, verify.target);
 
     SetCommand set;
     auto* set_cmd = app.add_subcommand("set", "shift a service's weights, e.g. `set tcp-echo v1=20 v2=80`");
@@ -374,6 +609,7 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     explain_cmd->add_option("-n,--namespace", explain.ns, "namespace for documents that name none")
         ->capture_default_str();
     explain_cmd->add_flag("--json", explain.json, "print JSON");
+    explain_cmd->add_flag("--strict", explain.strict, "fields tcpshift cannot honour are errors");
 
     TargetOptions detach;
     auto* detach_cmd = app.add_subcommand("detach", "remove the programs, pins and applied state of a namespace");
@@ -408,6 +644,9 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     Result<void> result;
     if (attach_cmd->parsed()) result = run_attach(attach, io);
     if (apply_cmd->parsed()) result = run_apply(apply, io);
+    if (delete_cmd->parsed()) result = run_delete(del, io);
+    if (get_cmd->parsed()) result = run_get(get, io);
+    if (verify_cmd->parsed()) result = run_verify(verify, io);
     if (set_cmd->parsed()) result = run_set(set, io);
     if (status_cmd->parsed()) result = run_status(status, io);
     if (stats_cmd->parsed()) result = run_stats(stats, io);

@@ -10,19 +10,51 @@
 #include <set>
 #include <sstream>
 
+#include "mesh.h"
 #include "tcpshift/yaml_fields.h"
 
 namespace tcpshift {
 
 namespace fs = std::filesystem;
 
-std::string Resource::key() const { return kind + "/" + ns + "/" + name; }
+std::string Resource::group() const {
+    const auto slash = api_version.find('/');
+    return slash == std::string::npos ? "" : api_version.substr(0, slash);
+}
+
+std::string Resource::key() const {
+    const std::string g = group();
+    return kind + (g.empty() ? "" : "." + g) + "/" + ns + "/" + name;
+}
+
+Result<void> Diagnostics::warn(std::string message) {
+    if (strict) return fail(config_error(message + " (an error under --strict)"));
+    warnings.push_back(std::move(message));
+    return {};
+}
 
 std::string affinity_name(Affinity affinity) { return affinity == Affinity::kSourceIp ? "source-ip" : "none"; }
 
 namespace {
 
-constexpr std::string_view kNativeGroup = "tcpshift.io/";
+struct AcceptedKind {
+    std::string_view group;
+    std::string_view kind;
+    std::vector<std::string_view> versions;
+};
+
+// The kinds tcpshift reads, and the API versions it serves for each.
+const AcceptedKind kAccepted[] = {
+    {"tcpshift.io", "TrafficShift", {"v1alpha1"}},
+    {"networking.istio.io", "Gateway", {"v1alpha3", "v1beta1", "v1"}},
+    {"networking.istio.io", "VirtualService", {"v1alpha3", "v1beta1", "v1"}},
+    {"networking.istio.io", "DestinationRule", {"v1alpha3", "v1beta1", "v1"}},
+    {"networking.istio.io", "ServiceEntry", {"v1alpha3", "v1beta1", "v1"}},
+    {"networking.istio.io", "WorkloadEntry", {"v1alpha3", "v1beta1", "v1"}},
+    {"", "Service", {"v1"}},
+    {"gateway.networking.k8s.io", "Gateway", {"v1", "v1beta1", "v1alpha2"}},
+    {"gateway.networking.k8s.io", "TCPRoute", {"v1alpha2", "v1alpha3"}},
+};
 
 Result<std::string> read_file(const std::string& path) {
     if (path == "-") {
@@ -71,7 +103,7 @@ Result<std::vector<std::string>> expand_paths(const std::vector<std::string>& pa
 }  // namespace
 
 Result<std::vector<Resource>> parse_resources(const std::string& text, const std::string& file,
-                                              const std::string& default_ns, std::vector<std::string>* notes) {
+                                              const std::string& default_ns, Diagnostics* diagnostics) {
     std::vector<YAML::Node> docs;
     try {
         docs = YAML::LoadAll(text);
@@ -103,29 +135,40 @@ Result<std::vector<Resource>> parse_resources(const std::string& text, const std
         if (!ns) return fail(ns.error());
         r.ns = *ns ? **ns : default_ns;
 
-        const bool native = r.api_version.starts_with(kNativeGroup);
-        if (native && r.kind == "TrafficShift") {
-            if (r.api_version != "tcpshift.io/v1alpha1")
-                return fail(config_error(where.str() + ": apiVersion: \"" + r.api_version +
-                                         "\" is not served; use tcpshift.io/v1alpha1"));
-            out.push_back(std::move(r));
+        const std::string group = r.group();
+        const std::string version = r.api_version.substr(r.api_version.find('/') + 1);
+        const AcceptedKind* accepted = nullptr;
+        for (const auto& k : kAccepted)
+            if (k.group == group && k.kind == r.kind) accepted = &k;
+        if (accepted == nullptr) {
+            if (diagnostics)
+                diagnostics->notes.push_back(where.str() + ": skipped " + r.kind + " \"" + r.name + "\" (" +
+                                             r.api_version + "): tcpshift does not handle this kind");
             continue;
         }
-        if (notes) notes->push_back(where.str() + ": skipped " + r.kind + " \"" + r.name + "\" (" + r.api_version +
-                                    "): tcpshift does not handle this kind");
+        bool served = false;
+        std::string versions;
+        for (auto v : accepted->versions) {
+            served = served || v == version;
+            versions += (versions.empty() ? "" : ", ") + (group.empty() ? "" : group + "/") + std::string(v);
+        }
+        if (!served)
+            return fail(config_error(where.str() + ": apiVersion: \"" + r.api_version + "\" is not served for " +
+                                     r.kind + "; use " + versions));
+        out.push_back(std::move(r));
     }
     return out;
 }
 
 Result<std::vector<Resource>> load_resources(const std::vector<std::string>& paths, const std::string& default_ns,
-                                             std::vector<std::string>* notes) {
+                                             Diagnostics* diagnostics) {
     auto files = expand_paths(paths);
     if (!files) return fail(files.error());
     std::vector<Resource> all;
     for (const auto& file : *files) {
         auto text = read_file(file);
         if (!text) return fail(text.error());
-        auto resources = parse_resources(*text, file, default_ns, notes);
+        auto resources = parse_resources(*text, file, default_ns, diagnostics);
         if (!resources) return fail(resources.error());
         for (auto& r : *resources) all.push_back(std::move(r));
     }
@@ -156,11 +199,13 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
         auto ep = parse_endpoint(*text);
         if (!ep) return fail(config_error(at(listen[i], file) + ": " + field + ": " + ep.error().message));
         svc.listen.push_back(*ep);
+        svc.listen_where.push_back({file, listen[i].Mark().line + 1});
     }
 
     if (const YAML::Node aff = spec["affinity"]) {
         auto text = scalar_string(aff, file, "spec.affinity");
         if (!text) return fail(text.error());
+        svc.affinity_where = {file, aff.Mark().line + 1};
         if (*text == "source-ip") {
             svc.affinity = Affinity::kSourceIp;
         } else if (*text != "none") {
@@ -181,7 +226,8 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
         const std::string field = "spec.subsets[" + std::to_string(i) + "]";
         if (!s.IsMap()) return fail(config_error(at(s, file) + ": " + field + ": must be a mapping"));
         if (auto ok = check_fields(s, {"name", "weight", "backends"}, file, field + "."); !ok) return fail(ok.error());
-        SubsetSpec subset{.where = {file, s.Mark().line + 1}};
+        SubsetSpec subset{.where = {file, s.Mark().line + 1},
+                          .weight_path = {"spec", "subsets", std::to_string(i), "weight"}};
         auto name = optional_string(s, "name", file, field + ".name");
         if (!name) return fail(name.error());
         if (!*name || (*name)->empty()) return fail(config_error(at(s, file) + ": " + field + ".name: missing"));
@@ -211,6 +257,7 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
                 return fail(config_error(at(backends[j], file) + ": " + bfield + ": \"" + *text +
                                          "\": a backend needs a concrete address, such as 127.0.0.1"));
             subset.backends.push_back(*ep);
+            subset.backend_where.push_back({file, backends[j].Mark().line + 1});
         }
         svc.subsets.push_back(std::move(subset));
     }
@@ -219,7 +266,9 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
 
 }  // namespace
 
-Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources) {
+Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources, Diagnostics* diagnostics) {
+    Diagnostics local;
+    Diagnostics& diag = diagnostics ? *diagnostics : local;
     std::vector<ServiceSpec> services;
     for (const auto& r : resources) {
         if (r.kind != "TrafficShift") continue;
@@ -227,6 +276,9 @@ Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& r
         if (!svc) return fail(svc.error());
         services.push_back(std::move(*svc));
     }
+    auto mesh = mesh::resolve_mesh_services(resources, diag);
+    if (!mesh) return fail(mesh.error());
+    for (auto& svc : *mesh) services.push_back(std::move(svc));
     if (auto ok = validate_services(services); !ok) return fail(ok.error());
     return services;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
@@ -352,6 +353,104 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
         }
     }
     return {};
+}
+
+namespace {
+
+// Every key of a hash map.
+template <typename Key>
+Result<std::vector<Key>> map_keys(const Fd& map, const char* name) {
+    std::vector<Key> keys;
+    Key key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(map.get(), prev, &next) == 0) {
+        keys.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    if (errno != ENOENT) return fail(system_error(std::string("iterate map \"") + name + "\"", errno));
+    return keys;
+}
+
+Endpoint key_endpoint(__u32 family, __u32 port, const __u32 addr[4]) {
+    Endpoint ep{.family = static_cast<int>(family), .port = static_cast<uint16_t>(port)};
+    std::memcpy(ep.addr.data(), addr, sizeof(ep.addr));
+    return ep;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns) {
+    std::vector<std::string> diff;
+
+    std::map<Endpoint, uint32_t> want_frontends;
+    std::map<uint32_t, std::string> service_names;
+    for (const auto& svc : plan.services) {
+        service_names[svc.id] = svc.name;
+        for (const auto& f : svc.frontends) want_frontends[f] = svc.id;
+    }
+    auto frontend_keys = map_keys<ts_frontend_key>(maps.frontends, "frontends");
+    if (!frontend_keys) return fail(frontend_keys.error());
+    std::set<Endpoint> seen;
+    for (const auto& key : *frontend_keys) {
+        const Endpoint ep = key_endpoint(key.family, key.port, key.addr);
+        seen.insert(ep);
+        ts_frontend value{};
+        if (bpf_map_lookup_elem(maps.frontends.get(), &key, &value) != 0) continue;
+        auto it = want_frontends.find(ep);
+        if (it == want_frontends.end()) {
+            diff.push_back("frontend " + ep.str() + " is installed but not configured");
+        } else if (it->second != value.service_id) {
+            diff.push_back("frontend " + ep.str() + " leads to service id " + std::to_string(value.service_id) +
+                           ", configured: " + service_names[it->second] + " (id " + std::to_string(it->second) + ")");
+        }
+    }
+    for (const auto& [ep, id] : want_frontends)
+        if (!seen.count(ep)) diff.push_back("frontend " + ep.str() + " of service " + service_names[id] + " is missing");
+
+    auto table = std::make_unique<ts_table>();
+    for (const auto& svc : plan.services) {
+        ts_service live{};
+        if (bpf_map_lookup_elem(maps.services.get(), &svc.id, &live) != 0)
+            return fail(system_error("read map \"services\"", errno));
+        const uint32_t table_id = svc.id * TS_TABLE_GENERATIONS + (live.generation & 1);
+        if (bpf_map_lookup_elem(maps.tables.get(), &table_id, table.get()) != 0)
+            return fail(system_error("read map \"tables\"", errno));
+        const std::string prefix = "service " + svc.name + " (id " + std::to_string(svc.id) + "): ";
+        const __u32 affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
+        if (table->affinity != affinity) diff.push_back(prefix + "live table has another affinity");
+        if (table->backend_count != svc.weighted_backends.size() ||
+            !std::equal(svc.weighted_backends.begin(), svc.weighted_backends.end(), table->backends))
+            diff.push_back(prefix + "live table has other weighted backends");
+        size_t differing = 0;
+        for (size_t i = 0; i < svc.slots.size(); ++i) differing += table->slots[i] != svc.slots[i];
+        if (differing)
+            diff.push_back(prefix + std::to_string(differing) + " of " + std::to_string(svc.slots.size()) +
+                           " slots differ from the configured weights");
+    }
+
+    std::map<Endpoint, uint32_t> want_listeners;
+    for (const auto& [ep, id] : listener_keys(plan)) want_listeners[ep] = id;
+    auto listener_map_keys = map_keys<ts_listener_key>(maps.listeners, "listeners");
+    if (!listener_map_keys) return fail(listener_map_keys.error());
+    std::set<Endpoint> seen_listeners;
+    for (const auto& key : *listener_map_keys) {
+        if (key.netns_cookie != netns.cookie) continue;
+        const Endpoint ep = key_endpoint(key.family, key.port, key.addr);
+        seen_listeners.insert(ep);
+        ts_listener value{};
+        if (bpf_map_lookup_elem(maps.listeners.get(), &key, &value) != 0) continue;
+        auto it = want_listeners.find(ep);
+        if (it == want_listeners.end()) {
+            diff.push_back("listener key " + ep.str() + " is registered but no backend listens there");
+        } else if (it->second != value.backend_id) {
+            diff.push_back("listener key " + ep.str() + " leads to backend id " + std::to_string(value.backend_id) +
+                           ", configured: " + std::to_string(it->second));
+        }
+    }
+    for (const auto& [ep, id] : want_listeners)
+        if (!seen_listeners.count(ep)) diff.push_back("listener key " + ep.str() + " is missing");
+    return diff;
 }
 
 Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan) {

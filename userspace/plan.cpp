@@ -23,6 +23,12 @@ const PlanService* Plan::find_service(const std::string& name) const {
     return nullptr;
 }
 
+std::vector<Endpoint> Plan::local_addresses() const {
+    std::set<Endpoint> all;
+    for (const auto& s : services) all.insert(s.local_addresses.begin(), s.local_addresses.end());
+    return {all.begin(), all.end()};
+}
+
 namespace {
 
 // Keeps the ids of names seen before and gives new names the lowest free id below `limit`.
@@ -86,6 +92,9 @@ Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssi
             .affinity = s.affinity,
             .takeover = s.takeover,
             .frontends = s.listen,
+            .frontends_where = s.listen_where,
+            .affinity_where = s.affinity_where,
+            .local_addresses = s.local_addresses,
             .where = s.where,
             .origin = s.origin,
         };
@@ -104,15 +113,22 @@ Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssi
             PlanSubset p{.name = subset.name,
                          .weight = subset.weight,
                          .share = total ? static_cast<double>(subset.weight) / total : 0,
-                         .weight_where = subset.weight_where};
-            for (const auto& b : subset.backends) {
+                         .where = subset.where,
+                         .weight_where = subset.weight_where,
+                         .weight_path = subset.weight_path};
+            for (size_t k = 0; k < subset.backends.size(); ++k) {
+                const Endpoint& b = subset.backends[k];
                 const int64_t id = backend_ids.id(b.str());
                 if (id < 0)
                     return fail(config_error(subset.where.str() + ": backend " + b.str() +
                                              ": a network namespace holds at most " +
                                              std::to_string(limits.max_backends) + " backends"));
                 const double share = p.share / subset.backends.size();
-                p.backends.push_back(PlanBackend{.id = static_cast<uint32_t>(id), .address = b, .share = share});
+                p.backends.push_back(PlanBackend{.id = static_cast<uint32_t>(id),
+                                                 .address = b,
+                                                 .share = share,
+                                                 .where = k < subset.backend_where.size() ? subset.backend_where[k]
+                                                                                          : subset.where});
                 if (share > 0) {
                     weighted.push_back(WeightedBackend{.id = static_cast<uint16_t>(id), .name = b.str(), .weight = share});
                     ps.weighted_backends.push_back(static_cast<uint16_t>(id));

@@ -115,8 +115,11 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
                             {"set", set_usage(svc)},
                             {"subsets", subsets}});
     }
+    json routes = json::array();
+    for (const auto& vip : facts.local_routes) routes.push_back(vip.address_str());
     return {{"netns_inode", facts.netns_inode},
             {"attached", facts.attached},
+            {"local_routes", routes},
             {"pins", facts.attached ? pin_dir(facts.netns_inode) : ""},
             {"services", services}};
 }
@@ -124,6 +127,11 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
 void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out) {
     out << "network namespace " << facts.netns_inode << ": "
         << (facts.attached ? "attached, pins in " + pin_dir(facts.netns_inode) : "not attached") << "\n";
+    if (!facts.local_routes.empty()) {
+        out << "local routes added for virtual IPs:";
+        for (const auto& vip : facts.local_routes) out << " " << vip.address_str();
+        out << "  (ip route show table local proto 250)\n";
+    }
     if (plan.services.empty()) {
         out << "no services applied\n";
         return;

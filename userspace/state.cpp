@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -40,6 +41,14 @@ void merge_resources(AppliedState& state, const std::vector<Resource>& resources
     }
 }
 
+size_t remove_resources(AppliedState& state, const std::vector<std::string>& keys) {
+    const size_t before = state.resources.size();
+    std::erase_if(state.resources, [&](const StoredResource& r) {
+        return std::find(keys.begin(), keys.end(), r.key) != keys.end();
+    });
+    return before - state.resources.size();
+}
+
 Result<std::vector<Resource>> stored_resources(const AppliedState& state) {
     std::vector<Resource> out;
     for (const auto& stored : state.resources) {
@@ -63,6 +72,11 @@ Result<AppliedState> load_state(uint64_t netns_inode) {
             state.resources.push_back(StoredResource{.key = r.at("key"), .source = r.at("source"), .yaml = r.at("yaml")});
         state.ids.services = j.at("ids").at("services").get<std::map<std::string, uint32_t>>();
         state.ids.backends = j.at("ids").at("backends").get<std::map<std::string, uint32_t>>();
+        for (const auto& route : j.value("local_routes", json::array())) {
+            auto ep = parse_address(route.get<std::string>(), 0);
+            if (!ep) throw json::other_error::create(501, "local_routes: " + ep.error().message, nullptr);
+            state.local_routes.push_back(*ep);
+        }
     } catch (const json::exception& e) {
         return fail(system_error(state_file(netns_inode) + ": unreadable applied state: " + e.what() +
                                  "; `tcpshift detach` resets it"));
@@ -76,6 +90,8 @@ Result<void> save_state(uint64_t netns_inode, const AppliedState& state) {
     j["resources"] = json::array();
     for (const auto& r : state.resources) j["resources"].push_back({{"key", r.key}, {"source", r.source}, {"yaml", r.yaml}});
     j["ids"] = {{"services", state.ids.services}, {"backends", state.ids.backends}};
+    j["local_routes"] = json::array();
+    for (const auto& route : state.local_routes) j["local_routes"].push_back(route.address_str());
 
     const std::string dir = state_dir(netns_inode);
     if (auto ok = make_dirs(dir, 0700); !ok) return ok;

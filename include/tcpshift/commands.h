@@ -28,6 +28,25 @@ struct ApplyCommand {
     std::vector<std::string> files;
     std::string ns = "default";
     bool dry_run = false;
+    bool strict = false;  // fields tcpshift cannot honour are errors, not warnings
+};
+struct DeleteCommand {
+    TargetOptions target;
+    std::vector<std::string> files;  // delete what these files define ...
+    std::string kind;                // ... or KIND NAME
+    std::string name;
+    std::string ns = "default";
+};
+struct GetCommand {
+    TargetOptions target;
+    std::string kind;  // empty: every kind
+    bool json = false;
+};
+struct VerifyCommand {
+    TargetOptions target;
+    std::vector<std::string> files;  // empty: the applied set
+    std::string ns = "default";
+    bool json = false;
 };
 struct SetCommand {
     TargetOptions target;
@@ -42,11 +61,16 @@ struct ExplainCommand {
     std::vector<std::string> files;
     std::string ns = "default";
     bool json = false;
+    bool strict = false;
 };
 
 Result<void> run_attach(const AttachCommand& cmd, Streams io);
 Result<void> run_apply(const ApplyCommand& cmd, Streams io);
+Result<void> run_delete(const DeleteCommand& cmd, Streams io);
+Result<void> run_get(const GetCommand& cmd, Streams io);
 Result<void> run_set(const SetCommand& cmd, Streams io);
+// Exits 1 (kSystem) when the pinned state differs from the configuration.
+Result<void> run_verify(const VerifyCommand& cmd, Streams io);
 Result<void> run_status(const ShowCommand& cmd, Streams io);
 Result<void> run_stats(const ShowCommand& cmd, Streams io);
 Result<void> run_explain(const ExplainCommand& cmd, Streams io);

@@ -74,6 +74,10 @@ std::vector<std::pair<Endpoint, uint32_t>> listener_keys(const Plan& plan);
 // Each table is written into the spare generation and made live by one 4-byte write.
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns);
 
+// What the maps hold that `plan` does not say, and the reverse, one line per difference:
+// frontends, live tables (affinity, fallback order, slots) and listener keys.
+Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns);
+
 // Backends whose listener is in the SOCKHASH.
 Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan);
 

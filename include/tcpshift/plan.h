@@ -25,6 +25,7 @@ struct PlanBackend {
     uint32_t id = 0;
     Endpoint address;
     double share = 0;  // of its service's new connections, 0..1
+    SourceRef where;   // the WorkloadEntry or the line that named it
 };
 
 struct PlanSubset {
@@ -32,7 +33,9 @@ struct PlanSubset {
     uint32_t weight = 0;
     double share = 0;  // weight / sum of weights
     std::vector<PlanBackend> backends;
+    SourceRef where;
     SourceRef weight_where;
+    std::vector<std::string> weight_path;  // see SubsetSpec
 };
 
 struct PlanService {
@@ -41,6 +44,9 @@ struct PlanService {
     Affinity affinity = Affinity::kNone;
     bool takeover = false;
     std::vector<Endpoint> frontends;
+    std::vector<SourceRef> frontends_where;  // parallel to frontends, when known
+    SourceRef affinity_where;
+    std::vector<Endpoint> local_addresses;   // virtual IPs that need a local route
     std::vector<PlanSubset> subsets;
     std::vector<uint16_t> weighted_backends;  // ids with a share > 0, fallback order
     std::vector<uint16_t> slots;              // the weight table
@@ -60,6 +66,8 @@ struct Plan {
     IdAssignment ids;
 
     const PlanService* find_service(const std::string& name) const;
+    // Every virtual IP some service needs a local route for.
+    std::vector<Endpoint> local_addresses() const;
 };
 
 // Compiles validated services. Fails when the set does not fit the map sizes.

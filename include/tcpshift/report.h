@@ -20,6 +20,7 @@ struct StatusFacts {
     uint64_t netns_inode = 0;
     bool attached = false;
     std::set<uint32_t> ready;  // backend ids with a registered listener
+    std::vector<Endpoint> local_routes;  // virtual IPs tcpshift made local
 };
 nlohmann::json status_json(const Plan& plan, const StatusFacts& facts);
 void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out);

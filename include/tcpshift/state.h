@@ -22,11 +22,14 @@ struct StoredResource {
 struct AppliedState {
     std::vector<StoredResource> resources;
     IdAssignment ids;
+    std::vector<Endpoint> local_routes;  // virtual IPs whose local route tcpshift added
 };
 
 StoredResource store_resource(const Resource& resource);
 // Adds or replaces resources by key, keeping the order in which keys first appeared.
 void merge_resources(AppliedState& state, const std::vector<Resource>& resources);
+// Removes resources by key; returns how many were removed.
+size_t remove_resources(AppliedState& state, const std::vector<std::string>& keys);
 // Parses the stored documents back into resources.
 Result<std::vector<Resource>> stored_resources(const AppliedState& state);
 

@@ -25,8 +25,8 @@ spec:
     backends: ["127.0.0.1:9002", "127.0.0.1:9003"]
 )";
 
-Result<std::vector<ServiceSpec>> parse(const std::string& text, std::vector<std::string>* notes = nullptr) {
-    auto resources = parse_resources(text, "t.yaml", "default", notes);
+Result<std::vector<ServiceSpec>> parse(const std::string& text, Diagnostics* diag = nullptr) {
+    auto resources = parse_resources(text, "t.yaml", "default", diag);
     if (!resources) return fail(resources.error());
     return resolve_services(*resources);
 }
@@ -37,7 +37,7 @@ TEST(Config, ParsesTheNativeResource) {
     ASSERT_EQ(services->size(), 1u);
     const ServiceSpec& s = (*services)[0];
     EXPECT_EQ(s.name, "tcp-echo");
-    EXPECT_EQ(s.origin, "TrafficShift/default/tcp-echo");
+    EXPECT_EQ(s.origin, "TrafficShift.tcpshift.io/default/tcp-echo");
     ASSERT_EQ(s.listen.size(), 2u);
     EXPECT_EQ(s.listen[1].str(), "[::]:31400");
     EXPECT_EQ(s.affinity, Affinity::kSourceIp);
@@ -61,11 +61,12 @@ spec:
   listen: ["127.0.0.1:31401"]
   subsets: [{name: a, weight: 1, backends: ["127.0.0.1:9101"]}]
 )";
-    std::vector<std::string> notes;
-    auto services = parse(text, &notes);
+    Diagnostics diag;
+    auto services = parse(text, &diag);
+    const auto& notes = diag.notes;
     ASSERT_TRUE(services) << services.error().message;
     ASSERT_EQ(services->size(), 2u);
-    EXPECT_EQ((*services)[1].origin, "TrafficShift/prod/other");
+    EXPECT_EQ((*services)[1].origin, "TrafficShift.tcpshift.io/prod/other");
     ASSERT_EQ(notes.size(), 1u);
     EXPECT_NE(notes[0].find("t.yaml:16: skipped ConfigMap \"x\""), std::string::npos) << notes[0];
 }
@@ -145,7 +146,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{.desc = "missing name", .from = "  name: tcp-echo\n", .to = "  labels: {}\n",
                   .want = "t.yaml:1: metadata.name: missing"},
         ErrorCase{.desc = "unserved version", .from = "tcpshift.io/v1alpha1", .to = "tcpshift.io/v9",
-                  .want = "t.yaml:1: apiVersion: \"tcpshift.io/v9\" is not served"},
+                  .want = "t.yaml:1: apiVersion: \"tcpshift.io/v9\" is not served for TrafficShift; use tcpshift.io/v1alpha1"},
         ErrorCase{.desc = "no listen", .from = "  listen: [\"0.0.0.0:31400\", \"[::]:31400\"]\n", .to = "",
                   .want = "spec.listen: needs at least one ADDRESS:PORT"},
         ErrorCase{.desc = "subset without weight", .from = "    weight: 80\n", .to = "",

@@ -1,0 +1,20 @@
+// `local` routes for virtual IPs: a connection to an address is looked up by sk_lookup only
+// when the address is local to the namespace. tcpshift adds such a route (table local, dev lo)
+// for each virtual IP of a mesh route, tagged with its own route protocol so that it removes
+// only what it added: `ip route show table local proto 250` lists them.
+#pragma once
+
+#include "tcpshift/endpoint.h"
+#include "tcpshift/error.h"
+
+namespace tcpshift {
+
+inline constexpr unsigned char kRouteProtocol = 250;
+
+// Adds `local ADDRESS dev lo table local proto 250` in the calling thread's namespace.
+// Returns false, changing nothing, when the address is already local.
+Result<bool> add_local_route(const Endpoint& address);
+// Removes the route if tcpshift added it; absent is fine.
+Result<void> remove_local_route(const Endpoint& address);
+
+}  // namespace tcpshift
