@@ -170,7 +170,13 @@ Result<std::vector<Resource>> load_resources(const std::vector<std::string>& pat
         if (!text) return fail(text.error());
         auto resources = parse_resources(*text, file, default_ns, diagnostics);
         if (!resources) return fail(resources.error());
-        for (auto& r : *resources) all.push_back(std::move(r));
+        for (auto& r : *resources) {
+            for (const auto& seen : all)
+                if (seen.key() == r.key())
+                    return fail(config_error(r.where.str() + ": " + r.kind + " \"" + r.name + "\" in namespace " +
+                                             r.ns + " is defined twice; the other is at " + seen.where.str()));
+            all.push_back(std::move(r));
+        }
     }
     return all;
 }

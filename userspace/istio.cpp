@@ -162,7 +162,9 @@ Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog&
     auto source_ip = traffic_policy(spec["trafficPolicy"], "spec.trafficPolicy");
     if (!source_ip) return fail(source_ip.error());
     dr.source_ip = *source_ip;
-    if (dr.source_ip) dr.source_ip_where = {file, spec["trafficPolicy"].Mark().line + 1};
+    if (dr.source_ip)
+        dr.source_ip_where = {
+            file, spec["trafficPolicy"]["loadBalancer"]["consistentHash"]["useSourceIp"].Mark().line + 1};
 
     if (const YAML::Node subsets = spec["subsets"]) {
         std::set<std::string> names;
@@ -185,6 +187,9 @@ Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog&
             auto sub_ip = traffic_policy(s["trafficPolicy"], field + ".trafficPolicy");
             if (!sub_ip) return fail(sub_ip.error());
             rule.source_ip = *sub_ip;
+            if (rule.source_ip)
+                rule.where.line =
+                    s["trafficPolicy"]["loadBalancer"]["consistentHash"]["useSourceIp"].Mark().line + 1;
             dr.subsets.push_back(std::move(rule));
         }
     }

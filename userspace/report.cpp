@@ -57,21 +57,30 @@ std::string set_usage(const PlanService& svc) {
 json explain_json(const Plan& plan) {
     json services = json::array();
     for (const auto& svc : plan.services) {
+        json frontends = json::array();
+        for (size_t i = 0; i < svc.frontends.size(); ++i)
+            frontends.push_back({{"address", svc.frontends[i].str()},
+                                 {"from", i < svc.frontends_where.size() ? svc.frontends_where[i].str() : ""}});
         json subsets = json::array();
         for (const auto& subset : svc.subsets) {
             json backends = json::array();
             for (const auto& b : subset.backends)
-                backends.push_back({{"address", b.address.str()}, {"percent", b.share * 100.0}});
+                backends.push_back({{"address", b.address.str()}, {"percent", b.share * 100.0}, {"from", b.where.str()}});
             subsets.push_back({{"name", subset.name},
                                {"weight", subset.weight},
                                {"percent", subset.share * 100.0},
+                               {"from", subset.where.str()},
                                {"weight_from", subset.weight_where.str()},
                                {"backends", backends}});
         }
+        json local = json::array();
+        for (const auto& vip : svc.local_addresses) local.push_back(vip.address_str());
         services.push_back({{"service", svc.name},
-                            {"frontends", frontends_json(svc)},
+                            {"frontends", frontends},
                             {"affinity", affinity_name(svc.affinity)},
+                            {"affinity_from", svc.affinity_where.str()},
                             {"takeover", svc.takeover},
+                            {"local_routes", local},
                             {"from", svc.where.str()},
                             {"resource", svc.origin},
                             {"subsets", subsets}});
@@ -81,14 +90,20 @@ json explain_json(const Plan& plan) {
 
 void print_explain(const Plan& plan, std::ostream& out) {
     for (const auto& svc : plan.services) {
-        out << join_frontends(svc) << " -> service " << svc.name << "  (affinity " << affinity_name(svc.affinity)
-            << ", from " << svc.where.str() << ")\n";
+        out << "service " << svc.name << "  (" << svc.origin << ", " << svc.where.str() << ")\n";
+        for (size_t i = 0; i < svc.frontends.size(); ++i)
+            out << "  frontend " << svc.frontends[i].str()
+                << (i < svc.frontends_where.size() ? "  from " + svc.frontends_where[i].str() : "") << "\n";
+        for (const auto& vip : svc.local_addresses)
+            out << "  local route for virtual IP " << vip.address_str() << "\n";
+        out << "  affinity " << affinity_name(svc.affinity)
+            << (svc.affinity_where.line > 0 ? "  from " + svc.affinity_where.str() : "") << "\n";
         TextTable t;
-        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "BACKEND SHARE", "WEIGHT FROM"});
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "BACKEND SHARE", "WEIGHT FROM", "BACKEND FROM"});
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
                 t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
-                       percent(b.share), subset.weight_where.str()});
+                       percent(b.share), subset.weight_where.str(), b.where.str()});
         t.print(out, "  ");
     }
 }
