@@ -1,0 +1,143 @@
+// Istio and Gateway API files, applied as users write them, route real connections. The
+// files are the ones in examples/, so the examples are tested too.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "client.h"
+#include "netns_fixture.h"
+#include "stats.h"
+
+namespace tcpshift::testing {
+namespace {
+
+constexpr size_t kConnections = 2000;
+
+std::string example(const std::string& relative) { return std::string(TCPSHIFT_SOURCE_DIR) + "/examples/" + relative; }
+
+class IstioTest : public NetnsTest {
+   protected:
+    // The workloads of examples/istio: v1 at 127.0.0.2:9000 answers "one", v2 at
+    // 127.0.0.3:9000 answers "two".
+    void start_workloads() {
+        v1_ = start_echo(netns(), "127.0.0.2:9000", "one");
+        v2_ = start_echo(netns(), "127.0.0.3:9000", "two");
+        ASSERT_FALSE(v1_.first_line().empty());
+        ASSERT_FALSE(v2_.first_line().empty());
+    }
+
+    void apply_file(const std::string& path) {
+        const auto r = tcpshift_here({"apply", "-f", path});
+        ASSERT_EQ(r.exit_code, 0) << path << ": " << r.err;
+    }
+
+    void expect_split(const std::string& target, double w1, double w2) {
+        auto in = enter();
+        const Tally t = tally(endpoint(target), kConnections);
+        ASSERT_EQ(t.failures, 0u) << t.str();
+        ASSERT_EQ(t["one"] + t["two"], kConnections) << t.str();
+        const SplitVerdict v = chi_square_split({t["one"], t["two"]}, {w1, w2});
+        EXPECT_GE(v.p_value, kAlpha) << target << " " << w1 << "/" << w2 << " rejected: " << t.str() << "\n" << v.table;
+    }
+
+   private:
+    Child v1_, v2_;
+};
+
+TEST_F(IstioTest, TheTasksSingleFileAppliesRouteFiftyFiftyThenTwentyEighty) {
+    start_workloads();
+    apply_file(example("istio/steps/01-workloads.yaml"));
+    apply_file(example("istio/steps/02-gateway.yaml"));
+    apply_file(example("istio/steps/03-virtualservice-all.yaml"));
+    expect_split("127.0.0.1:31400", 50, 50);
+    apply_file(example("istio/steps/04-destinationrule.yaml"));
+    expect_split("127.0.0.1:31400", 50, 50);
+    apply_file(example("istio/steps/05-virtualservice-20-80.yaml"));
+    expect_split("127.0.0.1:31400", 20, 80);
+
+    const auto get = tcpshift_here({"get", "--json"});
+    ASSERT_EQ(get.exit_code, 0) << get.err;
+    EXPECT_EQ(nlohmann::json::parse(get.out)["resources"].size(), 6u);
+    const auto verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+TEST_F(IstioTest, TheFilesInOneApplyRouteTheSameAndSetShiftsThem) {
+    start_workloads();
+    apply_file(example("istio/tcp-echo.yaml"));
+    expect_split("127.0.0.1:31400", 20, 80);
+
+    const auto status = tcpshift_here({"status", "--json"});
+    ASSERT_EQ(status.exit_code, 0) << status.err;
+    EXPECT_EQ(nlohmann::json::parse(status.out)["services"][0]["set"], "tcpshift set tcp-echo v1=20 v2=80");
+    const auto set = tcpshift_here({"set", "tcp-echo", "v1=50", "v2=50"});
+    ASSERT_EQ(set.exit_code, 0) << set.err;
+    expect_split("127.0.0.1:31400", 50, 50);
+    // The stored VirtualService carries the new weights, so `verify -f` against the old file
+    // now reports a difference.
+    const auto verify = tcpshift_here({"verify", "-f", example("istio/tcp-echo.yaml")});
+    EXPECT_EQ(verify.exit_code, 1) << verify.out;
+    EXPECT_NE(verify.out.find("slots differ from the configured weights"), std::string::npos) << verify.out;
+}
+
+TEST_F(IstioTest, TheGatewayApiFormRoutesTheSame) {
+    start_workloads();
+    apply_file(example("gateway-api/tcp-echo.yaml"));
+    expect_split("127.0.0.1:31400", 20, 80);
+    const auto set = tcpshift_here({"set", "tcp-echo", "tcp-echo-v1=1", "tcp-echo-v2=1"});
+    ASSERT_EQ(set.exit_code, 0) << set.err;
+    expect_split("127.0.0.1:31400", 50, 50);
+}
+
+TEST_F(IstioTest, TheMeshFormServesAClientOfTheVirtualIp) {
+    start_workloads();
+    apply_file(example("istio/mesh.yaml"));
+    const auto routes = run_command({"/sbin/ip", "-n", netns(), "route", "show", "table", "local", "proto", "250"});
+    EXPECT_NE(routes.out.find("local 10.96.0.50 dev lo"), std::string::npos) << routes.out;
+    expect_split("10.96.0.50:9000", 30, 70);
+
+    const auto del = tcpshift_here({"delete", "-f", example("istio/mesh.yaml")});
+    ASSERT_EQ(del.exit_code, 0) << del.err;
+    const auto after = run_command({"/sbin/ip", "-n", netns(), "route", "show", "table", "local", "proto", "250"});
+    EXPECT_EQ(after.out, "") << "the local route goes with the route that needed it";
+}
+
+TEST_F(IstioTest, DetachRemovesTheLocalRoutes) {
+    start_workloads();
+    apply_file(example("istio/mesh.yaml"));
+    ASSERT_EQ(tcpshift_here({"detach"}).exit_code, 0);
+    const auto after = run_command({"/sbin/ip", "-n", netns(), "route", "show", "table", "local", "proto", "250"});
+    EXPECT_EQ(after.out, "");
+}
+
+TEST_F(IstioTest, AnInconsistentApplyIsRefusedAndTheOldRoutingKeepsServing) {
+    start_workloads();
+    apply_file(example("istio/tcp-echo.yaml"));
+    const auto before = tcpshift_here({"get", "--json"}).out;
+    // A VirtualService that names a subset the DestinationRule does not define.
+    const std::string bad = R"(apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: tcp-echo}
+spec:
+  hosts: ["*"]
+  gateways: [tcp-echo-gateway]
+  tcp:
+  - match: [{port: 31400}]
+    route:
+    - destination: {host: tcp-echo, port: {number: 9000}, subset: v3}
+)";
+    const auto r = tcpshift_here({"apply", "-f", write_temp_file("bad-vs.yaml", bad)});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("bad-vs.yaml:10: spec.tcp[0].route[0].destination.subset: \"v3\" is not a subset"),
+              std::string::npos)
+        << r.err;
+    // Deleting the DestinationRule would strand the VirtualService's subsets: refused too.
+    const auto d = tcpshift_here({"delete", "destinationrule", "tcp-echo-destination"});
+    EXPECT_EQ(d.exit_code, 2);
+    EXPECT_NE(d.err.find("would no longer resolve, so nothing was deleted"), std::string::npos) << d.err;
+    EXPECT_EQ(before, tcpshift_here({"get", "--json"}).out);
+    expect_split("127.0.0.1:31400", 20, 80);
+}
+
+}  // namespace
+}  // namespace tcpshift::testing
