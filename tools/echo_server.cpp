@@ -37,23 +37,12 @@ Fd listen_on(const Endpoint& ep, bool reuseport, bool v6only) {
     const int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (reuseport) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (ep.family == AF_INET) {
-        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(ep.port);
-        std::memcpy(&sin->sin_addr, ep.addr.data(), 4);
-        len = sizeof(*sin);
-    } else {
+    if (ep.family == AF_INET6) {
         const int v6 = v6only ? 1 : 0;
         ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof(v6));
-        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(ep.port);
-        std::memcpy(&sin6->sin6_addr, ep.addr.data(), 16);
-        len = sizeof(*sin6);
     }
+    sockaddr_storage ss;
+    const socklen_t len = tcpshift::to_sockaddr(ep, &ss);
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd.get(), 4096) != 0) return Fd();
     return fd;
 }

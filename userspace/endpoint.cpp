@@ -1,6 +1,7 @@
 #include "tcpshift/endpoint.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <charconv>
 #include <cstring>
@@ -16,6 +17,22 @@ std::string Endpoint::address_str() const {
 std::string Endpoint::str() const {
     if (family == AF_INET6) return "[" + address_str() + "]:" + std::to_string(port);
     return address_str() + ":" + std::to_string(port);
+}
+
+socklen_t to_sockaddr(const Endpoint& endpoint, sockaddr_storage* out) {
+    *out = {};
+    if (endpoint.family == AF_INET) {
+        auto* sin = reinterpret_cast<sockaddr_in*>(out);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(endpoint.port);
+        std::memcpy(&sin->sin_addr, endpoint.addr.data(), 4);
+        return sizeof(*sin);
+    }
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(out);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(endpoint.port);
+    std::memcpy(&sin6->sin6_addr, endpoint.addr.data(), 16);
+    return sizeof(*sin6);
 }
 
 Result<Endpoint> parse_address(std::string_view text, uint16_t port) {

@@ -200,7 +200,7 @@ Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog&
 struct Match {
     std::optional<uint16_t> port;
     std::vector<std::string> gateways;     // normalised "ns/name" or "mesh"
-    std::vector<std::string> subnets;      // addresses, no prefix
+    std::vector<Endpoint> subnets;         // single addresses, port 0
     std::vector<SourceRef> subnets_where;
 };
 
@@ -296,21 +296,9 @@ class VirtualServiceResolver {
             if (const YAML::Node subnets = m["destinationSubnets"]) {
                 for (size_t s = 0; s < subnets.size(); ++s) {
                     const std::string sfield = mfield + ".destinationSubnets[" + std::to_string(s) + "]";
-                    auto text = scalar_string(subnets[s], file_, sfield);
-                    if (!text) return fail(text.error());
-                    std::string addr = *text;
-                    if (const auto slash = addr.find('/'); slash != std::string::npos) {
-                        const std::string len = addr.substr(slash + 1);
-                        addr = addr.substr(0, slash);
-                        if (len != "32" && len != "128")
-                            return fail(config_error(at(subnets[s], file_) + ": " + sfield + ": \"" + *text +
-                                                     "\": tcpshift matches single destination addresses (/32 or "
-                                                     "/128), not wider subnets"));
-                    }
-                    if (!parse_address(addr, 0))
-                        return fail(config_error(at(subnets[s], file_) + ": " + sfield + ": \"" + *text +
-                                                 "\" is not an address"));
-                    match.subnets.push_back(addr);
+                    auto addr = parse_host_address(subnets[s], file_, sfield, "destination addresses");
+                    if (!addr) return fail(addr.error());
+                    match.subnets.push_back(*addr);
                     match.subnets_where.push_back({file_, subnets[s].Mark().line + 1});
                 }
             }
@@ -339,7 +327,10 @@ class VirtualServiceResolver {
             if (!m.gateways.empty() && std::find(m.gateways.begin(), m.gateways.end(), gateway) == m.gateways.end())
                 continue;
             matched = true;
-            for (const auto& subnet : m.subnets) selected.push_back(*parse_address(subnet, port));
+            for (Endpoint subnet : m.subnets) {
+                subnet.port = port;
+                selected.push_back(subnet);
+            }
         }
         if (!matched) return;
         if (selected.empty()) selected = addresses;

@@ -36,6 +36,23 @@ Result<Labels> parse_labels(const YAML::Node& node, const std::string& file, con
     return labels;
 }
 
+Result<Endpoint> parse_host_address(const YAML::Node& node, const std::string& file, const std::string& field,
+                                    const std::string& what) {
+    auto text = scalar_string(node, file, field);
+    if (!text) return fail(text.error());
+    std::string addr = *text;
+    if (const auto slash = addr.find('/'); slash != std::string::npos) {
+        const std::string len = addr.substr(slash + 1);
+        addr = addr.substr(0, slash);
+        if (len != "32" && len != "128")
+            return fail(config_error(at(node, file) + ": " + field + ": \"" + *text + "\": tcpshift takes single " +
+                                     "addresses (/32 or /128) as " + what + ", not wider prefixes"));
+    }
+    auto ep = parse_address(addr, 0);
+    if (!ep) return fail(config_error(at(node, file) + ": " + field + ": " + ep.error().message));
+    return ep;
+}
+
 namespace {
 
 bool selects(const Labels& selector, const Labels& labels) {
@@ -128,19 +145,9 @@ Result<MeshService> parse_service_entry(const Resource& r, Diagnostics& diag) {
     }
     if (const YAML::Node addresses = spec["addresses"]) {
         for (size_t i = 0; i < addresses.size(); ++i) {
-            const std::string field = "spec.addresses[" + std::to_string(i) + "]";
-            auto text = scalar_string(addresses[i], file, field);
-            if (!text) return fail(text.error());
-            std::string addr = *text;
-            if (const auto slash = addr.find('/'); slash != std::string::npos) {
-                const std::string len = addr.substr(slash + 1);
-                addr = addr.substr(0, slash);
-                if (len != "32" && len != "128")
-                    return fail(config_error(at(addresses[i], file) + ": " + field + ": \"" + *text +
-                                             "\": tcpshift takes single addresses (/32 or /128) as virtual IPs"));
-            }
-            auto ep = parse_address(addr, 0);
-            if (!ep) return fail(config_error(at(addresses[i], file) + ": " + field + ": " + ep.error().message));
+            auto ep = parse_host_address(addresses[i], file, "spec.addresses[" + std::to_string(i) + "]",
+                                         "virtual IPs");
+            if (!ep) return fail(ep.error());
             s.addresses.push_back(*ep);
         }
     }

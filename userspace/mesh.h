@@ -82,6 +82,11 @@ Result<std::vector<Endpoint>> backend_endpoints(const MeshService& service, cons
 Result<const ServicePort*> service_port(const MeshService& service, std::optional<uint16_t> number,
                                         const std::string& where, const std::string& field);
 
+// A single address, optionally written as a /32 or /128 prefix ("10.96.0.50/32"); wider
+// prefixes are refused, naming `what` tcpshift needs them for.
+Result<Endpoint> parse_host_address(const YAML::Node& node, const std::string& file, const std::string& field,
+                                    const std::string& what);
+
 Result<Labels> parse_labels(const YAML::Node& node, const std::string& file, const std::string& field);
 std::string labels_str(const Labels& labels);
 

@@ -1,6 +1,8 @@
 // IP endpoints as the kernel sees them: family, address in network byte order, port.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <cstdint>
 #include <string>
@@ -22,6 +24,9 @@ struct Endpoint {
     std::string address_str() const;
     auto operator<=>(const Endpoint&) const = default;
 };
+
+// Fills a sockaddr_in or sockaddr_in6 for bind() or connect(); returns its length.
+socklen_t to_sockaddr(const Endpoint& endpoint, sockaddr_storage* out);
 
 // Parses "ADDR:PORT" or "[ADDR6]:PORT". The error says what is wrong with the text;
 // the caller adds where it came from.

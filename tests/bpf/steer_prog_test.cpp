@@ -32,21 +32,12 @@ struct Listener {
 Listener listen_on(const std::string& addr, int family, bool v6only = true) {
     Listener l;
     l.fd = Fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (family == AF_INET) {
-        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-        sin->sin_family = AF_INET;
-        inet_pton(AF_INET, addr.c_str(), &sin->sin_addr);
-        len = sizeof(*sin);
-    } else {
+    if (family == AF_INET6) {
         const int v6 = v6only ? 1 : 0;
         ::setsockopt(l.fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof(v6));
-        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        sin6->sin6_family = AF_INET6;
-        inet_pton(AF_INET6, addr.c_str(), &sin6->sin6_addr);
-        len = sizeof(*sin6);
     }
+    sockaddr_storage ss;
+    socklen_t len = to_sockaddr(*parse_address(addr, 0), &ss);
     EXPECT_EQ(::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
     EXPECT_EQ(::listen(l.fd.get(), 16), 0);
     ::getsockname(l.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);

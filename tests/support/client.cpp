@@ -44,21 +44,8 @@ EchoResult echo_once(const Endpoint& target, const std::string& line, std::chron
         r.error = errno_text("socket", errno);
         return r;
     }
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (target.family == AF_INET) {
-        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(target.port);
-        std::memcpy(&sin->sin_addr, target.addr.data(), 4);
-        len = sizeof(*sin);
-    } else {
-        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(target.port);
-        std::memcpy(&sin6->sin6_addr, target.addr.data(), 16);
-        len = sizeof(*sin6);
-    }
+    sockaddr_storage ss;
+    const socklen_t len = to_sockaddr(target, &ss);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
         r.error = errno_text("connect", errno);
         return r;

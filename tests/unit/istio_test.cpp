@@ -360,7 +360,7 @@ INSTANTIATE_TEST_SUITE_P(
         IstioErrorCase{"wide destination subnet",
                        kPrefix + replaced(kVirtualService, "match: [{port: 31400}]",
                                           "match: [{port: 31400, destinationSubnets: [10.0.0.0/8]}]"),
-                       "\"10.0.0.0/8\": tcpshift matches single destination addresses (/32 or /128)"},
+                       "\"10.0.0.0/8\": tcpshift takes single addresses (/32 or /128) as destination addresses"},
         IstioErrorCase{"mesh host without address",
                        kPrefix + replaced(replaced(kVirtualService, "  gateways: [tcp-echo-gateway]\n", ""),
                                           "hosts: [\"*\"]", "hosts: [tcp-echo]"),
