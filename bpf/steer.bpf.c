@@ -8,7 +8,9 @@
  *
  * register_listener (sock_ops): a socket that starts listening where a
  * configured backend lives is put into the "sockets" SOCKHASH, so a backend
- * that starts or restarts is picked up without the agent.
+ * that starts or restarts is picked up without the agent. It also accounts
+ * for every connection a backend accepts: opened at establishment, closed
+ * with its bytes when the socket reaches TCP_CLOSE.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -65,6 +67,20 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ts_service_stats);
 } service_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TS_MAX_PENDING_FLOWS);
+	__type(key, struct ts_flow_key);
+	__type(value, struct ts_connection);
+} pending_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ts_connection);
+} connections SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -146,8 +162,24 @@ static __always_inline void count_backend(__u32 backend_id)
 		bs->steered++;
 }
 
+/* Remembers which backend a steered handshake went to, for sock_ops to find at establishment. */
+static __always_inline void remember_flow(__u32 family, const struct flow *f, __u32 backend_id)
+{
+	struct ts_flow_key key = {
+		.family = family,
+		.remote_addr = { f->saddr[0], f->saddr[1], f->saddr[2], f->saddr[3] },
+		.local_addr = { f->daddr[0], f->daddr[1], f->daddr[2], f->daddr[3] },
+		.remote_port = f->sport,
+		.local_port = f->dport,
+	};
+	struct ts_connection conn = { .backend_id = backend_id, .flags = 0 };
+
+	bpf_map_update_elem(&pending_flows, &key, &conn, BPF_ANY);
+}
+
 /* Assigns the listener of backend_id; 0 on success. Releases the socket on every path. */
-static __always_inline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
+static __always_inline int assign_backend(struct bpf_sk_lookup *ctx, const struct flow *f,
+					  __u32 backend_id)
 {
 	struct bpf_sock *sk;
 	long err;
@@ -160,6 +192,7 @@ static __always_inline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backe
 	if (err)
 		return -1;
 	count_backend(backend_id);
+	remember_flow(ctx->family, f, backend_id);
 	return 0;
 }
 
@@ -204,7 +237,7 @@ int steer(struct bpf_sk_lookup *ctx)
 	backend_id = table->slots[slot];
 	if (backend_id == TS_NO_BACKEND)
 		goto refuse;
-	if (assign_backend(ctx, backend_id) == 0)
+	if (assign_backend(ctx, &flow, backend_id) == 0)
 		return SK_PASS;
 
 	/* The chosen backend has no listener: walk the weighted backends from
@@ -223,7 +256,7 @@ int steer(struct bpf_sk_lookup *ctx)
 			break;
 		if (table->backends[idx] == backend_id)
 			continue;
-		if (assign_backend(ctx, table->backends[idx]) == 0) {
+		if (assign_backend(ctx, &flow, table->backends[idx]) == 0) {
 			if (stats)
 				stats->fallbacks++;
 			return SK_PASS;
@@ -236,35 +269,191 @@ refuse:
 	return SK_DROP;
 }
 
-SEC("sockops")
-int register_listener(struct bpf_sock_ops *skops)
+/* Reads the local or remote address of a socket into addr[4]. */
+static __always_inline void sockops_addr(struct bpf_sock_ops *skops, int local, __u32 addr[4])
+{
+	__u32 a0, a1, a2, a3;
+
+	if (skops->family == AF_INET) {
+		a0 = local ? skops->local_ip4 : skops->remote_ip4;
+		pin_value(a0);
+		addr[0] = a0;
+		addr[1] = addr[2] = addr[3] = 0;
+		return;
+	}
+	a0 = local ? skops->local_ip6[0] : skops->remote_ip6[0];
+	a1 = local ? skops->local_ip6[1] : skops->remote_ip6[1];
+	a2 = local ? skops->local_ip6[2] : skops->remote_ip6[2];
+	a3 = local ? skops->local_ip6[3] : skops->remote_ip6[3];
+	pin_value(a0);
+	pin_value(a1);
+	pin_value(a2);
+	pin_value(a3);
+	addr[0] = a0;
+	addr[1] = a1;
+	addr[2] = a2;
+	addr[3] = a3;
+}
+
+/* The backend a connection accepted at (family, addr, port) belongs to: the listener key of
+ * that exact address, then the wildcard of the family, then for IPv4 the dual-stack IPv6
+ * wildcard (an IPv4 child of a [::] listener). */
+static __always_inline struct ts_listener *find_listener(__u64 cookie, __u32 family,
+							 const __u32 addr[4], __u32 port)
+{
+	struct ts_listener_key key = {
+		.netns_cookie = cookie,
+		.family = family,
+		.port = port,
+		.addr = { addr[0], addr[1], addr[2], addr[3] },
+	};
+	struct ts_listener *listener;
+
+	listener = bpf_map_lookup_elem(&listeners, &key);
+	if (listener)
+		return listener;
+	key.addr[0] = key.addr[1] = key.addr[2] = key.addr[3] = 0;
+	listener = bpf_map_lookup_elem(&listeners, &key);
+	if (listener || family != AF_INET)
+		return listener;
+	key.family = AF_INET6;
+	return bpf_map_lookup_elem(&listeners, &key);
+}
+
+static __always_inline void on_listen(struct bpf_sock_ops *skops)
 {
 	struct ts_listener_key key = {};
 	struct ts_listener *listener;
 	__u32 backend_id;
 
-	if (skops->op != BPF_SOCK_OPS_TCP_LISTEN_CB)
-		return 1;
-
+	/* Only the listener's own (address, port) registers it: 0.0.0.0 and [::] listeners
+	 * have the wildcard address here, so a concrete listener never takes a wildcard key. */
 	key.netns_cookie = bpf_get_netns_cookie(skops);
 	key.family = skops->family;
 	key.port = skops->local_port; /* host byte order */
-	if (skops->family == AF_INET) {
-		key.addr[0] = skops->local_ip4;
-	} else if (skops->family == AF_INET6) {
-		key.addr[0] = skops->local_ip6[0];
-		key.addr[1] = skops->local_ip6[1];
-		key.addr[2] = skops->local_ip6[2];
-		key.addr[3] = skops->local_ip6[3];
-	} else {
-		return 1;
-	}
-
+	sockops_addr(skops, 1, key.addr);
 	listener = bpf_map_lookup_elem(&listeners, &key);
 	if (!listener)
-		return 1;
+		return;
 	backend_id = listener->backend_id;
 	bpf_sock_hash_update(skops, &sockets, &backend_id, BPF_ANY);
+}
+
+static __always_inline void on_established(struct bpf_sock_ops *skops)
+{
+	struct ts_flow_key key = {};
+	struct ts_connection *pending, *conn;
+	struct ts_backend_stats *bs;
+	struct ts_listener *listener;
+	struct bpf_sock *sk;
+	__u32 backend_id;
+
+	key.family = skops->family;
+	sockops_addr(skops, 0, key.remote_addr);
+	sockops_addr(skops, 1, key.local_addr);
+	/* remote_port is network byte order in the upper half of the word on little-endian
+	 * hosts (bpf_ntohl gives the port); local_port is host byte order. */
+	key.remote_port = (__u16)bpf_ntohl(skops->remote_port);
+	key.local_port = (__u16)skops->local_port;
+
+	pending = bpf_map_lookup_elem(&pending_flows, &key);
+	if (pending) {
+		backend_id = pending->backend_id;
+		bpf_map_delete_elem(&pending_flows, &key);
+	} else {
+		/* A direct connection to the backend's own address. */
+		listener = find_listener(bpf_get_netns_cookie(skops), key.family, key.local_addr,
+					 key.local_port);
+		if (!listener)
+			return;
+		backend_id = listener->backend_id;
+	}
+
+	sk = skops->sk;
+	if (!sk)
+		return;
+	conn = bpf_sk_storage_get(&connections, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!conn)
+		return;
+	conn->backend_id = backend_id;
+	conn->flags = 0;
+	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
+	if (bs)
+		bs->opened++;
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* TCP states, as include/net/tcp_states.h numbers them. */
+enum {
+	TS_TCP_ESTABLISHED = 1,
+	TS_TCP_FIN_WAIT1 = 4,
+	TS_TCP_FIN_WAIT2 = 5,
+	TS_TCP_CLOSE = 7,
+	TS_TCP_CLOSE_WAIT = 8,
+	TS_TCP_LAST_ACK = 9,
+	TS_TCP_CLOSING = 11,
+};
+
+/* Follows an accounted connection to TCP_CLOSE. The kernel's byte counters advance with the
+ * sequence numbers, and a FIN takes one: the transitions seen on the way say which FINs to
+ * take off, so the counters are payload bytes. */
+static __always_inline void on_state_change(struct bpf_sock_ops *skops)
+{
+	__u32 old_state = skops->args[0], new_state = skops->args[1];
+	struct ts_connection *conn;
+	struct ts_backend_stats *bs;
+	__u64 sent, received;
+	struct bpf_sock *sk;
+	__u32 backend_id;
+
+	sk = skops->sk;
+	if (!sk)
+		return;
+	conn = bpf_sk_storage_get(&connections, sk, 0, 0);
+	if (!conn)
+		return;
+	/* The peer's FIN: ESTABLISHED -> CLOSE_WAIT, FIN_WAIT1 -> CLOSING, or FIN_WAIT2 ->
+	 * CLOSE through TIME_WAIT (an orphan's FIN_WAIT2 timeout looks the same; it is rare). */
+	if ((old_state == TS_TCP_ESTABLISHED && new_state == TS_TCP_CLOSE_WAIT) ||
+	    (old_state == TS_TCP_FIN_WAIT1 && new_state == TS_TCP_CLOSING) ||
+	    (old_state == TS_TCP_FIN_WAIT2 && new_state == TS_TCP_CLOSE))
+		conn->flags |= TS_CONN_FIN_IN;
+	if (new_state == TS_TCP_FIN_WAIT1 || new_state == TS_TCP_LAST_ACK)
+		conn->flags |= TS_CONN_FIN_OUT;
+	if (new_state != TS_TCP_CLOSE)
+		return;
+
+	received = skops->bytes_received;
+	if ((conn->flags & TS_CONN_FIN_IN) && received > 0)
+		received--;
+	sent = skops->bytes_acked;
+	/* Our FIN counts in bytes_acked only once acknowledged: all we sent is acked. */
+	if ((conn->flags & TS_CONN_FIN_OUT) && skops->snd_una == skops->snd_nxt && sent > 0)
+		sent--;
+	backend_id = conn->backend_id;
+	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
+	if (bs) {
+		bs->closed++;
+		bs->bytes_sent += sent;
+		bs->bytes_received += received;
+	}
+	bpf_sk_storage_delete(&connections, sk);
+}
+
+SEC("sockops")
+int register_listener(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		on_listen(skops);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		on_established(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		on_state_change(skops);
+		break;
+	}
 	return 1;
 }
 

@@ -27,7 +27,9 @@ static_assert(sizeof(ts_table) == 8 + 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABL
 static_assert(sizeof(ts_table) % 4 == 0);
 static_assert(sizeof(ts_listener_key) == 32);
 static_assert(sizeof(ts_service_stats) == 24);
-static_assert(sizeof(ts_backend_stats) == 8);
+static_assert(sizeof(ts_backend_stats) == 40);
+static_assert(sizeof(ts_flow_key) == 40);
+static_assert(sizeof(ts_connection) == 8);
 
 void SteerBpfDeleter::operator()(steer_bpf* skel) const { steer_bpf::destroy(skel); }
 
@@ -483,7 +485,11 @@ Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_
 Result<BackendCounters> read_backend_counters(const DataplaneMaps& maps, uint32_t backend_id) {
     auto b = sum_percpu<ts_backend_stats>(maps.backend_stats, "backend_stats", backend_id);
     if (!b) return fail(b.error());
-    return BackendCounters{.steered = b->steered};
+    return BackendCounters{.steered = b->steered,
+                           .opened = b->opened,
+                           .closed = b->closed,
+                           .bytes_sent = b->bytes_sent,
+                           .bytes_received = b->bytes_received};
 }
 
 }  // namespace tcpshift

@@ -174,9 +174,15 @@ json stats_json(const Plan& plan, const StatsFacts& facts) {
             json backends = json::array();
             uint64_t subset_steered = 0;
             for (const auto& b : subset.backends) {
-                const uint64_t steered = facts.backends.count(b.id) ? facts.backends.at(b.id).steered : 0;
-                subset_steered += steered;
-                backends.push_back({{"address", b.address.str()}, {"steered", steered}});
+                const BackendCounters c = facts.backends.count(b.id) ? facts.backends.at(b.id) : BackendCounters{};
+                subset_steered += c.steered;
+                backends.push_back({{"address", b.address.str()},
+                                    {"steered", c.steered},
+                                    {"opened", c.opened},
+                                    {"closed", c.closed},
+                                    {"active", c.active()},
+                                    {"bytes_sent", c.bytes_sent},
+                                    {"bytes_received", c.bytes_received}});
             }
             subsets.push_back({{"name", subset.name}, {"steered", subset_steered}, {"backends", backends}});
         }
@@ -196,12 +202,14 @@ void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out) {
             << svc["fallbacks"] << "  refused " << svc["refused"] << "\n";
         const uint64_t lookups = svc["lookups"];
         TextTable t;
-        t.row({"SUBSET", "BACKEND", "STEERED", "SHARE"});
+        t.row({"SUBSET", "BACKEND", "STEERED", "SHARE", "OPENED", "CLOSED", "ACTIVE", "SENT", "RECEIVED"});
         for (const auto& subset : svc["subsets"])
             for (const auto& b : subset["backends"]) {
                 const uint64_t steered = b["steered"];
                 t.row({subset["name"].get<std::string>(), b["address"].get<std::string>(), std::to_string(steered),
-                       lookups ? percent(static_cast<double>(steered) / lookups) : "-"});
+                       lookups ? percent(static_cast<double>(steered) / lookups) : "-",
+                       b["opened"].dump(), b["closed"].dump(), b["active"].dump(), b["bytes_sent"].dump(),
+                       b["bytes_received"].dump()});
             }
         t.print(out, "  ");
     }

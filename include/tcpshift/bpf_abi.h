@@ -20,6 +20,7 @@
 #define TS_MAX_BACKENDS 4096          /* backends per network namespace */
 #define TS_MAX_FRONTENDS 1024         /* (address, port) pairs that steer */
 #define TS_MAX_LISTENER_KEYS 16384    /* listener keys sock_ops matches */
+#define TS_MAX_PENDING_FLOWS 65536    /* steered handshakes not yet established (LRU) */
 
 /* Slots in a weight table. A prime, so that the Maglev permutation
  * (offset + j * skip) mod TS_TABLE_SLOTS visits every slot. One slot is
@@ -82,9 +83,34 @@ struct ts_service_stats {
 	__u64 no_backend; /* no backend had a listener; the connection was refused */
 };
 
+/* Key of the "pending_flows" LRU hash: a connection sk_lookup steered, until sock_ops sees
+ * it established. The child socket's local address is the frontend's, not the listener's, so
+ * this is how sock_ops learns which backend a connection belongs to. */
+struct ts_flow_key {
+	__u32 family;
+	__u32 remote_addr[4]; /* network byte order: the client */
+	__u32 local_addr[4];  /* network byte order: the frontend */
+	__u16 remote_port;    /* host byte order */
+	__u16 local_port;     /* host byte order */
+};
+
+/* Value of "pending_flows", and of "connections", the socket-local storage of an accounted
+ * connection. */
+struct ts_connection {
+	__u32 backend_id;
+	__u32 flags; /* TS_CONN_*: which FINs the byte counters include */
+};
+
+#define TS_CONN_FIN_IN 1  /* the peer's FIN arrived: bytes_received counts it as one byte */
+#define TS_CONN_FIN_OUT 2 /* our FIN went out: bytes_acked counts it once it is acked */
+
 /* Per-CPU counters of a backend, the "backend_stats" array indexed by backend id. */
 struct ts_backend_stats {
-	__u64 steered; /* new connections handed to this backend's listener */
+	__u64 steered;        /* new connections handed to this backend's listener */
+	__u64 opened;         /* connections established (steered or direct) */
+	__u64 closed;         /* of those, closed */
+	__u64 bytes_sent;     /* payload bytes the client acknowledged, counted at close */
+	__u64 bytes_received; /* payload bytes the backend received, counted at close */
 };
 
 #endif /* TCPSHIFT_BPF_ABI_H */

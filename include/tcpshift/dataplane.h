@@ -88,7 +88,13 @@ struct ServiceCounters {
     uint64_t lookups = 0, fallbacks = 0, no_backend = 0;
 };
 struct BackendCounters {
-    uint64_t steered = 0;
+    uint64_t steered = 0;         // new connections sk_lookup handed to its listener
+    uint64_t opened = 0;          // connections it accepted, steered or direct
+    uint64_t closed = 0;          // of those, closed
+    uint64_t bytes_sent = 0;      // counted when a connection closes
+    uint64_t bytes_received = 0;  // counted when a connection closes
+
+    uint64_t active() const { return opened >= closed ? opened - closed : 0; }
 };
 // Sums the per-CPU counters.
 Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id);
