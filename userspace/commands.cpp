@@ -13,6 +13,9 @@
 #include "tcpshift/dataplane.h"
 #include "tcpshift/listeners.h"
 #include "tcpshift/local_routes.h"
+#include "tcpshift/agent.h"
+#include "tcpshift/apply.h"
+#include "tcpshift/metrics.h"
 #include "tcpshift/netns.h"
 #include "tcpshift/pins.h"
 #include "tcpshift/plan.h"
@@ -33,20 +36,6 @@ Result<void> require_root(const std::string& verb) {
                              "run it with sudo"));
 }
 
-// The namespace a command works on, entered for the command's lifetime.
-struct Target {
-    ScopedNetns scope;
-    NetnsId netns;
-};
-
-Result<Target> enter_target(const TargetOptions& options) {
-    auto scope = ScopedNetns::enter(options.netns);
-    if (!scope) return fail(scope.error());
-    auto netns = current_netns();
-    if (!netns) return fail(netns.error());
-    return Target{.scope = std::move(*scope), .netns = *netns};
-}
-
 // A privileged verb: root, the target namespace, and (for writers) the pin lock.
 struct Session {
     Target target;
@@ -64,122 +53,6 @@ Result<Session> open_session(const std::string& verb, const TargetOptions& optio
         session.lock.emplace(std::move(*lock));
     }
     return session;
-}
-
-void print_diagnostics(const Diagnostics& diag, std::ostream& err) {
-    for (const auto& note : diag.notes) err << "note: " << note << "\n";
-    for (const auto& warning : diag.warnings) err << "warning: " << warning << "\n";
-}
-
-Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
-                               Diagnostics* diag = nullptr) {
-    auto services = resolve_services(resources, diag);
-    if (!services) return fail(services.error());
-    return compile_plan(*services, ids, default_limits());
-}
-
-// The applied set and the plan it compiles to, as stored for an attached namespace.
-struct Applied {
-    AppliedState state;
-    Plan plan;
-};
-
-Result<Applied> load_applied(const NetnsId& netns) {
-    Applied applied;
-    if (!dataplane_attached(netns)) return applied;
-    auto state = load_state(netns.inode);
-    if (!state) return fail(state.error());
-    applied.state = std::move(*state);
-    auto resources = stored_resources(applied.state);
-    if (!resources) return fail(resources.error());
-    auto plan = compile_resources(*resources, applied.state.ids);
-    if (!plan) return fail(plan.error());
-    applied.plan = std::move(*plan);
-    return applied;
-}
-
-// The applied resources with `incoming` added or replacing, in their original form so that
-// errors name the file:line they were read from.
-Result<std::vector<Resource>> merged_resources(const AppliedState& state, const std::vector<Resource>& incoming) {
-    auto stored = stored_resources(state);
-    if (!stored) return fail(stored.error());
-    std::vector<Resource> merged;
-    for (auto& r : *stored) {
-        const bool replaced =
-            std::any_of(incoming.begin(), incoming.end(), [&](const Resource& in) { return in.key() == r.key(); });
-        if (!replaced) merged.push_back(std::move(r));
-    }
-    merged.insert(merged.end(), incoming.begin(), incoming.end());
-    return merged;
-}
-
-// Adds the local routes `next` needs that are not there, and removes the ones only `before`
-// needed. Returns the routes tcpshift now owns.
-Result<std::vector<Endpoint>> add_local_routes(const std::vector<Endpoint>& owned, const Plan& next,
-                                               std::ostream& log) {
-    std::vector<Endpoint> now = owned;
-    for (const auto& vip : next.local_addresses()) {
-        if (std::find(now.begin(), now.end(), vip) != now.end()) continue;
-        auto added = add_local_route(vip);
-        if (!added) return fail(added.error());
-        if (*added) {
-            now.push_back(vip);
-            log << "added local route for virtual IP " << vip.address_str() << "\n";
-        }
-    }
-    return now;
-}
-
-std::vector<Endpoint> drop_local_routes(const std::vector<Endpoint>& owned, const Plan& keep, std::ostream& log) {
-    const auto wanted = keep.local_addresses();
-    std::vector<Endpoint> now;
-    for (const auto& vip : owned) {
-        if (std::find(wanted.begin(), wanted.end(), vip) != wanted.end()) {
-            now.push_back(vip);
-        } else if (auto ok = remove_local_route(vip); ok) {
-            log << "removed local route for virtual IP " << vip.address_str() << "\n";
-        } else {
-            now.push_back(vip);  // keep owning it, so a later change retries
-            log << "warning: " << ok.error().message << "\n";
-        }
-    }
-    return now;
-}
-
-// Installs `next` over what is applied, adopts listeners and stores the new set. When anything
-// fails, the previous plan is installed again (or the fresh attachment removed), so the old
-// configuration keeps serving.
-Result<void> commit(const Target& target, const Applied& before, AppliedState next_state, const Plan& next,
-                    Streams io) {
-    if (auto ok = check_frontend_conflicts(next); !ok) return ok;
-    auto attached_now = attach_dataplane(target.netns, AttachOptions{});
-    if (!attached_now) return fail(attached_now.error());
-    if (*attached_now)
-        io.err << "attached to network namespace " << target.netns.inode << ", pins in "
-               << pin_dir(target.netns.inode) << "\n";
-    auto maps = open_dataplane(target.netns);
-    if (!maps) return fail(maps.error());
-
-    const Plan* previous = before.state.resources.empty() ? nullptr : &before.plan;
-    auto routes = add_local_routes(before.state.local_routes, next, io.err);
-    Result<void> installed = routes ? install_plan(*maps, next, previous, target.netns) : fail(routes.error());
-    if (installed) {
-        next_state.ids = next.ids;
-        next_state.local_routes = drop_local_routes(*routes, next, io.err);
-        installed = save_state(target.netns.inode, next_state);
-    }
-    if (!installed) {
-        if (routes) (void)drop_local_routes(*routes, before.plan, io.err);
-        if (*attached_now) {
-            (void)detach_dataplane(target.netns);
-        } else if (previous) {
-            (void)install_plan(*maps, *previous, &next, target.netns);
-        }
-        return installed;
-    }
-    auto adopted = adopt_listeners(*maps, next, &io.err);
-    if (!adopted) return fail(adopted.error());
-    return {};
 }
 
 void print_applied(const Plan& plan, std::ostream& out) {
@@ -243,7 +116,7 @@ Result<void> run_apply(const ApplyCommand& cmd, Streams io) {
     }
     AppliedState next_state = before->state;
     merge_resources(next_state, *resources);
-    if (auto ok = commit(session->target, *before, next_state, *next, io); !ok) return ok;
+    if (auto ok = commit(session->target, *before, next_state, *next, io.err); !ok) return ok;
     for (const auto& r : *resources) io.out << r.key() << " applied\n";
     print_applied(*next, io.out);
     return {};
@@ -290,7 +163,7 @@ Result<void> run_delete(const DeleteCommand& cmd, Streams io) {
     if (!next)
         return fail(config_error("delete: the remaining resources would no longer resolve, so nothing was deleted: " +
                                  next.error().message));
-    if (auto ok = commit(session->target, *before, next_state, *next, io); !ok) return ok;
+    if (auto ok = commit(session->target, *before, next_state, *next, io.err); !ok) return ok;
     for (const auto& key : keys) io.out << key << " deleted\n";
     print_applied(*next, io.out);
     return {};
@@ -383,7 +256,7 @@ Result<void> run_set(const SetCommand& cmd, Streams io) {
     if (!merged) return fail(merged.error());
     auto next = compile_resources(*merged, before->state.ids);
     if (!next) return fail(next.error());
-    if (auto ok = commit(session->target, *before, next_state, *next, io); !ok) return ok;
+    if (auto ok = commit(session->target, *before, next_state, *next, io.err); !ok) return ok;
     print_applied(Plan{.services = {*next->find_service(cmd.service)}}, io.out);
     return {};
 }
@@ -422,16 +295,9 @@ Result<void> run_stats(const ShowCommand& cmd, Streams io) {
     if (dataplane_attached(netns)) {
         auto maps = open_dataplane(netns);
         if (!maps) return fail(maps.error());
-        for (const auto& svc : applied->plan.services) {
-            auto counters = read_service_counters(*maps, svc.id);
-            if (!counters) return fail(counters.error());
-            facts.services[svc.id] = *counters;
-        }
-        for (const auto& [name, id] : applied->plan.ids.backends) {
-            auto counters = read_backend_counters(*maps, id);
-            if (!counters) return fail(counters.error());
-            facts.backends[id] = *counters;
-        }
+        auto collected = collect_stats(*maps, applied->plan);
+        if (!collected) return fail(collected.error());
+        facts = std::move(*collected);
     }
     if (cmd.json) {
         io.out << stats_json(applied->plan, facts).dump(2) << "\n";
@@ -525,6 +391,7 @@ Examples:
   tcpshift explain -f tcp-echo.yaml        what a config would do; no root needed
   tcpshift verify                          do the pinned maps hold what was applied?
   tcpshift detach                          remove programs, pins and local routes
+  tcpshift agent --config /etc/tcpshift/   keep a directory applied; metrics on 127.0.0.1:9464
 
 Exit status: 0 done, 1 the system refused (privilege, kernel, busy) or verify found a
 difference, 2 usage or config error.
@@ -615,6 +482,20 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     auto* detach_cmd = app.add_subcommand("detach", "remove the programs, pins and applied state of a namespace");
     add_netns(detach_cmd, detach);
 
+    AgentOptions agent;
+    auto* agent_cmd = app.add_subcommand("agent", "apply a config and keep it applied: watch the files, reload on "
+                                                  "change or SIGHUP, serve /metrics and /healthz");
+    agent_cmd->add_option("-c,--config", agent.config, "YAML file or directory: the whole applied set; repeatable")
+        ->required();
+    agent_cmd->add_option("-n,--namespace", agent.ns, "namespace for documents that name none")->capture_default_str();
+    agent_cmd->add_option("--metrics-addr", agent.metrics_addr,
+                          "ADDRESS:PORT for /metrics and /healthz, in the caller's network namespace")
+        ->capture_default_str();
+    agent_cmd->add_flag("--detach-on-exit", agent.detach_on_exit, "remove the data plane on SIGTERM (default: keep "
+                                                                  "it serving)");
+    agent_cmd->add_flag("--strict", agent.strict, "fields tcpshift cannot honour are errors");
+    add_netns(agent_cmd, agent.target);
+
     auto* version_cmd = app.add_subcommand("version", "print the version");
 
     if (argc > 1 && argv[1][0] != '-') {
@@ -652,6 +533,7 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     if (stats_cmd->parsed()) result = run_stats(stats, io);
     if (explain_cmd->parsed()) result = run_explain(explain, io);
     if (detach_cmd->parsed()) result = run_detach(detach, io);
+    if (agent_cmd->parsed()) result = run_agent(agent, io);
     if (version_cmd->parsed()) io.out << "tcpshift " << TCPSHIFT_VERSION << "\n";
     if (!result) {
         io.err << "tcpshift: " << result.error().message << "\n";
