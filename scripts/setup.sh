@@ -14,6 +14,8 @@ packages=(
   libbenchmark-dev
   # network tools for the tests and the demo
   iproute2 nftables netcat-openbsd procps
+  # a real Prometheus server scrapes the agent in the e2e tests
+  prometheus
 )
 
 missing=()

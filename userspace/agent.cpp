@@ -89,6 +89,12 @@ class MetricsSource {
         ++reloads_[result];
     }
 
+    // Ready once the first apply has been tried and a data plane serves.
+    bool ready() {
+        std::lock_guard lock(mutex_);
+        return !reloads_.empty() && dataplane_attached(netns_);
+    }
+
     // Reads the counters; the plan is recompiled only when the stored state changed, which
     // also picks up `tcpshift set` run beside the agent.
     Result<std::string> render() {
@@ -297,9 +303,9 @@ Result<void> run_agent(const AgentOptions& options, Streams io) {
         res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
     });
     server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
-        const bool attached = dataplane_attached(target->netns);
-        res.status = attached ? 200 : 503;
-        res.set_content(attached ? "ok\n" : "not attached\n", "text/plain");
+        const bool ready = metrics.ready();
+        res.status = ready ? 200 : 503;
+        res.set_content(ready ? "ok\n" : "starting, or not attached\n", "text/plain");
     });
     std::thread http([&] { server.listen_after_bind(); });
 

@@ -105,8 +105,16 @@ Result<void> commit(const Target& target, const Applied& before, AppliedState ne
     if (!maps) return fail(maps.error());
 
     const Plan* previous = before.state.resources.empty() ? nullptr : &before.plan;
+    // Backends that already listen are adopted before any frontend leads to them, so no
+    // connection is refused in between.
+    Result<void> installed = install_listener_keys(*maps, next, target.netns);
+    if (installed) {
+        auto adopted = adopt_listeners(*maps, next, &log);
+        if (!adopted) installed = fail(adopted.error());
+    }
     auto routes = add_local_routes(before.state.local_routes, next, log);
-    Result<void> installed = routes ? install_plan(*maps, next, previous, target.netns) : fail(routes.error());
+    if (installed && !routes) installed = fail(routes.error());
+    if (installed) installed = install_plan(*maps, next, previous, target.netns);
     if (installed) {
         next_state.ids = next.ids;
         next_state.local_routes = drop_local_routes(*routes, next, log);
@@ -121,8 +129,6 @@ Result<void> commit(const Target& target, const Applied& before, AppliedState ne
         }
         return installed;
     }
-    auto adopted = adopt_listeners(*maps, next, &log);
-    if (!adopted) return fail(adopted.error());
     return {};
 }
 

@@ -284,14 +284,19 @@ std::set<Endpoint> frontends_of(const Plan* plan) {
 
 }  // namespace
 
-Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
-    // 1. Listener keys first, so a backend that starts from here on registers itself.
-    const auto next_keys = listener_keys(next);
-    for (const auto& [ep, id] : next_keys) {
+Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns) {
+    for (const auto& [ep, id] : listener_keys(plan)) {
         const ts_listener_key key = listener_key(ep, netns.cookie);
         const ts_listener value{.backend_id = id};
         if (auto ok = update(maps.listeners, "listeners", &key, &value); !ok) return ok;
     }
+    return {};
+}
+
+Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
+    // 1. Listener keys first, so a backend that starts from here on registers itself.
+    const auto next_keys = listener_keys(next);
+    if (auto ok = install_listener_keys(maps, next, netns); !ok) return ok;
 
     // 2. Tables: write the spare generation, then flip. The spare was live before the last
     // flip; a lookup that read the old generation may still be walking it, so wait for

@@ -69,6 +69,11 @@ Result<void> detach_dataplane(const NetnsId& netns);
 // takes IPv4 too) when no other backend of the plan shares that wildcard.
 std::vector<std::pair<Endpoint, uint32_t>> listener_keys(const Plan& plan);
 
+// Writes the listener keys of a plan, so that sock_ops registers its backends as they start
+// listening. install_plan() does it first; callers that adopt listeners before the plan's
+// frontends go live call it, then adopt_listeners(), then install_plan().
+Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns);
+
 // Makes the maps hold `next`, given that they hold `previous` (nullptr: nothing yet).
 // New listener keys and tables go in before the frontends that use them; removals go last.
 // Each table is written into the spare generation and made live by one 4-byte write.

@@ -12,6 +12,10 @@
 
 #include "tcpshift/fd.h"
 
+#include <httplib.h>
+
+#include <sstream>
+
 namespace tcpshift::testing {
 
 namespace {
@@ -95,6 +99,34 @@ std::string Tally::str() const {
     s += "failures=" + std::to_string(failures);
     for (const auto& e : first_errors) s += " [" + e + "]";
     return s;
+}
+
+HttpReply http_get(int port, const std::string& path) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_connection_timeout(2);
+    client.set_read_timeout(5);
+    auto res = client.Get(path);
+    if (!res) return {};
+    return HttpReply{.status = res->status, .body = res->body};
+}
+
+double metric_value(const std::string& text, const std::string& series) {
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line))
+        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
+            return std::stod(line.substr(series.size() + 1));
+    return -1;
+}
+
+int free_port() {
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_storage ss;
+    socklen_t len = to_sockaddr(endpoint("127.0.0.1:1"), &ss);
+    reinterpret_cast<sockaddr_in*>(&ss)->sin_port = 0;
+    ::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len);
+    ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+    return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 }
 
 Tally tally(const Endpoint& target, size_t n, std::chrono::milliseconds timeout) {

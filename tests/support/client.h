@@ -39,4 +39,18 @@ Tally tally(const Endpoint& target, size_t n, std::chrono::milliseconds timeout 
 
 Endpoint endpoint(const std::string& text);  // parse_endpoint that aborts on bad test input
 
+// GET http://127.0.0.1:PORT/PATH from the calling thread's namespace; empty on failure.
+struct HttpReply {
+    int status = 0;
+    std::string body;
+};
+HttpReply http_get(int port, const std::string& path);
+
+// The value of one series in Prometheus text, e.g. `tcpshift_weight{service="a",subset="v1"}`;
+// -1 when the series is absent.
+double metric_value(const std::string& text, const std::string& series);
+
+// A free TCP port on 127.0.0.1 of the calling thread's namespace.
+int free_port();
+
 }  // namespace tcpshift::testing

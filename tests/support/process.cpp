@@ -66,7 +66,7 @@ CommandResult tcpshift(const std::vector<std::string>& args) {
 }
 
 Child Child::start(const std::string& netns, const std::vector<std::string>& argv,
-                   std::chrono::milliseconds ready_within) {
+                   std::chrono::milliseconds ready_within, const std::string& stderr_path) {
     int out_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0) return {};
     Child child;
@@ -78,6 +78,10 @@ Child Child::start(const std::string& netns, const std::vector<std::string>& arg
             if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) ::_exit(126);
         }
         ::dup2(out_pipe[1], 1);
+        if (!stderr_path.empty()) {
+            const int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (err >= 0) ::dup2(err, 2);
+        }
         ::execv(argv[0].c_str(), c_argv(argv).data());
         ::_exit(127);
     }
@@ -85,7 +89,7 @@ Child Child::start(const std::string& netns, const std::vector<std::string>& arg
     pollfd pfd{out_pipe[0], POLLIN, 0};
     const auto deadline = std::chrono::steady_clock::now() + ready_within;
     std::string got;
-    while (got.find('\n') == std::string::npos) {
+    while (ready_within.count() > 0 && got.find('\n') == std::string::npos) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
         char buf[256];

@@ -26,9 +26,11 @@ CommandResult tcpshift(const std::vector<std::string>& args);
 class Child {
    public:
     // Starts argv in `netns` (a name under /var/run/netns, or "" for the current one) and waits
-    // up to `ready_within` for its first line of stdout.
+    // up to `ready_within` for its first line of stdout (zero: does not wait). With
+    // `stderr_path`, stderr goes to that file.
     static Child start(const std::string& netns, const std::vector<std::string>& argv,
-                       std::chrono::milliseconds ready_within = std::chrono::seconds(5));
+                       std::chrono::milliseconds ready_within = std::chrono::seconds(5),
+                       const std::string& stderr_path = "");
     Child() = default;
     Child(Child&& other) noexcept;
     Child& operator=(Child&& other) noexcept;

@@ -1,0 +1,247 @@
+// The agent as a service: reloads that follow the file with no failed connection, a bad file
+// that leaves the old split serving, kill -9 under load, exact metrics, and a real Prometheus.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "client.h"
+#include "netns_fixture.h"
+#include "stats.h"
+
+namespace tcpshift::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string config(int v1, int v2) {
+    return "apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: tcp-echo}\nspec:\n"
+           "  listen: [\"127.0.0.1:31400\"]\n  subsets:\n"
+           "  - {name: v1, weight: " + std::to_string(v1) + ", backends: [\"127.0.0.1:9001\"]}\n"
+           "  - {name: v2, weight: " + std::to_string(v2) + ", backends: [\"127.0.0.1:9002\"]}\n";
+}
+
+// Writes a file the way editors and config management do: a temporary file renamed over it.
+void replace_file(const fs::path& path, const std::string& text) {
+    const fs::path tmp = path.string() + ".tmp~";
+    std::ofstream(tmp) << text;
+    fs::rename(tmp, path);
+}
+
+// Runs echo clients in the namespace until stopped, counting every failure.
+class Load {
+   public:
+    explicit Load(const std::string& netns) {
+        thread_ = std::thread([this, netns] {
+            auto scope = ScopedNetns::enter(netns);
+            if (!scope) return;
+            while (!stop_) {
+                const EchoResult r = echo_once(endpoint("127.0.0.1:31400"), "hello", std::chrono::seconds(3));
+                ++(r.ok ? ok_ : failed_);
+                if (!r.ok && first_error_.empty()) first_error_ = r.error;
+            }
+        });
+    }
+    ~Load() { stop(); }
+    void stop() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    uint64_t ok() const { return ok_; }
+    uint64_t failed() const { return failed_; }
+    const std::string& first_error() const { return first_error_; }
+
+   private:
+    std::atomic<bool> stop_{false};
+    std::atomic<uint64_t> ok_{0}, failed_{0};
+    std::string first_error_;
+    std::thread thread_;
+};
+
+class AgentTest : public NetnsTest {
+   protected:
+    void SetUp() override {
+        NetnsTest::SetUp();
+        if (HasFatalFailure() || IsSkipped()) return;
+        dir_ = fs::path(write_temp_file("agent-dir", "")).parent_path() / ("agent-" + netns());
+        fs::create_directories(dir_);
+        log_ = (dir_ / "agent.log").string();
+        v1_ = start_echo(netns(), "127.0.0.1:9001", "one");
+        v2_ = start_echo(netns(), "127.0.0.1:9002", "two");
+    }
+
+    void TearDown() override {
+        agent_.stop(SIGKILL);  // before the namespace it serves goes away
+        NetnsTest::TearDown();
+    }
+
+    void start_agent() {
+        port_ = free_port();
+        agent_ = Child::start("", {TCPSHIFT_BIN, "agent", "--config", dir_.string(), "--netns", netns(),
+                                   "--metrics-addr", "127.0.0.1:" + std::to_string(port_)},
+                              std::chrono::milliseconds(0), log_);
+        ASSERT_TRUE(wait_for([&] { return http_get(port_, "/healthz").status == 200; })) << agent_log();
+    }
+
+    std::string metrics() { return http_get(port_, "/metrics").body; }
+    double metric(const std::string& series) { return metric_value(metrics(), series); }
+
+    template <typename F>
+    bool wait_for(F condition, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (condition()) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return false;
+    }
+
+    std::string agent_log() {
+        std::ifstream in(log_);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+
+    void expect_split(double w1, double w2) {
+        auto in = enter();
+        const Tally t = tally(endpoint("127.0.0.1:31400"), 2000);
+        ASSERT_EQ(t.failures, 0u) << t.str() << "\n" << tcpshift_here({"stats"}).out;
+        const SplitVerdict v = chi_square_split({t["one"], t["two"]}, {w1, w2});
+        EXPECT_GE(v.p_value, kAlpha) << w1 << "/" << w2 << " rejected: " << t.str() << "\n" << v.table;
+    }
+
+    fs::path dir_;
+    std::string log_;
+    int port_ = 0;
+    Child v1_, v2_, agent_;
+};
+
+const std::string kWeightV1 = R"(tcpshift_weight{service="tcp-echo",subset="v1"})";
+const std::string kReloadOk = R"(tcpshift_config_reloads_total{result="success"})";
+const std::string kReloadError = R"(tcpshift_config_reloads_total{result="error"})";
+
+TEST_F(AgentTest, AnEditedFileShiftsTheSplitWithNoFailedConnection) {
+    replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
+    start_agent();
+    expect_split(50, 50);
+    {
+        Load load(netns());
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        replace_file(dir_ / "tcp-echo.yaml", config(20, 80));
+        ASSERT_TRUE(wait_for([&] { return metric(kWeightV1) == 20; })) << agent_log();
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        load.stop();
+        EXPECT_GT(load.ok(), 0u);
+        EXPECT_EQ(load.failed(), 0u) << load.first_error();
+    }
+    expect_split(20, 80);
+    EXPECT_NE(agent_log().find(" info applied (config changed): 1 services"), std::string::npos) << agent_log();
+}
+
+TEST_F(AgentTest, AnInvalidFileIsLoggedCountedAndTheOldSplitKeepsServing) {
+    replace_file(dir_ / "tcp-echo.yaml", config(20, 80));
+    start_agent();
+    replace_file(dir_ / "broken.yaml", "apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nspec: [\n");
+    ASSERT_TRUE(wait_for([&] { return metric(kReloadError) == 1; })) << agent_log();
+    EXPECT_NE(agent_log().find(" error reload (config changed) failed, the previous configuration keeps serving: " +
+                               (dir_ / "broken.yaml").string()),
+              std::string::npos)
+        << agent_log();
+    EXPECT_EQ(metric(kWeightV1), 20);
+    expect_split(20, 80);
+    // SIGHUP retries; still invalid, still counted.
+    ::kill(agent_.pid(), SIGHUP);
+    ASSERT_TRUE(wait_for([&] { return metric(kReloadError) == 2; })) << agent_log();
+}
+
+TEST_F(AgentTest, KillNineUnderLoadFailsNothingAndCountersContinue) {
+    replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
+    start_agent();
+    const std::string opened_v1 =
+        R"(istio_tcp_connections_opened_total{reporter="destination",destination_service="tcp-echo",destination_version="v1",destination_workload="127.0.0.1:9001"})";
+    Load load(netns());
+    ASSERT_TRUE(wait_for([&] { return metric(opened_v1) > 20; }));
+    const double before = metric(opened_v1);
+    agent_.stop(SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const uint64_t served_without_agent = load.ok();
+    start_agent();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    load.stop();
+    EXPECT_EQ(load.failed(), 0u) << load.first_error();
+    EXPECT_GT(load.ok(), served_without_agent) << "traffic flowed while the agent was down and after";
+    EXPECT_GT(metric(opened_v1), before) << "the restarted agent continues the pinned counters";
+}
+
+TEST_F(AgentTest, MetricsCountConnectionsAndBytesExactly) {
+    replace_file(dir_ / "tcp-echo.yaml", config(100, 0));
+    start_agent();
+    constexpr int kConnections = 300;
+    const std::string line(99, 'x');  // with the newline, 100 bytes a connection
+    {
+        auto in = enter();
+        for (int i = 0; i < kConnections; ++i) {
+            const EchoResult r = echo_once(endpoint("127.0.0.1:31400"), line);
+            ASSERT_TRUE(r.ok) << r.error;
+            ASSERT_EQ(r.reply, "one " + line);
+        }
+    }
+    const std::string v1 =
+        R"({reporter="destination",destination_service="tcp-echo",destination_version="v1",destination_workload="127.0.0.1:9001"})";
+    ASSERT_TRUE(wait_for([&] { return metric("istio_tcp_connections_closed_total" + v1) == kConnections; }))
+        << metrics();
+    const std::string text = metrics();
+    EXPECT_EQ(metric_value(text, "istio_tcp_connections_opened_total" + v1), kConnections);
+    EXPECT_EQ(metric_value(text, "istio_tcp_received_bytes_total" + v1), kConnections * 100);
+    EXPECT_EQ(metric_value(text, "istio_tcp_sent_bytes_total" + v1), kConnections * 104) << "\"one \" + 100 bytes";
+    EXPECT_EQ(metric_value(text, R"(tcpshift_connections_active{service="tcp-echo",subset="v1",backend="127.0.0.1:9001"})"),
+              0);
+    // `tcpshift stats` reads the same numbers without the agent.
+    const auto stats = tcpshift_here({"stats", "--json"});
+    ASSERT_EQ(stats.exit_code, 0) << stats.err;
+    EXPECT_NE(stats.out.find("\"bytes_received\": " + std::to_string(kConnections * 100)), std::string::npos)
+        << stats.out;
+}
+
+TEST_F(AgentTest, APrometheusServerScrapesTheSplit) {
+    if (!fs::exists("/usr/bin/prometheus")) GTEST_FAIL() << "prometheus is not installed; scripts/setup.sh installs it";
+    replace_file(dir_ / "tcp-echo.yaml", config(20, 80));
+    start_agent();
+    Tally sent;
+    {
+        auto in = enter();
+        sent = tally(endpoint("127.0.0.1:31400"), 1000);
+        ASSERT_EQ(sent.failures, 0u);
+    }
+    const int prom_port = free_port();
+    const fs::path prom_dir = dir_ / "prometheus";
+    fs::create_directories(prom_dir);
+    std::ofstream(prom_dir / "prometheus.yml")
+        << "global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: tcpshift\n  static_configs:\n"
+        << "  - targets: ['127.0.0.1:" << port_ << "']\n";
+    Child prometheus = Child::start(
+        "", {"/usr/bin/prometheus", "--config.file=" + (prom_dir / "prometheus.yml").string(),
+             "--storage.tsdb.path=" + (prom_dir / "data").string(),
+             "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
+        std::chrono::milliseconds(0), (prom_dir / "prometheus.log").string());
+    const std::string query =
+        "/api/v1/query?query=sum%20by%20(destination_version)%20(istio_tcp_connections_opened_total)";
+    std::string body;
+    const bool answered = wait_for(
+        [&] {
+            body = http_get(prom_port, query).body;
+            return body.find("\"v1\"") != std::string::npos && body.find("\"v2\"") != std::string::npos;
+        },
+        std::chrono::seconds(30));
+    ASSERT_TRUE(answered) << body;
+    EXPECT_NE(body.find("\"destination_version\":\"v1\"},\"value\":[") , std::string::npos) << body;
+    EXPECT_NE(body.find("\"" + std::to_string(sent["one"]) + "\"]"), std::string::npos)
+        << "v1 opened " << sent["one"] << ": " << body;
+    EXPECT_NE(body.find("\"" + std::to_string(sent["two"]) + "\"]"), std::string::npos)
+        << "v2 opened " << sent["two"] << ": " << body;
+}
+
+}  // namespace
+}  // namespace tcpshift::testing
