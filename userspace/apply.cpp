@@ -116,6 +116,12 @@ Result<void> commit(const Target& target, const Applied& before, AppliedState ne
     if (installed && !routes) installed = fail(routes.error());
     if (installed) installed = install_plan(*maps, next, previous, target.netns);
     if (installed) {
+        size_t frontends = 0;
+        for (const auto& svc : next.services) frontends += svc.frontends.size();
+        log << "installed " << next.services.size() << " services: " << frontends << " frontends, "
+            << next.ids.backends.size() << " backends, " << next.services.size() << " weight tables\n";
+    }
+    if (installed) {
         next_state.ids = next.ids;
         next_state.local_routes = drop_local_routes(*routes, next, log);
         installed = save_state(target.netns.inode, next_state);

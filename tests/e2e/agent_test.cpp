@@ -2,6 +2,7 @@
 // that leaves the old split serving, kill -9 under load, exact metrics, and a real Prometheus.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <filesystem>
@@ -78,11 +79,12 @@ class AgentTest : public NetnsTest {
         NetnsTest::TearDown();
     }
 
-    void start_agent() {
+    void start_agent(const std::vector<std::string>& extra = {}) {
         port_ = free_port();
-        agent_ = Child::start("", {TCPSHIFT_BIN, "agent", "--config", dir_.string(), "--netns", netns(),
-                                   "--metrics-addr", "127.0.0.1:" + std::to_string(port_)},
-                              std::chrono::milliseconds(0), log_);
+        std::vector<std::string> argv{TCPSHIFT_BIN, "agent", "--config", dir_.string(), "--netns", netns(),
+                                      "--metrics-addr", "127.0.0.1:" + std::to_string(port_)};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        agent_ = Child::start("", argv, std::chrono::milliseconds(0), log_);
         ASSERT_TRUE(wait_for([&] { return http_get(port_, "/healthz").status == 200; })) << agent_log();
     }
 
@@ -203,6 +205,32 @@ TEST_F(AgentTest, MetricsCountConnectionsAndBytesExactly) {
     ASSERT_EQ(stats.exit_code, 0) << stats.err;
     EXPECT_NE(stats.out.find("\"bytes_received\": " + std::to_string(kConnections * 100)), std::string::npos)
         << stats.out;
+}
+
+TEST_F(AgentTest, SigtermLeavesTheDataPlaneServingUnlessDetachOnExit) {
+    replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
+    start_agent();
+    const int status = agent_.stop(SIGTERM);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << agent_log();
+    EXPECT_NE(agent_log().find("stopping; the data plane stays pinned and serving"), std::string::npos) << agent_log();
+    expect_split(50, 50);
+
+    start_agent({"--detach-on-exit"});
+    agent_.stop(SIGTERM);
+    EXPECT_NE(agent_log().find("detached: programs, pins and local routes removed"), std::string::npos) << agent_log();
+    const auto status_json = tcpshift_here({"status", "--json"});
+    EXPECT_NE(status_json.out.find("\"attached\": false"), std::string::npos) << status_json.out;
+}
+
+TEST_F(AgentTest, ReadinessFollowsTheBackendWithinASecond) {
+    replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
+    start_agent();
+    const std::string ready_v2 = R"(tcpshift_backend_ready{service="tcp-echo",subset="v2",backend="127.0.0.1:9002"})";
+    ASSERT_EQ(metric(ready_v2), 1) << metrics();
+    v2_.stop(SIGKILL);
+    EXPECT_TRUE(wait_for([&] { return metric(ready_v2) == 0; }, std::chrono::seconds(1)));
+    v2_ = start_echo(netns(), "127.0.0.1:9002", "two");
+    EXPECT_TRUE(wait_for([&] { return metric(ready_v2) == 1; }, std::chrono::seconds(1)));
 }
 
 TEST_F(AgentTest, APrometheusServerScrapesTheSplit) {
