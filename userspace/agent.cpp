@@ -11,6 +11,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -79,10 +80,11 @@ class LogLines : public std::stringbuf {
     Log& log_;
 };
 
-// What the metrics endpoint serves, shared with the HTTP thread.
-class MetricsSource {
+// The agent's view of the applied set, shared by the main loop (adoption) and the HTTP thread
+// (metrics), with the reload counters.
+class AppliedView {
    public:
-    explicit MetricsSource(NetnsId netns) : netns_(netns) {}
+    explicit AppliedView(NetnsId netns) : netns_(netns) {}
 
     void count_reload(const std::string& result) {
         std::lock_guard lock(mutex_);
@@ -95,37 +97,49 @@ class MetricsSource {
         return !reloads_.empty() && dataplane_attached(netns_);
     }
 
-    // Reads the counters; the plan is recompiled only when the stored state changed, which
-    // also picks up `tcpshift set` run beside the agent.
+    // The applied plan. It is recompiled only when the stored state changed, which also
+    // picks up `tcpshift set` run beside the agent.
+    Result<std::shared_ptr<const Plan>> plan() {
+        std::lock_guard lock(mutex_);
+        return refreshed_plan();
+    }
+
     Result<std::string> render() {
         std::lock_guard lock(mutex_);
-        struct stat st {};
-        const std::string state_file = state_dir(netns_.inode) + "/applied.json";
-        const int64_t mtime = ::stat(state_file.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec : 0;
-        if (mtime != plan_mtime_) {
-            auto applied = load_applied(netns_);
-            if (!applied) return fail(applied.error());
-            plan_ = std::move(applied->plan);
-            plan_mtime_ = mtime;
-        }
+        auto plan = refreshed_plan();
+        if (!plan) return fail(plan.error());
         MetricsFacts facts{.reloads = reloads_};
         if (dataplane_attached(netns_)) {
             auto maps = open_dataplane(netns_);
             if (!maps) return fail(maps.error());
-            auto stats = collect_stats(*maps, plan_);
+            auto stats = collect_stats(*maps, **plan);
             if (!stats) return fail(stats.error());
             facts.stats = std::move(*stats);
-            auto ready = ready_backends(*maps, plan_);
+            auto ready = ready_backends(*maps, **plan);
             if (!ready) return fail(ready.error());
             facts.ready.insert(ready->begin(), ready->end());
         }
-        return render_metrics(plan_, facts);
+        return render_metrics(**plan, facts);
     }
 
    private:
+    Result<std::shared_ptr<const Plan>> refreshed_plan() {
+        struct stat st {};
+        const std::string state_file = state_dir(netns_.inode) + "/applied.json";
+        const int64_t mtime =
+            ::stat(state_file.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec : 0;
+        if (!plan_ || mtime != plan_mtime_) {
+            auto applied = load_applied(netns_);
+            if (!applied) return fail(applied.error());
+            plan_ = std::make_shared<const Plan>(std::move(applied->plan));
+            plan_mtime_ = mtime;
+        }
+        return plan_;
+    }
+
     NetnsId netns_;
     std::mutex mutex_;
-    Plan plan_;
+    std::shared_ptr<const Plan> plan_;
     int64_t plan_mtime_ = -1;
     std::map<std::string, uint64_t> reloads_;
 };
@@ -186,7 +200,7 @@ class Agent {
     Agent(const AgentOptions& options, Log& log) : options_(options), log_(log) {}
 
     // Applies the config files as the whole applied set. Failures leave the previous set.
-    void reload(const Target& target, MetricsSource& metrics, const char* why) {
+    void reload(const Target& target, AppliedView& metrics, const char* why) {
         Diagnostics diag{.strict = options_.strict};
         auto result = apply_whole_set(target, diag);
         for (const auto& w : diag.warnings) log_("warn", w);
@@ -209,15 +223,15 @@ class Agent {
 
     // Adopts listeners that started without passing through sock_ops' view (or before it
     // attached), so readiness stays true to what listens.
-    void adopt(const Target& target) {
+    void adopt(const Target& target, AppliedView& source) {
         if (!dataplane_attached(target.netns)) return;
-        auto applied = load_applied(target.netns);
-        if (!applied) return;
+        auto plan = source.plan();
+        if (!plan) return;
         auto maps = open_dataplane(target.netns);
         if (!maps) return;
         LogLines lines(log_);
         std::ostream out(&lines);
-        auto adopted = adopt_listeners(*maps, applied->plan, &out);
+        auto adopted = adopt_listeners(*maps, **plan, &out);
         out.flush();
         if (!adopted) log_("warn", "adopt listeners: " + adopted.error().message);
     }
@@ -292,7 +306,7 @@ Result<void> run_agent(const AgentOptions& options, Streams io) {
 
     auto target = enter_target(options.target);
     if (!target) return fail(target.error());
-    MetricsSource metrics(target->netns);
+    AppliedView metrics(target->netns);
     server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
         auto text = metrics.render();
         if (!text) {
@@ -349,7 +363,7 @@ Result<void> run_agent(const AgentOptions& options, Streams io) {
             agent.reload(*target, metrics, "config changed");
         }
         if (Clock::now() >= next_adopt) {
-            agent.adopt(*target);
+            agent.adopt(*target, metrics);
             next_adopt = Clock::now() + kAdoptEvery;
         }
     }
