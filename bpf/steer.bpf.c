@@ -351,6 +351,16 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	key.family = skops->family;
 	sockops_addr(skops, 0, key.remote_addr);
 	sockops_addr(skops, 1, key.local_addr);
+	/* An IPv4 client accepted by a dual-stack [::] listener has v4-mapped addresses
+	 * (::ffff:a.b.c.d); sk_lookup saw it as IPv4. */
+	if (key.family == AF_INET6 && key.local_addr[0] == 0 && key.local_addr[1] == 0 &&
+	    key.local_addr[2] == bpf_htonl(0xffff)) {
+		key.family = AF_INET;
+		key.remote_addr[0] = key.remote_addr[3];
+		key.local_addr[0] = key.local_addr[3];
+		key.remote_addr[1] = key.remote_addr[2] = key.remote_addr[3] = 0;
+		key.local_addr[1] = key.local_addr[2] = key.local_addr[3] = 0;
+	}
 	/* remote_port is network byte order in the upper half of the word on little-endian
 	 * hosts (bpf_ntohl gives the port); local_port is host byte order. */
 	key.remote_port = (__u16)bpf_ntohl(skops->remote_port);

@@ -102,8 +102,17 @@ TEST_F(SteeringTest, IPv4ClientsReachADualStackListener) {
     Child v1 = start_echo(netns(), "[::]:9001", "one");
     Child v2 = start_echo(netns(), "[::]:9002", "two");
     apply(tcp_echo(40, 60));
-    auto in = enter();
-    expect_split(endpoint("127.0.0.1:31400"), {"one", "two"}, {40, 60});
+    {
+        auto in = enter();
+        expect_split(endpoint("127.0.0.1:31400"), {"one", "two"}, {40, 60});
+    }
+    // sock_ops accounts them too, though the accepted sockets carry v4-mapped addresses.
+    const auto stats = tcpshift_here({"stats", "--json"});
+    ASSERT_EQ(stats.exit_code, 0) << stats.err;
+    uint64_t opened = 0;
+    for (const auto& subset : nlohmann::json::parse(stats.out)["services"][0]["subsets"])
+        for (const auto& b : subset["backends"]) opened += b["opened"].get<uint64_t>();
+    EXPECT_EQ(opened, kConnections);
 }
 
 TEST_F(SteeringTest, ThreeSubsetsTenThirtySixty) {
