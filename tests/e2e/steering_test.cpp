@@ -110,9 +110,10 @@ TEST_F(SteeringTest, IPv4ClientsReachADualStackListener) {
     const auto stats = tcpshift_here({"stats", "--json"});
     ASSERT_EQ(stats.exit_code, 0) << stats.err;
     uint64_t opened = 0;
-    for (const auto& subset : nlohmann::json::parse(stats.out)["services"][0]["subsets"])
+    const auto j = nlohmann::json::parse(stats.out);
+    for (const auto& subset : j["services"][0]["subsets"])
         for (const auto& b : subset["backends"]) opened += b["opened"].get<uint64_t>();
-    EXPECT_EQ(opened, kConnections);
+    EXPECT_EQ(opened, kConnections) << stats.out;
 }
 
 TEST_F(SteeringTest, ThreeSubsetsTenThirtySixty) {
