@@ -1,8 +1,6 @@
 #include "client.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,79 +16,10 @@
 
 namespace tcpshift::testing {
 
-namespace {
-
-std::string errno_text(const char* step, int e) {
-    const char* name = strerrorname_np(e);
-    return std::string(step) + ": " + (name ? name : std::to_string(e));
-}
-
-bool wait_for(int fd, short events, std::chrono::steady_clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd pfd{fd, events, 0};
-    return ::poll(&pfd, 1, static_cast<int>(left.count())) > 0;
-}
-
-}  // namespace
-
 Endpoint endpoint(const std::string& text) {
     auto ep = parse_endpoint(text);
     if (!ep) std::abort();
     return *ep;
-}
-
-EchoResult echo_once(const Endpoint& target, const std::string& line, std::chrono::milliseconds timeout) {
-    EchoResult r;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    Fd fd(::socket(target.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd) {
-        r.error = errno_text("socket", errno);
-        return r;
-    }
-    sockaddr_storage ss;
-    const socklen_t len = to_sockaddr(target, &ss);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
-        r.error = errno_text("connect", errno);
-        return r;
-    }
-    if (!wait_for(fd.get(), POLLOUT, deadline)) {
-        r.error = "connect: timeout";
-        return r;
-    }
-    int soerr = 0;
-    socklen_t soerr_len = sizeof(soerr);
-    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &soerr, &soerr_len);
-    if (soerr != 0) {
-        r.error = errno_text("connect", soerr);
-        return r;
-    }
-    const std::string msg = line + "\n";
-    if (::send(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) {
-        r.error = errno_text("send", errno);
-        return r;
-    }
-    ::shutdown(fd.get(), SHUT_WR);
-    std::string got;
-    for (;;) {
-        if (!wait_for(fd.get(), POLLIN, deadline)) {
-            r.error = "read: timeout after \"" + got + "\"";
-            return r;
-        }
-        char buf[1024];
-        const ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
-        if (n == 0) break;
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) continue;
-            r.error = errno_text("read", errno);
-            return r;
-        }
-        got.append(buf, static_cast<size_t>(n));
-    }
-    if (!got.empty() && got.back() == '\n') got.pop_back();
-    r.ok = true;
-    r.reply = got;
-    return r;
 }
 
 std::string Tally::str() const {

@@ -1,5 +1,5 @@
-// The tests' tcp-echo client: one connection, one line, the reply. It works in the network
-// namespace of the calling thread.
+// What the tests count with the tcp-echo client (tcpshift/echo_client.h), and small helpers
+// for HTTP and Prometheus text. All work in the network namespace of the calling thread.
 #pragma once
 
 #include <chrono>
@@ -8,20 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "tcpshift/echo_client.h"
 #include "tcpshift/endpoint.h"
 
 namespace tcpshift::testing {
 
-struct EchoResult {
-    bool ok = false;
-    std::string reply;  // without the newline
-    std::string error;  // "connect: ECONNREFUSED", "timeout", ...
-};
-
-// Connects, sends `line` and a newline, half-closes, and reads the reply until the server
-// closes. Every step is bounded by `timeout`.
-EchoResult echo_once(const Endpoint& target, const std::string& line,
-                     std::chrono::milliseconds timeout = std::chrono::seconds(3));
+using tcpshift::echo_once;
+using tcpshift::EchoResult;
 
 // Counts n connections by the first word of the reply ("one", "two"), and the failures.
 struct Tally {
