@@ -3,7 +3,9 @@
 //
 //   tcpshift-echo --listen 127.0.0.1:9001 --prefix one [--reuseport]
 //
-// It prints "listening on ADDR" once every socket listens, and exits on SIGTERM or SIGINT.
+// It prints "listening on ADDR" once every socket listens. On SIGTERM or SIGINT it stops
+// listening at once and finishes the connections it has (up to 5 s), as a server handing over
+// to its successor does.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -96,7 +99,13 @@ int main(int argc, char** argv) {
     std::map<int, Connection> connections;
     std::vector<epoll_event> events(256);
     char buf[16384];
-    while (!stopping) {
+    std::chrono::steady_clock::time_point drain_until{};
+    for (;;) {
+        if (stopping && !listeners.empty()) {
+            listeners.clear();  // closing them hands queued connections over (tcp_migrate_req)
+            drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        }
+        if (stopping && (connections.empty() || std::chrono::steady_clock::now() >= drain_until)) break;
         const int n = ::epoll_wait(ep.get(), events.data(), static_cast<int>(events.size()), 200);
         for (int i = 0; i < n; ++i) {
             const int fd = events[i].data.fd;

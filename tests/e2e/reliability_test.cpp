@@ -1,6 +1,11 @@
 // Faults under load, with tcpshift-loadgen counting every failure exactly. Each scenario is
 // bounded in time and runs in its own network namespace.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <mutex>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -8,6 +13,7 @@
 
 #include "client.h"
 #include "netns_fixture.h"
+#include "stats.h"
 
 namespace tcpshift::testing {
 namespace {
@@ -72,6 +78,100 @@ TEST_F(ReliabilityTest, ShiftingWeightsUnderLoadFailsNothingAndMovesNoEstablishe
     EXPECT_EQ(kept["failed"].get<uint64_t>(), 0u) << s.dump();
     EXPECT_EQ(kept["moved"].get<uint64_t>(), 0u) << "established connections stay on their backend: " << s.dump();
     EXPECT_GT(kept["echoes"].get<uint64_t>(), 50u * 30) << s.dump();
+}
+
+TEST_F(ReliabilityTest, ABackendCrashFailsOnlyItsInFlightConnectionsAndItComesBack) {
+    apply(config(50, 50));
+    constexpr int kClients = 4;
+    LoadRun load(netns(), {"--concurrency", std::to_string(kClients), "--duration-ms", "3000", "--timeout-ms", "1000"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    v2_.stop(SIGKILL);
+    {
+        // From the next lookup on, new connections go to v1.
+        auto in = enter();
+        const Tally t = tally(endpoint("127.0.0.1:31400"), 200);
+        EXPECT_EQ(t.failures, 0u) << t.str();
+        EXPECT_EQ(t["one"], 200u) << t.str();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    v2_ = start_echo(netns(), "127.0.0.1:9002", "two");  // back, with no tcpshift command
+    const auto s = load.summary();
+    ASSERT_TRUE(s.is_object());
+    // Only connections already handed to v2 when it died can fail, and a dead listener resets
+    // its queue at once, so none times out. Each client has one connection in flight; the
+    // kernel releases a dying process's accepted sockets before its listener, so a client may
+    // also lose the retry it made into the listener's queue in between: at most two each, far
+    // below the backlog (4096) that bounds what a listener can hold.
+    EXPECT_LE(s["failed"].get<uint64_t>(), 2u * kClients) << s.dump();
+    EXPECT_EQ(s["failures"].value("timeout", 0u), 0u) << s.dump();
+    auto in = enter();
+    const Tally t = tally(endpoint("127.0.0.1:31400"), 2000);
+    EXPECT_EQ(t.failures, 0u) << t.str();
+    const SplitVerdict v = chi_square_split({t["one"], t["two"]}, {50, 50});
+    EXPECT_GE(v.p_value, kAlpha) << "v2 takes its share again: " << t.str() << "\n" << v.table;
+}
+
+// A backend hands over to its successor through SO_REUSEPORT: the new process listens, then
+// the old one stops listening and drains. With net.ipv4.tcp_migrate_req=1 the kernel moves
+// connections queued on the old listener to the new one, so nothing fails.
+TEST_F(ReliabilityTest, AGracefulReuseportHandoverFailsNothing) {
+    ASSERT_EQ(run_command({"/sbin/ip", "netns", "exec", netns(), "/sbin/sysctl", "-q", "-w",
+                           "net.ipv4.tcp_migrate_req=1"})
+                  .exit_code,
+              0);
+    v2_.stop(SIGKILL);
+    v2_ = start_echo(netns(), "127.0.0.1:9002", "two", {"--reuseport"});
+    apply(config(50, 50));
+    LoadRun load(netns(), {"--concurrency", "4", "--duration-ms", "2500", "--long-lived", "10"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    Child successor = start_echo(netns(), "127.0.0.1:9002", "two", {"--reuseport"});
+    ASSERT_FALSE(successor.first_line().empty());
+    const int status = v2_.stop(SIGTERM);
+    EXPECT_TRUE(WIFEXITED(status)) << "the old backend drains and exits";
+    const auto s = load.summary();
+    ASSERT_TRUE(s.is_object());
+    EXPECT_EQ(s["failed"].get<uint64_t>(), 0u) << s.dump();
+    auto in = enter();
+    const Tally t = tally(endpoint("127.0.0.1:31400"), 2000);
+    EXPECT_EQ(t.failures, 0u) << t.str();
+    const SplitVerdict v = chi_square_split({t["one"], t["two"]}, {50, 50});
+    EXPECT_GE(v.p_value, kAlpha) << "the successor takes v2's share: " << t.str() << "\n" << v.table;
+}
+
+// Two writers loop `tcpshift set` while load runs: each waits for the lock or fails with a
+// clear message, no connection fails, and the maps end in sync with the stored state.
+TEST_F(ReliabilityTest, ConcurrentWritersSerialiseAndLeaveTheMapsInSync) {
+    apply(config(50, 50));
+    LoadRun load(netns(), {"--concurrency", "2", "--duration-ms", "2500"});
+    std::atomic<int> ok{0}, busy{0}, other{0};
+    std::string unexpected;
+    std::mutex unexpected_mutex;
+    auto writer = [&](int offset) {
+        for (int i = 0; i < 15; ++i) {
+            const int v1 = (i * 7 + offset) % 101;
+            const auto r = tcpshift_here({"set", "tcp-echo", "v1=" + std::to_string(v1), "v2=" + std::to_string(100 - v1 + 1)});
+            if (r.exit_code == 0) {
+                ++ok;
+            } else if (r.exit_code == 1 && r.err.find("another tcpshift writer held it") != std::string::npos) {
+                ++busy;
+            } else {
+                ++other;
+                std::lock_guard lock(unexpected_mutex);
+                unexpected = r.err;
+            }
+        }
+    };
+    std::thread a(writer, 0), b(writer, 50);
+    a.join();
+    b.join();
+    const auto s = load.summary();
+    EXPECT_EQ(other.load(), 0) << unexpected;
+    EXPECT_EQ(ok.load() + busy.load(), 30);
+    EXPECT_GT(ok.load(), 0);
+    ASSERT_TRUE(s.is_object());
+    EXPECT_EQ(s["failed"].get<uint64_t>(), 0u) << s.dump();
+    const auto verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 TEST_F(ReliabilityTest, DetachUnderLoadServesOrRefusesNeverHangsAndLeavesNothing) {
