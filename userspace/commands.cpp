@@ -94,11 +94,10 @@ Result<void> run_apply(const ApplyCommand& cmd, Streams io) {
     Diagnostics diag{.strict = cmd.strict};
     auto resources = load_resources(cmd.files, cmd.ns, &diag);
     if (!resources) return fail(resources.error());
-    if (resources->empty()) {
-        print_diagnostics(diag, io.err);
+    if (resources->empty())
         return fail(config_error("apply: no resource tcpshift handles in " + std::to_string(cmd.files.size()) +
-                                 " path(s); see `tcpshift --help` for the accepted kinds"));
-    }
+                                 " path(s) (" + std::to_string(diag.notes.size()) +
+                                 " document(s) of other kinds); see `tcpshift --help` for the accepted kinds"));
     auto session = open_session("apply", cmd.target, !cmd.dry_run);
     if (!session) return fail(session.error());
     auto before = load_applied(session->target.netns);
@@ -378,6 +377,27 @@ Result<void> run_detach(const TargetOptions& cmd, Streams io) {
 
 namespace {
 
+// Control characters from hostile input are escaped so an error stays one line, and a
+// message that quotes megabytes of input is cut.
+std::string one_line(const std::string& message) {
+    constexpr size_t kMax = 2000;
+    std::string out;
+    for (unsigned char c : message) {
+        if (out.size() >= kMax) {
+            out += "...";
+            break;
+        }
+        if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 constexpr const char* kFooter = R"(
 Examples:
   tcpshift apply -f tcp-echo.yaml          route a service (attaches on first use)
@@ -536,7 +556,7 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     if (agent_cmd->parsed()) result = run_agent(agent, io);
     if (version_cmd->parsed()) io.out << "tcpshift " << TCPSHIFT_VERSION << "\n";
     if (!result) {
-        io.err << "tcpshift: " << result.error().message << "\n";
+        io.err << "tcpshift: " << one_line(result.error().message) << "\n";
         return result.error().exit_code();
     }
     return 0;

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <yaml-cpp/eventhandler.h>
 
 #include "mesh.h"
 #include "tcpshift/yaml_fields.h"
@@ -100,10 +101,86 @@ Result<std::vector<std::string>> expand_paths(const std::vector<std::string>& pa
     return files;
 }
 
+// Walks the YAML event stream before anything is built from it: refuses aliases (an alias
+// can expand without bound, or refer to its own node) and bounds nesting and size, so
+// hostile input fails fast with a line number instead of exhausting time or memory.
+class ShapeGuard : public YAML::EventHandler {
+   public:
+    static constexpr int kMaxDepth = 64;
+    static constexpr size_t kMaxNodes = 2000000;
+
+    struct Refused {
+        YAML::Mark mark;
+        std::string why;
+    };
+
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { node(mark, anchor); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override {
+        throw Refused{mark, "YAML aliases (*name) are not accepted; write the value out"};
+    }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, const std::string&) override {
+        node(mark, anchor);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                         YAML::EmitterStyle::value) override {
+        open(mark, anchor);
+    }
+    void OnSequenceEnd() override { --depth_; }
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                    YAML::EmitterStyle::value) override {
+        open(mark, anchor);
+    }
+    void OnMapEnd() override { --depth_; }
+
+   private:
+    void node(const YAML::Mark& mark, YAML::anchor_t) {
+        if (++nodes_ > kMaxNodes) throw Refused{mark, "more than " + std::to_string(kMaxNodes) + " YAML nodes"};
+    }
+    void open(const YAML::Mark& mark, YAML::anchor_t anchor) {
+        node(mark, anchor);
+        if (++depth_ > kMaxDepth) throw Refused{mark, "nested deeper than " + std::to_string(kMaxDepth) + " levels"};
+    }
+    int depth_ = 0;
+    size_t nodes_ = 0;
+};
+
+Result<void> check_yaml_shape(const std::string& text, const std::string& file) {
+    std::istringstream in(text);
+    try {
+        YAML::Parser parser(in);
+        ShapeGuard guard;
+        while (parser.HandleNextDocument(guard)) {
+        }
+    } catch (const ShapeGuard::Refused& r) {
+        return fail(config_error(file + ":" + std::to_string(r.mark.line + 1) + ": " + r.why));
+    } catch (const YAML::Exception& e) {
+        return fail(config_error(file + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg));
+    }
+    return {};
+}
+
+// Kubernetes object names: a DNS-1123 subdomain.
+bool valid_name(const std::string& name) {
+    if (name.empty() || name.size() > 253) return false;
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+    return std::isalnum(static_cast<unsigned char>(name.front())) && std::isalnum(static_cast<unsigned char>(name.back()));
+}
+
 }  // namespace
+
+Result<void> check_name(const std::string& name, const std::string& where, const std::string& field) {
+    if (valid_name(name)) return {};
+    return fail(config_error(where + ": " + field + ": \"" + name +
+                             "\" is not a valid name: lowercase letters, digits, '-' and '.', starting and ending "
+                             "with a letter or digit, at most 253 characters"));
+}
 
 Result<std::vector<Resource>> parse_resources(const std::string& text, const std::string& file,
                                               const std::string& default_ns, Diagnostics* diagnostics) {
+    if (auto ok = check_yaml_shape(text, file); !ok) return fail(ok.error());
     std::vector<YAML::Node> docs;
     try {
         docs = YAML::LoadAll(text);
@@ -131,9 +208,11 @@ Result<std::vector<Resource>> parse_resources(const std::string& text, const std
         if (!name) return fail(name.error());
         if (!*name || (*name)->empty()) return fail(config_error(where.str() + ": metadata.name: missing"));
         r.name = **name;
+        if (auto ok = check_name(r.name, at(meta["name"], file), "metadata.name"); !ok) return fail(ok.error());
         auto ns = optional_string(meta, "namespace", file, "metadata.namespace");
         if (!ns) return fail(ns.error());
         r.ns = *ns ? **ns : default_ns;
+        if (auto ok = check_name(r.ns, at(meta, file), "metadata.namespace"); !ok) return fail(ok.error());
 
         const std::string group = r.group();
         const std::string version = r.api_version.substr(r.api_version.find('/') + 1);
@@ -238,6 +317,7 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
         if (!name) return fail(name.error());
         if (!*name || (*name)->empty()) return fail(config_error(at(s, file) + ": " + field + ".name: missing"));
         subset.name = **name;
+        if (auto ok = check_name(subset.name, at(s, file), field + ".name"); !ok) return fail(ok.error());
         if (const YAML::Node w = s["weight"]) {
             auto weight = scalar_weight(w, file, field + ".weight");
             if (!weight) return fail(weight.error());

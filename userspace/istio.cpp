@@ -178,6 +178,7 @@ Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog&
             if (!name) return fail(name.error());
             if (!*name) return fail(config_error(at(s, file) + ": " + field + ".name: missing"));
             rule.name = **name;
+            if (auto ok = check_name(rule.name, at(s, file), field + ".name"); !ok) return fail(ok.error());
             if (!names.insert(rule.name).second)
                 return fail(config_error(at(s, file) + ": " + field + ".name: subset \"" + rule.name +
                                          "\" is defined twice"));

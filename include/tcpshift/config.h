@@ -106,4 +106,8 @@ Result<void> validate_services(const std::vector<ServiceSpec>& services);
 
 std::string affinity_name(Affinity affinity);
 
+// Names of resources and subsets must be DNS-1123 subdomains, as Kubernetes requires; a
+// hostile name (control characters, megabytes) is refused before it reaches a message.
+Result<void> check_name(const std::string& name, const std::string& where, const std::string& field);
+
 }  // namespace tcpshift

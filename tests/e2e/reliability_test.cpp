@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include <filesystem>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -39,6 +40,9 @@ class LoadRun {
     nlohmann::json summary() {
         thread_.join();
         EXPECT_EQ(result_.exit_code, 0) << result_.err;
+        // The figures tests/RELIABILITY.md records.
+        std::cout << "[ loadgen  ] " << ::testing::UnitTest::GetInstance()->current_test_info()->name() << " "
+                  << result_.out;
         return nlohmann::json::parse(result_.out, nullptr, false);
     }
 

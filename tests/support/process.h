@@ -14,6 +14,7 @@ struct CommandResult {
     int exit_code = -1;
     std::string out;
     std::string err;
+    long max_rss_kib = 0;  // peak resident memory of the command
 };
 
 // Runs argv to completion, capturing stdout and stderr.
