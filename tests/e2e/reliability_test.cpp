@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -18,6 +19,8 @@
 
 namespace tcpshift::testing {
 namespace {
+
+namespace fs = std::filesystem;
 
 std::string config(int v1, int v2) {
     return "apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: tcp-echo}\nspec:\n"
@@ -142,18 +145,29 @@ TEST_F(ReliabilityTest, AGracefulReuseportHandoverFailsNothing) {
     EXPECT_GE(v.p_value, kAlpha) << "the successor takes v2's share: " << t.str() << "\n" << v.table;
 }
 
-// Two writers loop `tcpshift set` while load runs: each waits for the lock or fails with a
-// clear message, no connection fails, and the maps end in sync with the stored state.
-TEST_F(ReliabilityTest, ConcurrentWritersSerialiseAndLeaveTheMapsInSync) {
-    apply(config(50, 50));
-    LoadRun load(netns(), {"--concurrency", "2", "--duration-ms", "2500"});
+// Two writers loop `tcpshift set` while the agent reloads its edited file and load runs: each
+// writer waits for the lock or fails with a clear message, no connection fails, the agent's
+// reloads all succeed, and the maps end in sync with the stored state.
+TEST_F(ReliabilityTest, ConcurrentWritersAndAgentReloadsSerialiseAndLeaveTheMapsInSync) {
+    const fs::path dir = fs::path(write_temp_file("writers", "")).parent_path() / ("writers-" + netns());
+    fs::create_directories(dir);
+    std::ofstream(dir / "tcp-echo.yaml") << config(50, 50);
+    const int port = free_port();
+    Child agent = Child::start("", {TCPSHIFT_BIN, "agent", "--config", dir.string(), "--netns", netns(),
+                                    "--metrics-addr", "127.0.0.1:" + std::to_string(port)},
+                               std::chrono::milliseconds(0), (dir / "agent.log").string());
+    for (int i = 0; i < 200 && http_get(port, "/healthz").status != 200; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_EQ(http_get(port, "/healthz").status, 200);
+
+    LoadRun load(netns(), {"--concurrency", "2", "--duration-ms", "3000"});
     std::atomic<int> ok{0}, busy{0}, other{0};
     std::string unexpected;
     std::mutex unexpected_mutex;
     auto writer = [&](int offset) {
         for (int i = 0; i < 15; ++i) {
             const int v1 = (i * 7 + offset) % 101;
-            const auto r = tcpshift_here({"set", "tcp-echo", "v1=" + std::to_string(v1), "v2=" + std::to_string(100 - v1 + 1)});
+            const auto r = tcpshift_here({"set", "tcp-echo", "v1=" + std::to_string(v1), "v2=" + std::to_string(101 - v1)});
             if (r.exit_code == 0) {
                 ++ok;
             } else if (r.exit_code == 1 && r.err.find("another tcpshift writer held it") != std::string::npos) {
@@ -165,17 +179,30 @@ TEST_F(ReliabilityTest, ConcurrentWritersSerialiseAndLeaveTheMapsInSync) {
             }
         }
     };
+    std::thread editor([&] {
+        for (int i = 0; i < 8; ++i) {
+            std::ofstream(dir / "next.tmp") << config(10 * i, 100 - 10 * i + 1);
+            fs::rename(dir / "next.tmp", dir / "tcp-echo.yaml");
+            std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        }
+    });
     std::thread a(writer, 0), b(writer, 50);
     a.join();
     b.join();
+    editor.join();
     const auto s = load.summary();
     EXPECT_EQ(other.load(), 0) << unexpected;
     EXPECT_EQ(ok.load() + busy.load(), 30);
     EXPECT_GT(ok.load(), 0);
     ASSERT_TRUE(s.is_object());
     EXPECT_EQ(s["failed"].get<uint64_t>(), 0u) << s.dump();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the last debounced reload
+    const std::string metrics = http_get(port, "/metrics").body;
+    EXPECT_GE(metric_value(metrics, R"(tcpshift_config_reloads_total{result="success"})"), 2) << metrics;
+    EXPECT_EQ(metric_value(metrics, R"(tcpshift_config_reloads_total{result="error"})"), 0) << metrics;
     const auto verify = tcpshift_here({"verify"});
     EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    agent.stop(SIGKILL);
 }
 
 TEST_F(ReliabilityTest, DetachUnderLoadServesOrRefusesNeverHangsAndLeavesNothing) {
