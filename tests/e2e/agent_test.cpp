@@ -18,12 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string config(int v1, int v2) {
-    return "apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: tcp-echo}\nspec:\n"
-           "  listen: [\"127.0.0.1:31400\"]\n  subsets:\n"
-           "  - {name: v1, weight: " + std::to_string(v1) + ", backends: [\"127.0.0.1:9001\"]}\n"
-           "  - {name: v2, weight: " + std::to_string(v2) + ", backends: [\"127.0.0.1:9002\"]}\n";
-}
+std::string config(int v1, int v2) { return tcp_echo_config(v1, v2); }
 
 // Writes a file the way editors and config management do: a temporary file renamed over it.
 void replace_file(const fs::path& path, const std::string& text) {
@@ -81,11 +76,9 @@ class AgentTest : public NetnsTest {
 
     void start_agent(const std::vector<std::string>& extra = {}) {
         port_ = free_port();
-        std::vector<std::string> argv{TCPSHIFT_BIN, "agent", "--config", dir_.string(), "--netns", netns(),
-                                      "--metrics-addr", "127.0.0.1:" + std::to_string(port_)};
-        argv.insert(argv.end(), extra.begin(), extra.end());
-        agent_ = Child::start("", argv, std::chrono::milliseconds(0), log_);
-        ASSERT_TRUE(wait_for([&] { return http_get(port_, "/healthz").status == 200; })) << agent_log();
+        bool healthy = false;
+        agent_ = tcpshift::testing::start_agent(netns(), dir_.string(), port_, log_, extra, &healthy);
+        ASSERT_TRUE(healthy) << agent_log();
     }
 
     std::string metrics() { return http_get(port_, "/metrics").body; }

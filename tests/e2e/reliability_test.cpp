@@ -22,12 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string config(int v1, int v2) {
-    return "apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: tcp-echo}\nspec:\n"
-           "  listen: [\"127.0.0.1:31400\"]\n  subsets:\n"
-           "  - {name: v1, weight: " + std::to_string(v1) + ", backends: [\"127.0.0.1:9001\"]}\n"
-           "  - {name: v2, weight: " + std::to_string(v2) + ", backends: [\"127.0.0.1:9002\"]}\n";
-}
+std::string config(int v1, int v2) { return tcp_echo_config(v1, v2); }
 
 // Runs the load generator in a thread; summary() waits for it and parses its JSON.
 class LoadRun {
@@ -153,12 +148,9 @@ TEST_F(ReliabilityTest, ConcurrentWritersAndAgentReloadsSerialiseAndLeaveTheMaps
     fs::create_directories(dir);
     std::ofstream(dir / "tcp-echo.yaml") << config(50, 50);
     const int port = free_port();
-    Child agent = Child::start("", {TCPSHIFT_BIN, "agent", "--config", dir.string(), "--netns", netns(),
-                                    "--metrics-addr", "127.0.0.1:" + std::to_string(port)},
-                               std::chrono::milliseconds(0), (dir / "agent.log").string());
-    for (int i = 0; i < 200 && http_get(port, "/healthz").status != 200; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    ASSERT_EQ(http_get(port, "/healthz").status, 200);
+    bool healthy = false;
+    Child agent = start_agent(netns(), dir.string(), port, (dir / "agent.log").string(), {}, &healthy);
+    ASSERT_TRUE(healthy);
 
     LoadRun load(netns(), {"--concurrency", "2", "--duration-ms", "3000"});
     std::atomic<int> ok{0}, busy{0}, other{0};

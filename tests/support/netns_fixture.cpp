@@ -5,6 +5,9 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+
+#include "client.h"
 
 namespace tcpshift::testing {
 
@@ -33,6 +36,27 @@ std::string write_temp_file(const std::string& name, const std::string& text) {
     const auto path = dir / (std::to_string(counter++) + "-" + name);
     std::ofstream(path) << text;
     return path.string();
+}
+
+std::string tcp_echo_config(int v1_weight, int v2_weight) {
+    return "apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: tcp-echo}\nspec:\n"
+           "  listen: [\"127.0.0.1:31400\"]\n  subsets:\n"
+           "  - {name: v1, weight: " + std::to_string(v1_weight) + ", backends: [\"127.0.0.1:9001\"]}\n"
+           "  - {name: v2, weight: " + std::to_string(v2_weight) + ", backends: [\"127.0.0.1:9002\"]}\n";
+}
+
+Child start_agent(const std::string& netns, const std::string& config_dir, int port, const std::string& log,
+                  const std::vector<std::string>& extra, bool* healthy) {
+    std::vector<std::string> argv{TCPSHIFT_BIN, "agent", "--config", config_dir, "--netns", netns,
+                                  "--metrics-addr", "127.0.0.1:" + std::to_string(port)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    Child agent = Child::start("", argv, std::chrono::milliseconds(0), log);
+    *healthy = false;
+    for (int i = 0; i < 200 && !*healthy; ++i) {
+        *healthy = http_get(port, "/healthz").status == 200;
+        if (!*healthy) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return agent;
 }
 
 void NetnsTest::SetUp() {

@@ -43,6 +43,15 @@ class TestNetns {
 // Writes text to a fresh file under the test's temporary directory and returns its path.
 std::string write_temp_file(const std::string& name, const std::string& text);
 
+// The two-subset tcp-echo service most e2e tests use: frontend 127.0.0.1:31400, v1 at
+// 127.0.0.1:9001 and v2 at 127.0.0.1:9002.
+std::string tcp_echo_config(int v1_weight, int v2_weight);
+
+// Starts `tcpshift agent --config DIR --netns NETNS` with metrics on 127.0.0.1:port and stderr
+// into `log`, and waits up to 10 s for /healthz to answer 200 (`healthy` says whether it did).
+Child start_agent(const std::string& netns, const std::string& config_dir, int port, const std::string& log,
+                  const std::vector<std::string>& extra, bool* healthy);
+
 // The base of e2e tests: a namespace per test, and helpers that run tcpshift against it.
 class NetnsTest : public ::testing::Test {
    protected:
