@@ -112,8 +112,12 @@ Result<void> commit(const Target& target, const Applied& before, AppliedState ne
         auto adopted = adopt_listeners(*maps, next, &log);
         if (!adopted) installed = fail(adopted.error());
     }
-    auto routes = add_local_routes(before.state.local_routes, next, log);
-    if (installed && !routes) installed = fail(routes.error());
+    // Routes only once the listeners are in place; a failure before leaves none to undo.
+    Result<std::vector<Endpoint>> routes = fail(system_error("not reached"));
+    if (installed) {
+        routes = add_local_routes(before.state.local_routes, next, log);
+        if (!routes) installed = fail(routes.error());
+    }
     if (installed) installed = install_plan(*maps, next, previous, target.netns);
     if (installed) {
         size_t frontends = 0;
