@@ -9,6 +9,8 @@ packages=(
   cmake ninja-build g++ pkg-config
   # BPF: clang for -target bpf, bpftool for skeletons, libbpf, UAPI headers
   clang llvm bpftool libbpf-dev linux-libc-dev
+  # libFuzzer: Debian 12's clang 16 is the first to compile libstdc++'s std::expected
+  clang-16 libclang-rt-16-dev llvm-16
   # libraries
   libcli11-dev libyaml-cpp-dev libgtest-dev libgmock-dev nlohmann-json3-dev libcpp-httplib-dev
   libbenchmark-dev

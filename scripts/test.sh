@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test tier with ctest:
-#   unit (no root), bpf (BPF_PROG_TEST_RUN, root), e2e (network namespaces, root).
+#   unit (no root), bpf (BPF_PROG_TEST_RUN, root), e2e (network namespaces, root),
+#   fuzz (libFuzzer over the configuration compiler, TCPSHIFT_FUZZ_SECONDS each, default 30).
 # Under CI (CI=true) a privileged test that skips counts as a failure.
 # The output ends with ctest's summary line.
 set -euo pipefail
@@ -17,6 +18,16 @@ if [ "${TCPSHIFT_NO_SANITIZE:-0}" != 1 ]; then
   (cd "$root/build-sanitize" &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       ctest --output-on-failure --no-label-summary --timeout 600 "$@")
+fi
+
+# libFuzzer targets for the parsers and the compiler, each run for a bounded time (skip with
+# TCPSHIFT_NO_FUZZ=1). A crash leaves its input in build-fuzz/fuzz-artifacts/.
+if [ "${TCPSHIFT_NO_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz build (clang 16, libFuzzer + ASan + UBSan)"
+  CC=clang-16 CXX=clang++-16 BUILD_DIR="$root/build-fuzz" "$root/scripts/build.sh" -DTCPSHIFT_FUZZ=ON \
+    -DTCPSHIFT_WERROR=OFF -DTCPSHIFT_FUZZ_SECONDS="${TCPSHIFT_FUZZ_SECONDS:-30}"
+  (cd "$root/build-fuzz" &&
+    ASAN_SYMBOLIZER_PATH=/usr/bin/llvm-symbolizer-16 ctest --output-on-failure --no-label-summary --timeout 600)
 fi
 
 echo "== release build"

@@ -1,5 +1,7 @@
 #include "tcpshift/commands.h"
 
+#include <grp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -83,10 +85,29 @@ Result<void> run_attach(const AttachCommand& cmd, Streams io) {
     auto session = open_session("attach", cmd.target, true);
     if (!session) return fail(session.error());
     const NetnsId& netns = session->target.netns;
+    std::optional<gid_t> gid;
+    if (!cmd.pin_group.empty()) {
+        const group* g = ::getgrnam(cmd.pin_group.c_str());
+        if (!g) return fail(config_error("attach: --pin-group " + cmd.pin_group + ": no such group"));
+        gid = g->gr_gid;
+    }
     auto attached = attach_dataplane(netns, AttachOptions{.cgroup = cmd.cgroup});
     if (!attached) return fail(attached.error());
     io.out << (*attached ? "attached" : "already attached") << " to network namespace " << netns.inode
            << ", pins in " << pin_dir(netns.inode) << "\n";
+    if (gid) {
+        if (auto ok = grant_pin_group(netns, *gid); !ok) return ok;
+        if (*gid == 0) {
+            io.out << "pins readable by root only\n";
+        } else {
+            io.out << "maps readable by group " << cmd.pin_group << " (links stay root only)\n";
+            struct stat st {};
+            if (::stat(kBpffsMount, &st) == 0 && (st.st_mode & 0011) == 0)
+                io.err << "tcpshift: note: " << kBpffsMount << " is mode " << std::oct << (st.st_mode & 07777)
+                       << std::dec << ", so group " << cmd.pin_group
+                       << " cannot reach the pins until it may traverse it (chmod o+x " << kBpffsMount << ")\n";
+        }
+    }
     return {};
 }
 
@@ -437,6 +458,10 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     auto* attach_cmd = app.add_subcommand("attach", "load and pin the data plane for a network namespace");
     add_netns(attach_cmd, attach.target);
     attach_cmd->add_option("--cgroup", attach.cgroup, "cgroup v2 directory for sock_ops (default: the cgroup2 root)");
+    attach_cmd->add_option("--pin-group", attach.pin_group,
+                           "let this group read the pinned maps (bpftool, scrapers); the links stay root only. "
+                           "Runs on an attached namespace too; --pin-group root takes the access back")
+        ->type_name("GROUP");
 
     ApplyCommand apply;
     auto* apply_cmd = app.add_subcommand("apply", "add or replace resources and install the resulting routing");

@@ -190,7 +190,7 @@ Result<std::vector<Resource>> parse_resources(const std::string& text, const std
     std::vector<Resource> out;
     for (const auto& doc : docs) {
         if (doc.IsNull()) continue;
-        const SourceRef where{file, doc.Mark().line + 1};
+        const SourceRef where{file, line_of(doc)};
         if (!doc.IsMap()) return fail(config_error(where.str() + ": a document must be a mapping with apiVersion and kind"));
         Resource r{.where = where, .node = doc};
         auto api = optional_string(doc, "apiVersion", where.file, "apiVersion");
@@ -284,13 +284,13 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
         auto ep = parse_endpoint(*text);
         if (!ep) return fail(config_error(at(listen[i], file) + ": " + field + ": " + ep.error().message));
         svc.listen.push_back(*ep);
-        svc.listen_where.push_back({file, listen[i].Mark().line + 1});
+        svc.listen_where.push_back({file, line_of(listen[i])});
     }
 
     if (const YAML::Node aff = spec["affinity"]) {
         auto text = scalar_string(aff, file, "spec.affinity");
         if (!text) return fail(text.error());
-        svc.affinity_where = {file, aff.Mark().line + 1};
+        svc.affinity_where = {file, line_of(aff)};
         if (*text == "source-ip") {
             svc.affinity = Affinity::kSourceIp;
         } else if (*text != "none") {
@@ -311,7 +311,7 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
         const std::string field = "spec.subsets[" + std::to_string(i) + "]";
         if (!s.IsMap()) return fail(config_error(at(s, file) + ": " + field + ": must be a mapping"));
         if (auto ok = check_fields(s, {"name", "weight", "backends"}, file, field + "."); !ok) return fail(ok.error());
-        SubsetSpec subset{.where = {file, s.Mark().line + 1},
+        SubsetSpec subset{.where = {file, line_of(s)},
                           .weight_path = {"spec", "subsets", std::to_string(i), "weight"}};
         auto name = optional_string(s, "name", file, field + ".name");
         if (!name) return fail(name.error());
@@ -322,7 +322,7 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
             auto weight = scalar_weight(w, file, field + ".weight");
             if (!weight) return fail(weight.error());
             subset.weight = *weight;
-            subset.weight_where = {file, w.Mark().line + 1};
+            subset.weight_where = {file, line_of(w)};
         } else if (subsets.size() == 1) {
             subset.weight = 100;  // a lone destination takes all, as in Istio
             subset.weight_where = subset.where;
@@ -343,7 +343,7 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
                 return fail(config_error(at(backends[j], file) + ": " + bfield + ": \"" + *text +
                                          "\": a backend needs a concrete address, such as 127.0.0.1"));
             subset.backends.push_back(*ep);
-            subset.backend_where.push_back({file, backends[j].Mark().line + 1});
+            subset.backend_where.push_back({file, line_of(backends[j])});
         }
         svc.subsets.push_back(std::move(subset));
     }

@@ -234,6 +234,20 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
     return true;
 }
 
+Result<void> grant_pin_group(const NetnsId& netns, unsigned gid) {
+    const std::string dir = pin_dir(netns.inode);
+    auto set = [](const std::string& path, gid_t group, mode_t mode) -> Result<void> {
+        if (::chown(path.c_str(), 0, group) != 0) return fail(system_error("chown " + path, errno));
+        if (::chmod(path.c_str(), mode) != 0) return fail(system_error("chmod " + path, errno));
+        return {};
+    };
+    if (auto ok = set(kPinRoot, 0, gid == 0 ? 0700 : 0711); !ok) return ok;
+    if (auto ok = set(dir, gid, gid == 0 ? 0700 : 0750); !ok) return ok;
+    for (const char* name : kMapNames)
+        if (auto ok = set(pin_path(dir, name), gid, gid == 0 ? 0600 : 0640); !ok) return ok;
+    return {};
+}
+
 Result<DataplaneMaps> open_dataplane(const NetnsId& netns) {
     const std::string dir = pin_dir(netns.inode);
     if (!dataplane_attached(netns))

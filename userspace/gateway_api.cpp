@@ -52,7 +52,9 @@ Result<ApiGateway> parse_gateway(const Resource& r, Diagnostics& diag) {
             const std::string field = "spec.addresses[" + std::to_string(i) + "]";
             const YAML::Node a = addresses[i];
             if (auto ok = check_fields(a, {"type", "value"}, file, field + "."); !ok) return fail(ok.error());
-            const std::string type = a["type"] ? a["type"].as<std::string>() : "IPAddress";
+            auto type_text = string_or(a, "type", "IPAddress", file, field + ".type");
+        if (!type_text) return fail(type_text.error());
+        const std::string type = *type_text;
             if (type != "IPAddress")
                 return fail(config_error(at(a, file) + ": " + field + ".type: \"" + type +
                                          "\": tcpshift binds IPAddress addresses only"));
@@ -74,7 +76,7 @@ Result<ApiGateway> parse_gateway(const Resource& r, Diagnostics& diag) {
                                    field + ".");
             !ok)
             return fail(ok.error());
-        TcpListener listener{.where = {file, l.Mark().line + 1}};
+        TcpListener listener{.where = {file, line_of(l)}};
         auto name = optional_string(l, "name", file, field + ".name");
         if (!name) return fail(name.error());
         if (!*name) return fail(config_error(at(l, file) + ": " + field + ".name: missing"));
@@ -86,7 +88,9 @@ Result<ApiGateway> parse_gateway(const Resource& r, Diagnostics& diag) {
         auto port = scalar_int(l["port"], file, field + ".port", 1, 65535);
         if (!port) return fail(port.error());
         listener.port = static_cast<uint16_t>(*port);
-        const std::string protocol = l["protocol"] ? l["protocol"].as<std::string>() : "";
+        auto protocol_text = string_or(l, "protocol", "", file, field + ".protocol");
+        if (!protocol_text) return fail(protocol_text.error());
+        const std::string protocol = *protocol_text;
         if (protocol != "TCP") {
             if (auto ok = diag.warn(at(l, file) + ": " + field + ".protocol: " +
                                     (protocol.empty() ? "missing" : protocol) +
@@ -149,13 +153,17 @@ class TcpRouteResolver {
                                    field + ".");
             !ok)
             return fail(ok.error());
-        const std::string kind = ref["kind"] ? ref["kind"].as<std::string>() : "Gateway";
+        auto kind_text = string_or(ref, "kind", "Gateway", file_, field + ".kind");
+        if (!kind_text) return fail(kind_text.error());
+        const std::string kind = *kind_text;
         if (kind != "Gateway")
             return fail(config_error(at(ref, file_) + ": " + field + ".kind: \"" + kind +
                                      "\": a TCPRoute attaches to a Gateway"));
         auto name = scalar_string(ref["name"], file_, field + ".name");
         if (!name) return fail(name.error());
-        const std::string ns = ref["namespace"] ? ref["namespace"].as<std::string>() : route_.ns;
+        auto ns_text = string_or(ref, "namespace", route_.ns, file_, field + ".namespace");
+        if (!ns_text) return fail(ns_text.error());
+        const std::string ns = *ns_text;
         const ApiGateway* gw = nullptr;
         std::string known;
         for (const auto& g : gateways_) {
@@ -167,7 +175,9 @@ class TcpRouteResolver {
                                      "\" (gateway.networking.k8s.io) in namespace " + ns +
                                      "; known: " + (known.empty() ? "none" : known)));
         std::optional<std::string> section;
-        if (ref["sectionName"]) section = ref["sectionName"].as<std::string>();
+        auto section_text = optional_string(ref, "sectionName", file_, field + ".sectionName");
+        if (!section_text) return fail(section_text.error());
+        section = *section_text;
         std::optional<int64_t> port;
         if (ref["port"]) {
             auto p = scalar_int(ref["port"], file_, field + ".port", 1, 65535);
@@ -231,11 +241,17 @@ class TcpRouteResolver {
             !ok)
             return fail(ok.error());
         const std::string where = at(ref, file_);
-        const std::string group = ref["group"] ? ref["group"].as<std::string>() : "";
-        const std::string kind = ref["kind"] ? ref["kind"].as<std::string>() : "Service";
+        auto group_text = string_or(ref, "group", "", file_, field + ".group");
+        if (!group_text) return fail(group_text.error());
+        const std::string group = *group_text;
+        auto kind_text = string_or(ref, "kind", "Service", file_, field + ".kind");
+        if (!kind_text) return fail(kind_text.error());
+        const std::string kind = *kind_text;
         auto name = scalar_string(ref["name"], file_, field + ".name");
         if (!name) return fail(name.error());
-        const std::string ns = ref["namespace"] ? ref["namespace"].as<std::string>() : route_.ns;
+        auto ns_text = string_or(ref, "namespace", route_.ns, file_, field + ".namespace");
+        if (!ns_text) return fail(ns_text.error());
+        const std::string ns = *ns_text;
         const MeshService* service = nullptr;
         if (group.empty() && kind == "Service") {
             service = catalog_.find_named("Service", *name, ns);
@@ -265,7 +281,7 @@ class TcpRouteResolver {
                                      (service->selector ? " (labels " + labels_str(*service->selector) + ")"
                                                         : std::string(" (it has no selector)")) +
                                      "; add a WorkloadEntry with those labels in namespace " + service->ns));
-        SubsetSpec subset{.name = *name, .weight = 1, .where = {file_, ref.Mark().line + 1}};
+        SubsetSpec subset{.name = *name, .weight = 1, .where = {file_, line_of(ref)}};
         subset.weight_where = subset.where;
         auto backends = backend_endpoints(*service, **port, workloads, where, field);
         if (!backends) return fail(backends.error());
@@ -276,7 +292,7 @@ class TcpRouteResolver {
             auto weight = scalar_weight(w, file_, field + ".weight");
             if (!weight) return fail(weight.error());
             subset.weight = *weight;
-            subset.weight_where = {file_, w.Mark().line + 1};
+            subset.weight_where = {file_, line_of(w)};
         }
         return subset;
     }

@@ -91,7 +91,7 @@ Result<IstioGateway> parse_gateway(const Resource& r, Diagnostics& diag) {
                 !ok)
                 return fail(ok.error());
         }
-        TcpServer server{.port = static_cast<uint16_t>(*number), .where = {file, s.Mark().line + 1}};
+        TcpServer server{.port = static_cast<uint16_t>(*number), .where = {file, line_of(s)}};
         if (auto bind = scalar_or_none(s["bind"])) {
             auto ep = parse_address(*bind, server.port);
             if (!ep) return fail(config_error(at(s["bind"], file) + ": " + field + ".bind: " + ep.error().message));
@@ -148,7 +148,9 @@ Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog&
         const YAML::Node hash = lb["consistentHash"];
         if (!hash) return false;
         for (const auto& kv : hash) {
-            const std::string key = kv.first.as<std::string>();
+            auto key_text = scalar_string(kv.first, file, field + ".loadBalancer.consistentHash key");
+            if (!key_text) return fail(key_text.error());
+            const std::string key = *key_text;
             if (key == "useSourceIp") continue;
             if (auto ok = diag.warn(at(kv.first, file) + ": " + field + ".loadBalancer.consistentHash." + key +
                                     ": only useSourceIp applies to TCP; ignored");
@@ -164,7 +166,7 @@ Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog&
     dr.source_ip = *source_ip;
     if (dr.source_ip)
         dr.source_ip_where = {
-            file, spec["trafficPolicy"]["loadBalancer"]["consistentHash"]["useSourceIp"].Mark().line + 1};
+            file, line_of(spec["trafficPolicy"]["loadBalancer"]["consistentHash"]["useSourceIp"])};
 
     if (const YAML::Node subsets = spec["subsets"]) {
         std::set<std::string> names;
@@ -173,7 +175,7 @@ Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog&
             const YAML::Node s = subsets[i];
             if (auto ok = check_fields(s, {"name", "labels", "trafficPolicy"}, file, field + "."); !ok)
                 return fail(ok.error());
-            SubsetRule rule{.where = {file, s.Mark().line + 1}};
+            SubsetRule rule{.where = {file, line_of(s)}};
             auto name = optional_string(s, "name", file, field + ".name");
             if (!name) return fail(name.error());
             if (!*name) return fail(config_error(at(s, file) + ": " + field + ".name: missing"));
@@ -190,7 +192,7 @@ Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog&
             rule.source_ip = *sub_ip;
             if (rule.source_ip)
                 rule.where.line =
-                    s["trafficPolicy"]["loadBalancer"]["consistentHash"]["useSourceIp"].Mark().line + 1;
+                    line_of(s["trafficPolicy"]["loadBalancer"]["consistentHash"]["useSourceIp"]);
             dr.subsets.push_back(std::move(rule));
         }
     }
@@ -293,14 +295,18 @@ class VirtualServiceResolver {
                 match.port = static_cast<uint16_t>(*port);
             }
             if (const YAML::Node gws = m["gateways"])
-                for (const auto& g : gws) match.gateways.push_back(gateway_ref(g.as<std::string>(), vs_.ns));
+                for (const auto& g : gws) {
+                    auto ref = scalar_string(g, file_, mfield + ".gateways");
+                    if (!ref) return fail(ref.error());
+                    match.gateways.push_back(gateway_ref(*ref, vs_.ns));
+                }
             if (const YAML::Node subnets = m["destinationSubnets"]) {
                 for (size_t s = 0; s < subnets.size(); ++s) {
                     const std::string sfield = mfield + ".destinationSubnets[" + std::to_string(s) + "]";
                     auto addr = parse_host_address(subnets[s], file_, sfield, "destination addresses");
                     if (!addr) return fail(addr.error());
                     match.subnets.push_back(*addr);
-                    match.subnets_where.push_back({file_, subnets[s].Mark().line + 1});
+                    match.subnets_where.push_back({file_, line_of(subnets[s])});
                 }
             }
             for (const char* ignored : {"sourceLabels", "sourceNamespace"}) {
@@ -348,7 +354,7 @@ class VirtualServiceResolver {
         const std::string field = "spec.tcp[" + std::to_string(index) + "]";
         if (auto ok = check_fields(route_node, {"match", "route"}, file_, field + "."); !ok) return fail(ok.error());
         ServiceSpec svc{.name = index == 0 ? vs_.name : vs_.name + "-" + std::to_string(index),
-                        .where = {file_, route_node.Mark().line + 1},
+                        .where = {file_, line_of(route_node)},
                         .origin = vs_.key()};
         auto matches = parse_matches(route_node["match"], field);
         if (!matches) return fail(matches.error());
@@ -387,7 +393,9 @@ class VirtualServiceResolver {
             return fail(config_error(vs_.where.str() + ": spec.hosts: a VirtualService without gateways routes the "
                                                        "mesh and needs the hosts it serves"));
         for (size_t h = 0; h < hosts.size(); ++h) {
-            const std::string host = hosts[h].as<std::string>();
+            auto host_text = scalar_string(hosts[h], file_, "spec.hosts[" + std::to_string(h) + "]");
+            if (!host_text) return fail(host_text.error());
+            const std::string& host = *host_text;
             const MeshService* service = catalog_.find_host(host, vs_.ns);
             if (!service)
                 return fail(config_error(at(hosts[h], file_) + ": spec.hosts[" + std::to_string(h) +
@@ -458,7 +466,7 @@ class VirtualServiceResolver {
         auto port = service_port(*service, port_number, where, field + ".destination.port");
         if (!port) return fail(port.error());
 
-        SubsetSpec subset{.name = **host, .where = {file_, dest.Mark().line + 1}};
+        SubsetSpec subset{.name = **host, .where = {file_, line_of(dest)}};
         Labels labels;
         const DestinationRule* dr = rule_for(service);
         if (dr && dr->source_ip) {
@@ -506,7 +514,7 @@ class VirtualServiceResolver {
             auto weight = scalar_weight(w, file_, field + ".weight");
             if (!weight) return fail(weight.error());
             subset.weight = *weight;
-            subset.weight_where = {file_, w.Mark().line + 1};
+            subset.weight_where = {file_, line_of(w)};
         } else if (destinations == 1) {
             subset.weight = 100;  // a lone destination takes all
             subset.weight_where = subset.where;

@@ -29,9 +29,11 @@ Result<Labels> parse_labels(const YAML::Node& node, const std::string& file, con
     if (!node || node.IsNull()) return labels;
     if (!node.IsMap()) return fail(config_error(at(node, file) + ": " + field + ": must be a mapping of labels"));
     for (const auto& kv : node) {
-        auto value = scalar_string(kv.second, file, field + "." + kv.first.as<std::string>());
+        auto key = scalar_string(kv.first, file, field + " key");
+        if (!key) return fail(key.error());
+        auto value = scalar_string(kv.second, file, field + "." + *key);
         if (!value) return fail(value.error());
-        labels[kv.first.as<std::string>()] = *value;
+        labels[*key] = *value;
     }
     return labels;
 }
@@ -89,7 +91,7 @@ Result<Workload> parse_workload(const YAML::Node& spec, const std::string& file,
                                file, field + ".");
         !ok)
         return fail(ok.error());
-    Workload w{.where = {file, spec.Mark().line + 1}};
+    Workload w{.where = {file, line_of(spec)}};
     if (!spec["address"])
         return fail(config_error(at(spec, file) + ": " + field + ".address: missing; give the workload's IP"));
     auto address = parse_workload_address(spec["address"], file, field + ".address");
@@ -101,9 +103,11 @@ Result<Workload> parse_workload(const YAML::Node& spec, const std::string& file,
     if (const YAML::Node ports = spec["ports"]) {
         if (!ports.IsMap()) return fail(config_error(at(ports, file) + ": " + field + ".ports: must map names to ports"));
         for (const auto& kv : ports) {
-            auto n = parse_port_number(kv.second, file, field + ".ports." + kv.first.as<std::string>());
+            auto name = scalar_string(kv.first, file, field + ".ports key");
+            if (!name) return fail(name.error());
+            auto n = parse_port_number(kv.second, file, field + ".ports." + *name);
             if (!n) return fail(n.error());
-            w.ports[kv.first.as<std::string>()] = *n;
+            w.ports[*name] = *n;
         }
     }
     if (spec["weight"]) {
@@ -116,6 +120,7 @@ Result<Workload> parse_workload(const YAML::Node& spec, const std::string& file,
 }
 
 Result<Workload> parse_workload_entry(const Resource& r, Diagnostics& diag) {
+    if (!r.node["spec"]) return fail(config_error(r.where.str() + ": spec: missing; give the workload's address"));
     auto w = parse_workload(r.node["spec"], r.where.file, "spec", diag);
     if (!w) return fail(w.error());
     w->name = r.name;
@@ -159,7 +164,7 @@ Result<MeshService> parse_service_entry(const Resource& r, Diagnostics& diag) {
         const YAML::Node p = ports[i];
         if (auto ok = check_fields(p, {"number", "protocol", "name", "targetPort"}, file, field + "."); !ok)
             return fail(ok.error());
-        ServicePort port{.where = {file, p.Mark().line + 1}};
+        ServicePort port{.where = {file, line_of(p)}};
         if (!p["number"]) return fail(config_error(at(p, file) + ": " + field + ".number: missing"));
         auto n = parse_port_number(p["number"], file, field + ".number");
         if (!n) return fail(n.error());
@@ -169,8 +174,12 @@ Result<MeshService> parse_service_entry(const Resource& r, Diagnostics& diag) {
             if (!t) return fail(t.error());
             port.target_number = *t;
         }
-        if (p["name"]) port.name = p["name"].as<std::string>();
-        if (p["protocol"]) port.protocol = p["protocol"].as<std::string>();
+        auto name = string_or(p, "name", "", file, field + ".name");
+        if (!name) return fail(name.error());
+        port.name = *name;
+        auto protocol = string_or(p, "protocol", "", file, field + ".protocol");
+        if (!protocol) return fail(protocol.error());
+        port.protocol = *protocol;
         s.ports.push_back(port);
     }
     if (const YAML::Node selector = spec["workloadSelector"]) {
@@ -213,7 +222,11 @@ Result<MeshService> parse_kubernetes_service(const Resource& r, Diagnostics& dia
     std::vector<std::string> ips;
     if (const YAML::Node ip = spec["clusterIP"]; ip && ip.IsScalar()) ips.push_back(ip.Scalar());
     if (const YAML::Node list = spec["clusterIPs"]; list && list.IsSequence())
-        for (const auto& ip : list) ips.push_back(ip.as<std::string>());
+        for (const auto& ip : list) {
+            auto text = scalar_string(ip, file, "spec.clusterIPs");
+            if (!text) return fail(text.error());
+            ips.push_back(*text);
+        }
     for (const auto& ip : ips) {
         if (ip == "None" || ip.empty()) continue;
         auto ep = parse_address(ip, 0);
@@ -226,7 +239,7 @@ Result<MeshService> parse_kubernetes_service(const Resource& r, Diagnostics& dia
     for (size_t i = 0; i < ports.size(); ++i) {
         const std::string field = "spec.ports[" + std::to_string(i) + "]";
         const YAML::Node p = ports[i];
-        ServicePort port{.where = {file, p.Mark().line + 1}};
+        ServicePort port{.where = {file, line_of(p)}};
         if (!p["port"]) return fail(config_error(at(p, file) + ": " + field + ".port: missing"));
         auto n = parse_port_number(p["port"], file, field + ".port");
         if (!n) return fail(n.error());
@@ -242,8 +255,12 @@ Result<MeshService> parse_kubernetes_service(const Resource& r, Diagnostics& dia
                 port.target_name = *t;
             }
         }
-        if (p["name"]) port.name = p["name"].as<std::string>();
-        if (p["protocol"]) port.protocol = p["protocol"].as<std::string>();
+        auto name = string_or(p, "name", "", file, field + ".name");
+        if (!name) return fail(name.error());
+        port.name = *name;
+        auto protocol = string_or(p, "protocol", "", file, field + ".protocol");
+        if (!protocol) return fail(protocol.error());
+        port.protocol = *protocol;
         if (!port.protocol.empty() && port.protocol != "TCP") {
             if (auto ok = diag.warn(at(p, file) + ": " + field + ".protocol: " + port.protocol +
                                     " is not steered; tcpshift routes TCP only");

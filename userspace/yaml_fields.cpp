@@ -4,13 +4,23 @@
 
 namespace tcpshift {
 
+int line_of(const YAML::Node& node) {
+    if (!node.IsDefined()) return 0;
+    return node.Mark().line + 1;
+}
+
 std::string at(const YAML::Node& node, const std::string& file) {
-    return file + ":" + std::to_string(node.Mark().line + 1);
+    const int line = line_of(node);
+    return line > 0 ? file + ":" + std::to_string(line) : file;
 }
 
 Result<void> check_fields(const YAML::Node& map, std::initializer_list<std::string_view> known,
                           const std::string& file, const std::string& prefix) {
-    if (!map || !map.IsMap()) return {};
+    if (!map || map.IsNull()) return {};
+    if (!map.IsMap()) {
+        const std::string field = prefix.empty() ? "document" : prefix.substr(0, prefix.size() - 1);
+        return fail(config_error(at(map, file) + ": " + field + ": must be a mapping"));
+    }
     for (const auto& kv : map) {
         const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
         bool found = false;
@@ -35,6 +45,13 @@ Result<std::optional<std::string>> optional_string(const YAML::Node& map, const 
     auto text = scalar_string(node, file, field);
     if (!text) return fail(text.error());
     return std::optional<std::string>{*text};
+}
+
+Result<std::string> string_or(const YAML::Node& map, const std::string& key, std::string fallback,
+                              const std::string& file, const std::string& field) {
+    auto text = optional_string(map, key, file, field);
+    if (!text) return fail(text.error());
+    return text->value_or(std::move(fallback));
 }
 
 Result<bool> scalar_bool(const YAML::Node& node, const std::string& file, const std::string& field) {

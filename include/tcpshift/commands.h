@@ -22,6 +22,7 @@ struct TargetOptions {
 struct AttachCommand {
     TargetOptions target;
     std::string cgroup;
+    std::string pin_group;  // a group that may read the maps; empty: root only
 };
 struct ApplyCommand {
     TargetOptions target;

@@ -63,6 +63,11 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
 Result<DataplaneMaps> open_dataplane(const NetnsId& netns);
 // Removes links, pins and stored state; the programs leave the kernel with their last reference.
 Result<void> detach_dataplane(const NetnsId& netns);
+// Lets members of `gid` read the maps of an attached namespace (bpftool, a metrics scraper):
+// its directory becomes 0750 and every map pin 0640, group `gid`. The links stay 0600 root,
+// since holding one is enough to detach. The pin root becomes 0711, so the group can reach
+// its namespace without listing the others. gid 0 takes the access back.
+Result<void> grant_pin_group(const NetnsId& netns, unsigned gid);
 
 // The listener keys of a plan: which (address, port) a listening socket must have to be a
 // backend. A backend is also found by a wildcard listener of its port (0.0.0.0, or [::] which

@@ -1,6 +1,10 @@
 // Attach, apply, refuse, detach: what tcpshift leaves in the kernel and on disk.
+#include <bpf/bpf.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -86,6 +90,62 @@ TEST_F(LifecycleTest, AttachIsIdempotentAndPinsAreRootOnly) {
     EXPECT_EQ(st.st_mode & 0077, 0u) << "pin directory mode " << std::oct << (st.st_mode & 0777);
     ASSERT_EQ(::stat((pins() + "/tables").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0077, 0u) << "map pin mode " << std::oct << (st.st_mode & 0777);
+}
+
+// Opens a pinned object as uid 65534 with group `gid` and reads one element; returns 0 on
+// success or the errno that stopped it. Runs in a child, since the ids cannot be regained.
+int read_pin_as(gid_t gid, const std::string& path, uint32_t file_flags) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(65534) != 0) ::_exit(250);
+        LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = file_flags);
+        const int fd = bpf_obj_get_opts(path.c_str(), &opts);
+        if (fd < 0) ::_exit(errno);
+        if (path.ends_with("_stats")) {
+            uint32_t key = 0;
+            std::vector<uint8_t> value(1 << 16);
+            if (bpf_map_lookup_elem(fd, &key, value.data()) != 0) ::_exit(errno);
+        }
+        ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+TEST_F(LifecycleTest, APinGroupMayReadTheMapsAndNothingElse) {
+    apply(kConfig);
+    const group* daemon = ::getgrnam("daemon");
+    ASSERT_NE(daemon, nullptr);
+    const gid_t member = daemon->gr_gid;
+    const gid_t other = 65534;
+    const std::string stats = pins() + "/service_stats";
+    EXPECT_EQ(read_pin_as(member, stats, BPF_F_RDONLY), EACCES) << "root only before --pin-group";
+
+    auto r = tcpshift_here({"attach", "--pin-group", "daemon"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("maps readable by group daemon"), std::string::npos) << r.out;
+    EXPECT_EQ(read_pin_as(member, stats, BPF_F_RDONLY), 0) << "a member reads the counters";
+    EXPECT_EQ(read_pin_as(member, pins() + "/tables", BPF_F_RDONLY), 0);
+    EXPECT_EQ(read_pin_as(member, stats, 0), EACCES) << "read-write is refused to the group";
+    EXPECT_EQ(read_pin_as(member, pins() + "/" + kPinSteerLink, BPF_F_RDONLY), EACCES) << "links stay root only";
+    EXPECT_EQ(read_pin_as(other, stats, BPF_F_RDONLY), EACCES) << "a non-member reads nothing";
+    // The data plane still serves: the modes are all that changed.
+    r = tcpshift_here({"status", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+
+    r = tcpshift_here({"attach", "--pin-group", "root"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_pin_as(member, stats, BPF_F_RDONLY), EACCES) << "--pin-group root takes the access back";
+    struct stat st {};
+    ASSERT_EQ(::stat(pins().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    ASSERT_EQ(::stat(kPinRoot, &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+
+    r = tcpshift_here({"attach", "--pin-group", "no-such-group"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "tcpshift: attach: --pin-group no-such-group: no such group\n");
 }
 
 TEST_F(LifecycleTest, ABadApplyChangesNothing) {

@@ -1,0 +1,83 @@
+// libFuzzer target: the whole compiler, bytes to the weight tables the maps will hold, with
+// the plan's promises checked: tables full and valid, shares true to the weights, and ids
+// stable when the same set is compiled again.
+#include <cmath>
+#include <set>
+
+#include "fuzz_checks.h"
+#include "tcpshift/bpf_abi.h"
+#include "tcpshift/plan.h"
+
+namespace {
+
+using namespace tcpshift;
+
+void check_plan(const Plan& plan, const PlanLimits& limits) {
+    TCPSHIFT_FUZZ_CHECK(plan.services.size() <= limits.max_services);
+    std::set<uint32_t> service_ids;
+    for (const auto& svc : plan.services) {
+        TCPSHIFT_FUZZ_CHECK(service_ids.insert(svc.id).second);
+        TCPSHIFT_FUZZ_CHECK(svc.id < limits.max_services);
+        TCPSHIFT_FUZZ_CHECK(svc.slots.size() == limits.table_slots);
+        TCPSHIFT_FUZZ_CHECK(svc.weighted_backends.size() <= limits.max_service_backends);
+
+        std::map<uint16_t, double> share;
+        double total = 0;
+        for (const auto& subset : svc.subsets)
+            for (const auto& backend : subset.backends) {
+                TCPSHIFT_FUZZ_CHECK(backend.id < TS_NO_BACKEND);
+                TCPSHIFT_FUZZ_CHECK(backend.share >= 0 && backend.share <= 1);
+                share[static_cast<uint16_t>(backend.id)] += backend.share;
+                total += backend.share;
+            }
+        const std::set<uint16_t> weighted(svc.weighted_backends.begin(), svc.weighted_backends.end());
+        TCPSHIFT_FUZZ_CHECK(weighted.size() == svc.weighted_backends.size());
+        if (weighted.empty()) {
+            for (uint16_t slot : svc.slots) TCPSHIFT_FUZZ_CHECK(slot == TS_NO_BACKEND);
+            continue;
+        }
+        TCPSHIFT_FUZZ_CHECK(std::fabs(total - 1.0) < 1e-9);
+        std::map<uint16_t, uint32_t> count;
+        for (uint16_t slot : svc.slots) {
+            TCPSHIFT_FUZZ_CHECK(weighted.contains(slot));
+            ++count[slot];
+        }
+        // Largest-remainder rounding: each backend within one slot of its exact share.
+        for (uint16_t id : weighted) {
+            const double exact = share[id] * limits.table_slots;
+            TCPSHIFT_FUZZ_CHECK(std::fabs(count[id] - exact) <= 1.0 + 1e-6);
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    Diagnostics diag;
+    auto resources = parse_resources(fuzz::input_text(data, size), "fuzz.yaml", "default", &diag);
+    if (!resources) {
+        fuzz::check_refusal(resources.error());
+        return 0;
+    }
+    auto services = resolve_services(*resources, &diag);
+    if (!services) {
+        fuzz::check_refusal(services.error());
+        return 0;
+    }
+    const PlanLimits limits = default_limits();
+    auto plan = compile_plan(*services, {}, limits);
+    if (!plan) {
+        fuzz::check_refusal(plan.error(), fuzz::Names::kAnything);
+        return 0;
+    }
+    check_plan(*plan, limits);
+
+    // Compiled again with the ids it was given, the same set keeps every id and every table.
+    auto again = compile_plan(*services, plan->ids, limits);
+    TCPSHIFT_FUZZ_CHECK(again.has_value());
+    TCPSHIFT_FUZZ_CHECK(again->ids.services == plan->ids.services);
+    TCPSHIFT_FUZZ_CHECK(again->ids.backends == plan->ids.backends);
+    for (size_t i = 0; i < plan->services.size(); ++i)
+        TCPSHIFT_FUZZ_CHECK(again->services[i].slots == plan->services[i].slots);
+    return 0;
+}
