@@ -20,6 +20,11 @@ packages=(
   prometheus
 )
 
+# bench/run.sh adds the baselines it compares against, and its plotting and profiling tools.
+if [ "${1:-}" = --bench ]; then
+  packages+=(haproxy iperf3 gnuplot-nox jq linux-perf)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

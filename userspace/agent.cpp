@@ -261,7 +261,7 @@ class Agent {
         if (!lock) return fail(lock.error());
         auto before = load_applied(target.netns);
         if (!before) return fail(before.error());
-        auto next = compile_resources(*resources, before->state.ids, &diag);
+        auto next = compile_resources(*resources, before->state.ids, &diag, before->limits);
         if (!next) return fail(next.error());
         AppliedState next_state{.ids = before->state.ids, .local_routes = before->state.local_routes};
         merge_resources(next_state, *resources);

@@ -23,10 +23,10 @@ void print_diagnostics(const Diagnostics& diag, std::ostream& err) {
 }
 
 Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
-                               Diagnostics* diag) {
+                               Diagnostics* diag, const PlanLimits& limits) {
     auto services = resolve_services(resources, diag);
     if (!services) return fail(services.error());
-    return compile_plan(*services, ids, default_limits());
+    return compile_plan(*services, ids, limits);
 }
 
 Result<Applied> load_applied(const NetnsId& netns) {
@@ -35,9 +35,12 @@ Result<Applied> load_applied(const NetnsId& netns) {
     auto state = load_state(netns.inode);
     if (!state) return fail(state.error());
     applied.state = std::move(*state);
+    auto limits = attached_limits(netns);
+    if (!limits) return fail(limits.error());
+    applied.limits = *limits;
     auto resources = stored_resources(applied.state);
     if (!resources) return fail(resources.error());
-    auto plan = compile_resources(*resources, applied.state.ids);
+    auto plan = compile_resources(*resources, applied.state.ids, nullptr, applied.limits);
     if (!plan) return fail(plan.error());
     applied.plan = std::move(*plan);
     return applied;

@@ -16,6 +16,7 @@
 #include "tcpshift/listeners.h"
 #include "tcpshift/local_routes.h"
 #include "tcpshift/agent.h"
+#include "tcpshift/bpf_abi.h"
 #include "tcpshift/apply.h"
 #include "tcpshift/metrics.h"
 #include "tcpshift/netns.h"
@@ -91,10 +92,16 @@ Result<void> run_attach(const AttachCommand& cmd, Streams io) {
         if (!g) return fail(config_error("attach: --pin-group " + cmd.pin_group + ": no such group"));
         gid = g->gr_gid;
     }
-    auto attached = attach_dataplane(netns, AttachOptions{.cgroup = cmd.cgroup});
+    auto attached = attach_dataplane(netns, AttachOptions{.cgroup = cmd.cgroup, .max_services = cmd.max_services});
     if (!attached) return fail(attached.error());
+    auto limits = attached_limits(netns);
+    if (!limits) return fail(limits.error());
     io.out << (*attached ? "attached" : "already attached") << " to network namespace " << netns.inode
-           << ", pins in " << pin_dir(netns.inode) << "\n";
+           << ", pins in " << pin_dir(netns.inode) << ", room for " << limits->max_services << " services\n";
+    if (!*attached && cmd.max_services != 0 && cmd.max_services != limits->max_services)
+        return fail(config_error("attach: --max-services " + std::to_string(cmd.max_services) +
+                                 ": the namespace is attached with room for " + std::to_string(limits->max_services) +
+                                 "; maps cannot be resized in place, so detach and attach again"));
     if (gid) {
         if (auto ok = grant_pin_group(netns, *gid); !ok) return ok;
         if (*gid == 0) {
@@ -126,7 +133,7 @@ Result<void> run_apply(const ApplyCommand& cmd, Streams io) {
 
     auto merged = merged_resources(before->state, *resources);
     if (!merged) return fail(merged.error());
-    auto next = compile_resources(*merged, before->state.ids, &diag);
+    auto next = compile_resources(*merged, before->state.ids, &diag, before->limits);
     if (!next) return fail(next.error());
     print_diagnostics(diag, io.err);
     if (cmd.dry_run) {
@@ -179,7 +186,7 @@ Result<void> run_delete(const DeleteCommand& cmd, Streams io) {
     }
     auto remaining = stored_resources(next_state);
     if (!remaining) return fail(remaining.error());
-    auto next = compile_resources(*remaining, before->state.ids);
+    auto next = compile_resources(*remaining, before->state.ids, nullptr, before->limits);
     if (!next)
         return fail(config_error("delete: the remaining resources would no longer resolve, so nothing was deleted: " +
                                  next.error().message));
@@ -274,7 +281,7 @@ Result<void> run_set(const SetCommand& cmd, Streams io) {
         if (stored.key == svc->origin) stored.source = "tcpshift set";
     auto merged = stored_resources(next_state);
     if (!merged) return fail(merged.error());
-    auto next = compile_resources(*merged, before->state.ids);
+    auto next = compile_resources(*merged, before->state.ids, nullptr, before->limits);
     if (!next) return fail(next.error());
     if (auto ok = commit(session->target, *before, next_state, *next, io.err); !ok) return ok;
     print_applied(Plan{.services = {*next->find_service(cmd.service)}}, io.out);
@@ -338,7 +345,7 @@ Result<void> run_verify(const VerifyCommand& cmd, Streams io) {
         Diagnostics diag;
         auto resources = load_resources(cmd.files, cmd.ns, &diag);
         if (!resources) return fail(resources.error());
-        auto plan = compile_resources(*resources, applied->state.ids, &diag);
+        auto plan = compile_resources(*resources, applied->state.ids, &diag, applied->limits);
         if (!plan) return fail(plan.error());
         expected = std::move(*plan);
     }
@@ -458,6 +465,11 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     auto* attach_cmd = app.add_subcommand("attach", "load and pin the data plane for a network namespace");
     add_netns(attach_cmd, attach.target);
     attach_cmd->add_option("--cgroup", attach.cgroup, "cgroup v2 directory for sock_ops (default: the cgroup2 root)");
+    attach_cmd->add_option("--max-services", attach.max_services,
+                           "size the maps for this many services (default " + std::to_string(TS_MAX_SERVICES) +
+                               "; each takes about 17 KB of weight tables)")
+        ->check(CLI::Range(1u, kMaxServicesCeiling))
+        ->type_name("N");
     attach_cmd->add_option("--pin-group", attach.pin_group,
                            "let this group read the pinned maps (bpftool, scrapers); the links stay root only. "
                            "Runs on an attached namespace too; --pin-group root takes the access back")

@@ -130,11 +130,20 @@ Result<void> wait_for_running_programs() {
 
 }  // namespace
 
-Result<SteerProgram> SteerProgram::load(uint64_t hash_seed) {
+Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint32_t max_services) {
     SteerProgram program;
     program.skel_.reset(steer_bpf::open());
     if (!program.skel_) return fail(system_error("open BPF object steer_bpf", errno));
     program.skel_->rodata->hash_seed = hash_seed;
+    if (max_services != 0) {
+        auto& m = program.skel_->maps;
+        const uint32_t frontends = std::max<uint32_t>(TS_MAX_FRONTENDS, 4 * max_services);
+        if (bpf_map__set_max_entries(m.services, max_services) != 0 ||
+            bpf_map__set_max_entries(m.service_stats, max_services) != 0 ||
+            bpf_map__set_max_entries(m.tables, max_services * TS_TABLE_GENERATIONS) != 0 ||
+            bpf_map__set_max_entries(m.frontends, frontends) != 0)
+            return fail(system_error("size the maps for " + std::to_string(max_services) + " services", errno));
+    }
     if (int err = steer_bpf::load(program.skel_.get()); err != 0) {
         const int e = libbpf_errno(err);
         std::string why = "load BPF programs (sk_lookup needs Linux 5.9, sock_ops netns cookies 5.15)";
@@ -183,7 +192,7 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
 
     auto seed = random_seed();
     if (!seed) return fail(seed.error());
-    auto program = SteerProgram::load(*seed);
+    auto program = SteerProgram::load(*seed, options.max_services);
     if (!program) return fail(program.error());
     steer_bpf* skel = program->skeleton();
 
@@ -246,6 +255,27 @@ Result<void> grant_pin_group(const NetnsId& netns, unsigned gid) {
     for (const char* name : kMapNames)
         if (auto ok = set(pin_path(dir, name), gid, gid == 0 ? 0600 : 0640); !ok) return ok;
     return {};
+}
+
+Result<PlanLimits> attached_limits(const NetnsId& netns) {
+    PlanLimits limits = default_limits();
+    if (!dataplane_attached(netns)) return limits;
+    auto max_entries = [&](const char* name) -> Result<uint32_t> {
+        const std::string path = pin_path(pin_dir(netns.inode), name);
+        Fd fd(bpf_obj_get(path.c_str()));
+        if (!fd) return fail(system_error("open pinned map " + path, errno));
+        bpf_map_info info{};
+        uint32_t len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return fail(system_error("read " + path, errno));
+        return info.max_entries;
+    };
+    auto services = max_entries("services");
+    if (!services) return fail(services.error());
+    auto frontends = max_entries("frontends");
+    if (!frontends) return fail(frontends.error());
+    limits.max_services = *services;
+    limits.max_frontends = *frontends;
+    return limits;
 }
 
 Result<DataplaneMaps> open_dataplane(const NetnsId& netns) {

@@ -24,13 +24,14 @@ void print_diagnostics(const Diagnostics& diag, std::ostream& err);
 
 // Resolves and compiles resources with the ids they had.
 Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
-                               Diagnostics* diag = nullptr);
+                               Diagnostics* diag = nullptr, const PlanLimits& limits = default_limits());
 
 // The applied set and the plan it compiles to, as stored for an attached namespace (empty
 // when nothing is attached).
 struct Applied {
     AppliedState state;
     Plan plan;
+    PlanLimits limits = default_limits();  // what the attached maps hold
 };
 Result<Applied> load_applied(const NetnsId& netns);
 

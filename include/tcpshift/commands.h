@@ -23,6 +23,7 @@ struct AttachCommand {
     TargetOptions target;
     std::string cgroup;
     std::string pin_group;  // a group that may read the maps; empty: root only
+    uint32_t max_services = 0;
 };
 struct ApplyCommand {
     TargetOptions target;

@@ -39,7 +39,8 @@ struct SteerBpfDeleter {
 // The BPF tests run it directly; attach_dataplane() pins and attaches it.
 class SteerProgram {
    public:
-    static Result<SteerProgram> load(uint64_t hash_seed);
+    // `max_services` sizes the per-service maps (0: TS_MAX_SERVICES); see attach --max-services.
+    static Result<SteerProgram> load(uint64_t hash_seed, uint32_t max_services = 0);
 
     int steer_fd() const;
     int register_listener_fd() const;
@@ -51,8 +52,13 @@ class SteerProgram {
 };
 
 struct AttachOptions {
-    std::string cgroup;  // empty: the root of the cgroup2 hierarchy
+    std::string cgroup;         // empty: the root of the cgroup2 hierarchy
+    uint32_t max_services = 0;  // 0: TS_MAX_SERVICES
 };
+
+// The most services attach --max-services allows: the weight tables alone take
+// 2 x 8.7 KB a service, 285 MB at this size.
+inline constexpr uint32_t kMaxServicesCeiling = 16384;
 
 // What is attached to the current network namespace. Callers hold the PinLock for every
 // state-changing call.
@@ -61,6 +67,8 @@ bool dataplane_attached(const NetnsId& netns);
 // attached now. Stale pins of an earlier namespace with the same inode are removed first.
 Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options);
 Result<DataplaneMaps> open_dataplane(const NetnsId& netns);
+// The limits the attached maps were sized for (default_limits() when nothing is attached).
+Result<PlanLimits> attached_limits(const NetnsId& netns);
 // Removes links, pins and stored state; the programs leave the kernel with their last reference.
 Result<void> detach_dataplane(const NetnsId& netns);
 // Lets members of `gid` read the maps of an attached namespace (bpftool, a metrics scraper):

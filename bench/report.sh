@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Turns bench/results/latest.jsonl and scale.jsonl into latest.md and latest.png, and
+# rewrites the README's benchmark section from them.
+#   bench/report.sh RESULTS_DIR QUICK(0|1) ROUNDS
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=$1
+quick=$2
+rounds=$3
+samples="$out/latest.jsonl"
+scale_file="$out/scale.jsonl"
+
+cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+machine="$(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r)"
+mode=$([ "$quick" = 1 ] && echo "--quick" || echo "full")
+
+# Per configuration: the median over rounds, and for ratios the median and range of the
+# per-round ratio to direct (rounds are interleaved, so each ratio pairs close runs).
+summary=$(jq -n --slurpfile samples "$samples" '
+    def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+    ($samples | map(select(.config == "direct")) | map({key: (.round | tostring), value: .}) | from_entries) as $direct
+    | ["direct", "hook", "tcpshift", "nftables", "haproxy"]
+    | map(. as $c | [$samples[] | select(.config == $c)] as $s | {
+        config: $c,
+        cps: ($s | map(.cps) | median),
+        cps_ratio: ($s | map(.cps / $direct[.round | tostring].cps) | {median: median, min: min, max: max}),
+        gbps: ($s | map(.gbps) | median),
+        gbps_ratio: ($s | map(.gbps / $direct[.round | tostring].gbps) | {median: median, min: min, max: max}),
+        p50_us: ($s | map(.p50_us) | median),
+        p99_us: ($s | map(.p99_us) | median),
+        cpu_per_conn: ($s | map(.cpu_per_conn) | map(select(. != null)) | median),
+        cpu_unit: ($s[0].cpu_unit),
+        lookup_ns: ($s | map(.lookup_ns) | map(select(. != null)) | median),
+        failed: ($s | map(.crr_failed + .lat_failed) | add),
+        bulk_errors: ($s | map(select(.bulk_error != null)) | length),
+        v1_share: (($s | map(.by_reply.v1 // 0) | add) as $v1
+                   | ($s | map(.by_reply | to_entries | map(.value) | add) | add) as $all
+                   | if $all > 0 then $v1 / $all else null end)
+      })')
+echo "$summary" >"$out/summary.json"
+
+table=$(jq -r '
+  def f(n): if . == null then "–" else (. * pow(10; n) | round) / pow(10; n) | tostring end;
+  def ratio: "\(.median | f(3))× (\(.min | f(2))–\(.max | f(2)))";
+  def pct: if . == null then "–" else "\(. * 1000 | round / 10)%" end;
+  "| configuration | connections/s | ratio to direct | Gbit/s | ratio to direct | p50 µs | p99 µs | \(.[0].cpu_unit // "CPU") per connection | sk_lookup ns | v1 share | failed |",
+  "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|",
+  (.[] | "| \(.config) | \(.cps | f(0)) | \(.cps_ratio | ratio) | \(.gbps | f(1)) | \(.gbps_ratio | ratio) | \(.p50_us) | \(.p99_us) | \(.cpu_per_conn | f(1)) | \(.lookup_ns | f(0)) | \(.v1_share | pct) | \(.failed) |")
+' <<<"$summary")
+
+targets=$(jq -r '
+  (map({key: .config, value: .}) | from_entries) as $c
+  | def met(x): if x then "met" else "**not met**" end;
+  "- connections/s at or above 0.97× direct: \($c.tcpshift.cps_ratio.median * 1000 | round / 1000)× — \(met($c.tcpshift.cps_ratio.median >= 0.97))",
+  "- at or above nftables: \($c.tcpshift.cps | round) vs \($c.nftables.cps | round) connections/s — \(met($c.tcpshift.cps >= $c.nftables.cps))",
+  "- at least 2.5× HAProxy: \(($c.tcpshift.cps / $c.haproxy.cps) * 100 | round / 100)× — \(met($c.tcpshift.cps >= 2.5 * $c.haproxy.cps))",
+  "- throughput at least 0.99× direct: \($c.tcpshift.gbps_ratio.median * 1000 | round / 1000)× — \(met($c.tcpshift.gbps_ratio.median >= 0.99))"
+' <<<"$summary")
+
+scale_table=""
+if [ -s "$scale_file" ]; then
+  scale_table=$(jq -rs '
+    "| config size | apply ms | sk_lookup ns | map memory | connections/s | failed |",
+    "|---|---:|---:|---:|---:|---:|",
+    (.[] | "| \(.n) \(.kind) | \(.apply_ms) | \(.lookup_ns) | \(.map_bytes / 1048576 * 10 | round / 10) MiB | \(.cps | round) | \(.failed) |")
+  ' "$scale_file")
+fi
+
+cat >"$out/latest.md" <<EOF
+# tcpshift benchmark ($mode, $rounds rounds, $(date -u +%Y-%m-%d))
+
+Machine: $machine. Everything ran in one network namespace over loopback, against the same
+tcp-echo and iperf3 backends; the five configurations were interleaved in every round.
+
+$table
+
+Connections/s: 4 clients that connect, exchange one line and close (tcpshift-loadgen).
+Gbit/s: one iperf3 stream. p50/p99: connect plus the first round trip, one client.
+Ratios are per-round ratios to direct: the median, then the range over rounds. CPU per
+connection is what the whole machine spent (perf, system-wide) divided by the connections.
+sk_lookup ns is the program's own run time per lookup (kernel BPF stats); the hook
+configuration runs it for every connection and finds no frontend.
+
+Targets:
+$targets
+
+## Scale
+
+$scale_table
+
+sk_lookup ns is measured on the service added last; memory is the pinned maps' memlock.
+EOF
+
+# Chart: connections/s and throughput as ratios to direct, with the range over rounds.
+jq -r '.[] | "\(.config) \(.cps_ratio.median) \(.cps_ratio.min) \(.cps_ratio.max) \(.gbps_ratio.median) \(.gbps_ratio.min) \(.gbps_ratio.max)"' \
+  <<<"$summary" >"$out/ratios.dat"
+gnuplot <<EOF
+set terminal pngcairo size 900,480 font ",11"
+set output "$out/latest.png"
+set title "Ratio to a direct connection ($mode, $rounds rounds; bars: median, whiskers: range)"
+set style data histograms
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.8 border -1
+set yrange [0:*]
+set grid ytics
+set key top right
+set xtics nomirror
+plot "$out/ratios.dat" using 2:3:4:xtic(1) title "connections/s", \
+     "" using 5:6:7 title "throughput"
+EOF
+
+# The README shows the latest table and chart.
+readme="$root/README.md"
+if grep -q '<!-- bench:begin -->' "$readme"; then
+  {
+    sed -n '1,/<!-- bench:begin -->/p' "$readme"
+    echo
+    echo "Latest run ($mode, $rounds rounds) on $machine:"
+    echo
+    echo "$table"
+    echo
+    echo "$targets"
+    echo
+    echo "![ratios to direct](bench/results/latest.png)"
+    echo
+    sed -n '/<!-- bench:end -->/,$p' "$readme"
+  } >"$readme.new"
+  mv "$readme.new" "$readme"
+fi
