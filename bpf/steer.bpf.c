@@ -177,9 +177,11 @@ static __always_inline void remember_flow(__u32 family, const struct flow *f, __
 	bpf_map_update_elem(&pending_flows, &key, &conn, BPF_ANY);
 }
 
-/* Assigns the listener of backend_id; 0 on success. Releases the socket on every path. */
+/* Assigns the listener of backend_id; 0 on success. Releases the socket on every path.
+ * With `remember`, records the choice for sock_ops, which cannot recompute it: a fallback,
+ * or a lookup soon after the table changed. */
 static __always_inline int assign_backend(struct bpf_sk_lookup *ctx, const struct flow *f,
-					  __u32 backend_id)
+					  __u32 backend_id, int remember)
 {
 	struct bpf_sock *sk;
 	long err;
@@ -192,7 +194,8 @@ static __always_inline int assign_backend(struct bpf_sk_lookup *ctx, const struc
 	if (err)
 		return -1;
 	count_backend(backend_id);
-	remember_flow(ctx->family, f, backend_id);
+	if (remember)
+		remember_flow(ctx->family, f, backend_id);
 	return 0;
 }
 
@@ -206,6 +209,7 @@ int steer(struct bpf_sk_lookup *ctx)
 	__u32 service_id, table_id, hash, slot, start, i;
 	struct flow flow;
 	__u16 backend_id;
+	int remember;
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return SK_PASS;
@@ -237,7 +241,9 @@ int steer(struct bpf_sk_lookup *ctx)
 	backend_id = table->slots[slot];
 	if (backend_id == TS_NO_BACKEND)
 		goto refuse;
-	if (assign_backend(ctx, &flow, backend_id) == 0)
+	/* The common case writes nothing: sock_ops recomputes this choice. */
+	remember = service->changed_ns && bpf_ktime_get_ns() - service->changed_ns < TS_HANDSHAKE_WINDOW_NS;
+	if (assign_backend(ctx, &flow, backend_id, remember) == 0)
 		return SK_PASS;
 
 	/* The chosen backend has no listener: walk the weighted backends from
@@ -256,7 +262,7 @@ int steer(struct bpf_sk_lookup *ctx)
 			break;
 		if (table->backends[idx] == backend_id)
 			continue;
-		if (assign_backend(ctx, &flow, table->backends[idx]) == 0) {
+		if (assign_backend(ctx, &flow, table->backends[idx], 1) == 0) {
 			if (stats)
 				stats->fallbacks++;
 			return SK_PASS;
@@ -339,6 +345,35 @@ static __always_inline void on_listen(struct bpf_sock_ops *skops)
 	bpf_sock_hash_update(skops, &sockets, &backend_id, BPF_ANY);
 }
 
+/* The backend sk_lookup chose for this flow from the live table, when the flow reached a
+ * frontend; -1 when it did not (a direct connection) or the table has no backend. */
+static __always_inline int steered_backend(__u32 family, const struct flow *f)
+{
+	struct ts_service *service;
+	struct ts_frontend *fe;
+	struct ts_table *table;
+	__u32 service_id, table_id, slot;
+	__u16 backend_id;
+
+	fe = find_frontend(family, f);
+	if (!fe)
+		return -1;
+	service_id = fe->service_id;
+	service = bpf_map_lookup_elem(&services, &service_id);
+	if (!service)
+		return -1;
+	table_id = service_id * TS_TABLE_GENERATIONS + (service->generation & 1);
+	table = bpf_map_lookup_elem(&tables, &table_id);
+	if (!table)
+		return -1;
+	slot = flow_hash(f, table->affinity) % TS_TABLE_SLOTS;
+	pin_value(slot);
+	if (slot >= TS_TABLE_SLOTS)
+		return -1;
+	backend_id = table->slots[slot];
+	return backend_id == TS_NO_BACKEND ? -1 : backend_id;
+}
+
 static __always_inline void on_established(struct bpf_sock_ops *skops)
 {
 	struct ts_flow_key key = {};
@@ -346,7 +381,9 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	struct ts_backend_stats *bs;
 	struct ts_listener *listener;
 	struct bpf_sock *sk;
-	__u32 backend_id;
+	__u32 backend_id, i;
+	struct flow flow;
+	int steered;
 
 	key.family = skops->family;
 	sockops_addr(skops, 0, key.remote_addr);
@@ -365,11 +402,19 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	 * hosts (bpf_ntohl gives the port); local_port is host byte order. */
 	key.remote_port = (__u16)bpf_ntohl(skops->remote_port);
 	key.local_port = (__u16)skops->local_port;
+	for (i = 0; i < 4; i++) {
+		flow.saddr[i] = key.remote_addr[i];
+		flow.daddr[i] = key.local_addr[i];
+	}
+	flow.sport = key.remote_port;
+	flow.dport = key.local_port;
 
 	pending = bpf_map_lookup_elem(&pending_flows, &key);
 	if (pending) {
 		backend_id = pending->backend_id;
 		bpf_map_delete_elem(&pending_flows, &key);
+	} else if ((steered = steered_backend(key.family, &flow)) >= 0) {
+		backend_id = steered;
 	} else {
 		/* A direct connection to the backend's own address. */
 		listener = find_listener(bpf_get_netns_cookie(skops), key.family, key.local_addr,

@@ -22,7 +22,7 @@ namespace tcpshift {
 
 static_assert(sizeof(ts_frontend_key) == 24);
 static_assert(sizeof(ts_frontend) == 4);
-static_assert(sizeof(ts_service) == 4);
+static_assert(sizeof(ts_service) == 16);
 static_assert(sizeof(ts_table) == 8 + 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1));
 static_assert(sizeof(ts_table) % 4 == 0);
 static_assert(sizeof(ts_listener_key) == 32);
@@ -34,6 +34,13 @@ static_assert(sizeof(ts_connection) == 8);
 void SteerBpfDeleter::operator()(steer_bpf* skel) const { steer_bpf::destroy(skel); }
 
 namespace {
+
+// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns().
+uint64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // libbpf returns -errno or sets errno, depending on the call.
 int libbpf_errno(int ret) { return ret < 0 ? -ret : errno; }
@@ -361,7 +368,14 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
         std::copy(svc.slots.begin(), svc.slots.end(), table->slots);
         const uint32_t table_id = svc.id * TS_TABLE_GENERATIONS + spare;
         if (auto ok = update(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
-        const ts_service flipped{.generation = spare};
+        // A table that replaces a different one opens the window in which sock_ops cannot
+        // tell which table steered a handshake (see ts_service.changed_ns).
+        const PlanService* before = previous ? previous->find_service(svc.name) : nullptr;
+        const bool changed = before && before->id == svc.id &&
+                             (before->slots != svc.slots || before->weighted_backends != svc.weighted_backends ||
+                              before->affinity != svc.affinity);
+        const ts_service flipped{.generation = spare,
+                                 .changed_ns = changed ? monotonic_ns() : before ? current.changed_ns : 0};
         if (auto ok = update(maps.services, "services", &svc.id, &flipped); !ok) return ok;
     }
 

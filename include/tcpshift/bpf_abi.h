@@ -44,11 +44,21 @@ struct ts_frontend {
 	__u32 service_id; /* index into "services" */
 };
 
-/* Value of the "services" array: which of the two tables is live. One
- * aligned 4-byte word, so the flip is a single atomic store. */
+/* Value of the "services" array: which of the two tables is live. The
+ * generation is one aligned 4-byte word, so the flip is a single atomic store. */
 struct ts_service {
 	__u32 generation; /* 0 or 1: tables[service_id * 2 + generation] is live */
+	__u32 reserved;
+	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the live table replaced a different
+	 * one; 0 when it never did. Within TS_HANDSHAKE_WINDOW_NS of it, a handshake may
+	 * have been steered by the other table, so sk_lookup remembers its choice for
+	 * sock_ops; otherwise sock_ops recomputes the choice from the live table. */
+	__u64 changed_ns;
 };
+
+/* How long after a table change sk_lookup remembers every choice: longer than a
+ * handshake with every SYN-ACK retransmission (about 63 s at tcp_synack_retries=5). */
+#define TS_HANDSHAKE_WINDOW_NS (120ULL * 1000000000ULL)
 
 #define TS_AFFINITY_NONE 0      /* hash of the 4-tuple */
 #define TS_AFFINITY_SOURCE_IP 1 /* hash of the source address only */

@@ -116,6 +116,66 @@ TEST_F(SteeringTest, IPv4ClientsReachADualStackListener) {
     EXPECT_EQ(opened, kConnections) << stats.out;
 }
 
+// Connections opened per subset, as `tcpshift stats --json` counts them at establishment.
+std::map<std::string, uint64_t> opened_by_subset(const CommandResult& stats) {
+    std::map<std::string, uint64_t> opened;
+    const auto j = nlohmann::json::parse(stats.out);
+    for (const auto& subset : j["services"][0]["subsets"])
+        for (const auto& b : subset["backends"]) opened[subset["name"].get<std::string>()] += b["opened"].get<uint64_t>();
+    return opened;
+}
+
+// sock_ops learns a connection's backend by recomputing sk_lookup's choice from the live
+// table, or, for two minutes after a table change, from what sk_lookup remembered. Both
+// ways must count exactly what the clients saw.
+TEST_F(SteeringTest, OpenedCountsEqualTheRepliesBeforeAndAfterAWeightChange) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    apply(tcp_echo(20, 80));
+    Tally first;
+    {
+        auto in = enter();
+        first = tally(endpoint("127.0.0.1:31400"), 1000);
+    }
+    ASSERT_EQ(first.failures, 0u) << first.str();
+    auto stats = tcpshift_here({"stats", "--json"});
+    ASSERT_EQ(stats.exit_code, 0) << stats.err;
+    auto opened = opened_by_subset(stats);
+    EXPECT_EQ(opened["v1"], first["one"]) << stats.out;
+    EXPECT_EQ(opened["v2"], first["two"]) << stats.out;
+
+    const auto r = tcpshift_here({"set", "tcp-echo", "v1=70", "v2=30"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    Tally second;
+    {
+        auto in = enter();
+        second = tally(endpoint("127.0.0.1:31400"), 1000);
+    }
+    ASSERT_EQ(second.failures, 0u) << second.str();
+    EXPECT_GT(second["one"], second["two"]) << "the change took effect: " << second.str();
+    stats = tcpshift_here({"stats", "--json"});
+    ASSERT_EQ(stats.exit_code, 0) << stats.err;
+    opened = opened_by_subset(stats);
+    EXPECT_EQ(opened["v1"], first["one"] + second["one"]) << stats.out;
+    EXPECT_EQ(opened["v2"], first["two"] + second["two"]) << stats.out;
+
+    // With v2 gone, its share falls back to v1. Recomputing would name v2; only what
+    // sk_lookup remembered of each fallback counts these right.
+    v2.stop(SIGKILL);
+    Tally third;
+    {
+        auto in = enter();
+        third = tally(endpoint("127.0.0.1:31400"), 500);
+    }
+    ASSERT_EQ(third.failures, 0u) << third.str();
+    ASSERT_EQ(third["one"], 500u) << third.str();
+    stats = tcpshift_here({"stats", "--json"});
+    ASSERT_EQ(stats.exit_code, 0) << stats.err;
+    opened = opened_by_subset(stats);
+    EXPECT_EQ(opened["v1"], first["one"] + second["one"] + 500) << stats.out;
+    EXPECT_EQ(opened["v2"], first["two"] + second["two"]) << stats.out;
+}
+
 TEST_F(SteeringTest, ThreeSubsetsTenThirtySixty) {
     Child a = start_echo(netns(), "127.0.0.1:9001", "one");
     Child b = start_echo(netns(), "127.0.0.1:9002", "two");
