@@ -35,6 +35,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ts_frontend_ports);
+} frontend_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, TS_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, struct ts_service);
@@ -207,11 +214,21 @@ int steer(struct bpf_sk_lookup *ctx)
 	struct ts_frontend *fe;
 	struct ts_table *table;
 	__u32 service_id, table_id, hash, slot, start, i;
+	struct ts_frontend_ports *ports;
+	__u32 zero = 0, port;
 	struct flow flow;
 	__u16 backend_id;
 	int remember;
 
 	if (ctx->protocol != IPPROTO_TCP)
+		return SK_PASS;
+	/* Most connections in a namespace are not to a frontend: let them pass after
+	 * one array lookup. */
+	ports = bpf_map_lookup_elem(&frontend_ports, &zero);
+	if (!ports)
+		return SK_PASS;
+	port = ctx->local_port;
+	if (!(ports->bits[(port >> 5) & (65536 / 32 - 1)] & (1u << (port & 31))))
 		return SK_PASS;
 	read_flow(ctx, &flow);
 	fe = find_frontend(ctx->family, &flow);

@@ -1,5 +1,6 @@
 #include "tcpshift/apply.h"
 
+#include <set>
 #include <algorithm>
 
 #include "tcpshift/dataplane.h"
@@ -49,12 +50,11 @@ Result<Applied> load_applied(const NetnsId& netns) {
 Result<std::vector<Resource>> merged_resources(const AppliedState& state, const std::vector<Resource>& incoming) {
     auto stored = stored_resources(state);
     if (!stored) return fail(stored.error());
+    std::set<std::string> incoming_keys;
+    for (const auto& in : incoming) incoming_keys.insert(in.key());
     std::vector<Resource> merged;
-    for (auto& r : *stored) {
-        const bool replaced =
-            std::any_of(incoming.begin(), incoming.end(), [&](const Resource& in) { return in.key() == r.key(); });
-        if (!replaced) merged.push_back(std::move(r));
-    }
+    for (auto& r : *stored)
+        if (!incoming_keys.contains(r.key())) merged.push_back(std::move(r));
     merged.insert(merged.end(), incoming.begin(), incoming.end());
     return merged;
 }

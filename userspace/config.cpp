@@ -244,16 +244,16 @@ Result<std::vector<Resource>> load_resources(const std::vector<std::string>& pat
     auto files = expand_paths(paths);
     if (!files) return fail(files.error());
     std::vector<Resource> all;
+    std::map<std::string, SourceRef> seen;  // key -> where it was defined
     for (const auto& file : *files) {
         auto text = read_file(file);
         if (!text) return fail(text.error());
         auto resources = parse_resources(*text, file, default_ns, diagnostics);
         if (!resources) return fail(resources.error());
         for (auto& r : *resources) {
-            for (const auto& seen : all)
-                if (seen.key() == r.key())
-                    return fail(config_error(r.where.str() + ": " + r.kind + " \"" + r.name + "\" in namespace " +
-                                             r.ns + " is defined twice; the other is at " + seen.where.str()));
+            if (auto [it, fresh] = seen.emplace(r.key(), r.where); !fresh)
+                return fail(config_error(r.where.str() + ": " + r.kind + " \"" + r.name + "\" in namespace " + r.ns +
+                                         " is defined twice; the other is at " + it->second.str()));
             all.push_back(std::move(r));
         }
     }

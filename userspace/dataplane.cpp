@@ -173,9 +173,10 @@ Result<DataplaneMaps> SteerProgram::maps() const {
         .listeners = dup_fd(bpf_map__fd(m.listeners)),
         .service_stats = dup_fd(bpf_map__fd(m.service_stats)),
         .backend_stats = dup_fd(bpf_map__fd(m.backend_stats)),
+        .frontend_ports = dup_fd(bpf_map__fd(m.frontend_ports)),
     };
     if (!maps.frontends || !maps.services || !maps.tables || !maps.sockets || !maps.listeners ||
-        !maps.service_stats || !maps.backend_stats)
+        !maps.service_stats || !maps.backend_stats || !maps.frontend_ports)
         return fail(system_error("duplicate map fds", errno));
     return maps;
 }
@@ -229,7 +230,8 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
     if (::mkdir(tmp.c_str(), 0700) != 0) return fail(system_error("mkdir " + tmp, errno));
     auto cleanup_tmp = [&] { (void)remove_tree(tmp); };
     bpf_map* maps[] = {skel->maps.frontends, skel->maps.services,      skel->maps.tables,       skel->maps.sockets,
-                       skel->maps.listeners, skel->maps.service_stats, skel->maps.backend_stats};
+                       skel->maps.listeners, skel->maps.service_stats, skel->maps.backend_stats,
+                       skel->maps.frontend_ports};
     for (size_t i = 0; i < kMapNames.size(); ++i) {
         if (int err = bpf_obj_pin(bpf_map__fd(maps[i]), pin_path(tmp, kMapNames[i]).c_str()); err != 0) {
             cleanup_tmp();
@@ -292,7 +294,8 @@ Result<DataplaneMaps> open_dataplane(const NetnsId& netns) {
                                  ": tcpshift is not attached; run `tcpshift attach` or `tcpshift apply`"));
     DataplaneMaps maps;
     Fd* fds[] = {&maps.frontends, &maps.services,      &maps.tables,       &maps.sockets,
-                 &maps.listeners, &maps.service_stats, &maps.backend_stats};
+                 &maps.listeners, &maps.service_stats, &maps.backend_stats,
+                 &maps.frontend_ports};
     for (size_t i = 0; i < kMapNames.size(); ++i) {
         *fds[i] = Fd(bpf_obj_get(pin_path(dir, kMapNames[i]).c_str()));
         if (!*fds[i]) return fail(system_error("open pinned map " + pin_path(dir, kMapNames[i]), errno));
@@ -326,6 +329,17 @@ std::vector<std::pair<Endpoint, uint32_t>> listener_keys(const Plan& plan) {
 
 namespace {
 
+// Marks the ports of `frontends` in the bitmap. A reader that sees a half-copied bitmap
+// sees every bit that the old and the new value share, so no live frontend is skipped.
+Result<void> write_frontend_ports(const DataplaneMaps& maps, const std::set<Endpoint>& frontends) {
+    ts_frontend_ports ports{};
+    for (const auto& ep : frontends) ports.bits[ep.port / 32] |= 1u << (ep.port % 32);
+    const uint32_t zero = 0;
+    if (bpf_map_update_elem(maps.frontend_ports.get(), &zero, &ports, BPF_ANY) != 0)
+        return fail(system_error("update map \"frontend_ports\"", errno));
+    return {};
+}
+
 std::set<Endpoint> frontends_of(const Plan* plan) {
     std::set<Endpoint> out;
     if (plan)
@@ -354,8 +368,18 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
     // running programs to finish before overwriting it.
     if (auto ok = wait_for_running_programs(); !ok) return ok;
     std::set<uint32_t> live_services;
+    std::map<std::string, const PlanService*> before_by_name;
+    if (previous)
+        for (const auto& s : previous->services) before_by_name.emplace(s.name, &s);
     for (const auto& svc : next.services) {
         live_services.insert(svc.id);
+        const auto found = before_by_name.find(svc.name);
+        const PlanService* before = found == before_by_name.end() ? nullptr : found->second;
+        const bool changed = before && (before->id != svc.id || before->slots != svc.slots ||
+                                        before->weighted_backends != svc.weighted_backends ||
+                                        before->affinity != svc.affinity);
+        // An unchanged table stays live as it is: nothing to write, and no window opened.
+        if (before && !changed) continue;
         ts_service current{};
         if (bpf_map_lookup_elem(maps.services.get(), &svc.id, &current) != 0)
             return fail(system_error("read map \"services\"", errno));
@@ -370,17 +394,17 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
         if (auto ok = update(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
         // A table that replaces a different one opens the window in which sock_ops cannot
         // tell which table steered a handshake (see ts_service.changed_ns).
-        const PlanService* before = previous ? previous->find_service(svc.name) : nullptr;
-        const bool changed = before && before->id == svc.id &&
-                             (before->slots != svc.slots || before->weighted_backends != svc.weighted_backends ||
-                              before->affinity != svc.affinity);
-        const ts_service flipped{.generation = spare,
-                                 .changed_ns = changed ? monotonic_ns() : before ? current.changed_ns : 0};
+        const ts_service flipped{.generation = spare, .changed_ns = changed ? monotonic_ns() : 0};
         if (auto ok = update(maps.services, "services", &svc.id, &flipped); !ok) return ok;
     }
 
-    // 3. Frontends, now that every table they point to is live.
+    // 3. Frontends, now that every table they point to is live. Their ports are marked
+    // first, old and new together, so no frontend is ever behind a clear bit.
     const auto next_frontends = frontends_of(&next);
+    auto previous_frontends = frontends_of(previous);
+    auto both = next_frontends;
+    both.insert(previous_frontends.begin(), previous_frontends.end());
+    if (auto ok = write_frontend_ports(maps, both); !ok) return ok;
     for (const auto& svc : next.services) {
         for (const auto& ep : svc.frontends) {
             const ts_frontend_key key = frontend_key(ep);
@@ -390,11 +414,12 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
     }
 
     // 4. Removals, in reverse: frontends, then counters, then listeners and their sockets.
-    for (const auto& ep : frontends_of(previous)) {
+    for (const auto& ep : previous_frontends) {
         if (next_frontends.count(ep)) continue;
         const ts_frontend_key key = frontend_key(ep);
         if (auto ok = remove(maps.frontends, "frontends", &key); !ok) return ok;
     }
+    if (auto ok = write_frontend_ports(maps, next_frontends); !ok) return ok;
     if (previous) {
         for (const auto& svc : previous->services) {
             if (live_services.count(svc.id)) continue;

@@ -1,5 +1,6 @@
 #include "tcpshift/state.h"
 
+#include <map>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,16 +29,16 @@ StoredResource store_resource(const Resource& resource) {
 }
 
 void merge_resources(AppliedState& state, const std::vector<Resource>& resources) {
+    std::map<std::string, size_t> index;  // key -> position in state.resources
+    for (size_t i = 0; i < state.resources.size(); ++i) index.emplace(state.resources[i].key, i);
     for (const auto& r : resources) {
         StoredResource stored = store_resource(r);
-        bool replaced = false;
-        for (auto& existing : state.resources) {
-            if (existing.key == stored.key) {
-                existing = stored;
-                replaced = true;
-            }
+        if (auto it = index.find(stored.key); it != index.end()) {
+            state.resources[it->second] = std::move(stored);
+        } else {
+            index.emplace(stored.key, state.resources.size());
+            state.resources.push_back(std::move(stored));
         }
-        if (!replaced) state.resources.push_back(std::move(stored));
     }
 }
 

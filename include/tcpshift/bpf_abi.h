@@ -33,6 +33,14 @@
 
 #define TS_NO_BACKEND 0xffff
 
+/* Value of "frontend_ports", a one-entry array: bit p is set when some frontend
+ * listens on port p. sk_lookup runs for every new connection in the namespace;
+ * this bitmap lets the ones to other ports pass after one inlined array lookup
+ * instead of two hash lookups. */
+struct ts_frontend_ports {
+	__u32 bits[65536 / 32];
+};
+
 /* Key of the "frontends" hash map: where clients connect. */
 struct ts_frontend_key {
 	__u32 family;  /* AF_INET or AF_INET6 */

@@ -27,9 +27,11 @@ struct DataplaneMaps {
     Fd listeners;
     Fd service_stats;
     Fd backend_stats;
+    Fd frontend_ports;
 };
-inline constexpr std::array<const char*, 7> kMapNames = {"frontends", "services", "tables", "sockets",
-                                                         "listeners", "service_stats", "backend_stats"};
+inline constexpr std::array<const char*, 8> kMapNames = {"frontends",     "services",      "tables",
+                                                         "sockets",       "listeners",     "service_stats",
+                                                         "backend_stats", "frontend_ports"};
 
 struct SteerBpfDeleter {
     void operator()(steer_bpf* skel) const;

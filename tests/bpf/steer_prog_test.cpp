@@ -14,6 +14,7 @@
 #include "tcpshift/bpf_abi.h"
 #include "tcpshift/dataplane.h"
 #include "tcpshift/flow_hash.h"
+#include "tcpshift/lookup_run.h"
 
 namespace tcpshift {
 namespace {
@@ -84,23 +85,9 @@ class SteerProgramTest : public ::testing::Test {
     }
 
     RunResult run(const Endpoint& client, const Endpoint& frontend, int protocol = IPPROTO_TCP) {
-        bpf_sk_lookup ctx{};
-        ctx.family = static_cast<__u32>(client.family);
-        ctx.protocol = static_cast<__u32>(protocol);
-        ctx.remote_port = htons(client.port);
-        ctx.local_port = frontend.port;
-        if (client.family == AF_INET) {
-            ctx.remote_ip4 = client.addr[0];
-            ctx.local_ip4 = frontend.addr[0];
-        } else {
-            std::memcpy(ctx.remote_ip6, client.addr.data(), 16);
-            std::memcpy(ctx.local_ip6, frontend.addr.data(), 16);
-        }
-        LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx, .ctx_out = &ctx, .ctx_size_in = sizeof(ctx),
-                    .ctx_size_out = sizeof(ctx));
-        const int err = bpf_prog_test_run_opts(program_->steer_fd(), &opts);
-        EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN: " << strerror(errno);
-        return RunResult{.verdict = static_cast<int>(opts.retval), .cookie = ctx.cookie};
+        auto r = run_lookup(program_->steer_fd(), client, frontend, protocol);
+        EXPECT_TRUE(r) << r.error().message;
+        return r ? RunResult{.verdict = r->verdict, .cookie = r->cookie} : RunResult{};
     }
 
     // The backend id the table gives this flow, computed the way the program does.
