@@ -258,6 +258,11 @@ done
 tcpshift_off
 
 if [ "$scale" = 1 ]; then
+  # The program alone, timed by the kernel with BPF_PROG_TEST_RUN (no sockets, no stats).
+  "$bin/tcpshift-lookup-bench" --benchmark_format=json --benchmark_out="$out/lookup.json" \
+    --benchmark_out_format=json >/dev/null 2>>"$work/daemons.log"
+  echo "bench: lookup microbenchmark done"
+
   # Scale: N services on consecutive ports, each 50/50 over the two echo backends, and one
   # service with B backends. Lookup cost is measured on the last service, the one added last.
   gen_services() {  # N

@@ -20,10 +20,15 @@ packages=(
   prometheus
 )
 
-# bench/run.sh adds the baselines it compares against, and its plotting and profiling tools.
-if [ "${1:-}" = --bench ]; then
-  packages+=(haproxy iperf3 gnuplot-nox jq linux-perf)
-fi
+# bench/run.sh adds the baselines it compares against, and its plotting and profiling tools;
+# tests/vm/run.sh adds qemu and what it builds a guest's initramfs from.
+for extra in "$@"; do
+  case "$extra" in
+    --bench) packages+=(haproxy iperf3 gnuplot-nox jq linux-perf) ;;
+    --vm) packages+=(qemu-system-x86 busybox-static cpio) ;;
+    *) echo "setup: unknown argument $extra (known: --bench, --vm)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,9 +4,19 @@
 #   fuzz (libFuzzer over the configuration compiler, TCPSHIFT_FUZZ_SECONDS each, default 30).
 # Under CI (CI=true) a privileged test that skips counts as a failure.
 # The output ends with ctest's summary line.
+#
+#   sudo ./scripts/test.sh [--vm] [CTEST ARGS...]
+# --vm also runs the bpf and e2e tiers in a qemu guest on Debian 12's 6.1 kernel
+# (tests/vm/run.sh), before the release tier.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+vm=0
+if [ "${1:-}" = --vm ]; then
+  vm=1
+  shift
+fi
 
 "$root/scripts/setup.sh"
 
@@ -32,6 +42,11 @@ fi
 
 echo "== release build"
 "$root/scripts/build.sh"
+
+if [ "$vm" = 1 ]; then
+  echo "== VM tier: bpf and e2e on Debian 12's Linux 6.1"
+  "$root/tests/vm/run.sh" --kernel deb:6.1
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "test: not root; the bpf and e2e tiers will skip (run: sudo ./scripts/test.sh)" >&2

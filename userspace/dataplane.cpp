@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -137,7 +138,41 @@ Result<void> wait_for_running_programs() {
 
 }  // namespace
 
+namespace {
+
+// Names the first kernel feature tcpshift needs that this kernel lacks, with the Linux
+// version that brought it, so an old kernel fails with that name and not with a verifier log.
+Result<void> probe_kernel_features() {
+    struct Feature {
+        const char* what;
+        int supported;  // 1 yes, 0 no, < 0 the probe itself failed (then the load will tell)
+    };
+    const Feature features[] = {
+        {"the sk_lookup program type (Linux 5.9)", libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_LOOKUP, nullptr)},
+        {"the sock_ops program type (Linux 4.13)", libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr)},
+        {"SOCKHASH maps (Linux 4.18)", libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, nullptr)},
+        {"socket-local storage (Linux 5.2)", libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr)},
+        {"bpf_sk_assign in sk_lookup (Linux 5.9)",
+         libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_LOOKUP, BPF_FUNC_sk_assign, nullptr)},
+        {"bpf_get_netns_cookie in sock_ops (Linux 5.15)",
+         libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, nullptr)},
+        {"bpf_sk_storage_get in sock_ops (Linux 5.3)",
+         libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, nullptr)},
+    };
+    for (const auto& f : features) {
+        if (f.supported != 0) continue;
+        utsname u{};
+        ::uname(&u);
+        return fail(system_error(std::string("this kernel (Linux ") + u.release + ") lacks " + f.what +
+                                 "; tcpshift needs Linux 5.15 or later"));
+    }
+    return {};
+}
+
+}  // namespace
+
 Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint32_t max_services) {
+    if (auto ok = probe_kernel_features(); !ok) return fail(ok.error());
     SteerProgram program;
     program.skel_.reset(steer_bpf::open());
     if (!program.skel_) return fail(system_error("open BPF object steer_bpf", errno));

