@@ -83,6 +83,18 @@ Result<uint16_t> parse_port_number(const YAML::Node& node, const std::string& fi
     return static_cast<uint16_t>(*n);
 }
 
+// The optional `name` and `protocol` of a service port.
+Result<void> read_name_and_protocol(const YAML::Node& p, const std::string& file, const std::string& field,
+                                    ServicePort& port) {
+    auto name = string_or(p, "name", "", file, field + ".name");
+    if (!name) return fail(name.error());
+    port.name = *name;
+    auto protocol = string_or(p, "protocol", "", file, field + ".protocol");
+    if (!protocol) return fail(protocol.error());
+    port.protocol = *protocol;
+    return {};
+}
+
 // A WorkloadEntry spec, or one entry of a ServiceEntry's `endpoints`.
 Result<Workload> parse_workload(const YAML::Node& spec, const std::string& file, const std::string& field,
                                 Diagnostics& diag) {
@@ -174,12 +186,7 @@ Result<MeshService> parse_service_entry(const Resource& r, Diagnostics& diag) {
             if (!t) return fail(t.error());
             port.target_number = *t;
         }
-        auto name = string_or(p, "name", "", file, field + ".name");
-        if (!name) return fail(name.error());
-        port.name = *name;
-        auto protocol = string_or(p, "protocol", "", file, field + ".protocol");
-        if (!protocol) return fail(protocol.error());
-        port.protocol = *protocol;
+        if (auto ok = read_name_and_protocol(p, file, field, port); !ok) return fail(ok.error());
         s.ports.push_back(port);
     }
     if (const YAML::Node selector = spec["workloadSelector"]) {
@@ -255,12 +262,7 @@ Result<MeshService> parse_kubernetes_service(const Resource& r, Diagnostics& dia
                 port.target_name = *t;
             }
         }
-        auto name = string_or(p, "name", "", file, field + ".name");
-        if (!name) return fail(name.error());
-        port.name = *name;
-        auto protocol = string_or(p, "protocol", "", file, field + ".protocol");
-        if (!protocol) return fail(protocol.error());
-        port.protocol = *protocol;
+        if (auto ok = read_name_and_protocol(p, file, field, port); !ok) return fail(ok.error());
         if (!port.protocol.empty() && port.protocol != "TCP") {
             if (auto ok = diag.warn(at(p, file) + ": " + field + ".protocol: " + port.protocol +
                                     " is not steered; tcpshift routes TCP only");

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,19 @@ inline void check_refusal(const Error& error, Names names = Names::kFile) {
     TCPSHIFT_FUZZ_CHECK(error.kind == ErrorKind::kConfig);
     TCPSHIFT_FUZZ_CHECK(!error.message.empty());
     if (names == Names::kFile) TCPSHIFT_FUZZ_CHECK(error.message.starts_with("fuzz.yaml"));
+}
+
+// The value of a step that accepted the input, or nothing once its refusal is checked.
+template <typename T>
+std::optional<T> accepted(Result<T> result, Names names = Names::kFile) {
+    if (result) return std::move(*result);
+    check_refusal(result.error(), names);
+    return std::nullopt;
+}
+
+// The input as a user's file would be read.
+inline std::optional<std::vector<Resource>> parse_input(const uint8_t* data, size_t size, Diagnostics& diag) {
+    return accepted(parse_resources(input_text(data, size), "fuzz.yaml", "default", &diag));
 }
 
 inline void check_services(const std::vector<ServiceSpec>& services) {

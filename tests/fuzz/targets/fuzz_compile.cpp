@@ -54,22 +54,13 @@ void check_plan(const Plan& plan, const PlanLimits& limits) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Diagnostics diag;
-    auto resources = parse_resources(fuzz::input_text(data, size), "fuzz.yaml", "default", &diag);
-    if (!resources) {
-        fuzz::check_refusal(resources.error());
-        return 0;
-    }
-    auto services = resolve_services(*resources, &diag);
-    if (!services) {
-        fuzz::check_refusal(services.error());
-        return 0;
-    }
+    auto resources = fuzz::parse_input(data, size, diag);
+    if (!resources) return 0;
+    auto services = fuzz::accepted(resolve_services(*resources, &diag));
+    if (!services) return 0;
     const PlanLimits limits = default_limits();
-    auto plan = compile_plan(*services, {}, limits);
-    if (!plan) {
-        fuzz::check_refusal(plan.error(), fuzz::Names::kAnything);
-        return 0;
-    }
+    auto plan = fuzz::accepted(compile_plan(*services, {}, limits), fuzz::Names::kAnything);
+    if (!plan) return 0;
     check_plan(*plan, limits);
 
     // Compiled again with the ids it was given, the same set keeps every id and every table.

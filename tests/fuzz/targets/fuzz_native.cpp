@@ -4,16 +4,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace tcpshift;
     Diagnostics diag;
-    auto resources = parse_resources(fuzz::input_text(data, size), "fuzz.yaml", "default", &diag);
-    if (!resources) {
-        fuzz::check_refusal(resources.error());
-        return 0;
-    }
-    auto services = resolve_services(*resources, &diag);
-    if (!services) {
-        fuzz::check_refusal(services.error());
-        return 0;
-    }
-    fuzz::check_services(*services);
+    auto resources = fuzz::parse_input(data, size, diag);
+    if (!resources) return 0;
+    if (auto services = fuzz::accepted(resolve_services(*resources, &diag))) fuzz::check_services(*services);
     return 0;
 }
