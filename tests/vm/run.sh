@@ -127,8 +127,8 @@ cat >"$fs/init" <<EOF
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /run
+# The root is already a writable tmpfs; nothing is mounted over /tmp or /run, where the
+# build tree may live.
 mkdir -p /sys/fs/bpf /sys/fs/cgroup /run/netns
 mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
