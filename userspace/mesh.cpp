@@ -246,6 +246,7 @@ Result<MeshService> parse_kubernetes_service(const Resource& r, Diagnostics& dia
     for (size_t i = 0; i < ports.size(); ++i) {
         const std::string field = "spec.ports[" + std::to_string(i) + "]";
         const YAML::Node p = ports[i];
+        if (!p.IsMap()) return fail(config_error(at(p, file) + ": " + field + ": must be a mapping with a port"));
         ServicePort port{.where = {file, line_of(p)}};
         if (!p["port"]) return fail(config_error(at(p, file) + ": " + field + ".port: missing"));
         auto n = parse_port_number(p["port"], file, field + ".port");
