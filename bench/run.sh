@@ -234,6 +234,7 @@ measure() {  # measure CONFIG ROUND
     --slurpfile bulk "$work/bulk.json" '{
       config: $config, round: $round,
       cps: $crr[0].connections_per_s, crr_failed: $crr[0].failed, crr_connections: $crr[0].connections,
+      crr_errors: $crr[0].first_errors,
       by_reply: $crr[0].by_reply,
       cpu_per_conn: (if $cpu == null or $crr[0].connections == 0 then null
                      else (if $cpu_event == "cycles" then $cpu / $crr[0].connections
@@ -302,7 +303,8 @@ if [ "$scale" = 1 ]; then
       --argjson lookup_ns $(((ns1 - ns0) / (c1 > c0 ? c1 - c0 : 1))) --argjson map_bytes "$mem" \
       --slurpfile run "$work/scale.json" \
       '{kind: $kind, n: $n, apply_ms: $apply_ms, lookup_ns: $lookup_ns, map_bytes: $map_bytes,
-        failed: $run[0].failed, cps: $run[0].connections_per_s}' >>"$scale_file"
+        failed: $run[0].failed, failures: $run[0].failures, first_errors: $run[0].first_errors,
+        cps: $run[0].connections_per_s}' >>"$scale_file"
   }
   for n in $scale_points; do
     gen_services "$n" >"$work/services.yaml"
