@@ -265,14 +265,15 @@ if [ "$scale" = 1 ]; then
   echo "bench: lookup microbenchmark done"
 
   # Scale: N services on consecutive ports, each 50/50 over the two echo backends, and one
-  # service with B backends. Lookup cost is measured on the last service, the one added last.
+  # service with B backends. Every port stays below the ephemeral range (32768-60999): a
+  # client whose source port equals the port it connects to on loopback connects to itself. Lookup cost is measured on the last service, the one added last.
   gen_services() {  # N
     for i in $(seq 1 "$1"); do
-      printf -- '---\napiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: s%d}\nspec:\n  listen: ["127.0.0.1:%d"]\n  subsets:\n  - {name: v1, weight: 50, backends: ["127.0.0.1:9001"]}\n  - {name: v2, weight: 50, backends: ["127.0.0.1:9002"]}\n' "$i" $((40000 + i))
+      printf -- '---\napiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: s%d}\nspec:\n  listen: ["127.0.0.1:%d"]\n  subsets:\n  - {name: v1, weight: 50, backends: ["127.0.0.1:9001"]}\n  - {name: v2, weight: 50, backends: ["127.0.0.1:9002"]}\n' "$i" $((20000 + i))
     done
   }
   gen_backends() {  # B, listening on 127.0.0.1:10001..B
-    printf 'apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: wide}\nspec:\n  listen: ["127.0.0.1:39999"]\n  subsets:\n'
+    printf 'apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: wide}\nspec:\n  listen: ["127.0.0.1:31999"]\n  subsets:\n'
     for i in $(seq 1 "$1"); do
       printf '  - {name: b%d, weight: 1, backends: ["127.0.0.1:%d"]}\n' "$i" $((10000 + i))
     done
@@ -308,12 +309,12 @@ if [ "$scale" = 1 ]; then
   }
   for n in $scale_points; do
     gen_services "$n" >"$work/services.yaml"
-    scale_run services "$n" "$work/services.yaml" $((40000 + n)) $((n > 256 ? n : 256))
+    scale_run services "$n" "$work/services.yaml" $((20000 + n)) $((n > 256 ? n : 256))
     echo "bench: scale $n services done"
   done
   for b in $backend_points; do
     gen_backends "$b" >"$work/backends.yaml"
-    scale_run backends "$b" "$work/backends.yaml" 39999 256
+    scale_run backends "$b" "$work/backends.yaml" 31999 256
     echo "bench: scale $b backends done"
   done
   tcpshift_off
