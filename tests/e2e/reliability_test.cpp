@@ -57,6 +57,17 @@ class ReliabilityTest : public NetnsTest {
         v1_ = start_echo(netns(), "127.0.0.1:9001", "one");
         v2_ = start_echo(netns(), "127.0.0.1:9002", "two");
     }
+
+    // 2000 new connections to the frontend, all served and split 50/50 by chi-square; `why`
+    // says what the split shows.
+    void expect_fifty_fifty(const std::string& why) {
+        auto in = enter();
+        const Tally t = tally(endpoint("127.0.0.1:31400"), 2000);
+        EXPECT_EQ(t.failures, 0u) << t.str();
+        const SplitVerdict v = chi_square_split({t["one"], t["two"]}, {50, 50});
+        EXPECT_GE(v.p_value, kAlpha) << why << ": " << t.str() << "\n" << v.table;
+    }
+
     Child v1_, v2_;
 };
 
@@ -108,11 +119,7 @@ TEST_F(ReliabilityTest, ABackendCrashFailsOnlyItsInFlightConnectionsAndItComesBa
     // below the backlog (4096) that bounds what a listener can hold.
     EXPECT_LE(s["failed"].get<uint64_t>(), 2u * kClients) << s.dump();
     EXPECT_EQ(s["failures"].value("timeout", 0u), 0u) << s.dump();
-    auto in = enter();
-    const Tally t = tally(endpoint("127.0.0.1:31400"), 2000);
-    EXPECT_EQ(t.failures, 0u) << t.str();
-    const SplitVerdict v = chi_square_split({t["one"], t["two"]}, {50, 50});
-    EXPECT_GE(v.p_value, kAlpha) << "v2 takes its share again: " << t.str() << "\n" << v.table;
+    expect_fifty_fifty("v2 takes its share again");
 }
 
 // A backend hands over to its successor through SO_REUSEPORT: the new process listens, then
@@ -135,11 +142,7 @@ TEST_F(ReliabilityTest, AGracefulReuseportHandoverFailsNothing) {
     const auto s = load.summary();
     ASSERT_TRUE(s.is_object());
     EXPECT_EQ(s["failed"].get<uint64_t>(), 0u) << s.dump();
-    auto in = enter();
-    const Tally t = tally(endpoint("127.0.0.1:31400"), 2000);
-    EXPECT_EQ(t.failures, 0u) << t.str();
-    const SplitVerdict v = chi_square_split({t["one"], t["two"]}, {50, 50});
-    EXPECT_GE(v.p_value, kAlpha) << "the successor takes v2's share: " << t.str() << "\n" << v.table;
+    expect_fifty_fifty("the successor takes v2's share");
 }
 
 // Two writers loop `tcpshift set` while the agent reloads its edited file and load runs: each
