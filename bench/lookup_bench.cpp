@@ -52,7 +52,9 @@ struct Setup {
     std::vector<Backend> backends;
 
     Setup(uint32_t services, uint32_t backends_per_service, uint32_t live) {
-        auto loaded = SteerProgram::load(0x5eed, std::max<uint32_t>(services, TS_MAX_SERVICES));
+        auto here = current_netns();
+        if (!here) fail_with(here.error().message);
+        auto loaded = SteerProgram::load(0x5eed, here->cookie, std::max<uint32_t>(services, TS_MAX_SERVICES));
         if (!loaded) fail_with(loaded.error().message);
         program = std::make_unique<SteerProgram>(std::move(*loaded));
         auto m = program->maps();
@@ -74,10 +76,11 @@ struct Setup {
         if (!plan) fail_with(plan.error().message);
         auto netns = current_netns();
         if (!netns) fail_with(netns.error().message);
+        if (auto ok = install_listener_keys(maps, *plan, nullptr, *netns); !ok) fail_with(ok.error().message);
         if (auto ok = install_plan(maps, *plan, nullptr, *netns); !ok) fail_with(ok.error().message);
         for (uint32_t i = 0; i < live; ++i) {
             const uint32_t id = plan->ids.backends.at(backends[i].local.str());
-            if (auto ok = register_listener(maps, id, backends[i].fd.get()); !ok) fail_with(ok.error().message);
+            if (auto ok = register_listener(maps, id, backends[i].local, backends[i].fd.get()); !ok) fail_with(ok.error().message);
         }
     }
 

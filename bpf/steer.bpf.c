@@ -6,11 +6,13 @@
  * backend from the service's live weight table by a seeded hash, and is
  * assigned to that backend's listening socket.
  *
- * register_listener (sock_ops): a socket that starts listening where a
- * configured backend lives is put into the "sockets" SOCKHASH, so a backend
- * that starts or restarts is picked up without the agent. It also accounts
- * for every connection a backend accepts: opened at establishment, closed
- * with its bytes when the socket reaches TCP_CLOSE.
+ * track_sockets (sock_ops): a socket that starts listening where a configured
+ * backend lives is put into the "sockets" SOCKHASH, so a backend that starts
+ * or restarts is picked up without the agent, and its socket storage names
+ * the backend. Every connection the listener accepts inherits that storage,
+ * and is accounted for: opened at establishment, closed with its bytes when
+ * the socket reaches TCP_CLOSE. It runs for the whole cgroup, so every
+ * namespace's sockets pass by: only this namespace's are looked at.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -23,8 +25,9 @@
 #define AF_INET 2
 #define AF_INET6 10
 
-/* Set by the loader between open and load; random per attach. */
-const volatile __u64 hash_seed = 0;
+/* Set by the loader between open and load. */
+const volatile __u64 hash_seed = 0;    /* random per attach */
+const volatile __u64 netns_cookie = 0; /* the namespace this data plane serves */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -56,8 +59,8 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, TS_MAX_BACKENDS);
-	__type(key, __u32); /* backend id */
+	__uint(max_entries, TS_MAX_BACKENDS * TS_GROUP_SLOTS);
+	__type(key, __u32); /* TS_SOCKET_KEY(backend id, member) */
 	__type(value, __u64);
 } sockets SEC(".maps");
 
@@ -76,18 +79,18 @@ struct {
 } service_stats SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, TS_MAX_PENDING_FLOWS);
-	__type(key, struct ts_flow_key);
-	__type(value, struct ts_connection);
-} pending_flows SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 	__type(key, int);
 	__type(value, struct ts_connection);
 } connections SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TS_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct ts_backend_tag);
+} backend_tags SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -154,6 +157,19 @@ static __always_inline struct ts_frontend *find_frontend(__u32 family, const str
 	return bpf_map_lookup_elem(&frontends, &key);
 }
 
+/* The live weight table of a service; NULL when it has none. */
+static __always_inline struct ts_table *live_table(__u32 service_id)
+{
+	struct ts_service *service;
+	__u32 table_id;
+
+	service = bpf_map_lookup_elem(&services, &service_id);
+	if (!service)
+		return NULL;
+	table_id = service_id * TS_TABLE_GENERATIONS + (service->generation & 1);
+	return bpf_map_lookup_elem(&tables, &table_id);
+}
+
 static __always_inline __u32 flow_hash(const struct flow *f, __u32 affinity)
 {
 	if (affinity == TS_AFFINITY_SOURCE_IP)
@@ -161,64 +177,82 @@ static __always_inline __u32 flow_hash(const struct flow *f, __u32 affinity)
 	return ts_flow_hash(f->saddr, f->sport, f->daddr, f->dport, hash_seed);
 }
 
-static __always_inline void count_backend(__u32 backend_id)
+/* The backend in the slot `hash` selects; TS_NO_BACKEND when the table has none. sk_lookup
+ * steers by it and sock_ops tells a fallback by it, so both read the table the same way. */
+static __always_inline __u32 pick_backend(const struct ts_table *table, __u32 hash)
 {
-	struct ts_backend_stats *bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
+	__u32 slot = hash % TS_TABLE_SLOTS;
 
-	if (bs)
-		bs->steered++;
+	pin_value(slot); /* keep the bound check that clang knows is redundant */
+	if (slot >= TS_TABLE_SLOTS)
+		return TS_NO_BACKEND;
+	return table->slots[slot];
 }
 
-/* Remembers which backend a steered handshake went to, for sock_ops to find at establishment. */
-static __always_inline void remember_flow(__u32 family, const struct flow *f, __u32 backend_id)
-{
-	struct ts_flow_key key = {
-		.family = family,
-		.remote_addr = { f->saddr[0], f->saddr[1], f->saddr[2], f->saddr[3] },
-		.local_addr = { f->daddr[0], f->daddr[1], f->daddr[2], f->daddr[3] },
-		.remote_port = f->sport,
-		.local_port = f->dport,
-	};
-	struct ts_connection conn = { .backend_id = backend_id, .flags = 0 };
-
-	bpf_map_update_elem(&pending_flows, &key, &conn, BPF_ANY);
-}
-
-/* Assigns the listener of backend_id; 0 on success. Releases the socket on every path.
- * With `remember`, records the choice for sock_ops, which cannot recompute it: a fallback,
- * or a lookup soon after the table changed. */
-static __always_inline int assign_backend(struct bpf_sk_lookup *ctx, const struct flow *f,
-					  __u32 backend_id, int remember)
+/* Assigns a listener of backend_id (any member of its SO_REUSEPORT group; the kernel then
+ * spreads over the group); 0 on success. Releases the socket on every path. A global
+ * function, so the verifier checks it once instead of at each of the fallback's draws. */
+__noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 {
 	struct bpf_sock *sk;
+	__u32 member, key;
 	long err;
 
-	sk = bpf_map_lookup_elem(&sockets, &backend_id);
-	if (!sk)
+	for (member = 0; member < TS_GROUP_SLOTS; member++) {
+		key = TS_SOCKET_KEY(backend_id, member);
+		sk = bpf_map_lookup_elem(&sockets, &key);
+		if (!sk)
+			continue;
+		err = bpf_sk_assign(ctx, sk, 0);
+		bpf_sk_release(sk);
+		if (!err)
+			return 0;
+	}
+	return -1;
+}
+
+/* The chosen backend has no listener. Draws again from the same weight table, so the share
+ * of a dead backend goes to the live ones in proportion to their weights; when every draw
+ * lands on a dead backend (most of the weight is dead), walks the weighted backends. */
+static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const struct ts_table *table,
+					   __u32 hash, __u32 dead)
+{
+	__u32 i, backend_id, count = table->backend_count;
+
+	for (i = 1; i <= TS_FALLBACK_REHASHES; i++) {
+		backend_id = pick_backend(table, ts_rehash(hash, i));
+		if (backend_id == dead || backend_id == TS_NO_BACKEND)
+			continue;
+		if (assign_backend(ctx, backend_id) == 0)
+			return 0;
+	}
+	if (count == 0 || count > TS_MAX_SERVICE_BACKENDS)
 		return -1;
-	err = bpf_sk_assign(ctx, sk, 0);
-	bpf_sk_release(sk);
-	if (err)
-		return -1;
-	count_backend(backend_id);
-	if (remember)
-		remember_flow(ctx->family, f, backend_id);
-	return 0;
+	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
+		__u32 idx;
+
+		if (i >= count)
+			break;
+		idx = (hash + i) % count;
+		pin_value(idx);
+		if (idx >= TS_MAX_SERVICE_BACKENDS)
+			break;
+		if (table->backends[idx] != dead && assign_backend(ctx, table->backends[idx]) == 0)
+			return 0;
+	}
+	return -1;
 }
 
 SEC("sk_lookup")
 int steer(struct bpf_sk_lookup *ctx)
 {
+	struct ts_frontend_ports *ports;
 	struct ts_service_stats *stats;
-	struct ts_service *service;
+	__u32 zero = 0, port, hash;
 	struct ts_frontend *fe;
 	struct ts_table *table;
-	__u32 service_id, table_id, hash, slot, start, i;
-	struct ts_frontend_ports *ports;
-	__u32 zero = 0, port;
+	__u32 backend_id;
 	struct flow flow;
-	__u16 backend_id;
-	int remember;
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return SK_PASS;
@@ -235,60 +269,27 @@ int steer(struct bpf_sk_lookup *ctx)
 	if (!fe)
 		return SK_PASS;
 
-	service_id = fe->service_id;
-	stats = bpf_map_lookup_elem(&service_stats, &service_id);
-	if (stats)
-		stats->lookups++;
-
 	/* From here on the connection is ours: it never falls through to
-	 * whatever else listens on the port. */
-	service = bpf_map_lookup_elem(&services, &service_id);
-	if (!service)
-		goto refuse;
-	table_id = service_id * TS_TABLE_GENERATIONS + (service->generation & 1);
-	table = bpf_map_lookup_elem(&tables, &table_id);
+	 * whatever else listens on the port. sock_ops accounts for it once it is
+	 * established; this program runs for every packet that finds no socket
+	 * (a SYN, its retransmissions, a SYN cookie's ACK), so it counts nothing
+	 * but refusals. */
+	table = live_table(fe->service_id);
 	if (!table)
 		goto refuse;
-
 	hash = flow_hash(&flow, table->affinity);
-	slot = hash % TS_TABLE_SLOTS;
-	pin_value(slot); /* keep the bound check that clang knows is redundant */
-	if (slot >= TS_TABLE_SLOTS)
-		goto refuse;
-	backend_id = table->slots[slot];
+	backend_id = pick_backend(table, hash);
 	if (backend_id == TS_NO_BACKEND)
 		goto refuse;
-	/* The common case writes nothing: sock_ops recomputes this choice. */
-	remember = service->changed_ns && bpf_ktime_get_ns() - service->changed_ns < TS_HANDSHAKE_WINDOW_NS;
-	if (assign_backend(ctx, &flow, backend_id, remember) == 0)
+	if (assign_backend(ctx, backend_id) == 0 || assign_fallback(ctx, table, hash, backend_id) == 0)
 		return SK_PASS;
 
-	/* The chosen backend has no listener: walk the weighted backends from
-	 * a hash-chosen start so the orphaned share spreads over the others. */
-	if (table->backend_count == 0 || table->backend_count > TS_MAX_SERVICE_BACKENDS)
-		goto refuse;
-	start = hash % table->backend_count;
-	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
-		__u32 idx;
-
-		if (i >= table->backend_count)
-			break;
-		idx = (start + i) % table->backend_count;
-		pin_value(idx);
-		if (idx >= TS_MAX_SERVICE_BACKENDS)
-			break;
-		if (table->backends[idx] == backend_id)
-			continue;
-		if (assign_backend(ctx, &flow, table->backends[idx], 1) == 0) {
-			if (stats)
-				stats->fallbacks++;
-			return SK_PASS;
-		}
-	}
-
 refuse:
-	if (stats)
+	stats = bpf_map_lookup_elem(&service_stats, &fe->service_id);
+	if (stats) {
+		stats->lookups++;
 		stats->no_backend++;
+	}
 	return SK_DROP;
 }
 
@@ -318,40 +319,26 @@ static __always_inline void sockops_addr(struct bpf_sock_ops *skops, int local, 
 	addr[3] = a3;
 }
 
-/* The backend a connection accepted at (family, addr, port) belongs to: the listener key of
- * that exact address, then the wildcard of the family, then for IPv4 the dual-stack IPv6
- * wildcard (an IPv4 child of a [::] listener). */
-static __always_inline struct ts_listener *find_listener(__u64 cookie, __u32 family,
-							 const __u32 addr[4], __u32 port)
+static __always_inline __u32 backend_tag(__u32 backend_id)
 {
-	struct ts_listener_key key = {
-		.netns_cookie = cookie,
-		.family = family,
-		.port = port,
-		.addr = { addr[0], addr[1], addr[2], addr[3] },
-	};
-	struct ts_listener *listener;
+	struct ts_backend_tag *t = bpf_map_lookup_elem(&backend_tags, &backend_id);
 
-	listener = bpf_map_lookup_elem(&listeners, &key);
-	if (listener)
-		return listener;
-	key.addr[0] = key.addr[1] = key.addr[2] = key.addr[3] = 0;
-	listener = bpf_map_lookup_elem(&listeners, &key);
-	if (listener || family != AF_INET)
-		return listener;
-	key.family = AF_INET6;
-	return bpf_map_lookup_elem(&listeners, &key);
+	return t ? t->tag : 0;
 }
 
+/* A socket that starts listening on a backend's (address, port) joins the backend's group in
+ * "sockets", and its storage names the backend for the connections it will accept. */
 static __always_inline void on_listen(struct bpf_sock_ops *skops)
 {
 	struct ts_listener_key key = {};
 	struct ts_listener *listener;
-	__u32 backend_id;
+	struct ts_connection *storage;
+	__u32 backend_id, member, slot;
+	struct bpf_sock *sk;
 
 	/* Only the listener's own (address, port) registers it: 0.0.0.0 and [::] listeners
 	 * have the wildcard address here, so a concrete listener never takes a wildcard key. */
-	key.netns_cookie = bpf_get_netns_cookie(skops);
+	key.netns_cookie = netns_cookie;
 	key.family = skops->family;
 	key.port = skops->local_port; /* host byte order */
 	sockops_addr(skops, 1, key.addr);
@@ -359,112 +346,103 @@ static __always_inline void on_listen(struct bpf_sock_ops *skops)
 	if (!listener)
 		return;
 	backend_id = listener->backend_id;
-	bpf_sock_hash_update(skops, &sockets, &backend_id, BPF_ANY);
+	sk = skops->sk;
+	if (!sk)
+		return;
+	storage = bpf_sk_storage_get(&connections, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (storage) {
+		storage->backend_id = backend_id;
+		storage->tag = backend_tag(backend_id);
+		storage->flags = TS_CONN_LISTENER;
+		storage->service_id = 0;
+	}
+	/* The first free member slot; a group larger than the slots replaces one member by its
+	 * cookie, and any registered member serves the whole group. */
+	for (member = 0; member < TS_GROUP_SLOTS; member++) {
+		slot = TS_SOCKET_KEY(backend_id, member);
+		if (bpf_sock_hash_update(skops, &sockets, &slot, BPF_NOEXIST) == 0)
+			return;
+	}
+	slot = TS_SOCKET_KEY(backend_id, bpf_get_socket_cookie(skops) % TS_GROUP_SLOTS);
+	bpf_sock_hash_update(skops, &sockets, &slot, BPF_ANY);
 }
 
-/* The backend sk_lookup chose for this flow from the live table, when the flow reached a
- * frontend; -1 when it did not (a direct connection) or the table has no backend. */
-static __always_inline int steered_backend(__u32 family, const struct flow *f)
+/* The connection's 4-tuple as sk_lookup saw it. An IPv4 client accepted by a dual-stack [::]
+ * listener has v4-mapped addresses (::ffff:a.b.c.d) here; sk_lookup saw it as IPv4. */
+static __always_inline __u32 established_flow(struct bpf_sock_ops *skops, struct flow *f)
 {
-	struct ts_service *service;
-	struct ts_frontend *fe;
-	struct ts_table *table;
-	__u32 service_id, table_id, slot;
-	__u16 backend_id;
+	__u32 family = skops->family;
 
-	fe = find_frontend(family, f);
-	if (!fe)
-		return -1;
-	service_id = fe->service_id;
-	service = bpf_map_lookup_elem(&services, &service_id);
-	if (!service)
-		return -1;
-	table_id = service_id * TS_TABLE_GENERATIONS + (service->generation & 1);
-	table = bpf_map_lookup_elem(&tables, &table_id);
-	if (!table)
-		return -1;
-	slot = flow_hash(f, table->affinity) % TS_TABLE_SLOTS;
-	pin_value(slot);
-	if (slot >= TS_TABLE_SLOTS)
-		return -1;
-	backend_id = table->slots[slot];
-	return backend_id == TS_NO_BACKEND ? -1 : backend_id;
+	sockops_addr(skops, 0, f->saddr);
+	sockops_addr(skops, 1, f->daddr);
+	if (family == AF_INET6 && f->daddr[0] == 0 && f->daddr[1] == 0 && f->daddr[2] == bpf_htonl(0xffff)) {
+		family = AF_INET;
+		f->saddr[0] = f->saddr[3];
+		f->daddr[0] = f->daddr[3];
+		f->saddr[1] = f->saddr[2] = f->saddr[3] = 0;
+		f->daddr[1] = f->daddr[2] = f->daddr[3] = 0;
+	}
+	/* remote_port is network byte order in the upper half of the word on little-endian
+	 * hosts (bpf_ntohl gives the port); local_port is host byte order. */
+	f->sport = (__u16)bpf_ntohl(skops->remote_port);
+	f->dport = (__u16)skops->local_port;
+	return family;
+}
+
+/* Counts a connection that came through a frontend: a lookup of its service, and a fallback
+ * when it landed elsewhere than the live table's choice for its flow. */
+static __always_inline void count_steered(const struct ts_frontend *fe, const struct flow *f, __u32 backend_id)
+{
+	struct ts_service_stats *stats;
+	struct ts_table *table;
+	__u32 service_id = fe->service_id;
+
+	stats = bpf_map_lookup_elem(&service_stats, &service_id);
+	if (!stats)
+		return;
+	stats->lookups++;
+	table = live_table(service_id);
+	if (table && pick_backend(table, flow_hash(f, table->affinity)) != backend_id)
+		stats->fallbacks++;
 }
 
 static __always_inline void on_established(struct bpf_sock_ops *skops)
 {
-	struct ts_flow_key key = {};
-	struct ts_connection *pending, *conn;
+	struct ts_connection *conn;
 	struct ts_backend_stats *bs;
-	struct ts_listener *listener;
+	struct ts_frontend *fe;
 	struct bpf_sock *sk;
-	__u32 backend_id, i;
+	__u32 backend_id, family;
 	struct flow flow;
-	int steered;
-
-	key.family = skops->family;
-	sockops_addr(skops, 0, key.remote_addr);
-	sockops_addr(skops, 1, key.local_addr);
-	/* An IPv4 client accepted by a dual-stack [::] listener has v4-mapped addresses
-	 * (::ffff:a.b.c.d); sk_lookup saw it as IPv4. */
-	if (key.family == AF_INET6 && key.local_addr[0] == 0 && key.local_addr[1] == 0 &&
-	    key.local_addr[2] == bpf_htonl(0xffff)) {
-		key.family = AF_INET;
-		key.remote_addr[0] = key.remote_addr[3];
-		key.local_addr[0] = key.local_addr[3];
-		key.remote_addr[1] = key.remote_addr[2] = key.remote_addr[3] = 0;
-		key.local_addr[1] = key.local_addr[2] = key.local_addr[3] = 0;
-	}
-	/* remote_port is network byte order in the upper half of the word on little-endian
-	 * hosts (bpf_ntohl gives the port); local_port is host byte order. */
-	key.remote_port = (__u16)bpf_ntohl(skops->remote_port);
-	key.local_port = (__u16)skops->local_port;
-	for (i = 0; i < 4; i++) {
-		flow.saddr[i] = key.remote_addr[i];
-		flow.daddr[i] = key.local_addr[i];
-	}
-	flow.sport = key.remote_port;
-	flow.dport = key.local_port;
-
-	pending = bpf_map_lookup_elem(&pending_flows, &key);
-	if (pending) {
-		backend_id = pending->backend_id;
-		bpf_map_delete_elem(&pending_flows, &key);
-	} else if ((steered = steered_backend(key.family, &flow)) >= 0) {
-		backend_id = steered;
-	} else {
-		/* A direct connection to the backend's own address. */
-		listener = find_listener(bpf_get_netns_cookie(skops), key.family, key.local_addr,
-					 key.local_port);
-		if (!listener)
-			return;
-		backend_id = listener->backend_id;
-	}
 
 	sk = skops->sk;
 	if (!sk)
 		return;
-	conn = bpf_sk_storage_get(&connections, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!conn)
+	/* A backend's connection carries its listener's storage, cloned at accept. */
+	conn = bpf_sk_storage_get(&connections, sk, 0, 0);
+	if (!conn || !(conn->flags & TS_CONN_LISTENER))
 		return;
-	conn->backend_id = backend_id;
+	backend_id = conn->backend_id;
+	/* A listener registered under an id that has since gone to another address. */
+	if (conn->tag != backend_tag(backend_id)) {
+		bpf_sk_storage_delete(&connections, sk);
+		return;
+	}
 	conn->flags = 0;
 	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
-	if (bs)
-		bs->opened++;
+	if (!bs)
+		return;
+	bs->opened++;
+	family = established_flow(skops, &flow);
+	fe = find_frontend(family, &flow);
+	if (fe) {
+		conn->flags |= TS_CONN_STEERED;
+		conn->service_id = fe->service_id;
+		bs->steered++;
+		count_steered(fe, &flow, backend_id);
+	}
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
-
-/* TCP states, as include/net/tcp_states.h numbers them. */
-enum {
-	TS_TCP_ESTABLISHED = 1,
-	TS_TCP_FIN_WAIT1 = 4,
-	TS_TCP_FIN_WAIT2 = 5,
-	TS_TCP_CLOSE = 7,
-	TS_TCP_CLOSE_WAIT = 8,
-	TS_TCP_LAST_ACK = 9,
-	TS_TCP_CLOSING = 11,
-};
 
 /* Follows an accounted connection to TCP_CLOSE. The kernel's byte counters advance with the
  * sequence numbers, and a FIN takes one: the transitions seen on the way say which FINs to
@@ -482,17 +460,17 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 	if (!sk)
 		return;
 	conn = bpf_sk_storage_get(&connections, sk, 0, 0);
-	if (!conn)
+	if (!conn || (conn->flags & TS_CONN_LISTENER))
 		return;
 	/* The peer's FIN: ESTABLISHED -> CLOSE_WAIT, FIN_WAIT1 -> CLOSING, or FIN_WAIT2 ->
 	 * CLOSE through TIME_WAIT (an orphan's FIN_WAIT2 timeout looks the same; it is rare). */
-	if ((old_state == TS_TCP_ESTABLISHED && new_state == TS_TCP_CLOSE_WAIT) ||
-	    (old_state == TS_TCP_FIN_WAIT1 && new_state == TS_TCP_CLOSING) ||
-	    (old_state == TS_TCP_FIN_WAIT2 && new_state == TS_TCP_CLOSE))
+	if ((old_state == BPF_TCP_ESTABLISHED && new_state == BPF_TCP_CLOSE_WAIT) ||
+	    (old_state == BPF_TCP_FIN_WAIT1 && new_state == BPF_TCP_CLOSING) ||
+	    (old_state == BPF_TCP_FIN_WAIT2 && new_state == BPF_TCP_CLOSE))
 		conn->flags |= TS_CONN_FIN_IN;
-	if (new_state == TS_TCP_FIN_WAIT1 || new_state == TS_TCP_LAST_ACK)
+	if (new_state == BPF_TCP_FIN_WAIT1 || new_state == BPF_TCP_LAST_ACK)
 		conn->flags |= TS_CONN_FIN_OUT;
-	if (new_state != TS_TCP_CLOSE)
+	if (new_state != BPF_TCP_CLOSE)
 		return;
 
 	received = skops->bytes_received;
@@ -513,8 +491,10 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 }
 
 SEC("sockops")
-int register_listener(struct bpf_sock_ops *skops)
+int track_sockets(struct bpf_sock_ops *skops)
 {
+	if (bpf_get_netns_cookie(skops) != netns_cookie)
+		return 1;
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
 		on_listen(skops);

@@ -110,7 +110,7 @@ Result<void> commit(const Target& target, const Applied& before, AppliedState ne
     const Plan* previous = before.state.resources.empty() ? nullptr : &before.plan;
     // Backends that already listen are adopted before any frontend leads to them, so no
     // connection is refused in between.
-    Result<void> installed = install_listener_keys(*maps, next, target.netns);
+    Result<void> installed = install_listener_keys(*maps, next, previous, target.netns);
     if (installed) {
         auto adopted = adopt_listeners(*maps, next, &log);
         if (!adopted) installed = fail(adopted.error());
@@ -138,7 +138,12 @@ Result<void> commit(const Target& target, const Applied& before, AppliedState ne
         if (*attached_now) {
             (void)detach_dataplane(target.netns);
         } else if (previous) {
-            (void)install_plan(*maps, *previous, &next, target.netns);
+            // The ids of `next` are quarantined from `previous`, so the previous backends find
+            // their own ids again; listeners that moved are adopted back.
+            if (install_listener_keys(*maps, *previous, &next, target.netns)) {
+                (void)adopt_listeners(*maps, *previous, nullptr);
+                (void)install_plan(*maps, *previous, &next, target.netns);
+            }
         }
         return installed;
     }

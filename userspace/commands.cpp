@@ -107,12 +107,8 @@ Result<void> run_attach(const AttachCommand& cmd, Streams io) {
         if (*gid == 0) {
             io.out << "pins readable by root only\n";
         } else {
-            io.out << "maps readable by group " << cmd.pin_group << " (links stay root only)\n";
-            struct stat st {};
-            if (::stat(kBpffsMount, &st) == 0 && (st.st_mode & 0011) == 0)
-                io.err << "tcpshift: note: " << kBpffsMount << " is mode " << std::oct << (st.st_mode & 07777)
-                       << std::dec << ", so group " << cmd.pin_group
-                       << " cannot reach the pins until it may traverse it (chmod o+x " << kBpffsMount << ")\n";
+            io.out << "maps readable by group " << cmd.pin_group << " in " << group_pin_dir(netns.inode)
+                   << " (read-only opens; the links stay root's)\n";
         }
     }
     return {};
@@ -471,8 +467,9 @@ int run_cli(int argc, const char* const* argv, Streams io) {
         ->check(CLI::Range(1u, kMaxServicesCeiling))
         ->type_name("N");
     attach_cmd->add_option("--pin-group", attach.pin_group,
-                           "let this group read the pinned maps (bpftool, scrapers); the links stay root only. "
-                           "Runs on an attached namespace too; --pin-group root takes the access back")
+                           "let this group read the maps (a scraper, bpftool with read-only opens) at "
+                           "/run/tcpshift/bpf/<netns inode>/, whatever the mode of /sys/fs/bpf; the links stay "
+                           "root's. Runs on an attached namespace too; --pin-group root takes the access back")
         ->type_name("GROUP");
 
     ApplyCommand apply;

@@ -17,31 +17,25 @@
 
 #include "steer_bpf.skel.h"
 #include "tcpshift/bpf_abi.h"
+#include "tcpshift/flow_hash.h"
 #include "tcpshift/pins.h"
 
 namespace tcpshift {
 
 static_assert(sizeof(ts_frontend_key) == 24);
 static_assert(sizeof(ts_frontend) == 4);
-static_assert(sizeof(ts_service) == 16);
+static_assert(sizeof(ts_service) == 8);
 static_assert(sizeof(ts_table) == 8 + 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1));
 static_assert(sizeof(ts_table) % 4 == 0);
 static_assert(sizeof(ts_listener_key) == 32);
 static_assert(sizeof(ts_service_stats) == 24);
 static_assert(sizeof(ts_backend_stats) == 40);
-static_assert(sizeof(ts_flow_key) == 40);
-static_assert(sizeof(ts_connection) == 8);
+static_assert(sizeof(ts_connection) == 16);
+static_assert(sizeof(ts_backend_tag) == 4);
 
 void SteerBpfDeleter::operator()(steer_bpf* skel) const { steer_bpf::destroy(skel); }
 
 namespace {
-
-// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns().
-uint64_t monotonic_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // libbpf returns -errno or sets errno, depending on the call.
 int libbpf_errno(int ret) { return ret < 0 ? -ret : errno; }
@@ -171,12 +165,13 @@ Result<void> probe_kernel_features() {
 
 }  // namespace
 
-Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint32_t max_services) {
+Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint64_t netns_cookie, uint32_t max_services) {
     if (auto ok = probe_kernel_features(); !ok) return fail(ok.error());
     SteerProgram program;
     program.skel_.reset(steer_bpf::open());
     if (!program.skel_) return fail(system_error("open BPF object steer_bpf", errno));
     program.skel_->rodata->hash_seed = hash_seed;
+    program.skel_->rodata->netns_cookie = netns_cookie;
     if (max_services != 0) {
         auto& m = program.skel_->maps;
         const uint32_t frontends = std::max<uint32_t>(TS_MAX_FRONTENDS, 4 * max_services);
@@ -196,23 +191,15 @@ Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint32_t max_service
 }
 
 int SteerProgram::steer_fd() const { return bpf_program__fd(skel_->progs.steer); }
-int SteerProgram::register_listener_fd() const { return bpf_program__fd(skel_->progs.register_listener); }
+int SteerProgram::track_sockets_fd() const { return bpf_program__fd(skel_->progs.track_sockets); }
 
 Result<DataplaneMaps> SteerProgram::maps() const {
-    auto& m = skel_->maps;
-    DataplaneMaps maps{
-        .frontends = dup_fd(bpf_map__fd(m.frontends)),
-        .services = dup_fd(bpf_map__fd(m.services)),
-        .tables = dup_fd(bpf_map__fd(m.tables)),
-        .sockets = dup_fd(bpf_map__fd(m.sockets)),
-        .listeners = dup_fd(bpf_map__fd(m.listeners)),
-        .service_stats = dup_fd(bpf_map__fd(m.service_stats)),
-        .backend_stats = dup_fd(bpf_map__fd(m.backend_stats)),
-        .frontend_ports = dup_fd(bpf_map__fd(m.frontend_ports)),
-    };
-    if (!maps.frontends || !maps.services || !maps.tables || !maps.sockets || !maps.listeners ||
-        !maps.service_stats || !maps.backend_stats || !maps.frontend_ports)
-        return fail(system_error("duplicate map fds", errno));
+    DataplaneMaps maps;
+    for (const auto& [name, fd] : kDataplaneMaps) {
+        const bpf_map* map = bpf_object__find_map_by_name(skel_->obj, name);
+        maps.*fd = map ? dup_fd(bpf_map__fd(map)) : Fd();
+        if (!(maps.*fd)) return fail(system_error(std::string("duplicate the fd of map \"") + name + "\"", errno));
+    }
     return maps;
 }
 
@@ -231,11 +218,12 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
         // A namespace that is gone left these; its inode was reused.
         if (auto ok = remove_tree(dir); !ok) return fail(ok.error());
         if (auto ok = remove_tree(state_dir(netns.inode)); !ok) return fail(ok.error());
+        if (auto ok = remove_tree(group_pin_dir(netns.inode)); !ok) return fail(ok.error());
     }
 
     auto seed = random_seed();
     if (!seed) return fail(seed.error());
-    auto program = SteerProgram::load(*seed, options.max_services);
+    auto program = SteerProgram::load(*seed, netns.cookie, options.max_services);
     if (!program) return fail(program.error());
     steer_bpf* skel = program->skeleton();
 
@@ -254,7 +242,7 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
         bpf_program__attach_netns(skel->progs.steer, netns_fd.get()), bpf_link__destroy);
     if (!steer_link) return fail(system_error("attach sk_lookup to the network namespace (needs Linux 5.9)", errno));
     std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> sockops_link(
-        bpf_program__attach_cgroup(skel->progs.register_listener, cgroup_fd.get()), bpf_link__destroy);
+        bpf_program__attach_cgroup(skel->progs.track_sockets, cgroup_fd.get()), bpf_link__destroy);
     if (!sockops_link) return fail(system_error("attach sock_ops to cgroup " + cgroup, errno));
 
     // Pin into a private directory and rename it into place, so a reader never sees half a
@@ -264,13 +252,12 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
     (void)remove_tree(tmp);
     if (::mkdir(tmp.c_str(), 0700) != 0) return fail(system_error("mkdir " + tmp, errno));
     auto cleanup_tmp = [&] { (void)remove_tree(tmp); };
-    bpf_map* maps[] = {skel->maps.frontends, skel->maps.services,      skel->maps.tables,       skel->maps.sockets,
-                       skel->maps.listeners, skel->maps.service_stats, skel->maps.backend_stats,
-                       skel->maps.frontend_ports};
-    for (size_t i = 0; i < kMapNames.size(); ++i) {
-        if (int err = bpf_obj_pin(bpf_map__fd(maps[i]), pin_path(tmp, kMapNames[i]).c_str()); err != 0) {
+    for (const auto& [name, fd] : kDataplaneMaps) {
+        const bpf_map* map = bpf_object__find_map_by_name(skel->obj, name);
+        const int err = map ? bpf_obj_pin(bpf_map__fd(map), pin_path(tmp, name).c_str()) : -ENOENT;
+        if (err != 0) {
             cleanup_tmp();
-            return fail(system_error(std::string("pin map \"") + kMapNames[i] + "\"", libbpf_errno(err)));
+            return fail(system_error(std::string("pin map \"") + name + "\"", libbpf_errno(err)));
         }
     }
     if (bpf_obj_pin(bpf_link__fd(steer_link.get()), pin_path(tmp, kPinSteerLink).c_str()) != 0 ||
@@ -288,17 +275,33 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
 }
 
 Result<void> grant_pin_group(const NetnsId& netns, unsigned gid) {
-    const std::string dir = pin_dir(netns.inode);
-    auto set = [](const std::string& path, gid_t group, mode_t mode) -> Result<void> {
-        if (::chown(path.c_str(), 0, group) != 0) return fail(system_error("chown " + path, errno));
+    const std::string dir = group_pin_dir(netns.inode);
+    if (auto ok = remove_tree(dir); !ok) return ok;
+    if (gid == 0) return {};
+    if (auto ok = ensure_group_bpffs(); !ok) return ok;
+    auto maps = open_dataplane(netns);
+    if (!maps) return fail(maps.error());
+    const std::string tmp = dir + "-tmp-" + std::to_string(::getpid());
+    (void)remove_tree(tmp);
+    auto set = [gid](const std::string& path, mode_t mode) -> Result<void> {
+        if (::chown(path.c_str(), 0, gid) != 0) return fail(system_error("chown " + path, errno));
         if (::chmod(path.c_str(), mode) != 0) return fail(system_error("chmod " + path, errno));
         return {};
     };
-    if (auto ok = set(kPinRoot, 0, gid == 0 ? 0700 : 0711); !ok) return ok;
-    if (auto ok = set(dir, gid, gid == 0 ? 0700 : 0750); !ok) return ok;
-    for (const char* name : kMapNames)
-        if (auto ok = set(pin_path(dir, name), gid, gid == 0 ? 0600 : 0640); !ok) return ok;
-    return {};
+    auto pin_all = [&]() -> Result<void> {
+        if (::mkdir(tmp.c_str(), 0700) != 0) return fail(system_error("mkdir " + tmp, errno));
+        for (const auto& [name, fd] : kDataplaneMaps) {
+            const std::string path = pin_path(tmp, name);
+            if (bpf_obj_pin(((*maps).*fd).get(), path.c_str()) != 0) return fail(system_error("pin " + path, errno));
+            if (auto ok = set(path, 0640); !ok) return ok;
+        }
+        if (auto ok = set(tmp, 0750); !ok) return ok;
+        if (::rename(tmp.c_str(), dir.c_str()) != 0) return fail(system_error("rename " + tmp + " to " + dir, errno));
+        return {};
+    };
+    auto pinned = pin_all();
+    if (!pinned) (void)remove_tree(tmp);
+    return pinned;
 }
 
 Result<PlanLimits> attached_limits(const NetnsId& netns) {
@@ -328,12 +331,9 @@ Result<DataplaneMaps> open_dataplane(const NetnsId& netns) {
         return fail(system_error("network namespace " + std::to_string(netns.inode) +
                                  ": tcpshift is not attached; run `tcpshift attach` or `tcpshift apply`"));
     DataplaneMaps maps;
-    Fd* fds[] = {&maps.frontends, &maps.services,      &maps.tables,       &maps.sockets,
-                 &maps.listeners, &maps.service_stats, &maps.backend_stats,
-                 &maps.frontend_ports};
-    for (size_t i = 0; i < kMapNames.size(); ++i) {
-        *fds[i] = Fd(bpf_obj_get(pin_path(dir, kMapNames[i]).c_str()));
-        if (!*fds[i]) return fail(system_error("open pinned map " + pin_path(dir, kMapNames[i]), errno));
+    for (const auto& [name, fd] : kDataplaneMaps) {
+        maps.*fd = Fd(bpf_obj_get(pin_path(dir, name).c_str()));
+        if (!(maps.*fd)) return fail(system_error("open pinned map " + pin_path(dir, name), errno));
     }
     return maps;
 }
@@ -342,6 +342,7 @@ Result<void> detach_dataplane(const NetnsId& netns) {
     const std::string dir = pin_dir(netns.inode);
     // Unlinking the link pins detaches the programs; with no fd left they are freed.
     if (auto ok = remove_tree(dir); !ok) return fail(ok.error());
+    if (auto ok = remove_tree(group_pin_dir(netns.inode)); !ok) return fail(ok.error());
     return remove_tree(state_dir(netns.inode));
 }
 
@@ -384,8 +385,52 @@ std::set<Endpoint> frontends_of(const Plan* plan) {
 
 }  // namespace
 
-Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns) {
-    for (const auto& [ep, id] : listener_keys(plan)) {
+uint32_t backend_tag(const Endpoint& address) {
+    __u64 h = ts_mix64(static_cast<__u64>(address.family) << 16 | address.port);
+    for (uint32_t word : address.addr) h = ts_fold(h, word);
+    // 0 is what an id that never had an address reads; a real address never tags as 0.
+    return static_cast<uint32_t>(h >> 32) | 1;
+}
+
+namespace {
+
+// Empties every member slot of a backend in the SOCKHASH.
+Result<void> clear_sockets(const DataplaneMaps& maps, uint32_t backend_id) {
+    for (uint32_t member = 0; member < TS_GROUP_SLOTS; ++member) {
+        const uint32_t key = TS_SOCKET_KEY(backend_id, member);
+        if (auto ok = remove(maps.sockets, "sockets", &key); !ok) return ok;
+    }
+    return {};
+}
+
+// The ids `next` gives to an address that `previous` did not give them to.
+std::vector<std::pair<uint32_t, const PlanBackend*>> new_backend_ids(const Plan& next, const Plan* previous) {
+    std::map<uint32_t, Endpoint> before;
+    if (previous)
+        for (const auto& svc : previous->services)
+            for (const auto& subset : svc.subsets)
+                for (const auto& b : subset.backends) before.emplace(b.id, b.address);
+    std::map<uint32_t, const PlanBackend*> fresh;
+    for (const auto& svc : next.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                auto it = before.find(b.id);
+                if (it == before.end() || it->second != b.address) fresh.emplace(b.id, &b);
+            }
+    return {fresh.begin(), fresh.end()};
+}
+
+}  // namespace
+
+Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, const Plan* previous,
+                                   const NetnsId& netns) {
+    for (const auto& [id, backend] : new_backend_ids(next, previous)) {
+        const ts_backend_tag tag{.tag = backend_tag(backend->address)};
+        if (auto ok = update(maps.backend_tags, "backend_tags", &id, &tag); !ok) return ok;
+        if (auto ok = clear_sockets(maps, id); !ok) return ok;
+        if (auto ok = clear_percpu(maps.backend_stats, "backend_stats", id, sizeof(ts_backend_stats)); !ok) return ok;
+    }
+    for (const auto& [ep, id] : listener_keys(next)) {
         const ts_listener_key key = listener_key(ep, netns.cookie);
         const ts_listener value{.backend_id = id};
         if (auto ok = update(maps.listeners, "listeners", &key, &value); !ok) return ok;
@@ -393,47 +438,74 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& plan, 
     return {};
 }
 
-Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
-    // 1. Listener keys first, so a backend that starts from here on registers itself.
-    const auto next_keys = listener_keys(next);
-    if (auto ok = install_listener_keys(maps, next, netns); !ok) return ok;
+namespace {
 
-    // 2. Tables: write the spare generation, then flip. The spare was live before the last
+// Writes a service's table into the spare generation and makes it live, unless the live one
+// already says the same.
+Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, const PlanService* before) {
+    const bool changed = !before || before->id != svc.id || before->slots != svc.slots ||
+                         before->weighted_backends != svc.weighted_backends || before->affinity != svc.affinity;
+    if (!changed) return {};
+    ts_service current{};
+    if (bpf_map_lookup_elem(maps.services.get(), &svc.id, &current) != 0)
+        return fail(system_error("read map \"services\"", errno));
+    const uint32_t spare = (current.generation & 1) ^ 1;
+    auto table = std::make_unique<ts_table>();
+    std::memset(table.get(), 0xff, sizeof(*table));
+    table->affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
+    table->backend_count = static_cast<__u32>(svc.weighted_backends.size());
+    std::copy(svc.weighted_backends.begin(), svc.weighted_backends.end(), table->backends);
+    std::copy(svc.slots.begin(), svc.slots.end(), table->slots);
+    const uint32_t table_id = svc.id * TS_TABLE_GENERATIONS + spare;
+    if (auto ok = update(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
+    const ts_service flipped{.generation = spare};
+    return update(maps.services, "services", &svc.id, &flipped);
+}
+
+// Step 4 of install_plan: what `previous` had and `next` does not, in reverse order of use.
+Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const Plan& previous, const NetnsId& netns) {
+    std::set<uint32_t> live_services;
+    for (const auto& svc : next.services) live_services.insert(svc.id);
+    for (const auto& svc : previous.services) {
+        if (live_services.count(svc.id)) continue;
+        if (auto ok = clear_percpu(maps.service_stats, "service_stats", svc.id, sizeof(ts_service_stats)); !ok)
+            return ok;
+    }
+    // Listener keys before sockets, so a retired listener that listens again cannot register.
+    std::set<Endpoint> kept;
+    for (const auto& [ep, id] : listener_keys(next)) kept.insert(ep);
+    for (const auto& [ep, id] : listener_keys(previous)) {
+        if (kept.count(ep)) continue;
+        const ts_listener_key key = listener_key(ep, netns.cookie);
+        if (auto ok = remove(maps.listeners, "listeners", &key); !ok) return ok;
+    }
+    std::set<uint32_t> next_backends;
+    for (const auto& [name, id] : next.ids.backends) next_backends.insert(id);
+    for (const auto& [name, id] : previous.ids.backends) {
+        if (next_backends.count(id)) continue;
+        if (auto ok = clear_sockets(maps, id); !ok) return ok;
+        if (auto ok = clear_percpu(maps.backend_stats, "backend_stats", id, sizeof(ts_backend_stats)); !ok) return ok;
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
+    // 1. Tables: write the spare generation, then flip. The spare was live before the last
     // flip; a lookup that read the old generation may still be walking it, so wait for
     // running programs to finish before overwriting it.
     if (auto ok = wait_for_running_programs(); !ok) return ok;
-    std::set<uint32_t> live_services;
     std::map<std::string, const PlanService*> before_by_name;
     if (previous)
         for (const auto& s : previous->services) before_by_name.emplace(s.name, &s);
     for (const auto& svc : next.services) {
-        live_services.insert(svc.id);
         const auto found = before_by_name.find(svc.name);
-        const PlanService* before = found == before_by_name.end() ? nullptr : found->second;
-        const bool changed = before && (before->id != svc.id || before->slots != svc.slots ||
-                                        before->weighted_backends != svc.weighted_backends ||
-                                        before->affinity != svc.affinity);
-        // An unchanged table stays live as it is: nothing to write, and no window opened.
-        if (before && !changed) continue;
-        ts_service current{};
-        if (bpf_map_lookup_elem(maps.services.get(), &svc.id, &current) != 0)
-            return fail(system_error("read map \"services\"", errno));
-        const uint32_t spare = (current.generation & 1) ^ 1;
-        auto table = std::make_unique<ts_table>();
-        std::memset(table.get(), 0xff, sizeof(*table));
-        table->affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
-        table->backend_count = static_cast<__u32>(svc.weighted_backends.size());
-        std::copy(svc.weighted_backends.begin(), svc.weighted_backends.end(), table->backends);
-        std::copy(svc.slots.begin(), svc.slots.end(), table->slots);
-        const uint32_t table_id = svc.id * TS_TABLE_GENERATIONS + spare;
-        if (auto ok = update(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
-        // A table that replaces a different one opens the window in which sock_ops cannot
-        // tell which table steered a handshake (see ts_service.changed_ns).
-        const ts_service flipped{.generation = spare, .changed_ns = changed ? monotonic_ns() : 0};
-        if (auto ok = update(maps.services, "services", &svc.id, &flipped); !ok) return ok;
+        if (auto ok = install_table(maps, svc, found == before_by_name.end() ? nullptr : found->second); !ok)
+            return ok;
     }
 
-    // 3. Frontends, now that every table they point to is live. Their ports are marked
+    // 2. Frontends, now that every table they point to is live. Their ports are marked
     // first, old and new together, so no frontend is ever behind a clear bit.
     const auto next_frontends = frontends_of(&next);
     auto previous_frontends = frontends_of(previous);
@@ -448,36 +520,14 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
         }
     }
 
-    // 4. Removals, in reverse: frontends, then counters, then listeners and their sockets.
+    // 3. Removals, in reverse: frontends, then counters, then listeners and their sockets.
     for (const auto& ep : previous_frontends) {
         if (next_frontends.count(ep)) continue;
         const ts_frontend_key key = frontend_key(ep);
         if (auto ok = remove(maps.frontends, "frontends", &key); !ok) return ok;
     }
     if (auto ok = write_frontend_ports(maps, next_frontends); !ok) return ok;
-    if (previous) {
-        for (const auto& svc : previous->services) {
-            if (live_services.count(svc.id)) continue;
-            if (auto ok = clear_percpu(maps.service_stats, "service_stats", svc.id, sizeof(ts_service_stats)); !ok)
-                return ok;
-        }
-        std::set<uint32_t> next_backends;
-        for (const auto& [name, id] : next.ids.backends) next_backends.insert(id);
-        for (const auto& [name, id] : previous->ids.backends) {
-            if (next_backends.count(id)) continue;
-            if (auto ok = clear_percpu(maps.backend_stats, "backend_stats", id, sizeof(ts_backend_stats)); !ok)
-                return ok;
-            if (auto ok = remove(maps.sockets, "sockets", &id); !ok) return ok;
-        }
-        std::set<Endpoint> kept;
-        for (const auto& [ep, id] : next_keys) kept.insert(ep);
-        for (const auto& [ep, id] : listener_keys(*previous)) {
-            if (kept.count(ep)) continue;
-            const ts_listener_key key = listener_key(ep, netns.cookie);
-            if (auto ok = remove(maps.listeners, "listeners", &key); !ok) return ok;
-        }
-    }
-    return {};
+    return previous ? remove_previous(maps, next, *previous, netns) : Result<void>{};
 }
 
 namespace {
@@ -578,25 +628,47 @@ Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const
     return diff;
 }
 
-Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan) {
-    std::vector<uint32_t> ready;
-    for (const auto& [name, id] : plan.ids.backends) {
+Result<std::vector<uint64_t>> backend_socket_cookies(const DataplaneMaps& maps, uint32_t backend_id) {
+    std::vector<uint64_t> cookies;
+    for (uint32_t member = 0; member < TS_GROUP_SLOTS; ++member) {
+        const uint32_t key = TS_SOCKET_KEY(backend_id, member);
         uint64_t cookie = 0;
-        if (bpf_map_lookup_elem(maps.sockets.get(), &id, &cookie) == 0) {
-            ready.push_back(id);
+        if (bpf_map_lookup_elem(maps.sockets.get(), &key, &cookie) == 0) {
+            cookies.push_back(cookie);
         } else if (errno != ENOENT) {
             return fail(system_error("read map \"sockets\"", errno));
         }
     }
+    return cookies;
+}
+
+Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan) {
+    std::vector<uint32_t> ready;
+    for (const auto& [name, id] : plan.ids.backends) {
+        auto cookies = backend_socket_cookies(maps, id);
+        if (!cookies) return fail(cookies.error());
+        if (!cookies->empty()) ready.push_back(id);
+    }
     return ready;
 }
 
-Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, int socket_fd) {
-    const uint64_t fd = static_cast<uint64_t>(socket_fd);
-    if (bpf_map_update_elem(maps.sockets.get(), &backend_id, &fd, BPF_ANY) != 0)
-        return fail(system_error("insert listener of backend " + std::to_string(backend_id) + " into map \"sockets\"",
-                                 errno));
-    return {};
+Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, const Endpoint& address,
+                               int socket_fd) {
+    const uint32_t tag = backend_tag(address);
+    const ts_connection storage{.backend_id = backend_id, .tag = tag, .flags = TS_CONN_LISTENER};
+    const int fd = socket_fd;
+    if (bpf_map_update_elem(maps.connections.get(), &fd, &storage, BPF_ANY) != 0)
+        return fail(system_error("give the listener of backend " + std::to_string(backend_id) + " its storage", errno));
+    const ts_backend_tag value{.tag = tag};
+    if (auto ok = update(maps.backend_tags, "backend_tags", &backend_id, &value); !ok) return ok;
+    const uint64_t sock = static_cast<uint64_t>(socket_fd);
+    for (uint32_t member = 0; member < TS_GROUP_SLOTS; ++member) {
+        const uint32_t key = TS_SOCKET_KEY(backend_id, member);
+        if (bpf_map_update_elem(maps.sockets.get(), &key, &sock, BPF_NOEXIST) == 0) return {};
+        if (errno != EEXIST) break;
+    }
+    return fail(system_error("insert listener of backend " + std::to_string(backend_id) + " into map \"sockets\"",
+                             errno == EEXIST ? ENOSPC : errno));
 }
 
 Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id) {

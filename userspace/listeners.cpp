@@ -17,31 +17,6 @@ namespace tcpshift {
 
 namespace {
 
-constexpr int kTcpListen = 0x0A;
-
-// One /proc/net/tcp[6] table. Addresses are printed as the in-memory 32-bit words of the
-// network-order address, so parsing each word as a native integer gives it back unchanged.
-void read_tcp_table(const std::string& path, int family, std::vector<ListeningSocket>& out) {
-    std::ifstream in(path);
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-        std::istringstream fields(line);
-        std::string slot, local, remote, state, queues, timer, retrans, uid, timeout, inode;
-        if (!(fields >> slot >> local >> remote >> state >> queues >> timer >> retrans >> uid >> timeout >> inode))
-            continue;
-        if (std::strtoul(state.c_str(), nullptr, 16) != kTcpListen) continue;
-        const auto colon = local.find(':');
-        if (colon == std::string::npos) continue;
-        ListeningSocket s{.local = {.family = family}, .inode = std::strtoull(inode.c_str(), nullptr, 10)};
-        const std::string addr = local.substr(0, colon);
-        for (size_t w = 0; w < addr.size() / 8 && w < 4; ++w)
-            s.local.addr[w] = static_cast<uint32_t>(std::strtoul(addr.substr(w * 8, 8).c_str(), nullptr, 16));
-        s.local.port = static_cast<uint16_t>(std::strtoul(local.substr(colon + 1).c_str(), nullptr, 16));
-        out.push_back(s);
-    }
-}
-
 struct DirCloser {
     void operator()(DIR* dir) const { closedir(dir); }
 };
@@ -80,13 +55,6 @@ std::string backend_name(const Plan& plan, uint32_t id) {
 
 }  // namespace
 
-Result<std::vector<ListeningSocket>> listening_sockets() {
-    std::vector<ListeningSocket> out;
-    read_tcp_table("/proc/thread-self/net/tcp", AF_INET, out);
-    read_tcp_table("/proc/thread-self/net/tcp6", AF_INET6, out);
-    return out;
-}
-
 std::map<uint64_t, SocketOwner> socket_owners(const std::set<uint64_t>& inodes) {
     std::map<uint64_t, SocketOwner> owners;
     if (inodes.empty()) return owners;
@@ -116,26 +84,31 @@ std::map<uint64_t, SocketOwner> socket_owners(const std::set<uint64_t>& inodes) 
 Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std::ostream* progress) {
     const auto keys = listener_keys(plan);
     std::map<Endpoint, uint32_t> by_key(keys.begin(), keys.end());
-    auto ready = ready_backends(maps, plan);
-    if (!ready) return fail(ready.error());
-    const std::set<uint32_t> registered(ready->begin(), ready->end());
+    std::map<uint32_t, Endpoint> addresses;
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) addresses.emplace(b.id, b.address);
 
     auto sockets = listening_sockets();
     if (!sockets) return fail(sockets.error());
-    std::map<uint64_t, uint32_t> wanted;  // socket inode -> backend id
+    std::map<uint64_t, uint32_t> wanted;  // socket inode -> backend id, for members not yet registered
+    std::map<uint32_t, std::set<uint64_t>> registered;
     for (const auto& s : *sockets) {
         auto it = by_key.find(s.local);
-        if (it == by_key.end() || registered.count(it->second)) continue;
-        wanted.emplace(s.inode, it->second);
+        if (it == by_key.end()) continue;
+        if (!registered.count(it->second)) {
+            auto cookies = backend_socket_cookies(maps, it->second);
+            if (!cookies) return fail(cookies.error());
+            registered[it->second] = {cookies->begin(), cookies->end()};
+        }
+        if (!registered[it->second].count(s.cookie)) wanted.emplace(s.inode, it->second);
     }
     std::set<uint64_t> inodes;
     for (const auto& [inode, id] : wanted) inodes.insert(inode);
     const auto owners = socket_owners(inodes);
 
     size_t adopted = 0;
-    std::set<uint32_t> done;
     for (const auto& [inode, id] : wanted) {
-        if (done.count(id)) continue;
         auto owner = owners.find(inode);
         if (owner == owners.end()) continue;  // closed since, or held by no process we can see
         Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, owner->second.pid, 0)));
@@ -145,8 +118,7 @@ Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std:
             if (errno == EPERM) return fail(system_error("pidfd_getfd from pid " + std::to_string(owner->second.pid), errno));
             continue;
         }
-        if (auto ok = register_listener(maps, id, sock.get()); !ok) return fail(ok.error());
-        done.insert(id);
+        if (auto ok = register_listener(maps, id, addresses[id], sock.get()); !ok) return fail(ok.error());
         ++adopted;
         if (progress)
             *progress << "adopted the listener of backend " << backend_name(plan, id) << " from "

@@ -19,6 +19,9 @@ namespace fs = std::filesystem;
 
 std::string pin_dir(uint64_t netns_inode) { return std::string(kPinRoot) + "/" + std::to_string(netns_inode); }
 std::string state_dir(uint64_t netns_inode) { return std::string(kStateRoot) + "/" + std::to_string(netns_inode); }
+std::string group_pin_dir(uint64_t netns_inode) {
+    return std::string(kGroupPinRoot) + "/" + std::to_string(netns_inode);
+}
 
 Result<void> make_dirs(const std::string& path, unsigned mode) {
     std::string partial;
@@ -40,15 +43,31 @@ Result<void> remove_tree(const std::string& path) {
     return {};
 }
 
-Result<void> ensure_bpffs() {
+namespace {
+
+bool is_bpffs(const char* path) {
     struct statfs st {};
-    if (::statfs(kBpffsMount, &st) != 0) return fail(system_error(std::string("statfs ") + kBpffsMount, errno));
-    if (static_cast<unsigned long>(st.f_type) != BPF_FS_MAGIC) {
+    return ::statfs(path, &st) == 0 && static_cast<unsigned long>(st.f_type) == BPF_FS_MAGIC;
+}
+
+}  // namespace
+
+Result<void> ensure_bpffs() {
+    if (!is_bpffs(kBpffsMount)) {
         if (::mount("bpf", kBpffsMount, "bpf", 0, "mode=0700") != 0)
             return fail(system_error(std::string("mount bpffs at ") + kBpffsMount, errno));
     }
     if (::mkdir(kPinRoot, 0700) != 0 && errno != EEXIST)
         return fail(system_error(std::string("mkdir ") + kPinRoot, errno));
+    return {};
+}
+
+Result<void> ensure_group_bpffs() {
+    if (auto ok = make_dirs(kGroupPinRoot, 0711); !ok) return ok;
+    if (::chmod(kStateRoot, 0711) != 0) return fail(system_error(std::string("chmod ") + kStateRoot, errno));
+    if (is_bpffs(kGroupPinRoot)) return {};
+    if (::mount("bpf", kGroupPinRoot, "bpf", 0, "mode=0711") != 0)
+        return fail(system_error(std::string("mount bpffs at ") + kGroupPinRoot, errno));
     return {};
 }
 

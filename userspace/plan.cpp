@@ -32,14 +32,19 @@ std::vector<Endpoint> Plan::local_addresses() const {
 namespace {
 
 // Keeps the ids of names seen before and gives new names the lowest free id below `limit`.
+// An id the previous plan gave to a name that is gone stays unused for this plan: until this
+// plan is installed, its socket and counters in the maps still belong to the old name.
 class IdAllocator {
    public:
-    IdAllocator(const std::map<std::string, uint32_t>& previous, uint32_t limit) : previous_(previous), limit_(limit) {}
+    IdAllocator(const std::map<std::string, uint32_t>& previous, uint32_t limit) : previous_(previous), limit_(limit) {
+        for (const auto& [name, id] : previous) used_.insert(id);
+    }
 
     // Pass 1: reserve every id a name already had.
     void keep(const std::string& name) {
-        if (auto it = previous_.find(name); it != previous_.end() && it->second < limit_) {
-            if (used_.insert(it->second).second) assigned_[name] = it->second;
+        if (auto it = previous_.find(name); it != previous_.end() && it->second < limit_ && !kept_.count(it->second)) {
+            kept_.insert(it->second);
+            assigned_[name] = it->second;
         }
     }
     // Pass 2: the id of a name, allocating when it is new; -1 when the space is full.
@@ -55,7 +60,8 @@ class IdAllocator {
    private:
     const std::map<std::string, uint32_t>& previous_;
     uint32_t limit_;
-    std::set<uint32_t> used_;
+    std::set<uint32_t> used_;  // every previous id, kept or quarantined, and every id given
+    std::set<uint32_t> kept_;
     std::map<std::string, uint32_t> assigned_;
     uint32_t next_ = 0;
 };

@@ -20,7 +20,13 @@
 #define TS_MAX_BACKENDS 4096          /* backends per network namespace */
 #define TS_MAX_FRONTENDS 1024         /* (address, port) pairs that steer */
 #define TS_MAX_LISTENER_KEYS 16384    /* listener keys sock_ops matches */
-#define TS_MAX_PENDING_FLOWS 65536    /* steered handshakes not yet established (LRU) */
+/* Listening sockets one backend may hold in "sockets": the members of a SO_REUSEPORT group
+ * (any one of them is enough for the kernel to spread over the whole group). */
+#define TS_GROUP_SLOTS 16
+/* When the chosen backend has no listener, the flow is hashed again this many times into the
+ * same weight table before a walk: each draw picks a backend in proportion to its weight, so
+ * a dead backend's share goes to the live ones by weight. */
+#define TS_FALLBACK_REHASHES 16
 
 /* Slots in a weight table. A prime, so that the Maglev permutation
  * (offset + j * skip) mod TS_TABLE_SLOTS visits every slot. One slot is
@@ -57,16 +63,7 @@ struct ts_frontend {
 struct ts_service {
 	__u32 generation; /* 0 or 1: tables[service_id * 2 + generation] is live */
 	__u32 reserved;
-	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the live table replaced a different
-	 * one; 0 when it never did. Within TS_HANDSHAKE_WINDOW_NS of it, a handshake may
-	 * have been steered by the other table, so sk_lookup remembers its choice for
-	 * sock_ops; otherwise sock_ops recomputes the choice from the live table. */
-	__u64 changed_ns;
 };
-
-/* How long after a table change sk_lookup remembers every choice: longer than a
- * handshake with every SYN-ACK retransmission (about 63 s at tcp_synack_retries=5). */
-#define TS_HANDSHAKE_WINDOW_NS (120ULL * 1000000000ULL)
 
 #define TS_AFFINITY_NONE 0      /* hash of the 4-tuple */
 #define TS_AFFINITY_SOURCE_IP 1 /* hash of the source address only */
@@ -96,36 +93,44 @@ struct ts_listener {
 
 /* Per-CPU counters of a service, the "service_stats" array indexed by service id. */
 struct ts_service_stats {
-	__u64 lookups;    /* new connections that hit one of the service's frontends */
-	__u64 fallbacks;  /* the chosen backend had no listener; another one took it */
-	__u64 no_backend; /* no backend had a listener; the connection was refused */
+	__u64 lookups;    /* connections to a frontend: established ones plus refused ones */
+	__u64 fallbacks;  /* established on another backend than the live table names for the
+			   * flow: its backend had no listener (or, rarely, the table changed
+			   * during the handshake) */
+	__u64 no_backend; /* refused: no backend had a listener (counted per refused packet) */
 };
 
-/* Key of the "pending_flows" LRU hash: a connection sk_lookup steered, until sock_ops sees
- * it established. The child socket's local address is the frontend's, not the listener's, so
- * this is how sock_ops learns which backend a connection belongs to. */
-struct ts_flow_key {
-	__u32 family;
-	__u32 remote_addr[4]; /* network byte order: the client */
-	__u32 local_addr[4];  /* network byte order: the frontend */
-	__u16 remote_port;    /* host byte order */
-	__u16 local_port;     /* host byte order */
-};
+/* Key of the "sockets" SOCKHASH: backend_id * TS_GROUP_SLOTS + member. */
+#define TS_SOCKET_KEY(backend_id, member) ((backend_id) * TS_GROUP_SLOTS + (member))
 
-/* Value of "pending_flows", and of "connections", the socket-local storage of an accounted
- * connection. */
+/* Value of "connections", the socket-local storage (cloned from a listener to every socket
+ * it accepts, BPF_F_CLONE). On a backend's listener it names the backend, so every
+ * connection the listener accepts knows its backend whatever steered it: a weight flip
+ * during the handshake, a fallback, a SYN cookie, or a direct connection. */
 struct ts_connection {
 	__u32 backend_id;
-	__u32 flags; /* TS_CONN_*: which FINs the byte counters include */
+	__u32 tag;        /* backend_tags[backend_id] when the listener registered */
+	__u32 flags;      /* TS_CONN_* */
+	__u32 service_id; /* the service whose frontend the connection came through, if any */
 };
 
+#define TS_CONN_LISTENER 4 /* the storage of a listener, not yet of a connection */
+#define TS_CONN_STEERED 8  /* came through a frontend (service_id is set) */
 #define TS_CONN_FIN_IN 1  /* the peer's FIN arrived: bytes_received counts it as one byte */
 #define TS_CONN_FIN_OUT 2 /* our FIN went out: bytes_acked counts it once it is acked */
 
+/* Value of "backend_tags", indexed by backend id: a fingerprint of the address the id names
+ * (ts_backend_tag() in userspace), written with the id. A listener records it when it
+ * registers; when the id later names another address, the old listener's connections no
+ * longer count as the backend's. */
+struct ts_backend_tag {
+	__u32 tag;
+};
+
 /* Per-CPU counters of a backend, the "backend_stats" array indexed by backend id. */
 struct ts_backend_stats {
-	__u64 steered;        /* new connections handed to this backend's listener */
-	__u64 opened;         /* connections established (steered or direct) */
+	__u64 steered;        /* connections established through a frontend */
+	__u64 opened;         /* connections established (through a frontend or direct) */
 	__u64 closed;         /* of those, closed */
 	__u64 bytes_sent;     /* payload bytes the client acknowledged, counted at close */
 	__u64 bytes_received; /* payload bytes the backend received, counted at close */

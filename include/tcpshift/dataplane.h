@@ -28,10 +28,26 @@ struct DataplaneMaps {
     Fd service_stats;
     Fd backend_stats;
     Fd frontend_ports;
+    Fd connections;   // socket storage: a listener's backend, cloned to what it accepts
+    Fd backend_tags;  // backend id -> fingerprint of its address
 };
-inline constexpr std::array<const char*, 8> kMapNames = {"frontends",     "services",      "tables",
-                                                         "sockets",       "listeners",     "service_stats",
-                                                         "backend_stats", "frontend_ports"};
+
+// Every map with its name in bpf/steer.bpf.c and under the pin directory: the one list that
+// pinning, opening and granting walk.
+struct MapName {
+    const char* name;
+    Fd DataplaneMaps::*fd;
+};
+inline constexpr std::array<MapName, 10> kDataplaneMaps = {{{"frontends", &DataplaneMaps::frontends},
+                                                           {"services", &DataplaneMaps::services},
+                                                           {"tables", &DataplaneMaps::tables},
+                                                           {"sockets", &DataplaneMaps::sockets},
+                                                           {"listeners", &DataplaneMaps::listeners},
+                                                           {"service_stats", &DataplaneMaps::service_stats},
+                                                           {"backend_stats", &DataplaneMaps::backend_stats},
+                                                           {"frontend_ports", &DataplaneMaps::frontend_ports},
+                                                           {"connections", &DataplaneMaps::connections},
+                                                           {"backend_tags", &DataplaneMaps::backend_tags}}};
 
 struct SteerBpfDeleter {
     void operator()(steer_bpf* skel) const;
@@ -41,11 +57,12 @@ struct SteerBpfDeleter {
 // The BPF tests run it directly; attach_dataplane() pins and attaches it.
 class SteerProgram {
    public:
+    // sock_ops looks only at sockets of the namespace whose cookie is `netns_cookie`.
     // `max_services` sizes the per-service maps (0: TS_MAX_SERVICES); see attach --max-services.
-    static Result<SteerProgram> load(uint64_t hash_seed, uint32_t max_services = 0);
+    static Result<SteerProgram> load(uint64_t hash_seed, uint64_t netns_cookie, uint32_t max_services = 0);
 
     int steer_fd() const;
-    int register_listener_fd() const;
+    int track_sockets_fd() const;
     Result<DataplaneMaps> maps() const;  // duplicated fds, independent of this object
     steer_bpf* skeleton() const { return skel_.get(); }
 
@@ -84,25 +101,37 @@ Result<void> grant_pin_group(const NetnsId& netns, unsigned gid);
 // takes IPv4 too) when no other backend of the plan shares that wildcard.
 std::vector<std::pair<Endpoint, uint32_t>> listener_keys(const Plan& plan);
 
-// Writes the listener keys of a plan, so that sock_ops registers its backends as they start
-// listening. install_plan() does it first; callers that adopt listeners before the plan's
-// frontends go live call it, then adopt_listeners(), then install_plan().
-Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns);
+// Prepares the maps for the backend ids of `next`, given that they hold `previous` (nullptr:
+// nothing yet): an id that is new to its address gets that address's tag and loses any
+// socket and counter it had; then writes the listener keys, so that sock_ops registers the
+// backends as they start listening. Callers adopt the listeners that already exist after it
+// (adopt_listeners), then call install_plan().
+Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, const Plan* previous,
+                                   const NetnsId& netns);
 
-// Makes the maps hold `next`, given that they hold `previous` (nullptr: nothing yet).
-// New listener keys and tables go in before the frontends that use them; removals go last.
-// Each table is written into the spare generation and made live by one 4-byte write.
+// Makes the maps hold `next`, given that they hold `previous` (nullptr: nothing yet) and that
+// install_listener_keys() ran for `next`. New tables go in before the frontends that use
+// them; removals go last. Each table is written into the spare generation and made live by
+// one 4-byte write.
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns);
+
+// The fingerprint sock_ops keeps with a backend's listeners (ts_backend_tag).
+uint32_t backend_tag(const Endpoint& address);
 
 // What the maps hold that `plan` does not say, and the reverse, one line per difference:
 // frontends, live tables (affinity, fallback order, slots) and listener keys.
 Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns);
 
-// Backends whose listener is in the SOCKHASH.
+// Backends that have at least one listener in the SOCKHASH.
 Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan);
 
-// Inserts an already listening socket as the backend's listener.
-Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, int socket_fd);
+// The socket cookies the SOCKHASH holds for a backend, one per registered group member.
+Result<std::vector<uint64_t>> backend_socket_cookies(const DataplaneMaps& maps, uint32_t backend_id);
+
+// Inserts an already listening socket as a member of the backend's listeners, and gives it
+// the storage sock_ops would have given it, so its connections are accounted for.
+Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, const Endpoint& address,
+                               int socket_fd);
 
 struct ServiceCounters {
     uint64_t lookups = 0, fallbacks = 0, no_backend = 0;

@@ -57,4 +57,10 @@ static inline __u32 ts_flow_hash(const __u32 saddr[4], __u16 sport, const __u32 
 	return (__u32)(h >> 32);
 }
 
+/* The hash of the attempt-th fallback draw for a flow whose first hash is `hash`. */
+static inline __u32 ts_rehash(__u32 hash, __u32 attempt)
+{
+	return (__u32)(ts_mix64(((__u64)attempt << 32) | hash) >> 32);
+}
+
 #endif /* TCPSHIFT_FLOW_HASH_H */

@@ -15,6 +15,10 @@ namespace tcpshift {
 inline constexpr const char* kBpffsMount = "/sys/fs/bpf";
 inline constexpr const char* kPinRoot = "/sys/fs/bpf/tcpshift";
 inline constexpr const char* kStateRoot = "/run/tcpshift";
+// A bpffs instance of tcpshift's own, mounted mode 0711, where `attach --pin-group` pins the
+// maps a group may read. /sys/fs/bpf is often mounted 0700 (systemd, bpftool), and its mode
+// is the host's business, so group readers never traverse it.
+inline constexpr const char* kGroupPinRoot = "/run/tcpshift/bpf";
 
 // Pin names inside a namespace's directory.
 inline constexpr const char* kPinSteerLink = "link_sk_lookup";
@@ -22,9 +26,14 @@ inline constexpr const char* kPinSockopsLink = "link_sock_ops";
 
 std::string pin_dir(uint64_t netns_inode);
 std::string state_dir(uint64_t netns_inode);
+std::string group_pin_dir(uint64_t netns_inode);  // kGroupPinRoot/<netns inode>
 
 // Mounts bpffs at /sys/fs/bpf when nothing BPF is mounted there, and creates kPinRoot (mode 0700).
 Result<void> ensure_bpffs();
+
+// Mounts tcpshift's own bpffs at kGroupPinRoot (mode 0711) unless it is mounted; /run/tcpshift
+// becomes 0711 so that a group can reach it without listing what is in it.
+Result<void> ensure_group_bpffs();
 
 // The cgroup2 mount to attach sock_ops to; mounts cgroup2 under /run/tcpshift when the host has none.
 Result<std::string> default_cgroup2();

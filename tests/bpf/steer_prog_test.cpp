@@ -59,29 +59,32 @@ class SteerProgramTest : public ::testing::Test {
    protected:
     void SetUp() override {
         TCPSHIFT_REQUIRE_ROOT();
-        auto program = SteerProgram::load(kSeed);
+        auto netns = current_netns();
+        ASSERT_TRUE(netns);
+        netns_ = *netns;
+        auto program = SteerProgram::load(kSeed, netns_.cookie);
         ASSERT_TRUE(program) << program.error().message;
         program_ = std::make_unique<SteerProgram>(std::move(*program));
         auto maps = program_->maps();
         ASSERT_TRUE(maps) << maps.error().message;
         maps_ = std::move(*maps);
-        auto netns = current_netns();
-        ASSERT_TRUE(netns);
-        netns_ = *netns;
     }
 
     // Compiles and installs services given as data, with backends at the listeners' addresses.
     void install(const std::vector<ServiceSpec>& services) {
         auto plan = compile_plan(services, plan_.ids, default_limits());
         ASSERT_TRUE(plan) << plan.error().message;
-        auto ok = install_plan(maps_, *plan, plan_.services.empty() ? nullptr : &plan_, netns_);
+        const Plan* previous = plan_.services.empty() ? nullptr : &plan_;
+        auto keys = install_listener_keys(maps_, *plan, previous, netns_);
+        ASSERT_TRUE(keys) << keys.error().message;
+        auto ok = install_plan(maps_, *plan, previous, netns_);
         ASSERT_TRUE(ok) << ok.error().message;
         plan_ = std::move(*plan);
     }
 
     void register_backend(const Listener& l) {
         const uint32_t id = plan_.ids.backends.at(l.local.str());
-        ASSERT_TRUE(register_listener(maps_, id, l.fd.get()));
+        ASSERT_TRUE(register_listener(maps_, id, l.local, l.fd.get()));
     }
 
     RunResult run(const Endpoint& client, const Endpoint& frontend, int protocol = IPPROTO_TCP) {
@@ -216,7 +219,7 @@ TEST_F(SteerProgramTest, IPv4ClientReachesADualStackListener) {
     install({ServiceSpec{.name = "dual",
                          .listen = {ep("0.0.0.0:31400")},
                          .subsets = {{.name = "v1", .weight = 1, .backends = {backend}}}}});
-    ASSERT_TRUE(register_listener(maps_, plan_.ids.backends.at(backend.str()), dual.fd.get()));
+    ASSERT_TRUE(register_listener(maps_, plan_.ids.backends.at(backend.str()), backend, dual.fd.get()));
     const RunResult r = run(ep("127.0.0.9:40000"), ep("127.0.0.1:31400"));
     EXPECT_EQ(r.verdict, SK_PASS);
     EXPECT_EQ(r.cookie, dual.cookie);

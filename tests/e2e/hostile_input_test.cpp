@@ -35,7 +35,7 @@ class HostileInputTest : public NetnsTest {
             inode = current_netns()->inode;
         }
         std::string all;
-        for (const char* map : kMapNames) {
+        for (const auto& [map, fd] : kDataplaneMaps) {
             const auto dump = run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", pin_dir(inode) + "/" + map});
             EXPECT_EQ(dump.exit_code, 0) << map << ": " << dump.err;
             all += std::string("== ") + map + "\n" + dump.out;

@@ -11,6 +11,7 @@
 
 #include "client.h"
 #include "netns_fixture.h"
+#include "tcpshift/dataplane.h"
 #include "tcpshift/pins.h"
 
 namespace tcpshift::testing {
@@ -113,35 +114,70 @@ int read_pin_as(gid_t gid, const std::string& path, uint32_t file_flags) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
 }
 
+// The mode of a path, or 0 when it is missing.
+mode_t mode_of(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+// Sets the mode of /sys/fs/bpf for the test's span: systemd and bpftool mount it 0700, and a
+// fresh machine where tcpshift mounts it has 0700 too.
+class BpffsMode {
+   public:
+    explicit BpffsMode(mode_t mode) : before_(mode_of(kBpffsMount)) { ::chmod(kBpffsMount, mode); }
+    ~BpffsMode() { ::chmod(kBpffsMount, before_); }
+
+   private:
+    mode_t before_;
+};
+
 TEST_F(LifecycleTest, APinGroupMayReadTheMapsAndNothingElse) {
     apply(kConfig);
+    BpffsMode systemd_mode(0700);
+    const mode_t pin_root_mode = mode_of(kPinRoot);
     const group* daemon = ::getgrnam("daemon");
     ASSERT_NE(daemon, nullptr);
     const gid_t member = daemon->gr_gid;
     const gid_t other = 65534;
-    const std::string stats = pins() + "/service_stats";
-    EXPECT_EQ(read_pin_as(member, stats, BPF_F_RDONLY), EACCES) << "root only before --pin-group";
+    const std::string shared = group_pin_dir(netns_inode());
+    const std::string stats = shared + "/service_stats";
+    EXPECT_EQ(read_pin_as(member, pins() + "/service_stats", BPF_F_RDONLY), EACCES) << "root only before --pin-group";
+    EXPECT_FALSE(std::filesystem::exists(shared));
 
     auto r = tcpshift_here({"attach", "--pin-group", "daemon"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("maps readable by group daemon"), std::string::npos) << r.out;
-    EXPECT_EQ(read_pin_as(member, stats, BPF_F_RDONLY), 0) << "a member reads the counters";
-    EXPECT_EQ(read_pin_as(member, pins() + "/tables", BPF_F_RDONLY), 0);
+    EXPECT_NE(r.out.find("maps readable by group daemon in " + shared), std::string::npos) << r.out;
+    EXPECT_EQ(read_pin_as(member, stats, BPF_F_RDONLY), 0) << "a member reads the counters past a 0700 /sys/fs/bpf";
+    EXPECT_EQ(read_pin_as(member, shared + "/tables", BPF_F_RDONLY), 0);
     EXPECT_EQ(read_pin_as(member, stats, 0), EACCES) << "read-write is refused to the group";
+    EXPECT_FALSE(std::filesystem::exists(shared + "/" + kPinSteerLink)) << "links are not shared";
     EXPECT_EQ(read_pin_as(member, pins() + "/" + kPinSteerLink, BPF_F_RDONLY), EACCES) << "links stay root only";
     EXPECT_EQ(read_pin_as(other, stats, BPF_F_RDONLY), EACCES) << "a non-member reads nothing";
-    // The data plane still serves: the modes are all that changed.
-    r = tcpshift_here({"status", "--json"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(mode_of(kBpffsMount), 0700u) << "the host's bpffs keeps its mode";
+    EXPECT_EQ(mode_of(kPinRoot), pin_root_mode) << "the pin root every namespace shares keeps its mode";
+    EXPECT_EQ(mode_of(pins()), 0700u) << "the namespace's own pins stay root's";
+    // The group reads the same maps the data plane writes: a connection shows in the copy.
+    {
+        Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+        Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+        auto in = enter();
+        EXPECT_EQ(tally(endpoint("127.0.0.1:31400"), 10).failures, 0u);
+    }
+    Fd shared_stats(bpf_obj_get(stats.c_str()));
+    ASSERT_TRUE(shared_stats);
+    auto counters = read_service_counters(DataplaneMaps{.service_stats = std::move(shared_stats)}, 0);
+    ASSERT_TRUE(counters) << counters.error().message;
+    EXPECT_EQ(counters->lookups, 10u);
 
     r = tcpshift_here({"attach", "--pin-group", "root"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(read_pin_as(member, stats, BPF_F_RDONLY), EACCES) << "--pin-group root takes the access back";
-    struct stat st {};
-    ASSERT_EQ(::stat(pins().c_str(), &st), 0);
-    EXPECT_EQ(st.st_mode & 0777, 0700u);
-    ASSERT_EQ(::stat(kPinRoot, &st), 0);
-    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    EXPECT_FALSE(std::filesystem::exists(shared)) << "--pin-group root takes the access back";
+    EXPECT_NE(read_pin_as(member, stats, BPF_F_RDONLY), 0);
+
+    ASSERT_EQ(tcpshift_here({"attach", "--pin-group", "daemon"}).exit_code, 0);
+    ASSERT_TRUE(std::filesystem::exists(shared));
+    ASSERT_EQ(tcpshift_here({"detach"}).exit_code, 0);
+    EXPECT_FALSE(std::filesystem::exists(shared)) << "detach removes the group's pins";
 
     r = tcpshift_here({"attach", "--pin-group", "no-such-group"});
     EXPECT_EQ(r.exit_code, 2);
