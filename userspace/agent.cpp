@@ -115,7 +115,7 @@ class AppliedView {
             auto stats = collect_stats(*maps, **plan);
             if (!stats) return fail(stats.error());
             facts.stats = std::move(*stats);
-            auto ready = ready_backends(*maps, **plan);
+            auto ready = ready_backends(*maps, **plan, netns_);
             if (!ready) return fail(ready.error());
             facts.ready.insert(ready->begin(), ready->end());
         }

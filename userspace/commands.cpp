@@ -296,9 +296,13 @@ Result<void> run_status(const ShowCommand& cmd, Streams io) {
     if (facts.attached) {
         auto maps = open_dataplane(netns);
         if (!maps) return fail(maps.error());
-        auto ready = ready_backends(*maps, applied->plan);
-        if (!ready) return fail(ready.error());
-        facts.ready.insert(ready->begin(), ready->end());
+        auto sockets = backend_sockets(*maps, applied->plan, netns);
+        if (!sockets) return fail(sockets.error());
+        for (const auto& [id, list] : *sockets)
+            for (const auto& s : list) {
+                if (s.serves) facts.ready.insert(id);
+                if (!s.serves) facts.foreign[id].push_back(describe(s));
+            }
     }
     if (cmd.json) {
         io.out << status_json(applied->plan, facts).dump(2) << "\n";

@@ -19,6 +19,7 @@
 #include "tcpshift/bpf_abi.h"
 #include "tcpshift/flow_hash.h"
 #include "tcpshift/pins.h"
+#include "tcpshift/sock_diag.h"
 
 namespace tcpshift {
 
@@ -625,6 +626,14 @@ Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const
     }
     for (const auto& [ep, id] : want_listeners)
         if (!seen_listeners.count(ep)) diff.push_back("listener key " + ep.str() + " is missing");
+
+    auto sockets = backend_sockets(maps, plan, netns);
+    if (!sockets) return fail(sockets.error());
+    for (const auto& [name, id] : plan.ids.backends)
+        for (const auto& s : (*sockets)[id])
+            if (!s.serves)
+                diff.push_back("backend " + name + " (id " + std::to_string(id) + "): the SOCKHASH holds a " +
+                               describe(s) + ", which does not serve " + name);
     return diff;
 }
 
@@ -642,14 +651,49 @@ Result<std::vector<uint64_t>> backend_socket_cookies(const DataplaneMaps& maps, 
     return cookies;
 }
 
-Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan) {
+Result<std::map<uint32_t, std::vector<BackendSocket>>> backend_sockets(const DataplaneMaps& maps, const Plan& plan,
+                                                                       const NetnsId& netns) {
+    auto here = current_netns();
+    if (!here) return fail(here.error());
+    if (here->cookie != netns.cookie)
+        return fail(system_error("list the backends' sockets: the caller is not in network namespace " +
+                                 std::to_string(netns.inode)));
+    auto listening = listening_sockets();
+    if (!listening) return fail(listening.error());
+    std::map<uint64_t, const ListeningSocket*> by_cookie;
+    for (const auto& l : *listening) by_cookie.emplace(l.cookie, &l);
+    std::map<uint32_t, std::vector<BackendSocket>> out;
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                if (out.count(b.id)) continue;
+                auto cookies = backend_socket_cookies(maps, b.id);
+                if (!cookies) return fail(cookies.error());
+                auto& sockets = out[b.id];
+                for (uint64_t cookie : *cookies) {
+                    BackendSocket s{.cookie = cookie};
+                    if (auto it = by_cookie.find(cookie); it != by_cookie.end()) {
+                        s.listening_on = it->second->local;
+                        s.serves = listener_serves(*it->second, b.address);
+                    }
+                    sockets.push_back(s);
+                }
+            }
+    return out;
+}
+
+Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns) {
+    auto sockets = backend_sockets(maps, plan, netns);
+    if (!sockets) return fail(sockets.error());
     std::vector<uint32_t> ready;
-    for (const auto& [name, id] : plan.ids.backends) {
-        auto cookies = backend_socket_cookies(maps, id);
-        if (!cookies) return fail(cookies.error());
-        if (!cookies->empty()) ready.push_back(id);
-    }
+    for (const auto& [id, list] : *sockets)
+        if (std::any_of(list.begin(), list.end(), [](const BackendSocket& s) { return s.serves; })) ready.push_back(id);
     return ready;
+}
+
+std::string describe(const BackendSocket& socket) {
+    if (socket.listening_on) return "listener on " + socket.listening_on->str();
+    return "socket " + std::to_string(socket.cookie) + " that listens nowhere in this namespace";
 }
 
 Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, const Endpoint& address,

@@ -46,6 +46,14 @@ json frontends_json(const PlanService& svc) {
     return a;
 }
 
+// "yes", "no", or either with the sockets that do not belong: "no, holds listener on ...".
+std::string ready_cell(uint32_t id, const StatusFacts& facts) {
+    std::string cell = facts.ready.count(id) ? "yes" : "no";
+    if (auto it = facts.foreign.find(id); it != facts.foreign.end())
+        for (const auto& s : it->second) cell += ", holds " + s;
+    return cell;
+}
+
 std::string set_usage(const PlanService& svc) {
     std::string s = "tcpshift set " + svc.name;
     for (const auto& subset : svc.subsets) s += " " + subset.name + "=" + std::to_string(subset.weight);
@@ -115,7 +123,11 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
         for (const auto& subset : svc.subsets) {
             json backends = json::array();
             for (const auto& b : subset.backends)
-                backends.push_back({{"address", b.address.str()}, {"id", b.id}, {"ready", facts.ready.count(b.id) > 0}});
+                backends.push_back({{"address", b.address.str()},
+                                    {"id", b.id},
+                                    {"ready", facts.ready.count(b.id) > 0},
+                                    {"foreign_sockets", facts.foreign.count(b.id) ? facts.foreign.at(b.id)
+                                                                                  : std::vector<std::string>{}}});
             subsets.push_back({{"name", subset.name},
                                {"weight", subset.weight},
                                {"percent", subset.share * 100.0},
@@ -159,7 +171,7 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
                 t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
-                       facts.ready.count(b.id) ? "yes" : "no"});
+                       ready_cell(b.id, facts)});
         t.print(out, "  ");
         out << "  shift with: " << set_usage(svc) << "\n";
     }

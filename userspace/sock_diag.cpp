@@ -1,6 +1,5 @@
-// Listening TCP sockets of the calling thread's network namespace, from NETLINK_SOCK_DIAG:
-// the kernel's own view, with each socket's cookie (what a SOCKHASH lookup returns) and
-// whether an IPv6 socket is v6only (the kernel adds that attribute to every IPv6 socket).
+#include "tcpshift/sock_diag.h"
+
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -13,7 +12,7 @@
 #include <cstring>
 #include <vector>
 
-#include "tcpshift/listeners.h"
+#include "tcpshift/fd.h"
 
 namespace tcpshift {
 
@@ -32,6 +31,7 @@ ListeningSocket from_message(const nlmsghdr* header) {
                       .inode = msg->idiag_inode,
                       .cookie = static_cast<uint64_t>(msg->id.idiag_cookie[1]) << 32 | msg->id.idiag_cookie[0]};
     std::memcpy(s.local.addr.data(), msg->id.idiag_src, msg->idiag_family == AF_INET ? 4 : 16);
+    // The kernel adds INET_DIAG_SKV6ONLY to every IPv6 socket it lists.
     int len = static_cast<int>(header->nlmsg_len - NLMSG_LENGTH(sizeof(*msg)));
     for (const auto* attr = reinterpret_cast<const rtattr*>(msg + 1); RTA_OK(attr, len); attr = RTA_NEXT(attr, len))
         if (attr->rta_type == INET_DIAG_SKV6ONLY) s.v6only = *static_cast<const uint8_t*>(RTA_DATA(attr)) != 0;
@@ -73,6 +73,14 @@ Result<std::vector<ListeningSocket>> listening_sockets() {
     for (int family : {AF_INET, AF_INET6})
         if (auto ok = dump_family(family, out); !ok) return fail(ok.error());
     return out;
+}
+
+bool listener_serves(const ListeningSocket& listener, const Endpoint& address) {
+    if (listener.local.port != address.port) return false;
+    if (listener.local.family == address.family)
+        return listener.local.is_wildcard() || listener.local.addr == address.addr;
+    return listener.local.family == AF_INET6 && address.family == AF_INET && listener.local.is_wildcard() &&
+           !listener.v6only;
 }
 
 }  // namespace tcpshift

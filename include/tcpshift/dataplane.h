@@ -4,7 +4,9 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -122,8 +124,22 @@ uint32_t backend_tag(const Endpoint& address);
 // frontends, live tables (affinity, fallback order, slots) and listener keys.
 Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns);
 
-// Backends that have at least one listener in the SOCKHASH.
-Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan);
+// One listener the SOCKHASH holds for a backend, as the kernel lists it.
+struct BackendSocket {
+    uint64_t cookie = 0;
+    std::optional<Endpoint> listening_on;  // empty: no listening socket of the namespace has the cookie
+    bool serves = false;                   // a connection to the backend's address would reach it
+};
+// What the SOCKHASH holds for each backend of `plan`, by id, each socket named by the
+// kernel's list of listening sockets. The calling thread must be in the namespace `netns`.
+Result<std::map<uint32_t, std::vector<BackendSocket>>> backend_sockets(const DataplaneMaps& maps, const Plan& plan,
+                                                                       const NetnsId& netns);
+
+// Backends with at least one listener in the SOCKHASH that serves their address.
+Result<std::vector<uint32_t>> ready_backends(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns);
+
+// "listener on 127.0.0.1:9003" or "socket 4711 that listens nowhere in this namespace".
+std::string describe(const BackendSocket& socket);
 
 // The socket cookies the SOCKHASH holds for a backend, one per registered group member.
 Result<std::vector<uint64_t>> backend_socket_cookies(const DataplaneMaps& maps, uint32_t backend_id);

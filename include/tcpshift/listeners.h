@@ -14,18 +14,9 @@
 #include "tcpshift/dataplane.h"
 #include "tcpshift/endpoint.h"
 #include "tcpshift/error.h"
+#include "tcpshift/sock_diag.h"
 
 namespace tcpshift {
-
-struct ListeningSocket {
-    Endpoint local;
-    uint64_t inode = 0;
-    uint64_t cookie = 0;  // SO_COOKIE: what the SOCKHASH holds for it
-    bool v6only = false;  // an AF_INET6 socket that takes no IPv4 connection
-};
-
-// TCP sockets in LISTEN state in the calling thread's network namespace (sock_diag).
-Result<std::vector<ListeningSocket>> listening_sockets();
 
 struct SocketOwner {
     pid_t pid = 0;

@@ -19,7 +19,9 @@ void print_explain(const Plan& plan, std::ostream& out);
 struct StatusFacts {
     uint64_t netns_inode = 0;
     bool attached = false;
-    std::set<uint32_t> ready;  // backend ids with a registered listener
+    std::set<uint32_t> ready;  // backend ids with a registered listener that serves their address
+    // backend id -> the registered sockets that do not serve its address (describe())
+    std::map<uint32_t, std::vector<std::string>> foreign;
     std::vector<Endpoint> local_routes;  // virtual IPs tcpshift made local
 };
 nlohmann::json status_json(const Plan& plan, const StatusFacts& facts);
