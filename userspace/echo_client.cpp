@@ -34,14 +34,21 @@ bool wait_for(int fd, short events, Clock::time_point deadline) {
     return ::poll(&pfd, 1, static_cast<int>(left.count())) > 0;
 }
 
-// Non-blocking connect bounded by the deadline.
-Fd connect_to(const Endpoint& target, Clock::time_point deadline, EchoResult* failure) {
+// Non-blocking connect bounded by the deadline, from `source` when it is given.
+Fd connect_to(const Endpoint& target, Clock::time_point deadline, EchoResult* failure, const Endpoint* source) {
     Fd fd(::socket(target.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) {
         *failure = failed(EchoFailure::kConnect, "socket", errno);
         return Fd();
     }
     sockaddr_storage ss;
+    if (source) {
+        const socklen_t source_len = to_sockaddr(*source, &ss);
+        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), source_len) != 0) {
+            *failure = failed(EchoFailure::kConnect, "bind", errno);
+            return Fd();
+        }
+    }
     const socklen_t len = to_sockaddr(target, &ss);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
         *failure = failed(classify(errno), "connect", errno);
@@ -75,10 +82,11 @@ const char* failure_name(EchoFailure failure) {
     return "unknown";
 }
 
-EchoResult echo_once(const Endpoint& target, const std::string& line, std::chrono::milliseconds timeout) {
+EchoResult echo_once(const Endpoint& target, const std::string& line, std::chrono::milliseconds timeout,
+                     const Endpoint* source) {
     const auto deadline = Clock::now() + timeout;
     EchoResult r;
-    Fd fd = connect_to(target, deadline, &r);
+    Fd fd = connect_to(target, deadline, &r, source);
     if (!fd) return r;
     const std::string msg = line + "\n";
     if (::send(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size()))
@@ -102,7 +110,7 @@ EchoResult echo_once(const Endpoint& target, const std::string& line, std::chron
 
 EchoConnection EchoConnection::open(const Endpoint& target, std::chrono::milliseconds timeout, EchoResult* failure) {
     EchoConnection c;
-    c.fd_ = connect_to(target, Clock::now() + timeout, failure);
+    c.fd_ = connect_to(target, Clock::now() + timeout, failure, nullptr);
     return c;
 }
 

@@ -21,10 +21,11 @@ struct EchoResult {
     EchoFailure failure = EchoFailure::kNone;
 };
 
-// Connects, sends `line` and a newline, half-closes, and reads the reply until the server
-// closes. Every step is bounded by `timeout`.
+// Connects (from `source` when given: an address, and a port or 0), sends `line` and a
+// newline, half-closes, and reads the reply until the server closes. Every step is bounded
+// by `timeout`.
 EchoResult echo_once(const Endpoint& target, const std::string& line,
-                     std::chrono::milliseconds timeout = std::chrono::seconds(3));
+                     std::chrono::milliseconds timeout = std::chrono::seconds(3), const Endpoint* source = nullptr);
 
 // A connection kept open, exchanging one line at a time.
 class EchoConnection {

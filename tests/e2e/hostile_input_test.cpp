@@ -36,6 +36,7 @@ class HostileInputTest : public NetnsTest {
         }
         std::string all;
         for (const auto& [map, fd] : kDataplaneMaps) {
+            if (std::string(map) == "connections") continue;  // socket storage: bpftool cannot list it
             const auto dump = run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", pin_dir(inode) + "/" + map});
             EXPECT_EQ(dump.exit_code, 0) << map << ": " << dump.err;
             all += std::string("== ") + map + "\n" + dump.out;

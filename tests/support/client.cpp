@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 
 #include "tcpshift/fd.h"
 
@@ -58,10 +59,12 @@ int free_port() {
     return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 }
 
-Tally tally(const Endpoint& target, size_t n, std::chrono::milliseconds timeout) {
+namespace {
+
+Tally tally_with(size_t n, const std::function<EchoResult(size_t)>& once) {
     Tally t;
     for (size_t i = 0; i < n; ++i) {
-        const EchoResult r = echo_once(target, "hello", timeout);
+        const EchoResult r = once(i);
         if (!r.ok) {
             ++t.failures;
             if (t.first_errors.size() < 5) t.first_errors.push_back(r.error);
@@ -70,6 +73,21 @@ Tally tally(const Endpoint& target, size_t n, std::chrono::milliseconds timeout)
         ++t.by_prefix[r.reply.substr(0, r.reply.find(' '))];
     }
     return t;
+}
+
+}  // namespace
+
+Tally tally(const Endpoint& target, size_t n, std::chrono::milliseconds timeout) {
+    return tally_with(n, [&](size_t) { return echo_once(target, "hello", timeout); });
+}
+
+Tally tally_from_many_sources(const Endpoint& target, size_t n, std::chrono::milliseconds timeout) {
+    return tally_with(n, [&](size_t i) {
+        const Endpoint source = *parse_address("127." + std::to_string(1 + i / 62500 % 254) + "." +
+                                                   std::to_string(i / 250 % 250) + "." + std::to_string(i % 250 + 1),
+                                               0);
+        return echo_once(target, "hello", timeout, &source);
+    });
 }
 
 }  // namespace tcpshift::testing

@@ -29,6 +29,10 @@ struct Tally {
     std::string str() const;
 };
 Tally tally(const Endpoint& target, size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(3));
+// The same from n distinct IPv4 loopback sources (127.1.0.1, 127.1.0.2, ...), so each flow is
+// an independent draw of the hash, not one of the few 4-tuples a single source reuses.
+Tally tally_from_many_sources(const Endpoint& target, size_t n,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(3));
 
 Endpoint endpoint(const std::string& text);  // parse_endpoint that aborts on bad test input
 

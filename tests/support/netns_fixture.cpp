@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "client.h"
@@ -86,6 +87,54 @@ ScopedNetns NetnsTest::enter() {
         std::abort();
     }
     return std::move(*scope);
+}
+
+void NeighbourNamespace::SetUp() {
+    if (::geteuid() != 0) return;  // the privileged tests skip or fail by themselves
+    ns_ = std::make_unique<TestNetns>();
+    ASSERT_TRUE(ns_->ok()) << "could not create the neighbour namespace";
+    backends_.push_back(start_echo(ns_->name(), "127.0.0.1:9001", "neighbour-one"));
+    backends_.push_back(start_echo(ns_->name(), "127.0.0.1:9002", "neighbour-two"));
+    std::string config = tcp_echo_config(50, 50);
+    config.replace(config.find("127.0.0.1:31400"), 15, "0.0.0.0:31400");
+    const auto r = tcpshift({"apply", "-f", write_temp_file("neighbour.yaml", config), "--netns", ns_->name()});
+    ASSERT_EQ(r.exit_code, 0) << "neighbour: " << r.err;
+    const std::string name = ns_->name();
+    client_ = std::thread([this, name] {
+        auto in = ScopedNetns::enter(name);
+        if (!in) return;
+        const Endpoint frontend = endpoint("127.0.0.1:31400");
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(20);
+        while (!stop_ && std::chrono::steady_clock::now() < deadline) {
+            const EchoResult reply = echo_once(frontend, "hello", std::chrono::seconds(3));
+            if (reply.ok && reply.reply.starts_with("neighbour-")) {
+                ++replies_;
+            } else {
+                if (failures_++ == 0) first_error_ = reply.ok ? "reply \"" + reply.reply + "\"" : reply.error;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+}
+
+void NeighbourNamespace::TearDown() {
+    if (!ns_) return;
+    stop_ = true;
+    if (client_.joinable()) client_.join();
+    const auto r = tcpshift({"stats", "--json", "--netns", ns_->name()});
+    EXPECT_EQ(r.exit_code, 0) << "neighbour: " << r.err;
+    if (r.exit_code == 0) {
+        uint64_t opened = 0;
+        const auto stats = nlohmann::json::parse(r.out);
+        for (const auto& svc : stats["services"])
+            for (const auto& subset : svc["subsets"])
+                for (const auto& b : subset["backends"]) opened += b["opened"].get<uint64_t>();
+        EXPECT_EQ(opened, replies_) << "the neighbour namespace counted other connections than its own: " << r.out;
+    }
+    EXPECT_GT(replies_, 0u) << "the neighbour's client got no reply";
+    EXPECT_EQ(failures_, 0u) << "the neighbour's client failed while the tests ran: " << first_error_;
+    backends_.clear();
+    ns_.reset();
 }
 
 }  // namespace tcpshift::testing

@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "process.h"
 #include "tcpshift/netns.h"
@@ -68,6 +71,30 @@ class NetnsTest : public ::testing::Test {
 
    private:
     std::unique_ptr<TestNetns> ns_;
+};
+
+}  // namespace tcpshift::testing
+
+namespace tcpshift::testing {
+
+// Another namespace on the same host with tcpshift attached, the same frontend and backend
+// ports as the tests (0.0.0.0:31400 over 127.0.0.1:9001 and 9002), and a client keeping it
+// busy (about 50 connections a second) for as long as the tests run. At the end its own
+// accounting must be exact: every reply its client got is one connection opened there, no
+// more (nothing of the tests' namespaces counted) and no failure.
+class NeighbourNamespace : public ::testing::Environment {
+   public:
+    void SetUp() override;
+    void TearDown() override;
+
+   private:
+    std::unique_ptr<TestNetns> ns_;
+    std::vector<Child> backends_;
+    std::thread client_;
+    std::atomic<bool> stop_{false};
+    uint64_t replies_ = 0;
+    uint64_t failures_ = 0;
+    std::string first_error_;
 };
 
 }  // namespace tcpshift::testing
