@@ -80,7 +80,7 @@ struct Setup {
         if (auto ok = install_plan(maps, *plan, nullptr, *netns); !ok) fail_with(ok.error().message);
         for (uint32_t i = 0; i < live; ++i) {
             const uint32_t id = plan->ids.backends.at(backends[i].local.str());
-            if (auto ok = register_listener(maps, id, backends[i].local, backends[i].fd.get()); !ok) fail_with(ok.error().message);
+            if (auto ok = register_listener(maps, serving(id, backends[i].local), backends[i].fd.get()); !ok) fail_with(ok.error().message);
         }
     }
 

@@ -1,5 +1,7 @@
 #include "mesh.h"
 
+#include <set>
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -370,6 +372,27 @@ Result<std::vector<Endpoint>> backend_endpoints(const MeshService& service, cons
     return out;
 }
 
+namespace {
+
+// A Gateway port with no bind address implies both wildcards, 0.0.0.0 and [::]; a family no
+// backend of the service has would reset its clients, so its wildcard is not implied.
+void drop_unserved_wildcards(ServiceSpec& svc) {
+    std::set<int> served;
+    for (const auto& subset : svc.subsets)
+        for (const auto& b : subset.backends) served.insert(b.family);
+    if (served.empty()) return;  // nothing to serve either family; compile says so
+    for (int family : {AF_INET, AF_INET6}) {
+        if (served.count(family)) continue;
+        for (size_t i = svc.listen.size(); i-- > 0;) {
+            if (svc.listen[i].family != family || !svc.listen[i].is_wildcard()) continue;
+            svc.listen.erase(svc.listen.begin() + static_cast<std::ptrdiff_t>(i));
+            if (i < svc.listen_where.size()) svc.listen_where.erase(svc.listen_where.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+    }
+}
+
+}  // namespace
+
 Result<std::vector<ServiceSpec>> resolve_mesh_services(const std::vector<Resource>& resources, Diagnostics& diag) {
     auto catalog = Catalog::build(resources, diag);
     if (!catalog) return fail(catalog.error());
@@ -378,6 +401,7 @@ Result<std::vector<ServiceSpec>> resolve_mesh_services(const std::vector<Resourc
     auto gateway = resolve_gateway_api(resources, *catalog, diag);
     if (!gateway) return fail(gateway.error());
     for (auto& s : *gateway) istio->push_back(std::move(s));
+    for (auto& s : *istio) drop_unserved_wildcards(s);
     return istio;
 }
 

@@ -33,9 +33,15 @@
  * 1/4093 of the traffic: a share is exact to within 0.013 percentage points. */
 #define TS_TABLE_SLOTS 4093
 
-/* A weight table exists twice per service: the live one and the spare the
- * next change is written into. services[id].generation says which is live. */
+/* A weight table exists twice per service and client family: the live one and
+ * the spare the next change is written into. services[id].generation says which
+ * is live, for both families at once. An AF_INET listener takes IPv4 clients
+ * only, so each family has a table of the backends that can take it. */
 #define TS_TABLE_GENERATIONS 2
+#define TS_TABLE_FAMILIES 2 /* 0: IPv4 clients, 1: IPv6 clients */
+#define TS_FAMILY_INDEX(family) ((family) == 10 /* AF_INET6 */ ? 1 : 0)
+#define TS_TABLE_ID(service_id, family_index, generation) \
+	(((service_id) * TS_TABLE_FAMILIES + (family_index)) * TS_TABLE_GENERATIONS + (generation))
 
 #define TS_NO_BACKEND 0xffff
 
@@ -68,7 +74,7 @@ struct ts_service {
 #define TS_AFFINITY_NONE 0      /* hash of the 4-tuple */
 #define TS_AFFINITY_SOURCE_IP 1 /* hash of the source address only */
 
-/* Value of the "tables" array, index service_id * 2 + generation. */
+/* Value of the "tables" array, index TS_TABLE_ID(service, family index, generation). */
 struct ts_table {
 	__u32 affinity;     /* TS_AFFINITY_* */
 	__u32 backend_count; /* entries used in backends[] */
@@ -87,8 +93,11 @@ struct ts_listener_key {
 	__u32 addr[4]; /* network byte order; all zero: a wildcard listener */
 };
 
+/* The backends a listener with that key serves, by client family: [0] for IPv4
+ * connections, [1] for IPv6 ones; TS_NO_BACKEND for none. A dual-stack [::]
+ * listener can serve an IPv4 and an IPv6 backend entry of its port at once. */
 struct ts_listener {
-	__u32 backend_id;
+	__u32 backend_ids[2];
 };
 
 /* Per-CPU counters of a service, the "service_stats" array indexed by service id. */
@@ -108,10 +117,11 @@ struct ts_service_stats {
  * connection the listener accepts knows its backend whatever steered it: a weight flip
  * during the handshake, a fallback, a SYN cookie, or a direct connection. */
 struct ts_connection {
-	__u32 backend_id;
-	__u32 tag;        /* backend_tags[backend_id] when the listener registered */
-	__u32 flags;      /* TS_CONN_* */
-	__u32 service_id; /* the service whose frontend the connection came through, if any */
+	__u32 backend_ids[2]; /* a listener's, by client family as in ts_listener; a
+			       * connection's in [0] */
+	__u32 tags[2];        /* backend_tags[backend_ids[i]] when the listener registered */
+	__u32 flags;          /* TS_CONN_* */
+	__u32 service_id;     /* the service whose frontend the connection came through */
 };
 
 #define TS_CONN_LISTENER 4 /* the storage of a listener, not yet of a connection */

@@ -98,10 +98,18 @@ Result<void> detach_dataplane(const NetnsId& netns);
 // its namespace without listing the others. gid 0 takes the access back.
 Result<void> grant_pin_group(const NetnsId& netns, unsigned gid);
 
+// The backends a listening socket serves, by client family: [0] for IPv4 connections, [1] for
+// IPv6 ones; TS_NO_BACKEND for none (ts_listener).
+using ListenerIds = std::array<uint32_t, 2>;
+// A listener of one backend, at `address`, serving clients of its family.
+ListenerIds serving(uint32_t backend_id, const Endpoint& address);
+
 // The listener keys of a plan: which (address, port) a listening socket must have to be a
-// backend. A backend is also found by a wildcard listener of its port (0.0.0.0, or [::] which
-// takes IPv4 too) when no other backend of the plan shares that wildcard.
-std::vector<std::pair<Endpoint, uint32_t>> listener_keys(const Plan& plan);
+// backend. A backend is also found by a wildcard listener of its port (0.0.0.0 for an IPv4
+// backend; [::] for an IPv6 one, and for an IPv4 one, since a dual-stack listener takes IPv4
+// too) when no other backend of the same family shares that wildcard. So one dual-stack
+// listener on [::]:P serves both 127.0.0.1:P and [::1]:P.
+std::vector<std::pair<Endpoint, ListenerIds>> listener_keys(const Plan& plan);
 
 // Prepares the maps for the backend ids of `next`, given that they hold `previous` (nullptr:
 // nothing yet): an id that is new to its address gets that address's tag and loses any
@@ -144,10 +152,9 @@ std::string describe(const BackendSocket& socket);
 // The socket cookies the SOCKHASH holds for a backend, one per registered group member.
 Result<std::vector<uint64_t>> backend_socket_cookies(const DataplaneMaps& maps, uint32_t backend_id);
 
-// Inserts an already listening socket as a member of the backend's listeners, and gives it
-// the storage sock_ops would have given it, so its connections are accounted for.
-Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, const Endpoint& address,
-                               int socket_fd);
+// Inserts an already listening socket as a member of the listeners of the backends it serves,
+// and gives it the storage sock_ops would have given it, so its connections are accounted for.
+Result<void> register_listener(const DataplaneMaps& maps, const ListenerIds& ids, int socket_fd);
 
 struct ServiceCounters {
     uint64_t lookups = 0, fallbacks = 0, no_backend = 0;

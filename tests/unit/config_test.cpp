@@ -19,10 +19,10 @@ spec:
   subsets:
   - name: v1
     weight: 20
-    backends: ["127.0.0.1:9001"]
+    backends: ["127.0.0.1:9001", "[::1]:9001"]
   - name: v2
     weight: 80
-    backends: ["127.0.0.1:9002", "127.0.0.1:9003"]
+    backends: ["127.0.0.1:9002", "127.0.0.1:9003", "[::1]:9002"]
 )";
 
 Result<std::vector<ServiceSpec>> parse(const std::string& text, Diagnostics* diag = nullptr) {
@@ -45,7 +45,7 @@ TEST(Config, ParsesTheNativeResource) {
     ASSERT_EQ(s.subsets.size(), 2u);
     EXPECT_EQ(s.subsets[0].weight, 20u);
     EXPECT_EQ(s.subsets[0].weight_where.str(), "t.yaml:10");
-    EXPECT_EQ(s.subsets[1].backends.size(), 2u);
+    EXPECT_EQ(s.subsets[1].backends.size(), 3u);
 }
 
 TEST(Config, ReadsSeveralDocumentsAndSkipsKindsItDoesNotHandle) {
@@ -151,7 +151,7 @@ INSTANTIATE_TEST_SUITE_P(
                   .want = "spec.listen: needs at least one ADDRESS:PORT"},
         ErrorCase{.desc = "subset without weight", .from = "    weight: 80\n", .to = "",
                   .want = "t.yaml:12: spec.subsets[1].weight: missing"},
-        ErrorCase{.desc = "subset without backends", .from = "    backends: [\"127.0.0.1:9001\"]\n", .to = "",
+        ErrorCase{.desc = "subset without backends", .from = "    backends: [\"127.0.0.1:9001\", \"[::1]:9001\"]\n", .to = "",
                   .want = "t.yaml:9: spec.subsets[0].backends: needs at least one"},
         ErrorCase{.desc = "takeover not bool", .from = "  affinity: source-ip\n", .to = "  takeover: maybe\n",
                   .want = "t.yaml:7: spec.takeover: must be true or false"}),
@@ -195,7 +195,7 @@ TEST(Plan, SharesFollowWeightsAndSplitASubsetEvenly) {
     EXPECT_DOUBLE_EQ(s.subsets[0].share, 0.2);
     EXPECT_DOUBLE_EQ(s.subsets[1].backends[0].share, 0.4);
     EXPECT_DOUBLE_EQ(s.subsets[1].backends[1].share, 0.4);
-    EXPECT_EQ(s.weighted_backends.size(), 3u);
+    EXPECT_EQ(s.tables[0].weighted_backends.size(), 3u);
 }
 
 TEST(Plan, IdsAreStableAcrossCompiles) {
@@ -207,7 +207,8 @@ TEST(Plan, IdsAreStableAcrossCompiles) {
     EXPECT_EQ(plan->services[0].id, 7u);
     EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9002"), 3u);
     EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9001"), 0u);
-    EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9003"), 1u);
+    EXPECT_EQ(plan->ids.backends.at("[::1]:9001"), 1u);
+    EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9003"), 2u);
 }
 
 TEST(Plan, ZeroWeightSubsetGetsNoSlotAndNoFallback) {
@@ -218,8 +219,8 @@ TEST(Plan, ZeroWeightSubsetGetsNoSlotAndNoFallback) {
     auto plan = compile_plan(*services, {}, default_limits());
     ASSERT_TRUE(plan);
     const uint32_t v1 = plan->ids.backends.at("127.0.0.1:9001");
-    for (uint16_t slot : plan->services[0].slots) EXPECT_NE(slot, v1);
-    for (uint16_t b : plan->services[0].weighted_backends) EXPECT_NE(b, v1);
+    for (uint16_t slot : plan->services[0].tables[0].slots) EXPECT_NE(slot, v1);
+    for (uint16_t b : plan->services[0].tables[0].weighted_backends) EXPECT_NE(b, v1);
 }
 
 TEST(Plan, RefusesMoreThanTheMapsHold) {
@@ -229,7 +230,7 @@ TEST(Plan, RefusesMoreThanTheMapsHold) {
     small.max_service_backends = 2;
     auto plan = compile_plan(*services, {}, small);
     ASSERT_FALSE(plan);
-    EXPECT_NE(plan.error().message.find("has 3 backends; a service holds at most 2"), std::string::npos)
+    EXPECT_NE(plan.error().message.find("has 5 backends; a service holds at most 2"), std::string::npos)
         << plan.error().message;
     small = default_limits();
     small.max_services = 0;
@@ -258,7 +259,7 @@ TEST(Plan, HoldsTheDocumentedLimits) {
     auto plan = compile_plan(*services, {}, default_limits());
     ASSERT_TRUE(plan) << plan.error().message;
     EXPECT_EQ(plan->services.size(), 256u);
-    EXPECT_EQ(plan->services[0].weighted_backends.size(), 256u);
+    EXPECT_EQ(plan->services[0].tables[0].weighted_backends.size(), 256u);
 }
 
 }  // namespace

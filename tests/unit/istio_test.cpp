@@ -96,9 +96,10 @@ TEST(Istio, TheTrafficShiftingTaskResolves) {
     const ServiceSpec& s = (*services)[0];
     EXPECT_EQ(s.name, "tcp-echo-routing");
     EXPECT_EQ(s.origin, "VirtualService.networking.istio.io/shift/tcp-echo-routing");
-    ASSERT_EQ(s.listen.size(), 2u);
+    // The Gateway implies both wildcards; every workload is IPv4, so [::] is not kept: its
+    // clients would be reset.
+    ASSERT_EQ(s.listen.size(), 1u);
     EXPECT_EQ(s.listen[0].str(), "0.0.0.0:31400");
-    EXPECT_EQ(s.listen[1].str(), "[::]:31400");
     ASSERT_EQ(s.subsets.size(), 2u);
     EXPECT_EQ(s.subsets[0].name, "v1");
     EXPECT_EQ(s.subsets[0].weight, 20u);
@@ -154,7 +155,7 @@ TEST(Istio, SharesAreWeightOverSumAndZeroTakesNothing) {
     services = resolve(docs({kWorkloads, kGateway, kDestinationRule, vs}));
     ASSERT_TRUE(services);
     plan = compile_plan(*services, {}, default_limits());
-    EXPECT_EQ(plan->services[0].weighted_backends.size(), 1u);
+    EXPECT_EQ(plan->services[0].tables[0].weighted_backends.size(), 1u);
 }
 
 TEST(Istio, TheFirstMatchingRouteWins) {
@@ -178,7 +179,7 @@ spec:
     EXPECT_EQ((*services)[0].listen[0].port, 31400);
     EXPECT_EQ((*services)[0].subsets[0].name, "v1");
     EXPECT_EQ((*services)[1].name, "two-routes-1");
-    ASSERT_EQ((*services)[1].listen.size(), 2u) << "the catch-all route keeps only what the first left";
+    ASSERT_EQ((*services)[1].listen.size(), 1u) << "the catch-all route keeps only what the first left";
     EXPECT_EQ((*services)[1].listen[0].port, 31401);
 }
 
@@ -445,7 +446,7 @@ TEST(GatewayApi, ATcpRouteSplitsByBackendRefWeights) {
     ASSERT_EQ(services->size(), 1u);
     const ServiceSpec& s = (*services)[0];
     EXPECT_EQ(s.name, "echo");
-    ASSERT_EQ(s.listen.size(), 2u) << "only the listener named tcp";
+    ASSERT_EQ(s.listen.size(), 1u) << "only the listener named tcp, IPv4 as its workloads";
     EXPECT_EQ(s.listen[0].str(), "0.0.0.0:31400");
     EXPECT_EQ(s.subsets[0].name, "echo-v1");
     EXPECT_EQ(s.subsets[0].weight, 20u);
