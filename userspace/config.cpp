@@ -78,27 +78,21 @@ Result<std::string> read_file(const std::string& path) {
     return out.str();
 }
 
-Result<std::vector<std::string>> expand_paths(const std::vector<std::string>& paths) {
-    std::vector<std::string> files;
-    for (const auto& path : paths) {
-        std::error_code ec;
-        if (path != "-" && fs::is_directory(path, ec)) {
-            std::vector<std::string> found;
-            for (const auto& entry : fs::directory_iterator(path, ec)) {
-                const auto ext = entry.path().extension().string();
-                if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
-                    found.push_back(entry.path().string());
-            }
-            if (ec) return fail(config_error(path + ": cannot list: " + ec.message()));
-            std::sort(found.begin(), found.end());
-            files.insert(files.end(), found.begin(), found.end());
-        } else if (path == "-" || fs::exists(path, ec)) {
-            files.push_back(path);
-        } else {
-            return fail(config_error(path + ": no such file or directory"));
-        }
+// The files one -f argument names: the file itself, or a directory's config files in name
+// order, the order kubectl applies them in.
+Result<std::vector<std::string>> expand_path(const std::string& path) {
+    std::error_code ec;
+    if (path != "-" && !fs::exists(path, ec)) return fail(config_error(path + ": no such file or directory"));
+    if (path == "-" || !fs::is_directory(path, ec)) return std::vector<std::string>{path};
+    std::vector<std::string> found;
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+        const auto ext = entry.path().extension().string();
+        if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
+            found.push_back(entry.path().string());
     }
-    return files;
+    if (ec) return fail(config_error(path + ": cannot list: " + ec.message()));
+    std::sort(found.begin(), found.end());
+    return found;
 }
 
 // Walks the YAML event stream before anything is built from it: refuses aliases (an alias
@@ -239,25 +233,73 @@ Result<std::vector<Resource>> parse_resources(const std::string& text, const std
     return out;
 }
 
+namespace {
+
+std::string described(const Resource& r) { return r.kind + " \"" + r.name + "\" in namespace " + r.ns; }
+
+// Within one file nothing orders two definitions of a resource but their lines, and the first
+// would be dead text that `explain` still cites: most likely a copy left behind, so refused.
+Result<void> check_defined_once(const std::vector<Resource>& resources) {
+    std::map<std::string, SourceRef> seen;  // key -> where this file defines it
+    for (const auto& r : resources)
+        if (auto [it, fresh] = seen.emplace(r.key(), r.where); !fresh)
+            return fail(config_error(r.where.str() + ": " + described(r) +
+                                     " is defined twice in this file; the other is at " + it->second.str() +
+                                     " (only a later file or -f may replace it)"));
+    return {};
+}
+
+// The resources of several files, each replacing an earlier one of its key in place, as
+// kubectl apply applies files in order and the last apply of an object wins.
+class LoadedResources {
+   public:
+    void add(Resource r, size_t argument, Diagnostics* diagnostics) {
+        const auto [it, fresh] = index_.emplace(r.key(), Slot{.position = all_.size(), .argument = argument});
+        if (fresh) {
+            all_.push_back(std::move(r));
+            return;
+        }
+        Resource& earlier = all_[it->second.position];
+        // The same file named twice replaces each of its resources by itself: nothing to say.
+        if (diagnostics && earlier.where.str() != r.where.str()) {
+            const std::string why = it->second.argument == argument
+                                        ? "a directory's files apply in name order, the later wins"
+                                        : "a later -f wins";
+            diagnostics->notes.push_back(r.where.str() + ": " + described(r) + " replaces the one at " +
+                                         earlier.where.str() + " (" + why + ", as with kubectl apply)");
+        }
+        it->second.argument = argument;
+        earlier = std::move(r);
+    }
+    std::vector<Resource> take() { return std::move(all_); }
+
+   private:
+    struct Slot {
+        size_t position;  // in all_
+        size_t argument;  // the -f argument that defined it last
+    };
+    std::vector<Resource> all_;
+    std::map<std::string, Slot> index_;
+};
+
+}  // namespace
+
 Result<std::vector<Resource>> load_resources(const std::vector<std::string>& paths, const std::string& default_ns,
                                              Diagnostics* diagnostics) {
-    auto files = expand_paths(paths);
-    if (!files) return fail(files.error());
-    std::vector<Resource> all;
-    std::map<std::string, SourceRef> seen;  // key -> where it was defined
-    for (const auto& file : *files) {
-        auto text = read_file(file);
-        if (!text) return fail(text.error());
-        auto resources = parse_resources(*text, file, default_ns, diagnostics);
-        if (!resources) return fail(resources.error());
-        for (auto& r : *resources) {
-            if (auto [it, fresh] = seen.emplace(r.key(), r.where); !fresh)
-                return fail(config_error(r.where.str() + ": " + r.kind + " \"" + r.name + "\" in namespace " + r.ns +
-                                         " is defined twice; the other is at " + it->second.str()));
-            all.push_back(std::move(r));
+    LoadedResources loaded;
+    for (size_t argument = 0; argument < paths.size(); ++argument) {
+        auto files = expand_path(paths[argument]);
+        if (!files) return fail(files.error());
+        for (const auto& file : *files) {
+            auto text = read_file(file);
+            if (!text) return fail(text.error());
+            auto resources = parse_resources(*text, file, default_ns, diagnostics);
+            if (!resources) return fail(resources.error());
+            if (auto ok = check_defined_once(*resources); !ok) return fail(ok.error());
+            for (auto& r : *resources) loaded.add(std::move(r), argument, diagnostics);
         }
     }
-    return all;
+    return loaded.take();
 }
 
 namespace {
