@@ -392,6 +392,59 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
     return svc;
 }
 
+// A backend as a refusal names it: its service and where it was configured.
+struct BackendPlace {
+    const ServiceSpec* service = nullptr;
+    Endpoint address;
+    SourceRef where;
+};
+
+// Why a frontend may not cover `backend`, and how to resolve it. Only a TrafficShift can
+// say takeover; a route of Istio or the Gateway API has no such field.
+std::string covered_backend_error(const ServiceSpec& svc, size_t frontend, const BackendPlace& backend) {
+    const SourceRef& where = frontend < svc.listen_where.size() ? svc.listen_where[frontend] : svc.where;
+    const bool own = backend.service == &svc;
+    const std::string whose =
+        own ? "its own backend " + backend.address.str()
+            : "backend " + backend.address.str() + " of service \"" + backend.service->name + "\"";
+    const std::string fix =
+        svc.origin.starts_with("TrafficShift.")
+            ? "move one of them to another port, or set spec.takeover: true to steer them anyway"
+            : "move one of them to another port, or the gateway to another address (Istio: the server's bind; "
+              "Gateway API: spec.addresses); only a TrafficShift can take a port over, with spec.takeover: true";
+    return where.str() + ": service \"" + svc.name + "\": frontend " + svc.listen[frontend].str() + " covers " + whose +
+           " (" + backend.where.str() + "): clients that connect to that backend would be steered " +
+           (own ? "by weight too" : "to \"" + svc.name + "\" instead") + "; " + fix;
+}
+
+// sk_lookup gives a frontend every new connection to its address and port (the exact
+// address, then the wildcard of the connection's family), so a frontend that covers a backend
+// takes the clients that connect to that backend directly: its port is taken over. A frontend
+// on its own service's backend would steer that backend's direct clients by weight, which is
+// a takeover too.
+Result<void> check_no_frontend_covers_a_backend(const std::vector<ServiceSpec>& services) {
+    std::map<Endpoint, BackendPlace> by_address;
+    std::map<Endpoint, BackendPlace> by_port;  // keyed by the wildcard of the backend's family and port
+    for (const auto& svc : services)
+        for (const auto& subset : svc.subsets)
+            for (size_t k = 0; k < subset.backends.size(); ++k) {
+                const Endpoint& b = subset.backends[k];
+                const SourceRef& where = k < subset.backend_where.size() ? subset.backend_where[k] : subset.where;
+                const BackendPlace place{.service = &svc, .address = b, .where = where};
+                by_address.emplace(b, place);
+                by_port.emplace(Endpoint{.family = b.family, .port = b.port}, place);
+            }
+    for (const auto& svc : services) {
+        if (svc.takeover) continue;
+        for (size_t i = 0; i < svc.listen.size(); ++i) {
+            const auto& covered = svc.listen[i].is_wildcard() ? by_port : by_address;
+            if (auto it = covered.find(svc.listen[i]); it != covered.end())
+                return fail(config_error(covered_backend_error(svc, i, it->second)));
+        }
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources, Diagnostics* diagnostics) {
@@ -442,7 +495,7 @@ Result<void> validate_services(const std::vector<ServiceSpec>& services) {
                                      "\": every subset has weight 0, so no connection could be served; give one a "
                                      "weight above 0"));
     }
-    return {};
+    return check_no_frontend_covers_a_backend(services);
 }
 
 }  // namespace tcpshift

@@ -104,7 +104,9 @@ struct ServiceSpec {
 Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources,
                                                   Diagnostics* diagnostics = nullptr);
 
-// Validates the whole set: names, weights, frontends claimed twice.
+// Validates the whole set: names, weights, frontends claimed twice, and frontends that cover
+// a backend (its address, or the wildcard of its family, on its port), which would take the
+// clients that connect to that backend directly, unless the frontend's service says takeover.
 Result<void> validate_services(const std::vector<ServiceSpec>& services);
 
 std::string affinity_name(Affinity affinity);

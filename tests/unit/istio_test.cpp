@@ -316,7 +316,7 @@ kind: Gateway
 metadata: {name: gw}
 spec:
   servers:
-  - port: {number: 5432, name: pg, protocol: TCP}
+  - port: {number: 15432, name: pg, protocol: TCP}
   - port: {number: 80, name: web, protocol: TCP}
 ---
 apiVersion: networking.istio.io/v1
@@ -326,7 +326,7 @@ spec:
   hosts: ["*"]
   gateways: [default/gw]
   tcp:
-  - match: [{port: 5432}]
+  - match: [{port: 15432}]
     route: [{destination: {host: db.internal}}]
   - match: [{port: 80}]
     route: [{destination: {host: named.default.svc.cluster.local, port: {number: 80}}}]
@@ -406,6 +406,13 @@ INSTANTIATE_TEST_SUITE_P(
         IstioErrorCase{"workload with hostname",
                        replaced(task(), "address: 127.0.0.2", "address: vm1.example.com"),
                        "t.yaml:14: spec.address: \"vm1.example.com\" is not an IP address"},
+        IstioErrorCase{"gateway on the workloads' port",
+                       docs({kWorkloads, replaced(kGateway, "number: 31400", "number: 9000"), kDestinationRule,
+                             replaced(kVirtualService, "port: 31400", "port: 9000")}),
+                       "service \"tcp-echo-routing\": frontend 0.0.0.0:9000 covers its own backend 127.0.0.2:9000 "
+                       "(t.yaml:10): clients that connect to that backend would be steered by weight too; move one of "
+                       "them to another port, or the gateway to another address (Istio: the server's bind; Gateway "
+                       "API: spec.addresses); only a TrafficShift can take a port over, with spec.takeover: true"},
         IstioErrorCase{"unserved version", replaced(task(), "networking.istio.io/v1alpha3", "networking.istio.io/v2"),
                        "apiVersion: \"networking.istio.io/v2\" is not served for Gateway; use networking.istio.io/v1alpha3, "
                        "networking.istio.io/v1beta1, networking.istio.io/v1"}),
