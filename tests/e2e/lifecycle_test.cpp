@@ -242,6 +242,59 @@ TEST_F(LifecycleTest, AFrontendWhereAnotherProcessListensIsRefusedUnlessTakeover
     EXPECT_EQ(t["one"] + t["two"], 1000u) << t.str();
 }
 
+// A frontend on another service's backend port would take that backend's own clients: a
+// `redis-cli -p PORT` got the other service's server. It is refused from the configuration
+// alone, by explain too, and changes nothing, unless the frontend's service says takeover.
+TEST_F(LifecycleTest, AFrontendOnAnotherServicesBackendIsRefusedUnlessTakeover) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    Child cache = start_echo(netns(), "127.0.0.1:9003", "cache");
+    const auto echo_path = write_temp_file("tcp-echo.yaml", kConfig);
+    ASSERT_EQ(tcpshift_here({"apply", "-f", echo_path}).exit_code, 0);
+    const std::string dir = pins();
+    auto maps = [&] {
+        std::string all;
+        for (const char* map : {"frontends", "frontend_ports", "services", "listeners"})
+            all += run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", dir + "/" + map}).out;
+        return all + tcpshift_here({"get", "--json"}).out;
+    };
+    const std::string before = maps();
+
+    const std::string cache_config = R"(apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata: {name: cache}
+spec:
+  listen: ["0.0.0.0:9001"]
+  subsets: [{name: main, backends: ["127.0.0.1:9003"]}]
+)";
+    const auto path = write_temp_file("cache.yaml", cache_config);
+    const std::string refusal = path + ":5: service \"cache\": frontend 0.0.0.0:9001 covers backend 127.0.0.1:9001 of "
+                                       "service \"tcp-echo\" (";
+    const auto r = tcpshift_here({"apply", "-f", path});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_TRUE(r.err.starts_with("tcpshift: " + refusal)) << r.err;
+    EXPECT_NE(r.err.find("set spec.takeover: true to steer them anyway"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    const auto explain = tcpshift({"explain", "-f", echo_path, "-f", path});
+    EXPECT_EQ(explain.exit_code, 2);
+    EXPECT_TRUE(explain.err.starts_with("tcpshift: " + refusal + echo_path + ":10)")) << explain.err;
+    EXPECT_EQ(before, maps());
+    {
+        auto in = enter();
+        const Tally t = tally(endpoint("127.0.0.1:9001"), 20);
+        EXPECT_EQ(t["one"], 20u) << "the backend's own clients still reach it: " << t.str();
+    }
+
+    std::string takeover = cache_config;
+    takeover.replace(takeover.find("  subsets:"), 0, "  takeover: true\n");
+    apply(takeover);
+    auto in = enter();
+    const Tally direct = tally(endpoint("127.0.0.1:9001"), 20);
+    EXPECT_EQ(direct["cache"], 20u) << "taken over, as asked: " << direct.str();
+    const Tally steered = tally(endpoint("127.0.0.1:31400"), 200);
+    EXPECT_EQ(steered["one"] + steered["two"], 200u) << "tcp-echo still reaches its backends: " << steered.str();
+}
+
 TEST_F(LifecycleTest, ATakenOverFrontendNeverFallsThroughToTheSquatter) {
     Child squatter = start_echo(netns(), "127.0.0.1:31400", "squatter");
     std::string takeover = kConfig;

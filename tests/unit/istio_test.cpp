@@ -2,6 +2,7 @@
 // services: every accepted field, every error, every weight rule.
 #include <gtest/gtest.h>
 
+#include "netns_fixture.h"
 #include "tcpshift/config.h"
 #include "tcpshift/plan.h"
 #include "test_names.h"
@@ -108,6 +109,42 @@ TEST(Istio, TheTrafficShiftingTaskResolves) {
     EXPECT_EQ(s.subsets[1].backends[0].str(), "127.0.0.3:9000");
     EXPECT_EQ(s.subsets[1].weight_path, (std::vector<std::string>{"spec", "tcp", "0", "route", "1", "weight"}));
     EXPECT_TRUE(s.local_addresses.empty());
+}
+
+// Istio's tcp-echo task in the shape of its sample files: tcp-echo-all-v1.yaml (the Gateway,
+// the DestinationRule and a VirtualService that sends everything to v1), then
+// tcp-echo-20-v2.yaml (the same VirtualService, 80/20). Given to one apply, the later file's
+// VirtualService is the one that counts, as with kubectl apply.
+TEST(Istio, TheTasksSampleFilesInOneApplyTakeTheLaterVirtualService) {
+    const std::string vs_head = R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo, namespace: shift}
+spec:
+  hosts: ["*"]
+  gateways: [tcp-echo-gateway]
+  tcp:
+  - match: [{port: 31400}]
+    route:
+)";
+    const std::string to = "    - {destination: {host: tcp-echo, port: {number: 9000}, subset: ";
+    const std::string all_v1 = docs({kGateway, kDestinationRule, vs_head + to + "v1}}\n"});
+    const std::string v2_20 = vs_head + to + "v1}, weight: 80}\n" + to + "v2}, weight: 20}\n";
+    const auto workloads = testing::write_temp_file("workloads.yaml", kWorkloads);
+    const auto first = testing::write_temp_file("tcp-echo-all-v1.yaml", all_v1);
+    const auto later = testing::write_temp_file("tcp-echo-20-v2.yaml", v2_20);
+    Diagnostics diag;
+    auto resources = load_resources({workloads, first, later}, "default", &diag);
+    ASSERT_TRUE(resources) << resources.error().message;
+    auto services = resolve_services(*resources, &diag);
+    ASSERT_TRUE(services) << services.error().message;
+    ASSERT_EQ(services->size(), 1u);
+    ASSERT_EQ((*services)[0].subsets.size(), 2u);
+    EXPECT_EQ((*services)[0].subsets[0].weight, 80u);
+    EXPECT_EQ((*services)[0].subsets[1].weight, 20u);
+    EXPECT_EQ((*services)[0].subsets[1].weight_where.file, later);
+    ASSERT_EQ(diag.notes.size(), 1u);
+    EXPECT_EQ(diag.notes[0], later + ":1: VirtualService \"tcp-echo\" in namespace shift replaces the one at " +
+                                 first + ":19 (a later -f wins, as with kubectl apply)");
 }
 
 TEST(Istio, EveryServedVersionIsAccepted) {
@@ -280,7 +317,7 @@ kind: Gateway
 metadata: {name: gw}
 spec:
   servers:
-  - port: {number: 5432, name: pg, protocol: TCP}
+  - port: {number: 15432, name: pg, protocol: TCP}
   - port: {number: 80, name: web, protocol: TCP}
 ---
 apiVersion: networking.istio.io/v1
@@ -290,7 +327,7 @@ spec:
   hosts: ["*"]
   gateways: [default/gw]
   tcp:
-  - match: [{port: 5432}]
+  - match: [{port: 15432}]
     route: [{destination: {host: db.internal}}]
   - match: [{port: 80}]
     route: [{destination: {host: named.default.svc.cluster.local, port: {number: 80}}}]
@@ -370,6 +407,13 @@ INSTANTIATE_TEST_SUITE_P(
         IstioErrorCase{"workload with hostname",
                        replaced(task(), "address: 127.0.0.2", "address: vm1.example.com"),
                        "t.yaml:14: spec.address: \"vm1.example.com\" is not an IP address"},
+        IstioErrorCase{"gateway on the workloads' port",
+                       docs({kWorkloads, replaced(kGateway, "number: 31400", "number: 9000"), kDestinationRule,
+                             replaced(kVirtualService, "port: 31400", "port: 9000")}),
+                       "service \"tcp-echo-routing\": frontend 0.0.0.0:9000 covers its own backend 127.0.0.2:9000 "
+                       "(t.yaml:10): clients that connect to that backend would be steered by weight too; move one of "
+                       "them to another port, or the gateway to another address (Istio: the server's bind; Gateway "
+                       "API: spec.addresses); only a TrafficShift can take a port over, with spec.takeover: true"},
         IstioErrorCase{"unserved version", replaced(task(), "networking.istio.io/v1alpha3", "networking.istio.io/v2"),
                        "apiVersion: \"networking.istio.io/v2\" is not served for Gateway; use networking.istio.io/v1alpha3, "
                        "networking.istio.io/v1beta1, networking.istio.io/v1"}),
