@@ -72,6 +72,7 @@ struct Setup {
         PlanLimits limits = default_limits();
         limits.max_services = std::max<uint32_t>(services, TS_MAX_SERVICES);
         limits.max_frontends = std::max<uint32_t>(TS_MAX_FRONTENDS, 4 * services);
+        limits.max_routes = std::max<uint32_t>(TS_MAX_ROUTES, 4 * services);
         auto plan = compile_plan(specs, {}, limits);
         if (!plan) fail_with(plan.error().message);
         auto netns = current_netns();

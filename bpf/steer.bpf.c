@@ -99,6 +99,14 @@ struct {
 	__type(value, struct ts_backend_stats);
 } backend_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TS_MAX_ROUTES);
+	__type(key, struct ts_route_key);
+	__type(value, struct ts_backend_stats);
+} route_stats SEC(".maps");
+
 /* The addresses and ports of a new connection, read from the context once. */
 struct flow {
 	__u32 saddr[4]; /* network byte order; IPv4 in [0] */
@@ -458,9 +466,16 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	bs->opened++;
 	fe = find_frontend(family, &flow);
 	if (fe) {
+		struct ts_route_key route = { .service_id = fe->service_id, .backend_id = backend_id };
+		struct ts_backend_stats *rs = bpf_map_lookup_elem(&route_stats, &route);
+
 		conn->flags |= TS_CONN_STEERED;
 		conn->service_id = fe->service_id;
 		bs->steered++;
+		if (rs) {
+			rs->steered++;
+			rs->opened++;
+		}
 		count_steered(fe, family, &flow, backend_id);
 	}
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -508,6 +523,16 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 		bs->closed++;
 		bs->bytes_sent += sent;
 		bs->bytes_received += received;
+	}
+	if (conn->flags & TS_CONN_STEERED) {
+		struct ts_route_key route = { .service_id = conn->service_id, .backend_id = backend_id };
+
+		bs = bpf_map_lookup_elem(&route_stats, &route);
+		if (bs) {
+			bs->closed++;
+			bs->bytes_sent += sent;
+			bs->bytes_received += received;
+		}
 	}
 	bpf_sk_storage_delete(&connections, sk);
 }

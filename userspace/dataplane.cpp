@@ -73,16 +73,17 @@ Result<void> remove(const Fd& map, const char* name, const void* key) {
     return {};
 }
 
-// Zeroes one entry of a per-CPU array on every CPU.
-Result<void> clear_percpu(const Fd& map, const char* name, uint32_t index, size_t value_size) {
+// Zeroes one entry of a per-CPU map on every CPU (creating it in a hash).
+template <typename Key>
+Result<void> clear_percpu(const Fd& map, const char* name, const Key& key, size_t value_size) {
     const int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return fail(system_error("count possible CPUs", -cpus));
     std::vector<uint8_t> zeros(static_cast<size_t>(cpus) * ((value_size + 7) & ~size_t{7}), 0);
-    return update(map, name, &index, zeros.data());
+    return update(map, name, &key, zeros.data());
 }
 
-template <typename T>
-Result<T> sum_percpu(const Fd& map, const char* name, uint32_t index) {
+template <typename T, typename Key>
+Result<T> sum_percpu(const Fd& map, const char* name, const Key& index) {
     static_assert(sizeof(T) % 8 == 0);
     const int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return fail(system_error("count possible CPUs", -cpus));
@@ -180,7 +181,8 @@ Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint64_t netns_cooki
         if (bpf_map__set_max_entries(m.services, max_services) != 0 ||
             bpf_map__set_max_entries(m.service_stats, max_services) != 0 ||
             bpf_map__set_max_entries(m.tables, max_services * TS_TABLE_FAMILIES * TS_TABLE_GENERATIONS) != 0 ||
-            bpf_map__set_max_entries(m.frontends, frontends) != 0)
+            bpf_map__set_max_entries(m.frontends, frontends) != 0 ||
+            bpf_map__set_max_entries(m.route_stats, std::max<uint32_t>(TS_MAX_ROUTES, 4 * max_services)) != 0)
             return fail(system_error("size the maps for " + std::to_string(max_services) + " services", errno));
     }
     if (int err = steer_bpf::load(program.skel_.get()); err != 0) {
@@ -322,6 +324,9 @@ Result<PlanLimits> attached_limits(const NetnsId& netns) {
     if (!services) return fail(services.error());
     auto frontends = max_entries("frontends");
     if (!frontends) return fail(frontends.error());
+    auto routes = max_entries("route_stats");
+    if (!routes) return fail(routes.error());
+    limits.max_routes = *routes;
     limits.max_services = *services;
     limits.max_frontends = *frontends;
     return limits;
@@ -484,6 +489,26 @@ Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, co
     return update(maps.services, "services", &svc.id, &flipped);
 }
 
+// Every (service, backend) pair of a plan: the keys of "route_stats".
+std::set<std::pair<uint32_t, uint32_t>> routes_of(const Plan& plan) {
+    std::set<std::pair<uint32_t, uint32_t>> routes;
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) routes.emplace(svc.id, b.id);
+    return routes;
+}
+
+// Creates the zeroed counters of the routes `next` adds, before any table steers to them.
+Result<void> add_routes(const DataplaneMaps& maps, const Plan& next, const Plan* previous) {
+    const auto before = previous ? routes_of(*previous) : std::set<std::pair<uint32_t, uint32_t>>{};
+    for (const auto& [service, backend] : routes_of(next)) {
+        if (before.count({service, backend})) continue;
+        const ts_route_key key{.service_id = service, .backend_id = backend};
+        if (auto ok = clear_percpu(maps.route_stats, "route_stats", key, sizeof(ts_backend_stats)); !ok) return ok;
+    }
+    return {};
+}
+
 // Step 4 of install_plan: what `previous` had and `next` does not, in reverse order of use.
 Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const Plan& previous, const NetnsId& netns) {
     std::set<uint32_t> live_services;
@@ -501,6 +526,12 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
         const ts_listener_key key = listener_key(ep, netns.cookie);
         if (auto ok = remove(maps.listeners, "listeners", &key); !ok) return ok;
     }
+    const auto kept_routes = routes_of(next);
+    for (const auto& [service, backend] : routes_of(previous)) {
+        if (kept_routes.count({service, backend})) continue;
+        const ts_route_key key{.service_id = service, .backend_id = backend};
+        if (auto ok = remove(maps.route_stats, "route_stats", &key); !ok) return ok;
+    }
     std::set<uint32_t> next_backends;
     for (const auto& [name, id] : next.ids.backends) next_backends.insert(id);
     for (const auto& [name, id] : previous.ids.backends) {
@@ -516,7 +547,8 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
     // 1. Tables: write the spare generation, then flip. The spare was live before the last
     // flip; a lookup that read the old generation may still be walking it, so wait for
-    // running programs to finish before overwriting it.
+    // running programs to finish before overwriting it. The counters of new routes first.
+    if (auto ok = add_routes(maps, next, previous); !ok) return ok;
     if (auto ok = wait_for_running_programs(); !ok) return ok;
     std::map<std::string, const PlanService*> before_by_name;
     if (previous)
@@ -781,14 +813,29 @@ Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_
     return ServiceCounters{.lookups = s->lookups, .fallbacks = s->fallbacks, .no_backend = s->no_backend};
 }
 
+namespace {
+
+BackendCounters backend_counters(const ts_backend_stats& b) {
+    return BackendCounters{.steered = b.steered,
+                           .opened = b.opened,
+                           .closed = b.closed,
+                           .bytes_sent = b.bytes_sent,
+                           .bytes_received = b.bytes_received};
+}
+
+}  // namespace
+
+Result<BackendCounters> read_route_counters(const DataplaneMaps& maps, uint32_t service_id, uint32_t backend_id) {
+    const ts_route_key key{.service_id = service_id, .backend_id = backend_id};
+    auto b = sum_percpu<ts_backend_stats>(maps.route_stats, "route_stats", key);
+    if (!b) return fail(b.error());
+    return backend_counters(*b);
+}
+
 Result<BackendCounters> read_backend_counters(const DataplaneMaps& maps, uint32_t backend_id) {
     auto b = sum_percpu<ts_backend_stats>(maps.backend_stats, "backend_stats", backend_id);
     if (!b) return fail(b.error());
-    return BackendCounters{.steered = b->steered,
-                           .opened = b->opened,
-                           .closed = b->closed,
-                           .bytes_sent = b->bytes_sent,
-                           .bytes_received = b->bytes_received};
+    return backend_counters(*b);
 }
 
 }  // namespace tcpshift

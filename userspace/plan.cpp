@@ -15,6 +15,7 @@ PlanLimits default_limits() {
         .max_service_backends = TS_MAX_SERVICE_BACKENDS,
         .max_backends = TS_MAX_BACKENDS,
         .max_frontends = TS_MAX_FRONTENDS,
+        .max_routes = TS_MAX_ROUTES,
         .table_slots = TS_TABLE_SLOTS,
     };
 }
@@ -223,6 +224,13 @@ Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssi
         if (!ps) return fail(ps.error());
         plan.services.push_back(std::move(*ps));
     }
+    size_t routes = 0;
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets) routes += subset.backends.size();
+    if (routes > limits.max_routes)
+        return fail(config_error("the configuration has " + std::to_string(routes) +
+                                 " (service, backend) pairs; a network namespace counts at most " +
+                                 std::to_string(limits.max_routes)));
     plan.ids.services = service_ids.assigned();
     plan.ids.backends = backend_ids.assigned();
     return plan;

@@ -20,6 +20,7 @@
 #define TS_MAX_BACKENDS 4096          /* backends per network namespace */
 #define TS_MAX_FRONTENDS 1024         /* (address, port) pairs that steer */
 #define TS_MAX_LISTENER_KEYS 16384    /* listener keys sock_ops matches */
+#define TS_MAX_ROUTES 16384           /* (service, backend) pairs counted apart */
 /* Listening sockets one backend may hold in "sockets": the members of a SO_REUSEPORT group
  * (any one of them is enough for the kernel to spread over the whole group). */
 #define TS_GROUP_SLOTS 16
@@ -137,7 +138,16 @@ struct ts_backend_tag {
 	__u32 tag;
 };
 
-/* Per-CPU counters of a backend, the "backend_stats" array indexed by backend id. */
+/* Key of "route_stats", a per-CPU hash that userspace fills with one entry per (service,
+ * backend) pair of the plan: the connections that reached a backend through that service's
+ * frontends. A backend shared by two services counts each service's connections apart. */
+struct ts_route_key {
+	__u32 service_id;
+	__u32 backend_id;
+};
+
+/* Per-CPU counters of a backend, the "backend_stats" array indexed by backend id, and of a
+ * route, the "route_stats" hash. */
 struct ts_backend_stats {
 	__u64 steered;        /* connections established through a frontend */
 	__u64 opened;         /* connections established (through a frontend or direct) */

@@ -32,6 +32,7 @@ struct DataplaneMaps {
     Fd frontend_ports;
     Fd connections;   // socket storage: a listener's backend, cloned to what it accepts
     Fd backend_tags;  // backend id -> fingerprint of its address
+    Fd route_stats;   // (service id, backend id) -> counters of connections through the service
 };
 
 // Every map with its name in bpf/steer.bpf.c and under the pin directory: the one list that
@@ -40,7 +41,7 @@ struct MapName {
     const char* name;
     Fd DataplaneMaps::*fd;
 };
-inline constexpr std::array<MapName, 10> kDataplaneMaps = {{{"frontends", &DataplaneMaps::frontends},
+inline constexpr std::array<MapName, 11> kDataplaneMaps = {{{"frontends", &DataplaneMaps::frontends},
                                                            {"services", &DataplaneMaps::services},
                                                            {"tables", &DataplaneMaps::tables},
                                                            {"sockets", &DataplaneMaps::sockets},
@@ -49,7 +50,8 @@ inline constexpr std::array<MapName, 10> kDataplaneMaps = {{{"frontends", &Datap
                                                            {"backend_stats", &DataplaneMaps::backend_stats},
                                                            {"frontend_ports", &DataplaneMaps::frontend_ports},
                                                            {"connections", &DataplaneMaps::connections},
-                                                           {"backend_tags", &DataplaneMaps::backend_tags}}};
+                                                           {"backend_tags", &DataplaneMaps::backend_tags},
+                                                           {"route_stats", &DataplaneMaps::route_stats}}};
 
 struct SteerBpfDeleter {
     void operator()(steer_bpf* skel) const;
@@ -171,5 +173,7 @@ struct BackendCounters {
 // Sums the per-CPU counters.
 Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id);
 Result<BackendCounters> read_backend_counters(const DataplaneMaps& maps, uint32_t backend_id);
+// The connections that reached a backend through one service's frontends.
+Result<BackendCounters> read_route_counters(const DataplaneMaps& maps, uint32_t service_id, uint32_t backend_id);
 
 }  // namespace tcpshift

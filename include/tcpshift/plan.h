@@ -20,6 +20,7 @@ struct PlanLimits {
     uint32_t max_service_backends = 0;
     uint32_t max_backends = 0;
     uint32_t max_frontends = 0;
+    uint32_t max_routes = 0;  // (service, backend) pairs counted apart
     uint32_t table_slots = 0;
 };
 PlanLimits default_limits();
