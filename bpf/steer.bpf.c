@@ -107,6 +107,13 @@ struct {
 	__type(value, struct ts_backend_stats);
 } route_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ts_meta);
+} meta SEC(".maps");
+
 /* The addresses and ports of a new connection, read from the context once. */
 struct flow {
 	__u32 saddr[4]; /* network byte order; IPv4 in [0] */

@@ -34,6 +34,7 @@ static_assert(sizeof(ts_backend_stats) == 40);
 static_assert(sizeof(ts_connection) == 24);
 static_assert(sizeof(ts_listener) == 8);
 static_assert(sizeof(ts_backend_tag) == 4);
+static_assert(sizeof(ts_meta) == 16);
 
 void SteerBpfDeleter::operator()(steer_bpf* skel) const { steer_bpf::destroy(skel); }
 
@@ -249,6 +250,11 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
         bpf_program__attach_cgroup(skel->progs.track_sockets, cgroup_fd.get()), bpf_link__destroy);
     if (!sockops_link) return fail(system_error("attach sock_ops to cgroup " + cgroup, errno));
 
+    const uint32_t zero = 0;
+    const ts_meta meta{.abi_version = TS_ABI_VERSION};
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) != 0)
+        return fail(system_error("update map \"meta\"", errno));
+
     // Pin into a private directory and rename it into place, so a reader never sees half a
     // set of pins. bpffs refuses names with a dot, so the directory is not hidden.
     const std::string tmp = std::string(kPinRoot) + "/tmp-" + std::to_string(netns.inode) + "-" +
@@ -337,12 +343,36 @@ Result<DataplaneMaps> open_dataplane(const NetnsId& netns) {
     if (!dataplane_attached(netns))
         return fail(system_error("network namespace " + std::to_string(netns.inode) +
                                  ": tcpshift is not attached; run `tcpshift attach` or `tcpshift apply`"));
+    const std::string incompatible = "the data plane pinned at " + dir + " was attached by a tcpshift with another "
+                                     "map layout; detach it with that tcpshift, or remove " + dir +
+                                     " (connections to its frontends are refused until tcpshift attaches again)";
     DataplaneMaps maps;
     for (const auto& [name, fd] : kDataplaneMaps) {
         maps.*fd = Fd(bpf_obj_get(pin_path(dir, name).c_str()));
+        if (!(maps.*fd) && errno == ENOENT) return fail(system_error(incompatible + " (no map \"" + name + "\")"));
         if (!(maps.*fd)) return fail(system_error("open pinned map " + pin_path(dir, name), errno));
     }
+    const uint32_t zero = 0;
+    ts_meta meta{};
+    if (bpf_map_lookup_elem(maps.meta.get(), &zero, &meta) != 0)
+        return fail(system_error("read map \"meta\"", errno));
+    if (meta.abi_version != TS_ABI_VERSION)
+        return fail(system_error(incompatible + " (ABI version " + std::to_string(meta.abi_version) + ", this one " +
+                                 std::to_string(TS_ABI_VERSION) + ")"));
     return maps;
+}
+
+Result<uint64_t> applied_serial(const DataplaneMaps& maps) {
+    const uint32_t zero = 0;
+    ts_meta meta{};
+    if (bpf_map_lookup_elem(maps.meta.get(), &zero, &meta) != 0) return fail(system_error("read map \"meta\"", errno));
+    return meta.applied_serial;
+}
+
+Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial) {
+    const uint32_t zero = 0;
+    const ts_meta meta{.abi_version = TS_ABI_VERSION, .applied_serial = serial};
+    return update(maps.meta, "meta", &zero, &meta);
 }
 
 Result<void> detach_dataplane(const NetnsId& netns) {

@@ -13,6 +13,17 @@
 
 #include <linux/types.h>
 
+/* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
+ * is refused, never written with this layout: its "meta" map says which it has. */
+#define TS_ABI_VERSION 2
+
+/* Value of "meta", a one-entry array written by userspace. */
+struct ts_meta {
+	__u32 abi_version;   /* TS_ABI_VERSION of the tcpshift that attached */
+	__u32 reserved;
+	__u64 applied_serial; /* the applied set the maps hold; applied.json names the same */
+};
+
 /* Map sizes. These are the only place the limits live; userspace reads them
  * back from the loaded maps (bpf_map__max_entries) rather than repeating them. */
 #define TS_MAX_SERVICES 256           /* services per network namespace */

@@ -33,6 +33,7 @@ struct DataplaneMaps {
     Fd connections;   // socket storage: a listener's backend, cloned to what it accepts
     Fd backend_tags;  // backend id -> fingerprint of its address
     Fd route_stats;   // (service id, backend id) -> counters of connections through the service
+    Fd meta;          // ABI version and the serial of the applied set the maps hold
 };
 
 // Every map with its name in bpf/steer.bpf.c and under the pin directory: the one list that
@@ -41,7 +42,7 @@ struct MapName {
     const char* name;
     Fd DataplaneMaps::*fd;
 };
-inline constexpr std::array<MapName, 11> kDataplaneMaps = {{{"frontends", &DataplaneMaps::frontends},
+inline constexpr std::array<MapName, 12> kDataplaneMaps = {{{"frontends", &DataplaneMaps::frontends},
                                                            {"services", &DataplaneMaps::services},
                                                            {"tables", &DataplaneMaps::tables},
                                                            {"sockets", &DataplaneMaps::sockets},
@@ -51,7 +52,8 @@ inline constexpr std::array<MapName, 11> kDataplaneMaps = {{{"frontends", &Datap
                                                            {"frontend_ports", &DataplaneMaps::frontend_ports},
                                                            {"connections", &DataplaneMaps::connections},
                                                            {"backend_tags", &DataplaneMaps::backend_tags},
-                                                           {"route_stats", &DataplaneMaps::route_stats}}};
+                                                           {"route_stats", &DataplaneMaps::route_stats},
+                                                           {"meta", &DataplaneMaps::meta}}};
 
 struct SteerBpfDeleter {
     void operator()(steer_bpf* skel) const;
@@ -89,7 +91,11 @@ bool dataplane_attached(const NetnsId& netns);
 // Loads, attaches and pins the data plane unless it is already attached. Returns true when it
 // attached now. Stale pins of an earlier namespace with the same inode are removed first.
 Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options);
+// Opens the pinned maps; refuses pins of another ABI version, naming the fix.
 Result<DataplaneMaps> open_dataplane(const NetnsId& netns);
+// The serial of the applied set the maps hold (0: none yet), and recording a new one.
+Result<uint64_t> applied_serial(const DataplaneMaps& maps);
+Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial);
 // The limits the attached maps were sized for (default_limits() when nothing is attached).
 Result<PlanLimits> attached_limits(const NetnsId& netns);
 // Removes links, pins and stored state; the programs leave the kernel with their last reference.

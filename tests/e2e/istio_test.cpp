@@ -2,10 +2,13 @@
 // files are the ones in examples/, so the examples are tested too.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "client.h"
 #include "netns_fixture.h"
+#include "tcpshift/pins.h"
 #include "stats.h"
 
 namespace tcpshift::testing {
@@ -158,6 +161,48 @@ TEST_F(IstioTest, TheMeshFormServesAClientOfTheVirtualIp) {
     ASSERT_EQ(del.exit_code, 0) << del.err;
     const auto after = run_command({"/sbin/ip", "-n", netns(), "route", "show", "table", "local", "proto", "250"});
     EXPECT_EQ(after.out, "") << "the local route goes with the route that needed it";
+}
+
+// A failure after the maps were written, the old route removed and the serial moved, just
+// before the applied set is stored, rolls everything back: the maps, the local routes, the
+// serial and the applied set; the old virtual IP keeps serving its split.
+TEST_F(IstioTest, AFailureAfterTheMapWritesRollsBackMapsRoutesAndState) {
+    start_workloads();
+    apply_file(example("istio/mesh.yaml"));
+    auto dump = [&] {
+        uint64_t inode = 0;
+        {
+            auto in = ScopedNetns::enter(netns());
+            inode = current_netns()->inode;
+        }
+        std::string all;
+        // The live tables' generation flips on the way back; verify compares their content.
+        for (const char* map : {"frontends", "listeners", "frontend_ports", "backend_tags"})
+            all += run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", pin_dir(inode) + "/" + map}).out;
+        return all;
+    };
+    const auto routes = [&] {
+        return run_command({"/sbin/ip", "-n", netns(), "route", "show", "table", "local", "proto", "250"}).out;
+    };
+    const std::string maps_before = dump(), routes_before = routes();
+    const std::string get_before = tcpshift_here({"get", "--json"}).out;
+    ASSERT_NE(routes_before.find("local 10.96.0.50 dev lo"), std::string::npos) << routes_before;
+
+    std::ifstream in(example("istio/mesh.yaml"));
+    std::string moved((std::istreambuf_iterator<char>(in)), {});
+    moved.replace(moved.find("addresses: [10.96.0.50]"), 23, "addresses: [10.96.0.51]");
+    moved.replace(moved.find("weight: 30"), 10, "weight: 90");
+    moved.replace(moved.find("weight: 70"), 10, "weight: 10");
+    const auto r = run_command({"/usr/bin/env", "TCPSHIFT_FAILPOINT=commit-before-save", TCPSHIFT_BIN, "apply", "-f",
+                                write_temp_file("moved.yaml", moved), "--netns", netns()});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("failpoint commit-before-save"), std::string::npos) << r.err;
+
+    EXPECT_TRUE(dump() == maps_before) << "the maps do not hold the old plan again";
+    EXPECT_EQ(routes(), routes_before) << "the old virtual IP's route is back, the new one gone";
+    EXPECT_EQ(tcpshift_here({"get", "--json"}).out, get_before);
+    EXPECT_EQ(tcpshift_here({"verify"}).exit_code, 0);
+    expect_split("10.96.0.50:9000", 30, 70);
 }
 
 TEST_F(IstioTest, DetachRemovesTheLocalRoutes) {

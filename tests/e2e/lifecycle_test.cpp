@@ -6,11 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "client.h"
 #include "netns_fixture.h"
+#include "tcpshift/bpf_abi.h"
 #include "tcpshift/dataplane.h"
 #include "tcpshift/pins.h"
 
@@ -40,6 +43,11 @@ spec:
     weight: 50
     backends: ["127.0.0.1:9002"]
 )";
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 // Program ids of the links pinned in `dir`, read with bpftool as a user would.
 std::vector<int> pinned_program_ids(const std::string& dir) {
@@ -351,6 +359,56 @@ TEST_F(LifecycleTest, TheDocumentedLimitsInstallAndServe) {
     EXPECT_EQ(t0["first"], 50u) << t0.str();
     const Tally t255 = tally(endpoint("127.0.0.1:20255"), 50);
     EXPECT_EQ(t255["last"], 50u) << t255.str();
+}
+
+// The stored applied set must be the one the maps hold. Lost or replaced by an older copy,
+// it is refused with the fix, never compiled into ids that live sockets carry.
+TEST_F(LifecycleTest, AMissingOrStaleAppliedSetIsRefusedNotGuessed) {
+    apply(kConfig);
+    const std::string file = state_dir(netns_inode()) + "/applied.json";
+    const std::string first = read_file(file);
+    std::string next = kConfig;
+    next.replace(next.find("weight: 50"), 10, "weight: 20");
+    apply(next);
+    const std::string other = write_temp_file("other.yaml", next);
+
+    ASSERT_EQ(std::rename(file.c_str(), (file + ".aside").c_str()), 0);
+    for (const auto& r : {tcpshift_here({"apply", "-f", other}), tcpshift_here({"status"})}) {
+        EXPECT_EQ(r.exit_code, 1);
+        EXPECT_NE(r.err.find(file + " is missing, but the data plane pinned at " + pins() + " holds applied set #2"),
+                  std::string::npos)
+            << r.err;
+        EXPECT_NE(r.err.find("run `tcpshift detach`, then apply again"), std::string::npos) << r.err;
+    }
+    std::ofstream(file) << first;  // an older copy
+    auto r = tcpshift_here({"apply", "-f", other});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find(file + " holds applied set #1, but the data plane pinned at " + pins() + " holds applied set #2"),
+              std::string::npos)
+        << r.err;
+    ASSERT_EQ(std::rename((file + ".aside").c_str(), file.c_str()), 0);
+    EXPECT_EQ(tcpshift_here({"verify"}).exit_code, 0) << "the right file back, all agrees again";
+}
+
+// A data plane pinned with another map layout is refused, never written with this one.
+TEST_F(LifecycleTest, PinsOfAnotherAbiVersionAreRefused) {
+    apply(kConfig);
+    Fd meta(bpf_obj_get((pins() + "/meta").c_str()));
+    ASSERT_TRUE(meta);
+    const uint32_t zero = 0;
+    ts_meta old{.abi_version = 1, .applied_serial = 1};
+    ASSERT_EQ(bpf_map_update_elem(meta.get(), &zero, &old, BPF_ANY), 0);
+    const std::string frontends_before =
+        run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", pins() + "/frontends"}).out;
+    for (const auto& r : {tcpshift_here({"apply", "-f", write_temp_file("c.yaml", kConfig)}), tcpshift_here({"status"})}) {
+        EXPECT_EQ(r.exit_code, 1);
+        EXPECT_NE(r.err.find("was attached by a tcpshift with another map layout"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("(ABI version 1, this one " + std::to_string(TS_ABI_VERSION) + ")"), std::string::npos)
+            << r.err;
+    }
+    EXPECT_EQ(run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", pins() + "/frontends"}).out, frontends_before);
+    EXPECT_EQ(tcpshift_here({"detach"}).exit_code, 0) << "detach still removes it";
+    EXPECT_FALSE(std::filesystem::exists(pins()));
 }
 
 }  // namespace
