@@ -208,6 +208,8 @@ Result<DataplaneMaps> SteerProgram::maps() const {
     return maps;
 }
 
+bool dataplane_alive(uint64_t inode) { return link_netns_inode(pin_dir(inode)) == inode; }
+
 bool dataplane_attached(const NetnsId& netns) {
     const std::string dir = pin_dir(netns.inode);
     struct stat st {};

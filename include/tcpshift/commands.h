@@ -58,6 +58,7 @@ struct SetCommand {
 struct ShowCommand {
     TargetOptions target;
     bool json = false;
+    bool all = false;  // status: every attached namespace of the host, not one
 };
 struct ExplainCommand {
     std::vector<std::string> files;
@@ -77,6 +78,8 @@ Result<void> run_status(const ShowCommand& cmd, Streams io);
 Result<void> run_stats(const ShowCommand& cmd, Streams io);
 Result<void> run_explain(const ExplainCommand& cmd, Streams io);
 Result<void> run_detach(const TargetOptions& cmd, Streams io);
+// Removes what namespaces deleted without `detach` left behind.
+Result<void> run_prune(const ShowCommand& cmd, Streams io);
 
 // Parses argv and runs the command; returns the exit status (0, 1 or 2) after printing any
 // error as one line on io.err.

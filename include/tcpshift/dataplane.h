@@ -88,6 +88,9 @@ inline constexpr uint32_t kMaxServicesCeiling = 16384;
 // What is attached to the current network namespace. Callers hold the PinLock for every
 // state-changing call.
 bool dataplane_attached(const NetnsId& netns);
+// Whether the pins of namespace `inode` still serve it: its sk_lookup link is attached to a
+// live namespace with that inode. False once the namespace is deleted.
+bool dataplane_alive(uint64_t inode);
 // Loads, attaches and pins the data plane unless it is already attached. Returns true when it
 // attached now. Stale pins of an earlier namespace with the same inode are removed first.
 Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options);

@@ -411,5 +411,44 @@ TEST_F(LifecycleTest, PinsOfAnotherAbiVersionAreRefused) {
     EXPECT_FALSE(std::filesystem::exists(pins()));
 }
 
+// A namespace deleted without detach leaves pins, state and its sock_ops link: status --all
+// shows it gone, prune removes exactly it, and a live neighbour keeps serving.
+TEST_F(LifecycleTest, ADeletedNamespaceIsListedGoneAndPruned) {
+    apply(kConfig);
+    const uint64_t inode = netns_inode();
+    const std::string dir = pins();
+    const auto ids = pinned_program_ids(dir);
+    ASSERT_EQ(ids.size(), 2u);
+    auto listed = [&](uint64_t ino) -> nlohmann::json {
+        const auto r = tcpshift({"status", "--all", "--json"});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        const auto j = nlohmann::json::parse(r.out);
+        for (const auto& ns : j["namespaces"])
+            if (ns["netns_inode"] == ino) return ns;
+        return nullptr;
+    };
+    auto entry = listed(inode);
+    ASSERT_FALSE(entry.is_null());
+    EXPECT_EQ(entry["state"], "attached");
+    EXPECT_EQ(entry["name"], netns());
+    EXPECT_EQ(entry["resources"], 1);
+
+    ASSERT_EQ(run_command({"/sbin/ip", "netns", "del", netns()}).exit_code, 0);
+    entry = listed(inode);
+    ASSERT_FALSE(entry.is_null()) << "the pins outlive the namespace";
+    EXPECT_EQ(entry["state"], "gone");
+    const auto text = tcpshift({"status", "--all"});
+    EXPECT_NE(text.out.find("gone (namespace deleted without detach)"), std::string::npos) << text.out;
+
+    const auto r = tcpshift({"prune"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("deleted network namespace " + std::to_string(inode)), std::string::npos) << r.out;
+    EXPECT_TRUE(listed(inode).is_null());
+    EXPECT_FALSE(std::filesystem::exists(dir));
+    EXPECT_FALSE(std::filesystem::exists(state_dir(inode)));
+    for (int id : ids) EXPECT_FALSE(program_exists(id)) << "program " << id << " is still loaded";
+    EXPECT_NE(tcpshift({"prune"}).out.find("nothing to prune"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tcpshift::testing
