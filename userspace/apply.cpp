@@ -119,6 +119,17 @@ std::vector<Endpoint> drop_local_routes(const std::vector<Endpoint>& owned, cons
 
 namespace {
 
+// A frontend on an address no interface of the namespace has serves only what is routed to
+// it: legitimate (an address routed to this host), but more often a typo.
+void warn_foreign_frontends(const Plan& plan, const NetnsId& netns, std::ostream& log) {
+    for (const auto& svc : plan.services)
+        for (const auto& f : svc.frontends)
+            if (!f.is_wildcard() && !address_is_local(f))
+                log << "warning: service " << svc.name << ": frontend " << f.str() << ": no interface of network "
+                    << "namespace " << netns.inode << " has " << f.address_str()
+                    << ", so only connections routed to it arrive; add the address, or use a wildcard frontend\n";
+}
+
 // Puts `before` back after a failed commit: its plan over whatever of `next` went in, its
 // local routes, and its applied set and serial. A namespace attached by this commit is
 // detached instead.
@@ -164,6 +175,7 @@ Result<void> commit(const Target& target, const Applied& before, AppliedState ne
         auto routes = add_local_routes(owned, next, log);
         if (!routes) return fail(routes.error());
         owned = std::move(*routes);
+        warn_foreign_frontends(next, target.netns, log);
         if (auto ok = install_plan(*maps, next, previous, target.netns); !ok) return ok;
         size_t frontends = 0;
         for (const auto& svc : next.services) frontends += svc.frontends.size();

@@ -72,6 +72,16 @@ Result<bool> add_local_route(const Endpoint& address) {
     return true;
 }
 
+bool address_is_local(const Endpoint& address) {
+    Fd sock(::socket(address.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!sock) return false;
+    Endpoint any_port = address;
+    any_port.port = 0;
+    sockaddr_storage ss;
+    const socklen_t len = to_sockaddr(any_port, &ss);
+    return ::bind(sock.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0;
+}
+
 Result<void> remove_local_route(const Endpoint& address) {
     auto err = route_request(RTM_DELROUTE, 0, address);
     if (!err) return fail(err.error());

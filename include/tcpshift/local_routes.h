@@ -17,4 +17,8 @@ Result<bool> add_local_route(const Endpoint& address);
 // Removes the route if tcpshift added it; absent is fine.
 Result<void> remove_local_route(const Endpoint& address);
 
+// Whether connections to `address` are delivered in the calling thread's namespace: the
+// kernel lets a socket bind it (any 127.0.0.0/8 address is, through lo's /8).
+bool address_is_local(const Endpoint& address);
+
 }  // namespace tcpshift

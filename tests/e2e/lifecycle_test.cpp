@@ -450,5 +450,22 @@ TEST_F(LifecycleTest, ADeletedNamespaceIsListedGoneAndPruned) {
     EXPECT_NE(tcpshift({"prune"}).out.find("nothing to prune"), std::string::npos);
 }
 
+// A frontend on an address the namespace does not have is applied with a warning; one in
+// the loopback range is local through lo's /8 and draws none.
+TEST_F(LifecycleTest, AFrontendOnAnAddressTheNamespaceLacksIsAWarning) {
+    std::string config = kConfig;
+    config.replace(config.find("0.0.0.0:31400"), 13, "192.0.2.10:31400");
+    auto r = tcpshift_here({"apply", "-f", write_temp_file("foreign.yaml", config)});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("warning: service tcp-echo: frontend 192.0.2.10:31400: no interface of network namespace " +
+                         std::to_string(netns_inode()) + " has 192.0.2.10"),
+              std::string::npos)
+        << r.err;
+    config.replace(config.find("192.0.2.10:31400"), 16, "127.0.0.7:31400");
+    r = tcpshift_here({"apply", "-f", write_temp_file("loopback.yaml", config)});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace tcpshift::testing
