@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kDebounce = std::chrono::milliseconds(200);
 constexpr auto kAdoptEvery = std::chrono::seconds(1);
 constexpr std::chrono::milliseconds kLockPatience{10000};
+constexpr const char* kConfigMapData = "..data";  // Kubernetes' atomic writer switches this symlink
 
 // One event per line: time, level, message.
 class Log {
@@ -151,7 +152,10 @@ Result<std::pair<std::string, int>> parse_listen_address(const std::string& text
 }
 
 // Watches the config paths: a directory for any change of its files, a file through its
-// directory (editors replace files by rename), filtered by name.
+// directory (editors replace files by rename), filtered by name. Kubernetes updates a
+// mounted ConfigMap by renaming a new "..data" symlink over the old one: the files keep their
+// names (x.yaml -> ..data/x.yaml) and only ..data changes, so that rename is a change of every
+// file in the directory.
 class ConfigWatch {
    public:
     static Result<ConfigWatch> start(const std::vector<std::string>& paths) {
@@ -180,10 +184,10 @@ class ConfigWatch {
             for (char* p = buf; p < buf + n;) {
                 const auto* ev = reinterpret_cast<const inotify_event*>(p);
                 const std::string name = ev->len ? ev->name : "";
-                for (const auto& wanted : watches_[ev->wd]) {
-                    const bool config_file = name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json");
-                    relevant = relevant || (wanted.empty() ? config_file : name == wanted);
-                }
+                relevant = relevant || (ev->mask & IN_Q_OVERFLOW) || name == kConfigMapData;
+                if (auto it = watches_.find(ev->wd); it != watches_.end())
+                    for (const auto& wanted : it->second)
+                        relevant = relevant || (wanted.empty() ? is_config_file_name(name) : name == wanted);
                 p += sizeof(inotify_event) + ev->len;
             }
         }

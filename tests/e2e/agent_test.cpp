@@ -264,5 +264,35 @@ TEST_F(AgentTest, APrometheusServerScrapesTheSplit) {
         << "v2 opened " << sent["two"] << ": " << body;
 }
 
+// Writes a file the way the kubelet updates a mounted ConfigMap (its atomic writer): the
+// payload in a new timestamped directory, a `..data_tmp` symlink to it renamed over `..data`,
+// the visible file a symlink through `..data`, and the previous directory removed.
+void kubelet_update(const fs::path& dir, const std::string& name, const std::string& text) {
+    static int generation = 0;
+    const std::string stamp = "..2026_11_26_10_00_0" + std::to_string(generation++) + ".123456789";
+    fs::create_directory(dir / stamp);
+    std::ofstream(dir / stamp / name) << text;
+    std::error_code none;
+    const fs::path previous = fs::read_symlink(dir / "..data", none);
+    fs::create_directory_symlink(stamp, dir / "..data_tmp");
+    fs::rename(dir / "..data_tmp", dir / "..data");
+    if (!fs::is_symlink(dir / name)) fs::create_symlink(fs::path("..data") / name, dir / name);
+    if (!none) fs::remove_all(dir / previous);
+}
+
+TEST_F(AgentTest, AConfigMapUpdateByTheKubeletShiftsTheSplit) {
+    kubelet_update(dir_, "tcp-echo.yaml", config(50, 50));
+    start_agent();
+    EXPECT_EQ(metric(kWeightV1), 50) << agent_log();
+    kubelet_update(dir_, "tcp-echo.yaml", config(20, 80));
+    ASSERT_TRUE(wait_for([&] { return metric(kWeightV1) == 20; })) << "no reload: " << agent_log();
+    expect_split(20, 80);
+    EXPECT_NE(agent_log().find(" info applied (config changed): 1 services — tcp-echo: v1 20 v2 80"),
+              std::string::npos)
+        << agent_log();
+    const auto verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
 }  // namespace
 }  // namespace tcpshift::testing
