@@ -1,17 +1,26 @@
 // The agent as a service: reloads that follow the file with no failed connection, a bad file
-// that leaves the old split serving, kill -9 under load, exact metrics, and a real Prometheus.
+// that leaves the old split serving, kill -9 under load, exact metrics, and a real Prometheus;
+// one agent per namespace and per metrics address, writers beside it, ConfigMap updates, a
+// prompt SIGTERM, and the systemd unit's capabilities.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "client.h"
 #include "netns_fixture.h"
 #include "stats.h"
+#include "tcpshift/fd.h"
+#include "tcpshift/pins.h"
 
 namespace tcpshift::testing {
 namespace {
@@ -280,6 +289,75 @@ void kubelet_update(const fs::path& dir, const std::string& name, const std::str
     if (!none) fs::remove_all(dir / previous);
 }
 
+// A cgroup with no process in it. sock_ops attached there registers no backend, so a
+// listener that starts is registered only when the agent adopts it.
+class EmptyCgroup {
+   public:
+    EmptyCgroup() {
+        auto root = default_cgroup2();
+        if (root) path_ = *root + "/tcpshift-e2e-" + std::to_string(::getpid());
+        ok_ = root && ::mkdir(path_.c_str(), 0755) == 0;
+    }
+    ~EmptyCgroup() { ::rmdir(path_.c_str()); }
+    bool ok() const { return ok_; }
+    const std::string& path() const { return path_; }
+
+   private:
+    std::string path_;
+    bool ok_ = false;
+};
+
+TEST_F(AgentTest, ASecondAgentOnTheNamespaceFailsNamingTheFirst) {
+    replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
+    start_agent();
+    const fs::path other = dir_ / "other";
+    fs::create_directories(other);
+    replace_file(other / "tcp-echo.yaml", config(10, 90));
+    const std::string second_log = (dir_ / "second.log").string();
+    Child second = Child::start("", {TCPSHIFT_BIN, "agent", "--config", other.string(), "--netns", netns(),
+                                     "--metrics-addr", "127.0.0.1:" + std::to_string(free_port())},
+                                std::chrono::milliseconds(0), second_log);
+    const auto status = second.wait(std::chrono::seconds(5));
+    std::ifstream in(second_log);
+    const std::string err(std::istreambuf_iterator<char>(in), {});
+    ASSERT_TRUE(status.has_value()) << "the second agent still runs beside the first: " << err;
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << err;
+    EXPECT_NE(err.find("agent: another agent keeps this network namespace (pid " + std::to_string(agent_.pid()) +
+                       ", config " + dir_.string() + "; lock /run/tcpshift/"),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "one line: " << err;
+    EXPECT_EQ(metric(kWeightV1), 50) << "the first agent's split keeps serving";
+    EXPECT_EQ(tcpshift_here({"verify"}).exit_code, 0);
+}
+
+TEST_F(AgentTest, ASecondAgentOnTheMetricsAddressFailsAndTheFirstAnswersEveryScrape) {
+    replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
+    start_agent();
+    TestNetns elsewhere;
+    ASSERT_TRUE(elsewhere.ok());
+    const fs::path other = dir_ / "other";
+    fs::create_directories(other);
+    replace_file(other / "tcp-echo.yaml", config(10, 90));
+    const std::string second_log = (dir_ / "second.log").string();
+    Child second = Child::start("", {TCPSHIFT_BIN, "agent", "--config", other.string(), "--netns", elsewhere.name(),
+                                     "--metrics-addr", "127.0.0.1:" + std::to_string(port_)},
+                                std::chrono::milliseconds(0), second_log);
+    const auto status = second.wait(std::chrono::seconds(5));
+    std::ifstream in(second_log);
+    const std::string err(std::istreambuf_iterator<char>(in), {});
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(metric(kWeightV1), 50) << "scrape " << i << " reached another agent";
+    ASSERT_TRUE(status.has_value()) << "the second agent shares the metrics address: " << err;
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << err;
+    EXPECT_NE(err.find("metrics: listen on 127.0.0.1:" + std::to_string(port_) +
+                       " (--metrics-addr): EADDRINUSE (Address already in use)"),
+              std::string::npos)
+        << err;
+    const auto elsewhere_status = tcpshift({"status", "--json", "--netns", elsewhere.name()});
+    EXPECT_NE(elsewhere_status.out.find("\"attached\": false"), std::string::npos)
+        << "the second agent changed nothing: " << elsewhere_status.out;
+}
+
 TEST_F(AgentTest, AConfigMapUpdateByTheKubeletShiftsTheSplit) {
     kubelet_update(dir_, "tcp-echo.yaml", config(50, 50));
     start_agent();
@@ -292,6 +370,55 @@ TEST_F(AgentTest, AConfigMapUpdateByTheKubeletShiftsTheSplit) {
         << agent_log();
     const auto verify = tcpshift_here({"verify"});
     EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+TEST_F(AgentTest, SigtermExitsWithinASecondAndTheDataPlaneKeepsServing) {
+    replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
+    start_agent();
+    // A scraper that keeps its connection alive between scrapes, as Prometheus does, and a
+    // client that connected and has not asked yet.
+    httplib::Client scraper("127.0.0.1", port_);
+    scraper.set_keep_alive(true);
+    const auto scraped = scraper.Get("/metrics");
+    ASSERT_TRUE(scraped && scraped->status == 200);
+    Fd idle(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_storage metrics_addr{};
+    const socklen_t len = to_sockaddr(endpoint("127.0.0.1:" + std::to_string(port_)), &metrics_addr);
+    ASSERT_EQ(::connect(idle.get(), reinterpret_cast<sockaddr*>(&metrics_addr), len), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+
+    const auto start = std::chrono::steady_clock::now();
+    ::kill(agent_.pid(), SIGTERM);
+    const auto status = agent_.wait(std::chrono::seconds(10));
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    ASSERT_TRUE(status.has_value()) << "still running 10 s after SIGTERM: " << agent_log();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << agent_log();
+    EXPECT_LT(took.count(), 1000) << "SIGTERM to exit took " << took.count() << " ms";
+    expect_split(50, 50);
+}
+
+TEST_F(AgentTest, AdoptionWaitsForTheWriterThatHoldsThePinLock) {
+    EmptyCgroup cgroup;
+    ASSERT_TRUE(cgroup.ok()) << cgroup.path();
+    const auto attach = tcpshift_here({"attach", "--cgroup", cgroup.path()});
+    ASSERT_EQ(attach.exit_code, 0) << attach.err;
+    replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
+    start_agent();
+    const std::string ready_v2 = R"(tcpshift_backend_ready{service="tcp-echo",subset="v2",backend="127.0.0.1:9002"})";
+    ASSERT_EQ(metric(ready_v2), 1) << "adopted at start: " << agent_log();
+    v2_.stop(SIGKILL);
+    ASSERT_TRUE(wait_for([&] { return metric(ready_v2) == 0; }));
+    {
+        auto writer = PinLock::acquire(std::chrono::seconds(5));
+        ASSERT_TRUE(writer) << writer.error().message;
+        v2_ = start_echo(netns(), "127.0.0.1:9002", "two");
+        std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+        EXPECT_EQ(metric(ready_v2), 0) << "adopted while another writer held the pin lock: " << agent_log();
+    }
+    EXPECT_TRUE(wait_for([&] { return metric(ready_v2) == 1; }, std::chrono::seconds(3))) << agent_log();
+    EXPECT_NE(agent_log().find("adopted the listener of backend 127.0.0.1:9002 from tcpshift-echo"), std::string::npos)
+        << agent_log();
 }
 
 }  // namespace
