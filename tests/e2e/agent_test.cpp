@@ -358,6 +358,72 @@ TEST_F(AgentTest, ASecondAgentOnTheMetricsAddressFailsAndTheFirstAnswersEveryScr
         << "the second agent changed nothing: " << elsewhere_status.out;
 }
 
+TEST_F(AgentTest, WritersBesideTheAgentAreRefusedNamingIt) {
+    replace_file(dir_ / "tcp-echo.yaml", config(45, 55));
+    start_agent();
+    const std::string other = write_temp_file("other.yaml", config(5, 95));
+    struct Case {
+        std::string desc;
+        std::vector<std::string> args;
+    };
+    const std::vector<Case> cases = {
+        {.desc = "set", .args = {"set", "tcp-echo", "v1=5", "v2=95"}},
+        {.desc = "apply", .args = {"apply", "-f", other}},
+        {.desc = "delete", .args = {"delete", "trafficshift", "tcp-echo"}},
+        {.desc = "detach", .args = {"detach"}},
+    };
+    const std::string agent = "is kept by the agent (pid " + std::to_string(agent_.pid()) + ", config " +
+                              dir_.string() + "); change its config, or pass --force";
+    for (const auto& c : cases) {
+        const auto r = tcpshift_here(c.args);
+        EXPECT_EQ(r.exit_code, 1) << c.desc << ": " << r.out << r.err;
+        EXPECT_NE(r.err.find("tcpshift: " + c.desc + ": network namespace "), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(agent), std::string::npos) << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+    }
+    EXPECT_EQ(metric(kWeightV1), 45);
+    const auto verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    EXPECT_EQ(tcpshift_here({"apply", "--dry-run", "-f", other}).exit_code, 0) << "a dry run changes nothing";
+    expect_split(45, 55);
+}
+
+TEST_F(AgentTest, VerifyComparesTheDataPlaneWithTheAgentsConfig) {
+    replace_file(dir_ / "tcp-echo.yaml", config(45, 55));
+    start_agent();
+    const std::string agent =
+        "the agent's config (pid " + std::to_string(agent_.pid()) + ", config " + dir_.string() + ")";
+    auto verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    EXPECT_NE(verify.out.find("in sync: the pinned state matches the applied set and " + agent), std::string::npos)
+        << verify.out;
+
+    const auto set = tcpshift_here({"set", "tcp-echo", "v1=5", "v2=95", "--force"});
+    ASSERT_EQ(set.exit_code, 0) << set.err;
+    EXPECT_NE(set.err.find("warning: the agent (pid " + std::to_string(agent_.pid()) +
+                           ", config " + dir_.string() + ") restores its config at its next reload"),
+              std::string::npos)
+        << set.err;
+    verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 1) << verify.out << verify.err;
+    EXPECT_NE(verify.out.find("differs: " + agent + ": service tcp-echo (id "), std::string::npos) << verify.out;
+    EXPECT_NE(verify.out.find("slots differ from the configured weights"), std::string::npos) << verify.out;
+
+    ::kill(agent_.pid(), SIGHUP);  // the agent restores its config
+    ASSERT_TRUE(wait_for([&] { return metric(kWeightV1) == 45; })) << agent_log();
+    verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+
+    replace_file(dir_ / "broken.yaml", "apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nspec: [\n");
+    ASSERT_TRUE(wait_for([&] { return metric(kReloadError) == 1; })) << agent_log();
+    verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 1) << verify.out << verify.err;
+    EXPECT_NE(verify.out.find("differs: " + agent + ": does not load, so the agent serves the config before it: " +
+                              (dir_ / "broken.yaml").string()),
+              std::string::npos)
+        << verify.out;
+}
+
 TEST_F(AgentTest, AConfigMapUpdateByTheKubeletShiftsTheSplit) {
     kubelet_update(dir_, "tcp-echo.yaml", config(50, 50));
     start_agent();
