@@ -307,6 +307,30 @@ class EmptyCgroup {
     bool ok_ = false;
 };
 
+// setpriv arguments that give a root process what the systemd unit gives the agent: no new
+// privileges, and its CapabilityBoundingSet, which for root is also the permitted and
+// effective set.
+std::vector<std::string> with_the_units_capabilities() {
+    std::ifstream unit(std::string(TCPSHIFT_SOURCE_DIR) + "/packaging/tcpshift-agent.service");
+    std::string bounding = "-all";
+    for (std::string line; std::getline(unit, line);) {
+        if (!line.starts_with("CapabilityBoundingSet=")) continue;
+        std::istringstream caps(line.substr(line.find('=') + 1));
+        for (std::string cap; caps >> cap;) {
+            std::transform(cap.begin(), cap.end(), cap.begin(), [](unsigned char c) { return std::tolower(c); });
+            bounding += ",+" + cap.substr(4);  // cap_bpf -> bpf
+        }
+    }
+    return {"/usr/bin/setpriv", "--no-new-privs", "--bounding-set=" + bounding, "--"};
+}
+
+uint64_t effective_capabilities(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.starts_with("CapEff:")) return std::stoull(line.substr(7), nullptr, 16);
+    return ~0ull;
+}
+
 TEST_F(AgentTest, ASecondAgentOnTheNamespaceFailsNamingTheFirst) {
     replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
     start_agent();
@@ -485,6 +509,30 @@ TEST_F(AgentTest, AdoptionWaitsForTheWriterThatHoldsThePinLock) {
     EXPECT_TRUE(wait_for([&] { return metric(ready_v2) == 1; }, std::chrono::seconds(3))) << agent_log();
     EXPECT_NE(agent_log().find("adopted the listener of backend 127.0.0.1:9002 from tcpshift-echo"), std::string::npos)
         << agent_log();
+}
+
+TEST_F(AgentTest, WithTheUnitsCapabilitiesItAdoptsTheBackendOfAnotherUser) {
+    if (!fs::exists("/usr/bin/setpriv"))
+        GTEST_FAIL() << "setpriv is not installed; scripts/setup.sh installs util-linux";
+    v1_.stop(SIGKILL);
+    v1_ = Child::start(netns(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                                 TCPSHIFT_ECHO_BIN, "--listen", "127.0.0.1:9001", "--prefix", "one"});
+    ASSERT_FALSE(v1_.first_line().empty()) << "the backend did not start as nobody";
+    struct stat proc {};
+    ASSERT_EQ(::stat(("/proc/" + std::to_string(v1_.pid())).c_str(), &proc), 0);
+    ASSERT_EQ(proc.st_uid, 65534u) << "the backend runs as nobody";
+    replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
+    port_ = free_port();
+    bool healthy = false;
+    agent_ = tcpshift::testing::start_agent(netns(), dir_.string(), port_, log_, {}, &healthy,
+                                            with_the_units_capabilities());
+    ASSERT_TRUE(healthy) << agent_log();
+    EXPECT_EQ(effective_capabilities(agent_.pid()) & (1ull << 1), 0u) << "the agent runs without CAP_DAC_OVERRIDE";
+    const std::string ready_v1 = R"(tcpshift_backend_ready{service="tcp-echo",subset="v1",backend="127.0.0.1:9001"})";
+    EXPECT_EQ(metric(ready_v1), 1) << agent_log();
+    const auto status = tcpshift_here({"status"});
+    EXPECT_NE(status.out.find("v1      50      50.0%  127.0.0.1:9001  yes"), std::string::npos) << status.out;
+    expect_split(50, 50);
 }
 
 }  // namespace
