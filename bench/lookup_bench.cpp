@@ -72,6 +72,7 @@ struct Setup {
         PlanLimits limits = default_limits();
         limits.max_services = std::max<uint32_t>(services, TS_MAX_SERVICES);
         limits.max_frontends = std::max<uint32_t>(TS_MAX_FRONTENDS, 4 * services);
+        limits.max_routes = std::max<uint32_t>(TS_MAX_ROUTES, 4 * services);
         auto plan = compile_plan(specs, {}, limits);
         if (!plan) fail_with(plan.error().message);
         auto netns = current_netns();
@@ -80,7 +81,7 @@ struct Setup {
         if (auto ok = install_plan(maps, *plan, nullptr, *netns); !ok) fail_with(ok.error().message);
         for (uint32_t i = 0; i < live; ++i) {
             const uint32_t id = plan->ids.backends.at(backends[i].local.str());
-            if (auto ok = register_listener(maps, id, backends[i].local, backends[i].fd.get()); !ok) fail_with(ok.error().message);
+            if (auto ok = register_listener(maps, serving(id, backends[i].local), backends[i].fd.get()); !ok) fail_with(ok.error().message);
         }
     }
 

@@ -52,7 +52,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, TS_MAX_SERVICES * TS_TABLE_GENERATIONS);
+	__uint(max_entries, TS_MAX_SERVICES * TS_TABLE_FAMILIES * TS_TABLE_GENERATIONS);
 	__type(key, __u32);
 	__type(value, struct ts_table);
 } tables SEC(".maps");
@@ -98,6 +98,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ts_backend_stats);
 } backend_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TS_MAX_ROUTES);
+	__type(key, struct ts_route_key);
+	__type(value, struct ts_backend_stats);
+} route_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ts_meta);
+} meta SEC(".maps");
 
 /* The addresses and ports of a new connection, read from the context once. */
 struct flow {
@@ -157,8 +172,8 @@ static __always_inline struct ts_frontend *find_frontend(__u32 family, const str
 	return bpf_map_lookup_elem(&frontends, &key);
 }
 
-/* The live weight table of a service; NULL when it has none. */
-static __always_inline struct ts_table *live_table(__u32 service_id)
+/* The live weight table of a service for clients of `family`; NULL when it has none. */
+static __always_inline struct ts_table *live_table(__u32 service_id, __u32 family)
 {
 	struct ts_service *service;
 	__u32 table_id;
@@ -166,7 +181,7 @@ static __always_inline struct ts_table *live_table(__u32 service_id)
 	service = bpf_map_lookup_elem(&services, &service_id);
 	if (!service)
 		return NULL;
-	table_id = service_id * TS_TABLE_GENERATIONS + (service->generation & 1);
+	table_id = TS_TABLE_ID(service_id, TS_FAMILY_INDEX(family), service->generation & 1);
 	return bpf_map_lookup_elem(&tables, &table_id);
 }
 
@@ -274,7 +289,7 @@ int steer(struct bpf_sk_lookup *ctx)
 	 * established; this program runs for every packet that finds no socket
 	 * (a SYN, its retransmissions, a SYN cookie's ACK), so it counts nothing
 	 * but refusals. */
-	table = live_table(fe->service_id);
+	table = live_table(fe->service_id, ctx->family);
 	if (!table)
 		goto refuse;
 	hash = flow_hash(&flow, table->affinity);
@@ -326,15 +341,31 @@ static __always_inline __u32 backend_tag(__u32 backend_id)
 	return t ? t->tag : 0;
 }
 
+/* Puts a listener into the first free member slot of a backend; a group larger than the
+ * slots replaces one member by its cookie, and any registered member serves the group. */
+static __always_inline void join_backend(struct bpf_sock_ops *skops, __u32 backend_id)
+{
+	__u32 member, key;
+
+	for (member = 0; member < TS_GROUP_SLOTS; member++) {
+		key = TS_SOCKET_KEY(backend_id, member);
+		if (bpf_sock_hash_update(skops, &sockets, &key, BPF_NOEXIST) == 0)
+			return;
+	}
+	key = TS_SOCKET_KEY(backend_id, bpf_get_socket_cookie(skops) % TS_GROUP_SLOTS);
+	bpf_sock_hash_update(skops, &sockets, &key, BPF_ANY);
+}
+
 /* A socket that starts listening on a backend's (address, port) joins the backend's group in
- * "sockets", and its storage names the backend for the connections it will accept. */
+ * "sockets" (both backends' for a dual-stack listener that serves an IPv4 and an IPv6
+ * entry), and its storage names them for the connections it will accept. */
 static __always_inline void on_listen(struct bpf_sock_ops *skops)
 {
 	struct ts_listener_key key = {};
 	struct ts_listener *listener;
 	struct ts_connection *storage;
-	__u32 backend_id, member, slot;
 	struct bpf_sock *sk;
+	__u32 i, id;
 
 	/* Only the listener's own (address, port) registers it: 0.0.0.0 and [::] listeners
 	 * have the wildcard address here, so a concrete listener never takes a wildcard key. */
@@ -345,26 +376,23 @@ static __always_inline void on_listen(struct bpf_sock_ops *skops)
 	listener = bpf_map_lookup_elem(&listeners, &key);
 	if (!listener)
 		return;
-	backend_id = listener->backend_id;
 	sk = skops->sk;
 	if (!sk)
 		return;
 	storage = bpf_sk_storage_get(&connections, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (storage) {
-		storage->backend_id = backend_id;
-		storage->tag = backend_tag(backend_id);
 		storage->flags = TS_CONN_LISTENER;
 		storage->service_id = 0;
 	}
-	/* The first free member slot; a group larger than the slots replaces one member by its
-	 * cookie, and any registered member serves the whole group. */
-	for (member = 0; member < TS_GROUP_SLOTS; member++) {
-		slot = TS_SOCKET_KEY(backend_id, member);
-		if (bpf_sock_hash_update(skops, &sockets, &slot, BPF_NOEXIST) == 0)
-			return;
+	for (i = 0; i < 2; i++) {
+		id = listener->backend_ids[i];
+		if (storage) {
+			storage->backend_ids[i] = id;
+			storage->tags[i] = id == TS_NO_BACKEND ? 0 : backend_tag(id);
+		}
+		if (id != TS_NO_BACKEND)
+			join_backend(skops, id);
 	}
-	slot = TS_SOCKET_KEY(backend_id, bpf_get_socket_cookie(skops) % TS_GROUP_SLOTS);
-	bpf_sock_hash_update(skops, &sockets, &slot, BPF_ANY);
 }
 
 /* The connection's 4-tuple as sk_lookup saw it. An IPv4 client accepted by a dual-stack [::]
@@ -391,7 +419,8 @@ static __always_inline __u32 established_flow(struct bpf_sock_ops *skops, struct
 
 /* Counts a connection that came through a frontend: a lookup of its service, and a fallback
  * when it landed elsewhere than the live table's choice for its flow. */
-static __always_inline void count_steered(const struct ts_frontend *fe, const struct flow *f, __u32 backend_id)
+static __always_inline void count_steered(const struct ts_frontend *fe, __u32 family, const struct flow *f,
+					  __u32 backend_id)
 {
 	struct ts_service_stats *stats;
 	struct ts_table *table;
@@ -401,7 +430,7 @@ static __always_inline void count_steered(const struct ts_frontend *fe, const st
 	if (!stats)
 		return;
 	stats->lookups++;
-	table = live_table(service_id);
+	table = live_table(service_id, family);
 	if (table && pick_backend(table, flow_hash(f, table->affinity)) != backend_id)
 		stats->fallbacks++;
 }
@@ -412,7 +441,7 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	struct ts_backend_stats *bs;
 	struct ts_frontend *fe;
 	struct bpf_sock *sk;
-	__u32 backend_id, family;
+	__u32 backend_id, tag, family;
 	struct flow flow;
 
 	sk = skops->sk;
@@ -422,24 +451,39 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	conn = bpf_sk_storage_get(&connections, sk, 0, 0);
 	if (!conn || !(conn->flags & TS_CONN_LISTENER))
 		return;
-	backend_id = conn->backend_id;
-	/* A listener registered under an id that has since gone to another address. */
-	if (conn->tag != backend_tag(backend_id)) {
+	family = established_flow(skops, &flow);
+	if (family == AF_INET6) {
+		backend_id = conn->backend_ids[1];
+		tag = conn->tags[1];
+	} else {
+		backend_id = conn->backend_ids[0];
+		tag = conn->tags[0];
+	}
+	/* Not a backend for this family, or a listener registered under an id that has since
+	 * gone to another address. */
+	if (backend_id == TS_NO_BACKEND || tag != backend_tag(backend_id)) {
 		bpf_sk_storage_delete(&connections, sk);
 		return;
 	}
+	conn->backend_ids[0] = backend_id;
 	conn->flags = 0;
 	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
 	if (!bs)
 		return;
 	bs->opened++;
-	family = established_flow(skops, &flow);
 	fe = find_frontend(family, &flow);
 	if (fe) {
+		struct ts_route_key route = { .service_id = fe->service_id, .backend_id = backend_id };
+		struct ts_backend_stats *rs = bpf_map_lookup_elem(&route_stats, &route);
+
 		conn->flags |= TS_CONN_STEERED;
 		conn->service_id = fe->service_id;
 		bs->steered++;
-		count_steered(fe, &flow, backend_id);
+		if (rs) {
+			rs->steered++;
+			rs->opened++;
+		}
+		count_steered(fe, family, &flow, backend_id);
 	}
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
@@ -480,12 +524,22 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 	/* Our FIN counts in bytes_acked only once acknowledged: all we sent is acked. */
 	if ((conn->flags & TS_CONN_FIN_OUT) && skops->snd_una == skops->snd_nxt && sent > 0)
 		sent--;
-	backend_id = conn->backend_id;
+	backend_id = conn->backend_ids[0];
 	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
 	if (bs) {
 		bs->closed++;
 		bs->bytes_sent += sent;
 		bs->bytes_received += received;
+	}
+	if (conn->flags & TS_CONN_STEERED) {
+		struct ts_route_key route = { .service_id = conn->service_id, .backend_id = backend_id };
+
+		bs = bpf_map_lookup_elem(&route_stats, &route);
+		if (bs) {
+			bs->closed++;
+			bs->bytes_sent += sent;
+			bs->bytes_received += received;
+		}
 	}
 	bpf_sk_storage_delete(&connections, sk);
 }

@@ -30,9 +30,10 @@ ip netns add "$ns"
 ip -n "$ns" link set lo up
 echo "== network namespace $ns"
 
-ip netns exec "$ns" "$bin/tcpshift-echo" --listen 127.0.0.1:9001 --prefix one >/dev/null &
+# Dual-stack backends: one listener on [::]:PORT takes IPv4 and IPv6 clients.
+ip netns exec "$ns" "$bin/tcpshift-echo" --listen "[::]:9001" --prefix one >/dev/null &
 pids+=($!)
-ip netns exec "$ns" "$bin/tcpshift-echo" --listen 127.0.0.1:9002 --prefix two >/dev/null &
+ip netns exec "$ns" "$bin/tcpshift-echo" --listen "[::]:9002" --prefix two >/dev/null &
 pids+=($!)
 
 cat >"$config" <<'YAML'
@@ -45,15 +46,16 @@ spec:
   subsets:
   - name: v1
     weight: 50
-    backends: ["127.0.0.1:9001"]
+    backends: ["127.0.0.1:9001", "[::1]:9001"]
   - name: v2
     weight: 50
-    backends: ["127.0.0.1:9002"]
+    backends: ["127.0.0.1:9002", "[::1]:9002"]
 YAML
 
 tallies() {
+  local address=${1:-127.0.0.1}
   for _ in $(seq "$connections"); do
-    echo hello | ip netns exec "$ns" nc -N -w 3 127.0.0.1 31400 || echo "failed"
+    echo hello | ip netns exec "$ns" nc -N -w 3 "$address" 31400 || echo "failed"
   done | sort | uniq -c
 }
 
@@ -68,6 +70,8 @@ echo "== tcpshift set tcp-echo v1=20 v2=80"
 "$bin/tcpshift" set tcp-echo v1=20 v2=80 --netns "$ns"
 echo "== $connections connections: echo hello | nc 127.0.0.1 31400"
 tallies
+echo "== $connections IPv6 connections: echo hello | nc ::1 31400"
+tallies ::1
 
 echo "== tcpshift stats"
 "$bin/tcpshift" stats --netns "$ns"

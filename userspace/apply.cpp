@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "tcpshift/dataplane.h"
+#include "tcpshift/failpoint.h"
 #include "tcpshift/listeners.h"
 #include "tcpshift/local_routes.h"
 #include "tcpshift/pins.h"
@@ -30,11 +31,31 @@ Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdA
     return compile_plan(*services, ids, limits);
 }
 
+namespace {
+
+// The stored applied set must be the one the pinned maps hold: compiled from a lost or older
+// file, a plan would hand ids that live sockets and counters carry to other addresses.
+Result<void> check_serial(const NetnsId& netns, const AppliedState& state) {
+    auto maps = open_dataplane(netns);
+    if (!maps) return fail(maps.error());
+    auto serial = applied_serial(*maps);
+    if (!serial) return fail(serial.error());
+    if (*serial == state.serial) return {};
+    const std::string file = state_dir(netns.inode) + "/applied.json";
+    return fail(system_error(
+        file + (state.serial == 0 && state.resources.empty() ? " is missing" : " holds applied set #" + std::to_string(state.serial)) +
+        ", but the data plane pinned at " + pin_dir(netns.inode) + " holds applied set #" + std::to_string(*serial) +
+        "; tcpshift will not guess which ids its sockets carry: run `tcpshift detach`, then apply again"));
+}
+
+}  // namespace
+
 Result<Applied> load_applied(const NetnsId& netns) {
     Applied applied;
     if (!dataplane_attached(netns)) return applied;
     auto state = load_state(netns.inode);
     if (!state) return fail(state.error());
+    if (auto ok = check_serial(netns, *state); !ok) return fail(ok.error());
     applied.state = std::move(*state);
     auto limits = attached_limits(netns);
     if (!limits) return fail(limits.error());
@@ -96,6 +117,32 @@ std::vector<Endpoint> drop_local_routes(const std::vector<Endpoint>& owned, cons
     return now;
 }
 
+namespace {
+
+// Puts `before` back after a failed commit: its plan over whatever of `next` went in, its
+// local routes, and its applied set and serial. A namespace attached by this commit is
+// detached instead.
+void roll_back(const Target& target, const DataplaneMaps& maps, const Applied& before, const Plan& next,
+               bool attached_now, const std::vector<Endpoint>& owned_routes, std::ostream& log) {
+    if (attached_now) {
+        (void)drop_local_routes(owned_routes, Plan{}, log);
+        (void)detach_dataplane(target.netns);
+        return;
+    }
+    // The ids of `next` are quarantined from `before`, so the previous backends find their own
+    // ids again; listeners that moved are adopted back.
+    if (install_listener_keys(maps, before.plan, &next, target.netns)) {
+        (void)adopt_listeners(maps, before.plan, nullptr);
+        (void)install_plan(maps, before.plan, &next, target.netns);
+    }
+    const auto kept = drop_local_routes(owned_routes, before.plan, log);
+    (void)add_local_routes(kept, before.plan, log);
+    (void)save_state(target.netns.inode, before.state);
+    (void)set_applied_serial(maps, before.state.serial);
+}
+
+}  // namespace
+
 Result<void> commit(const Target& target, const Applied& before, AppliedState next_state, const Plan& next,
                     std::ostream& log) {
     if (auto ok = check_frontend_conflicts(next); !ok) return ok;
@@ -103,52 +150,36 @@ Result<void> commit(const Target& target, const Applied& before, AppliedState ne
     if (!attached_now) return fail(attached_now.error());
     if (*attached_now)
         log << "attached to network namespace " << target.netns.inode << ", pins in "
-               << pin_dir(target.netns.inode) << "\n";
+            << pin_dir(target.netns.inode) << "\n";
     auto maps = open_dataplane(target.netns);
     if (!maps) return fail(maps.error());
 
     const Plan* previous = before.state.resources.empty() ? nullptr : &before.plan;
+    std::vector<Endpoint> owned = before.state.local_routes;
     // Backends that already listen are adopted before any frontend leads to them, so no
-    // connection is refused in between.
-    Result<void> installed = install_listener_keys(*maps, next, previous, target.netns);
-    if (installed) {
-        auto adopted = adopt_listeners(*maps, next, &log);
-        if (!adopted) installed = fail(adopted.error());
-    }
-    // Routes only once the listeners are in place; a failure before leaves none to undo.
-    Result<std::vector<Endpoint>> routes = fail(system_error("not reached"));
-    if (installed) {
-        routes = add_local_routes(before.state.local_routes, next, log);
-        if (!routes) installed = fail(routes.error());
-    }
-    if (installed) installed = install_plan(*maps, next, previous, target.netns);
-    if (installed) {
+    // connection is refused in between; routes only once the listeners are in place.
+    auto steps = [&]() -> Result<void> {
+        if (auto ok = install_listener_keys(*maps, next, previous, target.netns); !ok) return ok;
+        if (auto adopted = adopt_listeners(*maps, next, &log); !adopted) return fail(adopted.error());
+        auto routes = add_local_routes(owned, next, log);
+        if (!routes) return fail(routes.error());
+        owned = std::move(*routes);
+        if (auto ok = install_plan(*maps, next, previous, target.netns); !ok) return ok;
         size_t frontends = 0;
         for (const auto& svc : next.services) frontends += svc.frontends.size();
         log << "installed " << next.services.size() << " services: " << frontends << " frontends, "
             << next.ids.backends.size() << " backends, " << next.services.size() << " weight tables\n";
-    }
-    if (installed) {
         next_state.ids = next.ids;
-        next_state.local_routes = drop_local_routes(*routes, next, log);
-        installed = save_state(target.netns.inode, next_state);
-    }
-    if (!installed) {
-        if (routes) (void)drop_local_routes(*routes, before.plan, log);
-        if (*attached_now) {
-            (void)detach_dataplane(target.netns);
-        } else if (previous) {
-            // The ids of `next` are quarantined from `previous`, so the previous backends find
-            // their own ids again; listeners that moved are adopted back.
-            if (install_listener_keys(*maps, *previous, &next, target.netns)) {
-                (void)adopt_listeners(*maps, *previous, nullptr);
-                (void)install_plan(*maps, *previous, &next, target.netns);
-            }
-        }
-        return installed;
-    }
-    return {};
+        next_state.serial = before.state.serial + 1;
+        owned = drop_local_routes(owned, next, log);
+        next_state.local_routes = owned;
+        if (auto ok = set_applied_serial(*maps, next_state.serial); !ok) return ok;
+        if (auto ok = failpoint("commit-before-save"); !ok) return ok;
+        return save_state(target.netns.inode, next_state);
+    };
+    auto done = steps();
+    if (!done) roll_back(target, *maps, before, next, *attached_now, owned, log);
+    return done;
 }
-
 
 }  // namespace tcpshift

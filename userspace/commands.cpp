@@ -13,6 +13,7 @@
 
 #include "tcpshift/config.h"
 #include "tcpshift/dataplane.h"
+#include "tcpshift/inventory.h"
 #include "tcpshift/listeners.h"
 #include "tcpshift/local_routes.h"
 #include "tcpshift/agent.h"
@@ -312,7 +313,41 @@ Result<void> run_set(const SetCommand& cmd, Streams io) {
     return {};
 }
 
+namespace {
+
+Result<void> run_status_all(const ShowCommand& cmd, Streams io) {
+    if (auto ok = require_root("status --all"); !ok) return ok;
+    auto all = list_attached();
+    if (!all) return fail(all.error());
+    if (cmd.json) {
+        io.out << inventory_json(*all).dump(2) << "\n";
+    } else {
+        print_inventory(*all, io.out);
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<void> run_prune(const ShowCommand& cmd, Streams io) {
+    if (auto ok = require_root("prune"); !ok) return ok;
+    auto lock = PinLock::acquire(kLockPatience);
+    if (!lock) return fail(lock.error());
+    auto removed = prune_gone();
+    if (!removed) return fail(removed.error());
+    if (cmd.json) {
+        io.out << inventory_json(*removed).dump(2) << "\n";
+        return {};
+    }
+    for (const auto& ns : *removed)
+        io.out << "removed the pins, state and sock_ops link of deleted network namespace " << ns.inode << " ("
+               << ns.pins << ")\n";
+    if (removed->empty()) io.out << "nothing to prune: every attached namespace is alive\n";
+    return {};
+}
+
 Result<void> run_status(const ShowCommand& cmd, Streams io) {
+    if (cmd.all) return run_status_all(cmd, io);
     auto session = open_session("status", cmd.target, Access::kRead, io.err);
     if (!session) return fail(session.error());
     const NetnsId& netns = session->target.netns;
@@ -514,6 +549,7 @@ Examples:
   tcpshift verify                          do the pinned maps hold what was applied, and
                                            what the namespace's agent keeps applied?
   tcpshift detach                          remove programs, pins and local routes
+  tcpshift status --all                    every attached namespace; `prune` cleans deleted ones
   tcpshift agent --config /etc/tcpshift/   keep a directory applied; metrics on 127.0.0.1:9464
 
 Exit status: 0 done, 1 the system refused (privilege, kernel, busy pins, an agent keeps
@@ -608,6 +644,15 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     auto* status_cmd = app.add_subcommand("status", "frontends, services, subsets, weights, backend readiness");
     status_cmd->add_flag("--json", status.json, "print JSON");
     add_netns(status_cmd, status.target);
+    status_cmd->add_flag("--all", status.all,
+                         "every network namespace tcpshift is attached to on this host, and those deleted "
+                         "without detach (see prune)")
+        ->excludes(status_cmd->get_option("--netns"));
+
+    ShowCommand prune;
+    auto* prune_cmd = app.add_subcommand(
+        "prune", "remove the pins, state and sock_ops links of namespaces deleted without detach");
+    prune_cmd->add_flag("--json", prune.json, "print JSON");
 
     ShowCommand stats;
     auto* stats_cmd = app.add_subcommand("stats", "per service and backend: steered, fallbacks, refused");
@@ -676,6 +721,7 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     if (verify_cmd->parsed()) result = run_verify(verify, io);
     if (set_cmd->parsed()) result = run_set(set, io);
     if (status_cmd->parsed()) result = run_status(status, io);
+    if (prune_cmd->parsed()) result = run_prune(prune, io);
     if (stats_cmd->parsed()) result = run_stats(stats, io);
     if (explain_cmd->parsed()) result = run_explain(explain, io);
     if (detach_cmd->parsed()) result = run_detach(detach, io);

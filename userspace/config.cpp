@@ -83,25 +83,20 @@ Result<std::string> read_file(const std::string& path) {
     return out.str();
 }
 
-Result<std::vector<std::string>> expand_paths(const std::vector<std::string>& paths) {
-    std::vector<std::string> files;
-    for (const auto& path : paths) {
-        std::error_code ec;
-        if (path != "-" && fs::is_directory(path, ec)) {
-            std::vector<std::string> found;
-            for (const auto& entry : fs::directory_iterator(path, ec))
-                if (entry.is_regular_file() && is_config_file_name(entry.path().filename().string()))
-                    found.push_back(entry.path().string());
-            if (ec) return fail(config_error(path + ": cannot list: " + ec.message()));
-            std::sort(found.begin(), found.end());
-            files.insert(files.end(), found.begin(), found.end());
-        } else if (path == "-" || fs::exists(path, ec)) {
-            files.push_back(path);
-        } else {
-            return fail(config_error(path + ": no such file or directory"));
-        }
+// The files one -f argument names: the file itself, or a directory's config files in name
+// order, the order kubectl applies them in.
+Result<std::vector<std::string>> expand_path(const std::string& path) {
+    std::error_code ec;
+    if (path != "-" && !fs::exists(path, ec)) return fail(config_error(path + ": no such file or directory"));
+    if (path == "-" || !fs::is_directory(path, ec)) return std::vector<std::string>{path};
+    std::vector<std::string> found;
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+        if (entry.is_regular_file() && is_config_file_name(entry.path().filename().string()))
+            found.push_back(entry.path().string());
     }
-    return files;
+    if (ec) return fail(config_error(path + ": cannot list: " + ec.message()));
+    std::sort(found.begin(), found.end());
+    return found;
 }
 
 // Walks the YAML event stream before anything is built from it: refuses aliases (an alias
@@ -242,25 +237,73 @@ Result<std::vector<Resource>> parse_resources(const std::string& text, const std
     return out;
 }
 
+namespace {
+
+std::string described(const Resource& r) { return r.kind + " \"" + r.name + "\" in namespace " + r.ns; }
+
+// Within one file nothing orders two definitions of a resource but their lines, and the first
+// would be dead text that `explain` still cites: most likely a copy left behind, so refused.
+Result<void> check_defined_once(const std::vector<Resource>& resources) {
+    std::map<std::string, SourceRef> seen;  // key -> where this file defines it
+    for (const auto& r : resources)
+        if (auto [it, fresh] = seen.emplace(r.key(), r.where); !fresh)
+            return fail(config_error(r.where.str() + ": " + described(r) +
+                                     " is defined twice in this file; the other is at " + it->second.str() +
+                                     " (only a later file or -f may replace it)"));
+    return {};
+}
+
+// The resources of several files, each replacing an earlier one of its key in place, as
+// kubectl apply applies files in order and the last apply of an object wins.
+class LoadedResources {
+   public:
+    void add(Resource r, size_t argument, Diagnostics* diagnostics) {
+        const auto [it, fresh] = index_.emplace(r.key(), Slot{.position = all_.size(), .argument = argument});
+        if (fresh) {
+            all_.push_back(std::move(r));
+            return;
+        }
+        Resource& earlier = all_[it->second.position];
+        // The same file named twice replaces each of its resources by itself: nothing to say.
+        if (diagnostics && earlier.where.str() != r.where.str()) {
+            const std::string why = it->second.argument == argument
+                                        ? "a directory's files apply in name order, the later wins"
+                                        : "a later -f wins";
+            diagnostics->notes.push_back(r.where.str() + ": " + described(r) + " replaces the one at " +
+                                         earlier.where.str() + " (" + why + ", as with kubectl apply)");
+        }
+        it->second.argument = argument;
+        earlier = std::move(r);
+    }
+    std::vector<Resource> take() { return std::move(all_); }
+
+   private:
+    struct Slot {
+        size_t position;  // in all_
+        size_t argument;  // the -f argument that defined it last
+    };
+    std::vector<Resource> all_;
+    std::map<std::string, Slot> index_;
+};
+
+}  // namespace
+
 Result<std::vector<Resource>> load_resources(const std::vector<std::string>& paths, const std::string& default_ns,
                                              Diagnostics* diagnostics) {
-    auto files = expand_paths(paths);
-    if (!files) return fail(files.error());
-    std::vector<Resource> all;
-    std::map<std::string, SourceRef> seen;  // key -> where it was defined
-    for (const auto& file : *files) {
-        auto text = read_file(file);
-        if (!text) return fail(text.error());
-        auto resources = parse_resources(*text, file, default_ns, diagnostics);
-        if (!resources) return fail(resources.error());
-        for (auto& r : *resources) {
-            if (auto [it, fresh] = seen.emplace(r.key(), r.where); !fresh)
-                return fail(config_error(r.where.str() + ": " + r.kind + " \"" + r.name + "\" in namespace " + r.ns +
-                                         " is defined twice; the other is at " + it->second.str()));
-            all.push_back(std::move(r));
+    LoadedResources loaded;
+    for (size_t argument = 0; argument < paths.size(); ++argument) {
+        auto files = expand_path(paths[argument]);
+        if (!files) return fail(files.error());
+        for (const auto& file : *files) {
+            auto text = read_file(file);
+            if (!text) return fail(text.error());
+            auto resources = parse_resources(*text, file, default_ns, diagnostics);
+            if (!resources) return fail(resources.error());
+            if (auto ok = check_defined_once(*resources); !ok) return fail(ok.error());
+            for (auto& r : *resources) loaded.add(std::move(r), argument, diagnostics);
         }
     }
-    return all;
+    return loaded.take();
 }
 
 namespace {
@@ -353,6 +396,59 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
     return svc;
 }
 
+// A backend as a refusal names it: its service and where it was configured.
+struct BackendPlace {
+    const ServiceSpec* service = nullptr;
+    Endpoint address;
+    SourceRef where;
+};
+
+// Why a frontend may not cover `backend`, and how to resolve it. Only a TrafficShift can
+// say takeover; a route of Istio or the Gateway API has no such field.
+std::string covered_backend_error(const ServiceSpec& svc, size_t frontend, const BackendPlace& backend) {
+    const SourceRef& where = frontend < svc.listen_where.size() ? svc.listen_where[frontend] : svc.where;
+    const bool own = backend.service == &svc;
+    const std::string whose =
+        own ? "its own backend " + backend.address.str()
+            : "backend " + backend.address.str() + " of service \"" + backend.service->name + "\"";
+    const std::string fix =
+        svc.origin.starts_with("TrafficShift.")
+            ? "move one of them to another port, or set spec.takeover: true to steer them anyway"
+            : "move one of them to another port, or the gateway to another address (Istio: the server's bind; "
+              "Gateway API: spec.addresses); only a TrafficShift can take a port over, with spec.takeover: true";
+    return where.str() + ": service \"" + svc.name + "\": frontend " + svc.listen[frontend].str() + " covers " + whose +
+           " (" + backend.where.str() + "): clients that connect to that backend would be steered " +
+           (own ? "by weight too" : "to \"" + svc.name + "\" instead") + "; " + fix;
+}
+
+// sk_lookup gives a frontend every new connection to its address and port (the exact
+// address, then the wildcard of the connection's family), so a frontend that covers a backend
+// takes the clients that connect to that backend directly: its port is taken over. A frontend
+// on its own service's backend would steer that backend's direct clients by weight, which is
+// a takeover too.
+Result<void> check_no_frontend_covers_a_backend(const std::vector<ServiceSpec>& services) {
+    std::map<Endpoint, BackendPlace> by_address;
+    std::map<Endpoint, BackendPlace> by_port;  // keyed by the wildcard of the backend's family and port
+    for (const auto& svc : services)
+        for (const auto& subset : svc.subsets)
+            for (size_t k = 0; k < subset.backends.size(); ++k) {
+                const Endpoint& b = subset.backends[k];
+                const SourceRef& where = k < subset.backend_where.size() ? subset.backend_where[k] : subset.where;
+                const BackendPlace place{.service = &svc, .address = b, .where = where};
+                by_address.emplace(b, place);
+                by_port.emplace(Endpoint{.family = b.family, .port = b.port}, place);
+            }
+    for (const auto& svc : services) {
+        if (svc.takeover) continue;
+        for (size_t i = 0; i < svc.listen.size(); ++i) {
+            const auto& covered = svc.listen[i].is_wildcard() ? by_port : by_address;
+            if (auto it = covered.find(svc.listen[i]); it != covered.end())
+                return fail(config_error(covered_backend_error(svc, i, it->second)));
+        }
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources, Diagnostics* diagnostics) {
@@ -403,7 +499,7 @@ Result<void> validate_services(const std::vector<ServiceSpec>& services) {
                                      "\": every subset has weight 0, so no connection could be served; give one a "
                                      "weight above 0"));
     }
-    return {};
+    return check_no_frontend_covers_a_backend(services);
 }
 
 }  // namespace tcpshift

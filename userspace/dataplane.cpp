@@ -31,8 +31,10 @@ static_assert(sizeof(ts_table) % 4 == 0);
 static_assert(sizeof(ts_listener_key) == 32);
 static_assert(sizeof(ts_service_stats) == 24);
 static_assert(sizeof(ts_backend_stats) == 40);
-static_assert(sizeof(ts_connection) == 16);
+static_assert(sizeof(ts_connection) == 24);
+static_assert(sizeof(ts_listener) == 8);
 static_assert(sizeof(ts_backend_tag) == 4);
+static_assert(sizeof(ts_meta) == 16);
 
 void SteerBpfDeleter::operator()(steer_bpf* skel) const { steer_bpf::destroy(skel); }
 
@@ -72,16 +74,17 @@ Result<void> remove(const Fd& map, const char* name, const void* key) {
     return {};
 }
 
-// Zeroes one entry of a per-CPU array on every CPU.
-Result<void> clear_percpu(const Fd& map, const char* name, uint32_t index, size_t value_size) {
+// Zeroes one entry of a per-CPU map on every CPU (creating it in a hash).
+template <typename Key>
+Result<void> clear_percpu(const Fd& map, const char* name, const Key& key, size_t value_size) {
     const int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return fail(system_error("count possible CPUs", -cpus));
     std::vector<uint8_t> zeros(static_cast<size_t>(cpus) * ((value_size + 7) & ~size_t{7}), 0);
-    return update(map, name, &index, zeros.data());
+    return update(map, name, &key, zeros.data());
 }
 
-template <typename T>
-Result<T> sum_percpu(const Fd& map, const char* name, uint32_t index) {
+template <typename T, typename Key>
+Result<T> sum_percpu(const Fd& map, const char* name, const Key& index) {
     static_assert(sizeof(T) % 8 == 0);
     const int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return fail(system_error("count possible CPUs", -cpus));
@@ -178,8 +181,9 @@ Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint64_t netns_cooki
         const uint32_t frontends = std::max<uint32_t>(TS_MAX_FRONTENDS, 4 * max_services);
         if (bpf_map__set_max_entries(m.services, max_services) != 0 ||
             bpf_map__set_max_entries(m.service_stats, max_services) != 0 ||
-            bpf_map__set_max_entries(m.tables, max_services * TS_TABLE_GENERATIONS) != 0 ||
-            bpf_map__set_max_entries(m.frontends, frontends) != 0)
+            bpf_map__set_max_entries(m.tables, max_services * TS_TABLE_FAMILIES * TS_TABLE_GENERATIONS) != 0 ||
+            bpf_map__set_max_entries(m.frontends, frontends) != 0 ||
+            bpf_map__set_max_entries(m.route_stats, std::max<uint32_t>(TS_MAX_ROUTES, 4 * max_services)) != 0)
             return fail(system_error("size the maps for " + std::to_string(max_services) + " services", errno));
     }
     if (int err = steer_bpf::load(program.skel_.get()); err != 0) {
@@ -203,6 +207,8 @@ Result<DataplaneMaps> SteerProgram::maps() const {
     }
     return maps;
 }
+
+bool dataplane_alive(uint64_t inode) { return link_netns_inode(pin_dir(inode)) == inode; }
 
 bool dataplane_attached(const NetnsId& netns) {
     const std::string dir = pin_dir(netns.inode);
@@ -245,6 +251,11 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
     std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> sockops_link(
         bpf_program__attach_cgroup(skel->progs.track_sockets, cgroup_fd.get()), bpf_link__destroy);
     if (!sockops_link) return fail(system_error("attach sock_ops to cgroup " + cgroup, errno));
+
+    const uint32_t zero = 0;
+    const ts_meta meta{.abi_version = TS_ABI_VERSION};
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) != 0)
+        return fail(system_error("update map \"meta\"", errno));
 
     // Pin into a private directory and rename it into place, so a reader never sees half a
     // set of pins. bpffs refuses names with a dot, so the directory is not hidden.
@@ -321,6 +332,9 @@ Result<PlanLimits> attached_limits(const NetnsId& netns) {
     if (!services) return fail(services.error());
     auto frontends = max_entries("frontends");
     if (!frontends) return fail(frontends.error());
+    auto routes = max_entries("route_stats");
+    if (!routes) return fail(routes.error());
+    limits.max_routes = *routes;
     limits.max_services = *services;
     limits.max_frontends = *frontends;
     return limits;
@@ -331,12 +345,36 @@ Result<DataplaneMaps> open_dataplane(const NetnsId& netns) {
     if (!dataplane_attached(netns))
         return fail(system_error("network namespace " + std::to_string(netns.inode) +
                                  ": tcpshift is not attached; run `tcpshift attach` or `tcpshift apply`"));
+    const std::string incompatible = "the data plane pinned at " + dir + " was attached by a tcpshift with another "
+                                     "map layout; detach it with that tcpshift, or remove " + dir +
+                                     " (connections to its frontends are refused until tcpshift attaches again)";
     DataplaneMaps maps;
     for (const auto& [name, fd] : kDataplaneMaps) {
         maps.*fd = Fd(bpf_obj_get(pin_path(dir, name).c_str()));
+        if (!(maps.*fd) && errno == ENOENT) return fail(system_error(incompatible + " (no map \"" + name + "\")"));
         if (!(maps.*fd)) return fail(system_error("open pinned map " + pin_path(dir, name), errno));
     }
+    const uint32_t zero = 0;
+    ts_meta meta{};
+    if (bpf_map_lookup_elem(maps.meta.get(), &zero, &meta) != 0)
+        return fail(system_error("read map \"meta\"", errno));
+    if (meta.abi_version != TS_ABI_VERSION)
+        return fail(system_error(incompatible + " (ABI version " + std::to_string(meta.abi_version) + ", this one " +
+                                 std::to_string(TS_ABI_VERSION) + ")"));
     return maps;
+}
+
+Result<uint64_t> applied_serial(const DataplaneMaps& maps) {
+    const uint32_t zero = 0;
+    ts_meta meta{};
+    if (bpf_map_lookup_elem(maps.meta.get(), &zero, &meta) != 0) return fail(system_error("read map \"meta\"", errno));
+    return meta.applied_serial;
+}
+
+Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial) {
+    const uint32_t zero = 0;
+    const ts_meta meta{.abi_version = TS_ABI_VERSION, .applied_serial = serial};
+    return update(maps.meta, "meta", &zero, &meta);
 }
 
 Result<void> detach_dataplane(const NetnsId& netns) {
@@ -347,20 +385,34 @@ Result<void> detach_dataplane(const NetnsId& netns) {
     return remove_tree(state_dir(netns.inode));
 }
 
-std::vector<std::pair<Endpoint, uint32_t>> listener_keys(const Plan& plan) {
-    std::map<Endpoint, uint32_t> exact;
-    std::map<Endpoint, std::set<uint32_t>> wildcard;
+ListenerIds serving(uint32_t backend_id, const Endpoint& address) {
+    ListenerIds ids = {TS_NO_BACKEND, TS_NO_BACKEND};
+    ids[family_index(address.family)] = backend_id;
+    return ids;
+}
+
+std::vector<std::pair<Endpoint, ListenerIds>> listener_keys(const Plan& plan) {
+    constexpr ListenerIds kNone = {TS_NO_BACKEND, TS_NO_BACKEND};
+    std::map<Endpoint, ListenerIds> exact;
+    // wildcard key -> client family index -> backends that key could serve
+    std::map<Endpoint, std::array<std::set<uint32_t>, 2>> wildcard;
     for (const auto& svc : plan.services)
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends) {
-                exact[b.address] = b.id;
-                Endpoint any{.family = b.address.family, .port = b.address.port};
-                wildcard[any].insert(b.id);
-                if (b.address.family == AF_INET) wildcard[Endpoint{.family = AF_INET6, .port = b.address.port}].insert(b.id);
+                const size_t family = family_index(b.address.family);
+                exact.emplace(b.address, kNone).first->second[family] = b.id;
+                wildcard[Endpoint{.family = b.address.family, .port = b.address.port}][family].insert(b.id);
+                if (b.address.family == AF_INET)
+                    wildcard[Endpoint{.family = AF_INET6, .port = b.address.port}][0].insert(b.id);
             }
-    std::vector<std::pair<Endpoint, uint32_t>> keys(exact.begin(), exact.end());
-    for (const auto& [ep, ids] : wildcard)
-        if (ids.size() == 1 && !exact.count(ep)) keys.emplace_back(ep, *ids.begin());
+    std::vector<std::pair<Endpoint, ListenerIds>> keys(exact.begin(), exact.end());
+    for (const auto& [ep, candidates] : wildcard) {
+        if (exact.count(ep)) continue;
+        ListenerIds ids = kNone;
+        for (size_t family = 0; family < 2; ++family)
+            if (candidates[family].size() == 1) ids[family] = *candidates[family].begin();
+        if (ids != kNone) keys.emplace_back(ep, ids);
+    }
     return keys;
 }
 
@@ -431,9 +483,9 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
         if (auto ok = clear_sockets(maps, id); !ok) return ok;
         if (auto ok = clear_percpu(maps.backend_stats, "backend_stats", id, sizeof(ts_backend_stats)); !ok) return ok;
     }
-    for (const auto& [ep, id] : listener_keys(next)) {
+    for (const auto& [ep, ids] : listener_keys(next)) {
         const ts_listener_key key = listener_key(ep, netns.cookie);
-        const ts_listener value{.backend_id = id};
+        const ts_listener value{.backend_ids = {ids[0], ids[1]}};
         if (auto ok = update(maps.listeners, "listeners", &key, &value); !ok) return ok;
     }
     return {};
@@ -441,26 +493,52 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
 
 namespace {
 
-// Writes a service's table into the spare generation and makes it live, unless the live one
-// already says the same.
+// Writes a service's tables into the spare generation and makes them live, unless the live
+// ones already say the same.
 Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, const PlanService* before) {
-    const bool changed = !before || before->id != svc.id || before->slots != svc.slots ||
-                         before->weighted_backends != svc.weighted_backends || before->affinity != svc.affinity;
+    const bool changed = !before || before->id != svc.id || before->affinity != svc.affinity ||
+                         std::any_of(svc.tables.begin(), svc.tables.end(), [&](const FamilyTable& t) {
+                             const FamilyTable& old = before->tables[&t - svc.tables.data()];
+                             return old.slots != t.slots || old.weighted_backends != t.weighted_backends;
+                         });
     if (!changed) return {};
     ts_service current{};
     if (bpf_map_lookup_elem(maps.services.get(), &svc.id, &current) != 0)
         return fail(system_error("read map \"services\"", errno));
     const uint32_t spare = (current.generation & 1) ^ 1;
     auto table = std::make_unique<ts_table>();
-    std::memset(table.get(), 0xff, sizeof(*table));
-    table->affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
-    table->backend_count = static_cast<__u32>(svc.weighted_backends.size());
-    std::copy(svc.weighted_backends.begin(), svc.weighted_backends.end(), table->backends);
-    std::copy(svc.slots.begin(), svc.slots.end(), table->slots);
-    const uint32_t table_id = svc.id * TS_TABLE_GENERATIONS + spare;
-    if (auto ok = update(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
+    for (size_t family = 0; family < svc.tables.size(); ++family) {
+        const FamilyTable& t = svc.tables[family];
+        std::memset(table.get(), 0xff, sizeof(*table));
+        table->affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
+        table->backend_count = static_cast<__u32>(t.weighted_backends.size());
+        std::copy(t.weighted_backends.begin(), t.weighted_backends.end(), table->backends);
+        std::copy(t.slots.begin(), t.slots.end(), table->slots);
+        const uint32_t table_id = TS_TABLE_ID(svc.id, family, spare);
+        if (auto ok = update(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
+    }
     const ts_service flipped{.generation = spare};
     return update(maps.services, "services", &svc.id, &flipped);
+}
+
+// Every (service, backend) pair of a plan: the keys of "route_stats".
+std::set<std::pair<uint32_t, uint32_t>> routes_of(const Plan& plan) {
+    std::set<std::pair<uint32_t, uint32_t>> routes;
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) routes.emplace(svc.id, b.id);
+    return routes;
+}
+
+// Creates the zeroed counters of the routes `next` adds, before any table steers to them.
+Result<void> add_routes(const DataplaneMaps& maps, const Plan& next, const Plan* previous) {
+    const auto before = previous ? routes_of(*previous) : std::set<std::pair<uint32_t, uint32_t>>{};
+    for (const auto& [service, backend] : routes_of(next)) {
+        if (before.count({service, backend})) continue;
+        const ts_route_key key{.service_id = service, .backend_id = backend};
+        if (auto ok = clear_percpu(maps.route_stats, "route_stats", key, sizeof(ts_backend_stats)); !ok) return ok;
+    }
+    return {};
 }
 
 // Step 4 of install_plan: what `previous` had and `next` does not, in reverse order of use.
@@ -474,11 +552,17 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
     }
     // Listener keys before sockets, so a retired listener that listens again cannot register.
     std::set<Endpoint> kept;
-    for (const auto& [ep, id] : listener_keys(next)) kept.insert(ep);
-    for (const auto& [ep, id] : listener_keys(previous)) {
+    for (const auto& [ep, ids] : listener_keys(next)) kept.insert(ep);
+    for (const auto& [ep, ids] : listener_keys(previous)) {
         if (kept.count(ep)) continue;
         const ts_listener_key key = listener_key(ep, netns.cookie);
         if (auto ok = remove(maps.listeners, "listeners", &key); !ok) return ok;
+    }
+    const auto kept_routes = routes_of(next);
+    for (const auto& [service, backend] : routes_of(previous)) {
+        if (kept_routes.count({service, backend})) continue;
+        const ts_route_key key{.service_id = service, .backend_id = backend};
+        if (auto ok = remove(maps.route_stats, "route_stats", &key); !ok) return ok;
     }
     std::set<uint32_t> next_backends;
     for (const auto& [name, id] : next.ids.backends) next_backends.insert(id);
@@ -495,7 +579,8 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
     // 1. Tables: write the spare generation, then flip. The spare was live before the last
     // flip; a lookup that read the old generation may still be walking it, so wait for
-    // running programs to finish before overwriting it.
+    // running programs to finish before overwriting it. The counters of new routes first.
+    if (auto ok = add_routes(maps, next, previous); !ok) return ok;
     if (auto ok = wait_for_running_programs(); !ok) return ok;
     std::map<std::string, const PlanService*> before_by_name;
     if (previous)
@@ -556,77 +641,105 @@ Endpoint key_endpoint(__u32 family, __u32 port, const __u32 addr[4]) {
 
 }  // namespace
 
-Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns) {
-    std::vector<std::string> diff;
+namespace {
 
-    std::map<Endpoint, uint32_t> want_frontends;
+using Diff = std::vector<std::string>;
+
+Result<void> diff_frontends(const DataplaneMaps& maps, const Plan& plan, Diff& diff) {
+    std::map<Endpoint, uint32_t> want;
     std::map<uint32_t, std::string> service_names;
     for (const auto& svc : plan.services) {
         service_names[svc.id] = svc.name;
-        for (const auto& f : svc.frontends) want_frontends[f] = svc.id;
+        for (const auto& f : svc.frontends) want[f] = svc.id;
     }
-    auto frontend_keys = map_keys<ts_frontend_key>(maps.frontends, "frontends");
-    if (!frontend_keys) return fail(frontend_keys.error());
+    auto keys = map_keys<ts_frontend_key>(maps.frontends, "frontends");
+    if (!keys) return fail(keys.error());
     std::set<Endpoint> seen;
-    for (const auto& key : *frontend_keys) {
+    for (const auto& key : *keys) {
         const Endpoint ep = key_endpoint(key.family, key.port, key.addr);
         seen.insert(ep);
         ts_frontend value{};
         if (bpf_map_lookup_elem(maps.frontends.get(), &key, &value) != 0) continue;
-        auto it = want_frontends.find(ep);
-        if (it == want_frontends.end()) {
+        auto it = want.find(ep);
+        if (it == want.end()) {
             diff.push_back("frontend " + ep.str() + " is installed but not configured");
         } else if (it->second != value.service_id) {
             diff.push_back("frontend " + ep.str() + " leads to service id " + std::to_string(value.service_id) +
                            ", configured: " + service_names[it->second] + " (id " + std::to_string(it->second) + ")");
         }
     }
-    for (const auto& [ep, id] : want_frontends)
+    for (const auto& [ep, id] : want)
         if (!seen.count(ep)) diff.push_back("frontend " + ep.str() + " of service " + service_names[id] + " is missing");
+    return {};
+}
 
+Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff) {
     auto table = std::make_unique<ts_table>();
     for (const auto& svc : plan.services) {
         ts_service live{};
         if (bpf_map_lookup_elem(maps.services.get(), &svc.id, &live) != 0)
             return fail(system_error("read map \"services\"", errno));
-        const uint32_t table_id = svc.id * TS_TABLE_GENERATIONS + (live.generation & 1);
-        if (bpf_map_lookup_elem(maps.tables.get(), &table_id, table.get()) != 0)
-            return fail(system_error("read map \"tables\"", errno));
-        const std::string prefix = "service " + svc.name + " (id " + std::to_string(svc.id) + "): ";
-        const __u32 affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
-        if (table->affinity != affinity) diff.push_back(prefix + "live table has another affinity");
-        if (table->backend_count != svc.weighted_backends.size() ||
-            !std::equal(svc.weighted_backends.begin(), svc.weighted_backends.end(), table->backends))
-            diff.push_back(prefix + "live table has other weighted backends");
-        size_t differing = 0;
-        for (size_t i = 0; i < svc.slots.size(); ++i) differing += table->slots[i] != svc.slots[i];
-        if (differing)
-            diff.push_back(prefix + std::to_string(differing) + " of " + std::to_string(svc.slots.size()) +
-                           " slots differ from the configured weights");
-    }
-
-    std::map<Endpoint, uint32_t> want_listeners;
-    for (const auto& [ep, id] : listener_keys(plan)) want_listeners[ep] = id;
-    auto listener_map_keys = map_keys<ts_listener_key>(maps.listeners, "listeners");
-    if (!listener_map_keys) return fail(listener_map_keys.error());
-    std::set<Endpoint> seen_listeners;
-    for (const auto& key : *listener_map_keys) {
-        if (key.netns_cookie != netns.cookie) continue;
-        const Endpoint ep = key_endpoint(key.family, key.port, key.addr);
-        seen_listeners.insert(ep);
-        ts_listener value{};
-        if (bpf_map_lookup_elem(maps.listeners.get(), &key, &value) != 0) continue;
-        auto it = want_listeners.find(ep);
-        if (it == want_listeners.end()) {
-            diff.push_back("listener key " + ep.str() + " is registered but no backend listens there");
-        } else if (it->second != value.backend_id) {
-            diff.push_back("listener key " + ep.str() + " leads to backend id " + std::to_string(value.backend_id) +
-                           ", configured: " + std::to_string(it->second));
+        for (size_t family = 0; family < svc.tables.size(); ++family) {
+            const FamilyTable& want = svc.tables[family];
+            if (want.slots.empty()) continue;  // no frontend of this family
+            const uint32_t table_id = TS_TABLE_ID(svc.id, family, live.generation & 1);
+            if (bpf_map_lookup_elem(maps.tables.get(), &table_id, table.get()) != 0)
+                return fail(system_error("read map \"tables\"", errno));
+            const std::string prefix = "service " + svc.name + " (id " + std::to_string(svc.id) + "), " +
+                                       (family ? "IPv6" : "IPv4") + " clients: ";
+            const __u32 affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
+            if (table->affinity != affinity) diff.push_back(prefix + "live table has another affinity");
+            if (table->backend_count != want.weighted_backends.size() ||
+                !std::equal(want.weighted_backends.begin(), want.weighted_backends.end(), table->backends))
+                diff.push_back(prefix + "live table has other weighted backends");
+            size_t differing = 0;
+            for (size_t i = 0; i < want.slots.size(); ++i) differing += table->slots[i] != want.slots[i];
+            if (differing)
+                diff.push_back(prefix + std::to_string(differing) + " of " + std::to_string(want.slots.size()) +
+                               " slots differ from the configured weights");
         }
     }
-    for (const auto& [ep, id] : want_listeners)
-        if (!seen_listeners.count(ep)) diff.push_back("listener key " + ep.str() + " is missing");
+    return {};
+}
 
+std::string ids_str(const ListenerIds& ids) {
+    auto one = [](uint32_t id) { return id == TS_NO_BACKEND ? std::string("none") : std::to_string(id); };
+    return "backend ids " + one(ids[0]) + " (IPv4 clients), " + one(ids[1]) + " (IPv6 clients)";
+}
+
+Result<void> diff_listeners(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns, Diff& diff) {
+    std::map<Endpoint, ListenerIds> want;
+    for (const auto& [ep, ids] : listener_keys(plan)) want[ep] = ids;
+    auto keys = map_keys<ts_listener_key>(maps.listeners, "listeners");
+    if (!keys) return fail(keys.error());
+    std::set<Endpoint> seen;
+    for (const auto& key : *keys) {
+        if (key.netns_cookie != netns.cookie) continue;
+        const Endpoint ep = key_endpoint(key.family, key.port, key.addr);
+        seen.insert(ep);
+        ts_listener value{};
+        if (bpf_map_lookup_elem(maps.listeners.get(), &key, &value) != 0) continue;
+        const ListenerIds ids = {value.backend_ids[0], value.backend_ids[1]};
+        auto it = want.find(ep);
+        if (it == want.end()) {
+            diff.push_back("listener key " + ep.str() + " is registered but no backend listens there");
+        } else if (it->second != ids) {
+            diff.push_back("listener key " + ep.str() + " leads to " + ids_str(ids) + ", configured: " +
+                           ids_str(it->second));
+        }
+    }
+    for (const auto& [ep, ids] : want)
+        if (!seen.count(ep)) diff.push_back("listener key " + ep.str() + " is missing");
+    return {};
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns) {
+    Diff diff;
+    if (auto ok = diff_frontends(maps, plan, diff); !ok) return fail(ok.error());
+    if (auto ok = diff_tables(maps, plan, diff); !ok) return fail(ok.error());
+    if (auto ok = diff_listeners(maps, plan, netns, diff); !ok) return fail(ok.error());
     auto sockets = backend_sockets(maps, plan, netns);
     if (!sockets) return fail(sockets.error());
     for (const auto& [name, id] : plan.ids.backends)
@@ -696,23 +809,34 @@ std::string describe(const BackendSocket& socket) {
     return "socket " + std::to_string(socket.cookie) + " that listens nowhere in this namespace";
 }
 
-Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, const Endpoint& address,
-                               int socket_fd) {
-    const uint32_t tag = backend_tag(address);
-    const ts_connection storage{.backend_id = backend_id, .tag = tag, .flags = TS_CONN_LISTENER};
+Result<void> register_listener(const DataplaneMaps& maps, const ListenerIds& ids, int socket_fd) {
+    ts_connection storage{.backend_ids = {ids[0], ids[1]}, .tags = {0, 0}, .flags = TS_CONN_LISTENER};
+    for (size_t family = 0; family < 2; ++family) {
+        if (ids[family] == TS_NO_BACKEND) continue;
+        ts_backend_tag tag{};
+        if (bpf_map_lookup_elem(maps.backend_tags.get(), &ids[family], &tag) != 0)
+            return fail(system_error("read map \"backend_tags\"", errno));
+        storage.tags[family] = tag.tag;
+    }
     const int fd = socket_fd;
     if (bpf_map_update_elem(maps.connections.get(), &fd, &storage, BPF_ANY) != 0)
-        return fail(system_error("give the listener of backend " + std::to_string(backend_id) + " its storage", errno));
-    const ts_backend_tag value{.tag = tag};
-    if (auto ok = update(maps.backend_tags, "backend_tags", &backend_id, &value); !ok) return ok;
+        return fail(system_error("give a backend listener its storage in map \"connections\"", errno));
     const uint64_t sock = static_cast<uint64_t>(socket_fd);
-    for (uint32_t member = 0; member < TS_GROUP_SLOTS; ++member) {
-        const uint32_t key = TS_SOCKET_KEY(backend_id, member);
-        if (bpf_map_update_elem(maps.sockets.get(), &key, &sock, BPF_NOEXIST) == 0) return {};
-        if (errno != EEXIST) break;
+    for (uint32_t id : ids) {
+        if (id == TS_NO_BACKEND) continue;
+        bool joined = false;
+        for (uint32_t member = 0; member < TS_GROUP_SLOTS && !joined; ++member) {
+            const uint32_t key = TS_SOCKET_KEY(id, member);
+            joined = bpf_map_update_elem(maps.sockets.get(), &key, &sock, BPF_NOEXIST) == 0;
+            if (!joined && errno != EEXIST)
+                return fail(system_error("insert a listener of backend " + std::to_string(id) + " into map \"sockets\"",
+                                         errno));
+        }
+        if (!joined)
+            return fail(system_error("insert a listener of backend " + std::to_string(id) + " into map \"sockets\": all " +
+                                     std::to_string(TS_GROUP_SLOTS) + " member slots are taken"));
     }
-    return fail(system_error("insert listener of backend " + std::to_string(backend_id) + " into map \"sockets\"",
-                             errno == EEXIST ? ENOSPC : errno));
+    return {};
 }
 
 Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id) {
@@ -721,14 +845,29 @@ Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_
     return ServiceCounters{.lookups = s->lookups, .fallbacks = s->fallbacks, .no_backend = s->no_backend};
 }
 
+namespace {
+
+BackendCounters backend_counters(const ts_backend_stats& b) {
+    return BackendCounters{.steered = b.steered,
+                           .opened = b.opened,
+                           .closed = b.closed,
+                           .bytes_sent = b.bytes_sent,
+                           .bytes_received = b.bytes_received};
+}
+
+}  // namespace
+
+Result<BackendCounters> read_route_counters(const DataplaneMaps& maps, uint32_t service_id, uint32_t backend_id) {
+    const ts_route_key key{.service_id = service_id, .backend_id = backend_id};
+    auto b = sum_percpu<ts_backend_stats>(maps.route_stats, "route_stats", key);
+    if (!b) return fail(b.error());
+    return backend_counters(*b);
+}
+
 Result<BackendCounters> read_backend_counters(const DataplaneMaps& maps, uint32_t backend_id) {
     auto b = sum_percpu<ts_backend_stats>(maps.backend_stats, "backend_stats", backend_id);
     if (!b) return fail(b.error());
-    return BackendCounters{.steered = b->steered,
-                           .opened = b->opened,
-                           .closed = b->closed,
-                           .bytes_sent = b->bytes_sent,
-                           .bytes_received = b->bytes_received};
+    return backend_counters(*b);
 }
 
 }  // namespace tcpshift

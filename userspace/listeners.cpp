@@ -6,12 +6,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <fstream>
 #include <sstream>
+
+#include "tcpshift/bpf_abi.h"
 
 namespace tcpshift {
 
@@ -81,34 +84,50 @@ std::map<uint64_t, SocketOwner> socket_owners(const std::set<uint64_t>& inodes) 
     return owners;
 }
 
+namespace {
+
+// The backends a listening socket serves, as its key says; a v6only [::] socket takes no
+// IPv4 client, so it serves no IPv4 entry.
+ListenerIds served_by(const ListeningSocket& s, const std::map<Endpoint, ListenerIds>& by_key) {
+    auto it = by_key.find(s.local);
+    if (it == by_key.end()) return {TS_NO_BACKEND, TS_NO_BACKEND};
+    ListenerIds ids = it->second;
+    if (s.local.family == AF_INET6 && s.v6only) ids[0] = TS_NO_BACKEND;
+    return ids;
+}
+
+// Is the socket with `cookie` a registered listener of every backend in `ids`?
+Result<bool> registered(const DataplaneMaps& maps, const ListenerIds& ids, uint64_t cookie) {
+    for (uint32_t id : ids) {
+        if (id == TS_NO_BACKEND) continue;
+        auto cookies = backend_socket_cookies(maps, id);
+        if (!cookies) return fail(cookies.error());
+        if (std::find(cookies->begin(), cookies->end(), cookie) == cookies->end()) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
 Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std::ostream* progress) {
     const auto keys = listener_keys(plan);
-    std::map<Endpoint, uint32_t> by_key(keys.begin(), keys.end());
-    std::map<uint32_t, Endpoint> addresses;
-    for (const auto& svc : plan.services)
-        for (const auto& subset : svc.subsets)
-            for (const auto& b : subset.backends) addresses.emplace(b.id, b.address);
-
+    const std::map<Endpoint, ListenerIds> by_key(keys.begin(), keys.end());
     auto sockets = listening_sockets();
     if (!sockets) return fail(sockets.error());
-    std::map<uint64_t, uint32_t> wanted;  // socket inode -> backend id, for members not yet registered
-    std::map<uint32_t, std::set<uint64_t>> registered;
+    std::map<uint64_t, ListenerIds> wanted;  // socket inode -> backends, for listeners not yet registered
     for (const auto& s : *sockets) {
-        auto it = by_key.find(s.local);
-        if (it == by_key.end()) continue;
-        if (!registered.count(it->second)) {
-            auto cookies = backend_socket_cookies(maps, it->second);
-            if (!cookies) return fail(cookies.error());
-            registered[it->second] = {cookies->begin(), cookies->end()};
-        }
-        if (!registered[it->second].count(s.cookie)) wanted.emplace(s.inode, it->second);
+        const ListenerIds ids = served_by(s, by_key);
+        if (ids[0] == TS_NO_BACKEND && ids[1] == TS_NO_BACKEND) continue;
+        auto done = registered(maps, ids, s.cookie);
+        if (!done) return fail(done.error());
+        if (!*done) wanted.emplace(s.inode, ids);
     }
     std::set<uint64_t> inodes;
-    for (const auto& [inode, id] : wanted) inodes.insert(inode);
+    for (const auto& [inode, ids] : wanted) inodes.insert(inode);
     const auto owners = socket_owners(inodes);
 
     size_t adopted = 0;
-    for (const auto& [inode, id] : wanted) {
+    for (const auto& [inode, ids] : wanted) {
         auto owner = owners.find(inode);
         if (owner == owners.end()) continue;  // closed since, or held by no process we can see
         Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, owner->second.pid, 0)));
@@ -118,11 +137,13 @@ Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std:
             if (errno == EPERM) return fail(system_error("pidfd_getfd from pid " + std::to_string(owner->second.pid), errno));
             continue;
         }
-        if (auto ok = register_listener(maps, id, addresses[id], sock.get()); !ok) return fail(ok.error());
+        if (auto ok = register_listener(maps, ids, sock.get()); !ok) return fail(ok.error());
         ++adopted;
         if (progress)
-            *progress << "adopted the listener of backend " << backend_name(plan, id) << " from "
-                      << owner->second.command << " (pid " << owner->second.pid << ")\n";
+            for (uint32_t id : ids)
+                if (id != TS_NO_BACKEND)
+                    *progress << "adopted the listener of backend " << backend_name(plan, id) << " from "
+                              << owner->second.command << " (pid " << owner->second.pid << ")\n";
     }
     return adopted;
 }
@@ -132,7 +153,7 @@ Result<void> check_frontend_conflicts(const Plan& plan) {
     if (!sockets) return fail(sockets.error());
     const auto keys = listener_keys(plan);
     std::set<Endpoint> backend_listeners;
-    for (const auto& [ep, id] : keys) backend_listeners.insert(ep);
+    for (const auto& [ep, ids] : keys) backend_listeners.insert(ep);
 
     for (const auto& svc : plan.services) {
         if (svc.takeover) continue;

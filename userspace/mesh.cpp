@@ -1,5 +1,8 @@
 #include "mesh.h"
 
+#include <set>
+
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -53,6 +56,61 @@ Result<Endpoint> parse_host_address(const YAML::Node& node, const std::string& f
     auto ep = parse_address(addr, 0);
     if (!ep) return fail(config_error(at(node, file) + ": " + field + ": " + ep.error().message));
     return ep;
+}
+
+namespace {
+
+bool in_prefix_v4(uint32_t host_order, uint32_t prefix, int bits) {
+    return bits == 0 || (host_order >> (32 - bits)) == (prefix >> (32 - bits));
+}
+
+// Private, loopback, link-local, shared (CGNAT), benchmarking and reserved ranges (Istio
+// allocates virtual IPs from 240.240.0.0/16), and IPv6 unique-local and link-local.
+bool is_private(const Endpoint& ep) {
+    if (ep.family == AF_INET) {
+        const uint32_t a = ntohl(ep.addr[0]);
+        for (const auto& [prefix, bits] : {std::pair{0x0a000000u, 8}, {0xac100000u, 12}, {0xc0a80000u, 16},
+                                           {0x64400000u, 10}, {0x7f000000u, 8}, {0xa9fe0000u, 16},
+                                           {0xc6120000u, 15}, {0xf0000000u, 4}})
+            if (in_prefix_v4(a, prefix, bits)) return true;
+        return false;
+    }
+    const uint32_t first = ntohl(ep.addr[0]);
+    const bool loopback = ep.addr[0] == 0 && ep.addr[1] == 0 && ep.addr[2] == 0 && ntohl(ep.addr[3]) == 1;
+    return loopback || (first >> 25) == (0xfc000000u >> 25) || (first >> 22) == (0xfe800000u >> 22);
+}
+
+bool is_multicast(const Endpoint& ep) {
+    return ep.family == AF_INET ? (ntohl(ep.addr[0]) >> 28) == 0xe : (ntohl(ep.addr[0]) >> 24) == 0xff;
+}
+
+bool annotated_takeover(const Resource& r) {
+    // A missing key of a const node is an invalid node: test it before asking its type.
+    const YAML::Node metadata = r.node["metadata"];
+    if (!metadata || !metadata.IsMap()) return false;
+    const YAML::Node annotations = metadata["annotations"];
+    if (!annotations || !annotations.IsMap()) return false;
+    const YAML::Node value = annotations["tcpshift.io/takeover"];
+    return value && value.IsScalar() && value.Scalar() == "true";
+}
+
+}  // namespace
+
+Result<void> check_virtual_ip(const Endpoint& vip, const Resource& r, const std::string& where) {
+    std::string why;
+    if (vip.is_wildcard()) {
+        why = "is the unspecified address; a virtual IP names one address";
+    } else if (is_multicast(vip)) {
+        why = "is a multicast address";
+    } else if (vip.family == AF_INET && vip.addr[0] == 0xffffffffu) {
+        why = "is the broadcast address";
+    } else if (!is_private(vip) && !annotated_takeover(r)) {
+        why = "is a public address: its local route would capture this namespace's traffic to the real " +
+              vip.address_str() + "; use a private address, or annotate the " + r.kind +
+              " with tcpshift.io/takeover: \"true\" to take it over";
+    }
+    if (why.empty()) return {};
+    return fail(config_error(where + ": virtual IP " + vip.address_str() + " " + why));
 }
 
 namespace {
@@ -162,9 +220,10 @@ Result<MeshService> parse_service_entry(const Resource& r, Diagnostics& diag) {
     }
     if (const YAML::Node addresses = spec["addresses"]) {
         for (size_t i = 0; i < addresses.size(); ++i) {
-            auto ep = parse_host_address(addresses[i], file, "spec.addresses[" + std::to_string(i) + "]",
-                                         "virtual IPs");
+            const std::string field = "spec.addresses[" + std::to_string(i) + "]";
+            auto ep = parse_host_address(addresses[i], file, field, "virtual IPs");
             if (!ep) return fail(ep.error());
+            if (auto ok = check_virtual_ip(*ep, r, at(addresses[i], file) + ": " + field); !ok) return fail(ok.error());
             s.addresses.push_back(*ep);
         }
     }
@@ -238,6 +297,7 @@ Result<MeshService> parse_kubernetes_service(const Resource& r, Diagnostics& dia
         if (ip == "None" || ip.empty()) continue;
         auto ep = parse_address(ip, 0);
         if (!ep) return fail(config_error(at(spec, file) + ": spec.clusterIP: " + ep.error().message));
+        if (auto ok = check_virtual_ip(*ep, r, at(spec, file) + ": spec.clusterIP"); !ok) return fail(ok.error());
         if (std::find(s.addresses.begin(), s.addresses.end(), *ep) == s.addresses.end()) s.addresses.push_back(*ep);
     }
     const YAML::Node ports = spec["ports"];
@@ -370,6 +430,30 @@ Result<std::vector<Endpoint>> backend_endpoints(const MeshService& service, cons
     return out;
 }
 
+namespace {
+
+// A Gateway port with no bind address implies both wildcards, 0.0.0.0 and [::], and a
+// dual-stack Service has a virtual IP of each family. A family no workload of the service has
+// would reset its clients, so neither its wildcard nor its virtual IP is kept.
+void drop_unserved_families(ServiceSpec& svc) {
+    std::set<int> served;
+    for (const auto& subset : svc.subsets)
+        for (const auto& b : subset.backends) served.insert(b.family);
+    if (served.empty()) return;  // nothing to serve either family; compile says so
+    auto unserved = [&](const Endpoint& e) { return !served.count(e.family); };
+    for (size_t i = svc.listen.size(); i-- > 0;) {
+        const Endpoint& e = svc.listen[i];
+        const bool vip = std::find(svc.local_addresses.begin(), svc.local_addresses.end(),
+                                   Endpoint{.family = e.family, .addr = e.addr}) != svc.local_addresses.end();
+        if (!unserved(e) || !(e.is_wildcard() || vip)) continue;
+        svc.listen.erase(svc.listen.begin() + static_cast<std::ptrdiff_t>(i));
+        if (i < svc.listen_where.size()) svc.listen_where.erase(svc.listen_where.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    std::erase_if(svc.local_addresses, unserved);
+}
+
+}  // namespace
+
 Result<std::vector<ServiceSpec>> resolve_mesh_services(const std::vector<Resource>& resources, Diagnostics& diag) {
     auto catalog = Catalog::build(resources, diag);
     if (!catalog) return fail(catalog.error());
@@ -378,6 +462,7 @@ Result<std::vector<ServiceSpec>> resolve_mesh_services(const std::vector<Resourc
     auto gateway = resolve_gateway_api(resources, *catalog, diag);
     if (!gateway) return fail(gateway.error());
     for (auto& s : *gateway) istio->push_back(std::move(s));
+    for (auto& s : *istio) drop_unserved_families(s);
     return istio;
 }
 

@@ -100,6 +100,11 @@ Result<std::vector<ServiceSpec>> resolve_gateway_api(const std::vector<Resource>
 // Everything but the native TrafficShift: builds the catalog and runs both resolvers.
 Result<std::vector<ServiceSpec>> resolve_mesh_services(const std::vector<Resource>& resources, Diagnostics& diag);
 
+// Refuses a virtual IP that cannot name one service: unspecified, multicast, broadcast, or a
+// public address (a local route would capture the namespace's traffic to the real host) unless
+// the resource is annotated tcpshift.io/takeover: "true". `where` is "file:line: field".
+Result<void> check_virtual_ip(const Endpoint& vip, const Resource& r, const std::string& where);
+
 // The wildcard frontends of a port: 0.0.0.0 and [::].
 std::vector<Endpoint> wildcard_frontends(uint16_t port);
 

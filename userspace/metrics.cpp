@@ -16,6 +16,13 @@ Result<StatsFacts> collect_stats(const DataplaneMaps& maps, const Plan& plan) {
         if (!counters) return fail(counters.error());
         facts.backends[id] = *counters;
     }
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                auto counters = read_route_counters(maps, svc.id, b.id);
+                if (!counters) return fail(counters.error());
+                facts.routes[{svc.id, b.id}] = *counters;
+            }
     return facts;
 }
 
@@ -60,15 +67,12 @@ class Family {
 
 std::string render_metrics(const Plan& plan, const MetricsFacts& facts) {
     std::ostringstream out;
-    auto backend = [&](uint32_t id) {
-        auto it = facts.stats.backends.find(id);
-        return it == facts.stats.backends.end() ? BackendCounters{} : it->second;
-    };
     auto service = [&](uint32_t id) {
         auto it = facts.stats.services.find(id);
         return it == facts.stats.services.end() ? ServiceCounters{} : it->second;
     };
-    // One sample per (service, subset, backend), with Istio's destination labels.
+    // One sample per (service, subset, backend), with Istio's destination labels: the
+    // connections that came through the service's frontends, as Istio counts at its proxy.
     auto per_backend = [&](Family& family, auto value) {
         for (const auto& svc : plan.services)
             for (const auto& subset : svc.subsets)
@@ -77,14 +81,14 @@ std::string render_metrics(const Plan& plan, const MetricsFacts& facts) {
                                    {"destination_service", svc.name},
                                    {"destination_version", subset.name},
                                    {"destination_workload", b.address.str()}},
-                                  value(backend(b.id)));
+                                  value(facts.stats.route(svc.id, b.id)));
     };
     {
-        Family f(out, "istio_tcp_connections_opened_total", "counter", "TCP connections a backend accepted.");
+        Family f(out, "istio_tcp_connections_opened_total", "counter", "TCP connections a backend accepted through the service.");
         per_backend(f, [](const BackendCounters& c) { return c.opened; });
     }
     {
-        Family f(out, "istio_tcp_connections_closed_total", "counter", "TCP connections a backend closed.");
+        Family f(out, "istio_tcp_connections_closed_total", "counter", "TCP connections through the service that a backend closed.");
         per_backend(f, [](const BackendCounters& c) { return c.closed; });
     }
     {
@@ -106,7 +110,7 @@ std::string render_metrics(const Plan& plan, const MetricsFacts& facts) {
         for (const auto& svc : plan.services)
             for (const auto& subset : svc.subsets) {
                 uint64_t steered = 0;
-                for (const auto& b : subset.backends) steered += backend(b.id).steered;
+                for (const auto& b : subset.backends) steered += facts.stats.route(svc.id, b.id).steered;
                 f.sample({{"service", svc.name}, {"subset", subset.name}}, steered);
             }
     }
@@ -133,7 +137,7 @@ std::string render_metrics(const Plan& plan, const MetricsFacts& facts) {
             for (const auto& subset : svc.subsets)
                 for (const auto& b : subset.backends)
                     f.sample({{"service", svc.name}, {"subset", subset.name}, {"backend", b.address.str()}},
-                             backend(b.id).active());
+                             facts.stats.route(svc.id, b.id).active());
     }
     {
         Family f(out, "tcpshift_weight", "gauge", "A subset's configured weight.");

@@ -177,6 +177,16 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
     }
 }
 
+BackendCounters StatsFacts::route(uint32_t service_id, uint32_t backend_id) const {
+    auto it = routes.find({service_id, backend_id});
+    return it == routes.end() ? BackendCounters{} : it->second;
+}
+
+BackendCounters StatsFacts::backend(uint32_t backend_id) const {
+    auto it = backends.find(backend_id);
+    return it == backends.end() ? BackendCounters{} : it->second;
+}
+
 json stats_json(const Plan& plan, const StatsFacts& facts) {
     json services = json::array();
     for (const auto& svc : plan.services) {
@@ -186,7 +196,7 @@ json stats_json(const Plan& plan, const StatsFacts& facts) {
             json backends = json::array();
             uint64_t subset_steered = 0;
             for (const auto& b : subset.backends) {
-                const BackendCounters c = facts.backends.count(b.id) ? facts.backends.at(b.id) : BackendCounters{};
+                const BackendCounters c = facts.route(svc.id, b.id);
                 subset_steered += c.steered;
                 backends.push_back({{"address", b.address.str()},
                                     {"steered", c.steered},
@@ -204,7 +214,18 @@ json stats_json(const Plan& plan, const StatsFacts& facts) {
                             {"refused", sc.no_backend},
                             {"subsets", subsets}});
     }
-    return {{"services", services}};
+    // Every connection each backend accepted, through any service or direct to its address.
+    json backends = json::array();
+    for (const auto& [address, id] : plan.ids.backends) {
+        const BackendCounters c = facts.backend(id);
+        backends.push_back({{"address", address},
+                            {"opened", c.opened},
+                            {"closed", c.closed},
+                            {"active", c.active()},
+                            {"bytes_sent", c.bytes_sent},
+                            {"bytes_received", c.bytes_received}});
+    }
+    return {{"services", services}, {"backends", backends}};
 }
 
 void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out) {

@@ -1,6 +1,7 @@
 #include "tcpshift/state.h"
 
 #include <map>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tcpshift/fd.h"
 #include "tcpshift/pins.h"
 
 namespace tcpshift {
@@ -73,6 +75,7 @@ Result<AppliedState> load_state(uint64_t netns_inode) {
             state.resources.push_back(StoredResource{.key = r.at("key"), .source = r.at("source"), .yaml = r.at("yaml")});
         state.ids.services = j.at("ids").at("services").get<std::map<std::string, uint32_t>>();
         state.ids.backends = j.at("ids").at("backends").get<std::map<std::string, uint32_t>>();
+        state.serial = j.value("serial", uint64_t{0});
         for (const auto& route : j.value("local_routes", json::array())) {
             auto ep = parse_address(route.get<std::string>(), 0);
             if (!ep) throw json::other_error::create(501, "local_routes: " + ep.error().message, nullptr);
@@ -94,17 +97,26 @@ Result<void> save_state(uint64_t netns_inode, const AppliedState& state) {
     j["local_routes"] = json::array();
     for (const auto& route : state.local_routes) j["local_routes"].push_back(route.address_str());
 
+    j["serial"] = state.serial;
+
     const std::string dir = state_dir(netns_inode);
     if (auto ok = make_dirs(dir, 0700); !ok) return ok;
     const std::string path = state_file(netns_inode);
     const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << j.dump(2) << "\n";
-        if (!out) return fail(system_error("write " + tmp, errno));
+    const std::string text = j.dump(2) + "\n";
+    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!out) return fail(system_error("open " + tmp, errno));
+    for (size_t done = 0; done < text.size();) {
+        const ssize_t n = ::write(out.get(), text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return fail(system_error("write " + tmp, errno));
+        done += static_cast<size_t>(n);
     }
-    ::chmod(tmp.c_str(), 0600);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(system_error("rename " + tmp, errno));
+    if (::fsync(out.get()) != 0) return fail(system_error("fsync " + tmp, errno));
+    if (::close(out.release()) != 0) return fail(system_error("close " + tmp, errno));
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(system_error("rename " + tmp + " to " + path, errno));
+    Fd parent(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (parent) (void)::fsync(parent.get());
     return {};
 }
 

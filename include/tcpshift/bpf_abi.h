@@ -13,6 +13,17 @@
 
 #include <linux/types.h>
 
+/* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
+ * is refused, never written with this layout: its "meta" map says which it has. */
+#define TS_ABI_VERSION 2
+
+/* Value of "meta", a one-entry array written by userspace. */
+struct ts_meta {
+	__u32 abi_version;   /* TS_ABI_VERSION of the tcpshift that attached */
+	__u32 reserved;
+	__u64 applied_serial; /* the applied set the maps hold; applied.json names the same */
+};
+
 /* Map sizes. These are the only place the limits live; userspace reads them
  * back from the loaded maps (bpf_map__max_entries) rather than repeating them. */
 #define TS_MAX_SERVICES 256           /* services per network namespace */
@@ -20,6 +31,7 @@
 #define TS_MAX_BACKENDS 4096          /* backends per network namespace */
 #define TS_MAX_FRONTENDS 1024         /* (address, port) pairs that steer */
 #define TS_MAX_LISTENER_KEYS 16384    /* listener keys sock_ops matches */
+#define TS_MAX_ROUTES 16384           /* (service, backend) pairs counted apart */
 /* Listening sockets one backend may hold in "sockets": the members of a SO_REUSEPORT group
  * (any one of them is enough for the kernel to spread over the whole group). */
 #define TS_GROUP_SLOTS 16
@@ -33,9 +45,15 @@
  * 1/4093 of the traffic: a share is exact to within 0.013 percentage points. */
 #define TS_TABLE_SLOTS 4093
 
-/* A weight table exists twice per service: the live one and the spare the
- * next change is written into. services[id].generation says which is live. */
+/* A weight table exists twice per service and client family: the live one and
+ * the spare the next change is written into. services[id].generation says which
+ * is live, for both families at once. An AF_INET listener takes IPv4 clients
+ * only, so each family has a table of the backends that can take it. */
 #define TS_TABLE_GENERATIONS 2
+#define TS_TABLE_FAMILIES 2 /* 0: IPv4 clients, 1: IPv6 clients */
+#define TS_FAMILY_INDEX(family) ((family) == 10 /* AF_INET6 */ ? 1 : 0)
+#define TS_TABLE_ID(service_id, family_index, generation) \
+	(((service_id) * TS_TABLE_FAMILIES + (family_index)) * TS_TABLE_GENERATIONS + (generation))
 
 #define TS_NO_BACKEND 0xffff
 
@@ -68,7 +86,7 @@ struct ts_service {
 #define TS_AFFINITY_NONE 0      /* hash of the 4-tuple */
 #define TS_AFFINITY_SOURCE_IP 1 /* hash of the source address only */
 
-/* Value of the "tables" array, index service_id * 2 + generation. */
+/* Value of the "tables" array, index TS_TABLE_ID(service, family index, generation). */
 struct ts_table {
 	__u32 affinity;     /* TS_AFFINITY_* */
 	__u32 backend_count; /* entries used in backends[] */
@@ -87,8 +105,11 @@ struct ts_listener_key {
 	__u32 addr[4]; /* network byte order; all zero: a wildcard listener */
 };
 
+/* The backends a listener with that key serves, by client family: [0] for IPv4
+ * connections, [1] for IPv6 ones; TS_NO_BACKEND for none. A dual-stack [::]
+ * listener can serve an IPv4 and an IPv6 backend entry of its port at once. */
 struct ts_listener {
-	__u32 backend_id;
+	__u32 backend_ids[2];
 };
 
 /* Per-CPU counters of a service, the "service_stats" array indexed by service id. */
@@ -108,10 +129,11 @@ struct ts_service_stats {
  * connection the listener accepts knows its backend whatever steered it: a weight flip
  * during the handshake, a fallback, a SYN cookie, or a direct connection. */
 struct ts_connection {
-	__u32 backend_id;
-	__u32 tag;        /* backend_tags[backend_id] when the listener registered */
-	__u32 flags;      /* TS_CONN_* */
-	__u32 service_id; /* the service whose frontend the connection came through, if any */
+	__u32 backend_ids[2]; /* a listener's, by client family as in ts_listener; a
+			       * connection's in [0] */
+	__u32 tags[2];        /* backend_tags[backend_ids[i]] when the listener registered */
+	__u32 flags;          /* TS_CONN_* */
+	__u32 service_id;     /* the service whose frontend the connection came through */
 };
 
 #define TS_CONN_LISTENER 4 /* the storage of a listener, not yet of a connection */
@@ -127,7 +149,16 @@ struct ts_backend_tag {
 	__u32 tag;
 };
 
-/* Per-CPU counters of a backend, the "backend_stats" array indexed by backend id. */
+/* Key of "route_stats", a per-CPU hash that userspace fills with one entry per (service,
+ * backend) pair of the plan: the connections that reached a backend through that service's
+ * frontends. A backend shared by two services counts each service's connections apart. */
+struct ts_route_key {
+	__u32 service_id;
+	__u32 backend_id;
+};
+
+/* Per-CPU counters of a backend, the "backend_stats" array indexed by backend id, and of a
+ * route, the "route_stats" hash. */
 struct ts_backend_stats {
 	__u64 steered;        /* connections established through a frontend */
 	__u64 opened;         /* connections established (through a frontend or direct) */

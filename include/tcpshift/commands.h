@@ -68,6 +68,7 @@ struct DetachCommand {
 struct ShowCommand {
     TargetOptions target;
     bool json = false;
+    bool all = false;  // status: every attached namespace of the host, not one
 };
 struct ExplainCommand {
     std::vector<std::string> files;
@@ -88,6 +89,8 @@ Result<void> run_status(const ShowCommand& cmd, Streams io);
 Result<void> run_stats(const ShowCommand& cmd, Streams io);
 Result<void> run_explain(const ExplainCommand& cmd, Streams io);
 Result<void> run_detach(const DetachCommand& cmd, Streams io);
+// Removes what namespaces deleted without `detach` left behind.
+Result<void> run_prune(const ShowCommand& cmd, Streams io);
 
 // Parses argv and runs the command; returns the exit status (0, 1 or 2) after printing any
 // error as one line on io.err.

@@ -66,7 +66,10 @@ bool is_config_file_name(const std::string& name);
 
 // Reads every file named (a directory: its config files, sorted), splits multi-document
 // streams, and returns the documents of the accepted kinds. `default_ns` fills
-// metadata.namespace where a document names none.
+// metadata.namespace where a document names none. Files count in the order named, as
+// kubectl apply applies them: a resource that a later file defines again replaces the
+// earlier definition in its place, with a note naming both; one defined twice in one file is
+// an error.
 Result<std::vector<Resource>> load_resources(const std::vector<std::string>& paths, const std::string& default_ns,
                                              Diagnostics* diagnostics);
 // The same, from text already in memory (tests, the stored set). `file` names it in errors.
@@ -107,7 +110,9 @@ struct ServiceSpec {
 Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources,
                                                   Diagnostics* diagnostics = nullptr);
 
-// Validates the whole set: names, weights, frontends claimed twice.
+// Validates the whole set: names, weights, frontends claimed twice, and frontends that cover
+// a backend (its address, or the wildcard of its family, on its port), which would take the
+// clients that connect to that backend directly, unless the frontend's service says takeover.
 Result<void> validate_services(const std::vector<ServiceSpec>& services);
 
 std::string affinity_name(Affinity affinity);

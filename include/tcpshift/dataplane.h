@@ -32,6 +32,8 @@ struct DataplaneMaps {
     Fd frontend_ports;
     Fd connections;   // socket storage: a listener's backend, cloned to what it accepts
     Fd backend_tags;  // backend id -> fingerprint of its address
+    Fd route_stats;   // (service id, backend id) -> counters of connections through the service
+    Fd meta;          // ABI version and the serial of the applied set the maps hold
 };
 
 // Every map with its name in bpf/steer.bpf.c and under the pin directory: the one list that
@@ -40,7 +42,7 @@ struct MapName {
     const char* name;
     Fd DataplaneMaps::*fd;
 };
-inline constexpr std::array<MapName, 10> kDataplaneMaps = {{{"frontends", &DataplaneMaps::frontends},
+inline constexpr std::array<MapName, 12> kDataplaneMaps = {{{"frontends", &DataplaneMaps::frontends},
                                                            {"services", &DataplaneMaps::services},
                                                            {"tables", &DataplaneMaps::tables},
                                                            {"sockets", &DataplaneMaps::sockets},
@@ -49,7 +51,9 @@ inline constexpr std::array<MapName, 10> kDataplaneMaps = {{{"frontends", &Datap
                                                            {"backend_stats", &DataplaneMaps::backend_stats},
                                                            {"frontend_ports", &DataplaneMaps::frontend_ports},
                                                            {"connections", &DataplaneMaps::connections},
-                                                           {"backend_tags", &DataplaneMaps::backend_tags}}};
+                                                           {"backend_tags", &DataplaneMaps::backend_tags},
+                                                           {"route_stats", &DataplaneMaps::route_stats},
+                                                           {"meta", &DataplaneMaps::meta}}};
 
 struct SteerBpfDeleter {
     void operator()(steer_bpf* skel) const;
@@ -84,10 +88,17 @@ inline constexpr uint32_t kMaxServicesCeiling = 16384;
 // What is attached to the current network namespace. Callers hold the PinLock for every
 // state-changing call.
 bool dataplane_attached(const NetnsId& netns);
+// Whether the pins of namespace `inode` still serve it: its sk_lookup link is attached to a
+// live namespace with that inode. False once the namespace is deleted.
+bool dataplane_alive(uint64_t inode);
 // Loads, attaches and pins the data plane unless it is already attached. Returns true when it
 // attached now. Stale pins of an earlier namespace with the same inode are removed first.
 Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options);
+// Opens the pinned maps; refuses pins of another ABI version, naming the fix.
 Result<DataplaneMaps> open_dataplane(const NetnsId& netns);
+// The serial of the applied set the maps hold (0: none yet), and recording a new one.
+Result<uint64_t> applied_serial(const DataplaneMaps& maps);
+Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial);
 // The limits the attached maps were sized for (default_limits() when nothing is attached).
 Result<PlanLimits> attached_limits(const NetnsId& netns);
 // Removes links, pins and stored state; the programs leave the kernel with their last reference.
@@ -98,10 +109,18 @@ Result<void> detach_dataplane(const NetnsId& netns);
 // its namespace without listing the others. gid 0 takes the access back.
 Result<void> grant_pin_group(const NetnsId& netns, unsigned gid);
 
+// The backends a listening socket serves, by client family: [0] for IPv4 connections, [1] for
+// IPv6 ones; TS_NO_BACKEND for none (ts_listener).
+using ListenerIds = std::array<uint32_t, 2>;
+// A listener of one backend, at `address`, serving clients of its family.
+ListenerIds serving(uint32_t backend_id, const Endpoint& address);
+
 // The listener keys of a plan: which (address, port) a listening socket must have to be a
-// backend. A backend is also found by a wildcard listener of its port (0.0.0.0, or [::] which
-// takes IPv4 too) when no other backend of the plan shares that wildcard.
-std::vector<std::pair<Endpoint, uint32_t>> listener_keys(const Plan& plan);
+// backend. A backend is also found by a wildcard listener of its port (0.0.0.0 for an IPv4
+// backend; [::] for an IPv6 one, and for an IPv4 one, since a dual-stack listener takes IPv4
+// too) when no other backend of the same family shares that wildcard. So one dual-stack
+// listener on [::]:P serves both 127.0.0.1:P and [::1]:P.
+std::vector<std::pair<Endpoint, ListenerIds>> listener_keys(const Plan& plan);
 
 // Prepares the maps for the backend ids of `next`, given that they hold `previous` (nullptr:
 // nothing yet): an id that is new to its address gets that address's tag and loses any
@@ -144,10 +163,9 @@ std::string describe(const BackendSocket& socket);
 // The socket cookies the SOCKHASH holds for a backend, one per registered group member.
 Result<std::vector<uint64_t>> backend_socket_cookies(const DataplaneMaps& maps, uint32_t backend_id);
 
-// Inserts an already listening socket as a member of the backend's listeners, and gives it
-// the storage sock_ops would have given it, so its connections are accounted for.
-Result<void> register_listener(const DataplaneMaps& maps, uint32_t backend_id, const Endpoint& address,
-                               int socket_fd);
+// Inserts an already listening socket as a member of the listeners of the backends it serves,
+// and gives it the storage sock_ops would have given it, so its connections are accounted for.
+Result<void> register_listener(const DataplaneMaps& maps, const ListenerIds& ids, int socket_fd);
 
 struct ServiceCounters {
     uint64_t lookups = 0, fallbacks = 0, no_backend = 0;
@@ -164,5 +182,7 @@ struct BackendCounters {
 // Sums the per-CPU counters.
 Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id);
 Result<BackendCounters> read_backend_counters(const DataplaneMaps& maps, uint32_t backend_id);
+// The connections that reached a backend through one service's frontends.
+Result<BackendCounters> read_route_counters(const DataplaneMaps& maps, uint32_t service_id, uint32_t backend_id);
 
 }  // namespace tcpshift

@@ -1,6 +1,9 @@
 // The compiled form of a configuration: what the maps of one network namespace must hold.
 #pragma once
 
+#include <netinet/in.h>
+
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -17,6 +20,7 @@ struct PlanLimits {
     uint32_t max_service_backends = 0;
     uint32_t max_backends = 0;
     uint32_t max_frontends = 0;
+    uint32_t max_routes = 0;  // (service, backend) pairs counted apart
     uint32_t table_slots = 0;
 };
 PlanLimits default_limits();
@@ -24,7 +28,7 @@ PlanLimits default_limits();
 struct PlanBackend {
     uint32_t id = 0;
     Endpoint address;
-    double share = 0;  // of its service's new connections, 0..1
+    double share = 0;  // of its service's new connections from clients of its family, 0..1
     SourceRef where;   // the WorkloadEntry or the line that named it
 };
 
@@ -38,6 +42,14 @@ struct PlanSubset {
     std::vector<std::string> weight_path;  // see SubsetSpec
 };
 
+// The weight table of one client family: what sk_lookup indexes with a flow hash.
+struct FamilyTable {
+    std::vector<uint16_t> weighted_backends;  // ids with a share > 0, fallback order
+    std::vector<uint16_t> slots;              // slot -> backend id; empty: no frontend of the family
+};
+// Index into PlanService::tables of a client family (AF_INET or AF_INET6).
+inline size_t family_index(int family) { return family == AF_INET6 ? 1 : 0; }
+
 struct PlanService {
     std::string name;
     uint32_t id = 0;
@@ -48,8 +60,11 @@ struct PlanService {
     SourceRef affinity_where;
     std::vector<Endpoint> local_addresses;   // virtual IPs that need a local route
     std::vector<PlanSubset> subsets;
-    std::vector<uint16_t> weighted_backends;  // ids with a share > 0, fallback order
-    std::vector<uint16_t> slots;              // the weight table
+    // The weight tables, one per client family: [0] IPv4 clients, [1] IPv6 clients. An
+    // AF_INET listener takes IPv4 only, so each table holds the backends of its family, and
+    // every subset keeps its weight within each family. A family with no frontend has an
+    // empty table.
+    std::array<FamilyTable, 2> tables;
     SourceRef where;
     std::string origin;
 };

@@ -29,7 +29,12 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
 
 struct StatsFacts {
     std::map<uint32_t, ServiceCounters> services;  // by service id
-    std::map<uint32_t, BackendCounters> backends;  // by backend id
+    std::map<uint32_t, BackendCounters> backends;  // by backend id: every connection, direct ones too
+    // by (service id, backend id): the connections that came through the service's frontends
+    std::map<std::pair<uint32_t, uint32_t>, BackendCounters> routes;
+
+    BackendCounters route(uint32_t service_id, uint32_t backend_id) const;
+    BackendCounters backend(uint32_t backend_id) const;
 };
 nlohmann::json stats_json(const Plan& plan, const StatsFacts& facts);
 void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out);

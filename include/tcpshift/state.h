@@ -23,6 +23,9 @@ struct AppliedState {
     std::vector<StoredResource> resources;
     IdAssignment ids;
     std::vector<Endpoint> local_routes;  // virtual IPs whose local route tcpshift added
+    // Counts the applied sets of the namespace; the pinned "meta" map holds the serial of the
+    // set the maps hold, so a lost or stale file is noticed before ids are handed out again.
+    uint64_t serial = 0;
 };
 
 StoredResource store_resource(const Resource& resource);
@@ -35,7 +38,7 @@ Result<std::vector<Resource>> stored_resources(const AppliedState& state);
 
 // An absent file is an empty state.
 Result<AppliedState> load_state(uint64_t netns_inode);
-// Written to a temporary file and renamed over the old one.
+// Written to a temporary file, synced, and renamed over the old one.
 Result<void> save_state(uint64_t netns_inode, const AppliedState& state);
 
 }  // namespace tcpshift

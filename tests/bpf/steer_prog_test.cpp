@@ -87,7 +87,7 @@ class SteerProgramTest : public ::testing::Test {
 
     void register_backend(const Listener& l) {
         const uint32_t id = plan_.ids.backends.at(l.local.str());
-        ASSERT_TRUE(register_listener(maps_, id, l.local, l.fd.get()));
+        ASSERT_TRUE(register_listener(maps_, serving(id, l.local), l.fd.get()));
     }
 
     RunResult run(const Endpoint& client, const Endpoint& frontend, int protocol = IPPROTO_TCP) {
@@ -102,7 +102,7 @@ class SteerProgramTest : public ::testing::Test {
         const uint32_t hash = svc->affinity == Affinity::kSourceIp
                                   ? ts_source_hash(client.addr.data(), kSeed)
                                   : ts_flow_hash(client.addr.data(), client.port, frontend.addr.data(), frontend.port, kSeed);
-        return svc->slots[hash % TS_TABLE_SLOTS];
+        return svc->tables[family_index(client.family)].slots[hash % TS_TABLE_SLOTS];
     }
 
     ServiceSpec two_subsets(const Listener& a, const Listener& b, uint32_t wa, uint32_t wb,
@@ -274,7 +274,7 @@ TEST_F(SteerProgramTest, IPv4ClientReachesADualStackListener) {
     install({ServiceSpec{.name = "dual",
                          .listen = {ep("0.0.0.0:31400")},
                          .subsets = {{.name = "v1", .weight = 1, .backends = {backend}}}}});
-    ASSERT_TRUE(register_listener(maps_, plan_.ids.backends.at(backend.str()), backend, dual.fd.get()));
+    ASSERT_TRUE(register_listener(maps_, serving(plan_.ids.backends.at(backend.str()), backend), dual.fd.get()));
     const RunResult r = run(ep("127.0.0.9:40000"), ep("127.0.0.1:31400"));
     EXPECT_EQ(r.verdict, SK_PASS);
     EXPECT_EQ(r.cookie, dual.cookie);

@@ -144,6 +144,20 @@ TEST_F(AgentTest, AnEditedFileShiftsTheSplitWithNoFailedConnection) {
     EXPECT_NE(agent_log().find(" info applied (config changed): 1 services"), std::string::npos) << agent_log();
 }
 
+// The agent reads its directory as `apply -f DIR` does: its files by name, a later definition
+// of a resource replacing an earlier one, and the note in its log.
+TEST_F(AgentTest, ALaterFileOfTheDirectoryReplacesAnEarlierDefinition) {
+    replace_file(dir_ / "20-shift.yaml", config(20, 80));
+    replace_file(dir_ / "10-tcp-echo.yaml", config(50, 50));
+    start_agent();
+    ASSERT_TRUE(wait_for([&] { return metric(kWeightV1) == 20; })) << agent_log();
+    expect_split(20, 80);
+    const std::string note = " info " + (dir_ / "20-shift.yaml").string() +
+                             ":1: TrafficShift \"tcp-echo\" in namespace default replaces the one at " +
+                             (dir_ / "10-tcp-echo.yaml").string() + ":1 (a directory's files apply in name order";
+    EXPECT_NE(agent_log().find(note), std::string::npos) << agent_log();
+}
+
 TEST_F(AgentTest, AnInvalidFileIsLoggedCountedAndTheOldSplitKeepsServing) {
     replace_file(dir_ / "tcp-echo.yaml", config(20, 80));
     start_agent();

@@ -6,11 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "client.h"
 #include "netns_fixture.h"
+#include "tcpshift/bpf_abi.h"
 #include "tcpshift/dataplane.h"
 #include "tcpshift/pins.h"
 
@@ -40,6 +43,11 @@ spec:
     weight: 50
     backends: ["127.0.0.1:9002"]
 )";
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 // Program ids of the links pinned in `dir`, read with bpftool as a user would.
 std::vector<int> pinned_program_ids(const std::string& dir) {
@@ -242,6 +250,59 @@ TEST_F(LifecycleTest, AFrontendWhereAnotherProcessListensIsRefusedUnlessTakeover
     EXPECT_EQ(t["one"] + t["two"], 1000u) << t.str();
 }
 
+// A frontend on another service's backend port would take that backend's own clients: a
+// `redis-cli -p PORT` got the other service's server. It is refused from the configuration
+// alone, by explain too, and changes nothing, unless the frontend's service says takeover.
+TEST_F(LifecycleTest, AFrontendOnAnotherServicesBackendIsRefusedUnlessTakeover) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    Child cache = start_echo(netns(), "127.0.0.1:9003", "cache");
+    const auto echo_path = write_temp_file("tcp-echo.yaml", kConfig);
+    ASSERT_EQ(tcpshift_here({"apply", "-f", echo_path}).exit_code, 0);
+    const std::string dir = pins();
+    auto maps = [&] {
+        std::string all;
+        for (const char* map : {"frontends", "frontend_ports", "services", "listeners"})
+            all += run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", dir + "/" + map}).out;
+        return all + tcpshift_here({"get", "--json"}).out;
+    };
+    const std::string before = maps();
+
+    const std::string cache_config = R"(apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata: {name: cache}
+spec:
+  listen: ["0.0.0.0:9001"]
+  subsets: [{name: main, backends: ["127.0.0.1:9003"]}]
+)";
+    const auto path = write_temp_file("cache.yaml", cache_config);
+    const std::string refusal = path + ":5: service \"cache\": frontend 0.0.0.0:9001 covers backend 127.0.0.1:9001 of "
+                                       "service \"tcp-echo\" (";
+    const auto r = tcpshift_here({"apply", "-f", path});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_TRUE(r.err.starts_with("tcpshift: " + refusal)) << r.err;
+    EXPECT_NE(r.err.find("set spec.takeover: true to steer them anyway"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    const auto explain = tcpshift({"explain", "-f", echo_path, "-f", path});
+    EXPECT_EQ(explain.exit_code, 2);
+    EXPECT_TRUE(explain.err.starts_with("tcpshift: " + refusal + echo_path + ":10)")) << explain.err;
+    EXPECT_EQ(before, maps());
+    {
+        auto in = enter();
+        const Tally t = tally(endpoint("127.0.0.1:9001"), 20);
+        EXPECT_EQ(t["one"], 20u) << "the backend's own clients still reach it: " << t.str();
+    }
+
+    std::string takeover = cache_config;
+    takeover.replace(takeover.find("  subsets:"), 0, "  takeover: true\n");
+    apply(takeover);
+    auto in = enter();
+    const Tally direct = tally(endpoint("127.0.0.1:9001"), 20);
+    EXPECT_EQ(direct["cache"], 20u) << "taken over, as asked: " << direct.str();
+    const Tally steered = tally(endpoint("127.0.0.1:31400"), 200);
+    EXPECT_EQ(steered["one"] + steered["two"], 200u) << "tcp-echo still reaches its backends: " << steered.str();
+}
+
 TEST_F(LifecycleTest, ATakenOverFrontendNeverFallsThroughToTheSquatter) {
     Child squatter = start_echo(netns(), "127.0.0.1:31400", "squatter");
     std::string takeover = kConfig;
@@ -298,6 +359,95 @@ TEST_F(LifecycleTest, TheDocumentedLimitsInstallAndServe) {
     EXPECT_EQ(t0["first"], 50u) << t0.str();
     const Tally t255 = tally(endpoint("127.0.0.1:20255"), 50);
     EXPECT_EQ(t255["last"], 50u) << t255.str();
+}
+
+// The stored applied set must be the one the maps hold. Lost or replaced by an older copy,
+// it is refused with the fix, never compiled into ids that live sockets carry.
+TEST_F(LifecycleTest, AMissingOrStaleAppliedSetIsRefusedNotGuessed) {
+    apply(kConfig);
+    const std::string file = state_dir(netns_inode()) + "/applied.json";
+    const std::string first = read_file(file);
+    std::string next = kConfig;
+    next.replace(next.find("weight: 50"), 10, "weight: 20");
+    apply(next);
+    const std::string other = write_temp_file("other.yaml", next);
+
+    ASSERT_EQ(std::rename(file.c_str(), (file + ".aside").c_str()), 0);
+    for (const auto& r : {tcpshift_here({"apply", "-f", other}), tcpshift_here({"status"})}) {
+        EXPECT_EQ(r.exit_code, 1);
+        EXPECT_NE(r.err.find(file + " is missing, but the data plane pinned at " + pins() + " holds applied set #2"),
+                  std::string::npos)
+            << r.err;
+        EXPECT_NE(r.err.find("run `tcpshift detach`, then apply again"), std::string::npos) << r.err;
+    }
+    std::ofstream(file) << first;  // an older copy
+    auto r = tcpshift_here({"apply", "-f", other});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find(file + " holds applied set #1, but the data plane pinned at " + pins() + " holds applied set #2"),
+              std::string::npos)
+        << r.err;
+    ASSERT_EQ(std::rename((file + ".aside").c_str(), file.c_str()), 0);
+    EXPECT_EQ(tcpshift_here({"verify"}).exit_code, 0) << "the right file back, all agrees again";
+}
+
+// A data plane pinned with another map layout is refused, never written with this one.
+TEST_F(LifecycleTest, PinsOfAnotherAbiVersionAreRefused) {
+    apply(kConfig);
+    Fd meta(bpf_obj_get((pins() + "/meta").c_str()));
+    ASSERT_TRUE(meta);
+    const uint32_t zero = 0;
+    ts_meta old{.abi_version = 1, .applied_serial = 1};
+    ASSERT_EQ(bpf_map_update_elem(meta.get(), &zero, &old, BPF_ANY), 0);
+    const std::string frontends_before =
+        run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", pins() + "/frontends"}).out;
+    for (const auto& r : {tcpshift_here({"apply", "-f", write_temp_file("c.yaml", kConfig)}), tcpshift_here({"status"})}) {
+        EXPECT_EQ(r.exit_code, 1);
+        EXPECT_NE(r.err.find("was attached by a tcpshift with another map layout"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("(ABI version 1, this one " + std::to_string(TS_ABI_VERSION) + ")"), std::string::npos)
+            << r.err;
+    }
+    EXPECT_EQ(run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", pins() + "/frontends"}).out, frontends_before);
+    EXPECT_EQ(tcpshift_here({"detach"}).exit_code, 0) << "detach still removes it";
+    EXPECT_FALSE(std::filesystem::exists(pins()));
+}
+
+// A namespace deleted without detach leaves pins, state and its sock_ops link: status --all
+// shows it gone, prune removes exactly it, and a live neighbour keeps serving.
+TEST_F(LifecycleTest, ADeletedNamespaceIsListedGoneAndPruned) {
+    apply(kConfig);
+    const uint64_t inode = netns_inode();
+    const std::string dir = pins();
+    const auto ids = pinned_program_ids(dir);
+    ASSERT_EQ(ids.size(), 2u);
+    auto listed = [&](uint64_t ino) -> nlohmann::json {
+        const auto r = tcpshift({"status", "--all", "--json"});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        const auto j = nlohmann::json::parse(r.out);
+        for (const auto& ns : j["namespaces"])
+            if (ns["netns_inode"] == ino) return ns;
+        return nullptr;
+    };
+    auto entry = listed(inode);
+    ASSERT_FALSE(entry.is_null());
+    EXPECT_EQ(entry["state"], "attached");
+    EXPECT_EQ(entry["name"], netns());
+    EXPECT_EQ(entry["resources"], 1);
+
+    ASSERT_EQ(run_command({"/sbin/ip", "netns", "del", netns()}).exit_code, 0);
+    entry = listed(inode);
+    ASSERT_FALSE(entry.is_null()) << "the pins outlive the namespace";
+    EXPECT_EQ(entry["state"], "gone");
+    const auto text = tcpshift({"status", "--all"});
+    EXPECT_NE(text.out.find("gone (namespace deleted without detach)"), std::string::npos) << text.out;
+
+    const auto r = tcpshift({"prune"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("deleted network namespace " + std::to_string(inode)), std::string::npos) << r.out;
+    EXPECT_TRUE(listed(inode).is_null());
+    EXPECT_FALSE(std::filesystem::exists(dir));
+    EXPECT_FALSE(std::filesystem::exists(state_dir(inode)));
+    for (int id : ids) EXPECT_FALSE(program_exists(id)) << "program " << id << " is still loaded";
+    EXPECT_NE(tcpshift({"prune"}).out.find("nothing to prune"), std::string::npos);
 }
 
 }  // namespace

@@ -200,5 +200,48 @@ TEST_F(TrustTest, ACanaryKeepsItsProportionWhenTheBiggestBackendDies) {
     EXPECT_EQ(stats["services"][0]["lookups"].get<uint64_t>(), n);
 }
 
+// Two services share a backend: each counts the connections that came through its own
+// frontends, so its shares add up to 100%; the backend's total adds direct connections.
+TEST_F(TrustTest, TwoServicesSharingABackendCountApart) {
+    Child one = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child two = start_echo(netns(), "127.0.0.1:9002", "two");
+    apply("apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: a}\nspec:\n"
+          "  listen: [\"0.0.0.0:31400\"]\n  subsets:\n"
+          "  - {name: v1, weight: 50, backends: [\"127.0.0.1:9001\"]}\n"
+          "  - {name: v2, weight: 50, backends: [\"127.0.0.1:9002\"]}\n"
+          "---\napiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: b}\nspec:\n"
+          "  listen: [\"0.0.0.0:31401\"]\n  subsets:\n"
+          "  - {name: only, weight: 1, backends: [\"127.0.0.1:9001\"]}\n");
+    Tally a, b, direct;
+    {
+        auto in = enter();
+        a = tally_from_many_sources(endpoint("127.0.0.1:31400"), 300);
+        b = tally_from_many_sources(endpoint("127.0.0.1:31401"), 100);
+        direct = tally(endpoint("127.0.0.1:9001"), 20);
+    }
+    ASSERT_EQ(a.failures + b.failures + direct.failures, 0u);
+    const auto stats = json_of({"stats", "--json"});
+    for (const auto& svc : stats["services"]) {
+        uint64_t steered = 0;
+        for (const auto& subset : svc["subsets"]) steered += subset["steered"].get<uint64_t>();
+        EXPECT_EQ(steered, svc["lookups"].get<uint64_t>()) << svc["service"] << ": shares add up to 100%";
+    }
+    auto route = [&](const std::string& service, const std::string& address) {
+        for (const auto& svc : stats["services"])
+            if (svc["service"] == service)
+                for (const auto& subset : svc["subsets"])
+                    for (const auto& x : subset["backends"])
+                        if (x["address"] == address) return x["opened"].get<uint64_t>();
+        return uint64_t{0};
+    };
+    EXPECT_EQ(route("a", "127.0.0.1:9001"), a["one"]);
+    EXPECT_EQ(route("a", "127.0.0.1:9002"), a["two"]);
+    EXPECT_EQ(route("b", "127.0.0.1:9001"), 100u);
+    uint64_t total = 0;
+    for (const auto& x : stats["backends"])
+        if (x["address"] == "127.0.0.1:9001") total = x["opened"].get<uint64_t>();
+    EXPECT_EQ(total, a["one"] + 100 + 20) << "the backend's total counts both services and direct connections";
+}
+
 }  // namespace
 }  // namespace tcpshift::testing

@@ -119,6 +119,25 @@ TEST(Cli, ExplainRefusesABadFileWithFileLine) {
     EXPECT_EQ(r.err, "tcpshift: " + path + ":12: spec.subsets[1].weight: \"eighty\" is not an integer\n");
 }
 
+// `explain` reads files as `apply` does: in the order given, the later definition winning.
+TEST(Cli, ExplainTakesTheLaterOfTwoDefinitionsAsApplyDoes) {
+    std::string shifted = kConfig;
+    shifted.replace(shifted.find("weight: 20"), 10, "weight: 50");
+    shifted.replace(shifted.find("weight: 80"), 10, "weight: 50");
+    const auto first = testing::write_temp_file("20-80.yaml", kConfig);
+    const auto later = testing::write_temp_file("50-50.yaml", shifted);
+    CliRun r = cli({"explain", "-f", first, later});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("50.0%"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("20.0%"), std::string::npos) << r.out;
+    EXPECT_EQ(r.err, "note: " + later + ":1: TrafficShift \"tcp-echo\" in namespace default replaces the one at " +
+                         first + ":1 (a later -f wins, as with kubectl apply)\n");
+
+    r = cli({"explain", "-f", later, "-f", first});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("20.0%"), std::string::npos) << r.out;
+}
+
 TEST(Cli, VersionPrints) {
     const CliRun r = cli({"version"});
     EXPECT_EQ(r.code, 0);

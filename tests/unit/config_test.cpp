@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include "netns_fixture.h"
 #include "test_names.h"
 
 #include "tcpshift/plan.h"
@@ -19,10 +23,10 @@ spec:
   subsets:
   - name: v1
     weight: 20
-    backends: ["127.0.0.1:9001"]
+    backends: ["127.0.0.1:9001", "[::1]:9001"]
   - name: v2
     weight: 80
-    backends: ["127.0.0.1:9002", "127.0.0.1:9003"]
+    backends: ["127.0.0.1:9002", "127.0.0.1:9003", "[::1]:9002"]
 )";
 
 Result<std::vector<ServiceSpec>> parse(const std::string& text, Diagnostics* diag = nullptr) {
@@ -45,7 +49,7 @@ TEST(Config, ParsesTheNativeResource) {
     ASSERT_EQ(s.subsets.size(), 2u);
     EXPECT_EQ(s.subsets[0].weight, 20u);
     EXPECT_EQ(s.subsets[0].weight_where.str(), "t.yaml:10");
-    EXPECT_EQ(s.subsets[1].backends.size(), 2u);
+    EXPECT_EQ(s.subsets[1].backends.size(), 3u);
 }
 
 TEST(Config, ReadsSeveralDocumentsAndSkipsKindsItDoesNotHandle) {
@@ -151,7 +155,7 @@ INSTANTIATE_TEST_SUITE_P(
                   .want = "spec.listen: needs at least one ADDRESS:PORT"},
         ErrorCase{.desc = "subset without weight", .from = "    weight: 80\n", .to = "",
                   .want = "t.yaml:12: spec.subsets[1].weight: missing"},
-        ErrorCase{.desc = "subset without backends", .from = "    backends: [\"127.0.0.1:9001\"]\n", .to = "",
+        ErrorCase{.desc = "subset without backends", .from = "    backends: [\"127.0.0.1:9001\", \"[::1]:9001\"]\n", .to = "",
                   .want = "t.yaml:9: spec.subsets[0].backends: needs at least one"},
         ErrorCase{.desc = "takeover not bool", .from = "  affinity: source-ip\n", .to = "  takeover: maybe\n",
                   .want = "t.yaml:7: spec.takeover: must be true or false"}),
@@ -186,6 +190,165 @@ TEST(Config, DuplicateServiceNamesAreRefused) {
         << services.error().message;
 }
 
+// A tcp-echo TrafficShift with these weights, as one file holds it.
+std::string shift_file(int v1, int v2) {
+    return "apiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: tcp-echo}\nspec:\n"
+           "  listen: [\"127.0.0.1:31400\"]\n  subsets:\n"
+           "  - {name: v1, weight: " + std::to_string(v1) + ", backends: [\"127.0.0.1:9001\"]}\n"
+           "  - {name: v2, weight: " + std::to_string(v2) + ", backends: [\"127.0.0.1:9002\"]}\n";
+}
+
+uint32_t v1_weight(const std::vector<Resource>& resources) {
+    auto services = resolve_services(resources);
+    EXPECT_TRUE(services) << services.error().message;
+    return services ? (*services)[0].subsets[0].weight : 0;
+}
+
+TEST(LoadOrder, ALaterFileReplacesAResourceInPlaceWithANote) {
+    const std::string other =
+        "---\napiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: other}\n"
+        "spec: {listen: [\"127.0.0.1:31401\"], subsets: [{name: a, backends: [\"127.0.0.1:9101\"]}]}\n";
+    const auto a = testing::write_temp_file("a.yaml", shift_file(20, 80) + other);
+    const auto b = testing::write_temp_file("b.yaml", shift_file(50, 50));
+    Diagnostics diag;
+    auto resources = load_resources({a, b}, "default", &diag);
+    ASSERT_TRUE(resources) << resources.error().message;
+    ASSERT_EQ(resources->size(), 2u);
+    EXPECT_EQ((*resources)[0].where.str(), b + ":1") << "the later definition takes the earlier one's place";
+    EXPECT_EQ((*resources)[1].name, "other");
+    EXPECT_EQ(v1_weight(*resources), 50u);
+    ASSERT_EQ(diag.notes.size(), 1u);
+    EXPECT_EQ(diag.notes[0], b + ":1: TrafficShift \"tcp-echo\" in namespace default replaces the one at " + a +
+                                 ":1 (a later -f wins, as with kubectl apply)");
+
+    diag = {};
+    resources = load_resources({b, a}, "default", &diag);
+    ASSERT_TRUE(resources) << resources.error().message;
+    EXPECT_EQ(v1_weight(*resources), 20u) << "the order of -f decides, not the names";
+}
+
+TEST(LoadOrder, ADirectoryAppliesItsFilesInNameOrder) {
+    const std::filesystem::path dir = testing::write_temp_file("config.d", "") + ".d";
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "20-v2.yaml") << shift_file(20, 80);  // written first, applied last
+    std::ofstream(dir / "10-all-v1.yaml") << shift_file(100, 0);
+    Diagnostics diag;
+    auto resources = load_resources({dir.string()}, "default", &diag);
+    ASSERT_TRUE(resources) << resources.error().message;
+    ASSERT_EQ(resources->size(), 1u);
+    EXPECT_EQ(v1_weight(*resources), 20u);
+    ASSERT_EQ(diag.notes.size(), 1u);
+    EXPECT_EQ(diag.notes[0], (dir / "20-v2.yaml").string() +
+                                 ":1: TrafficShift \"tcp-echo\" in namespace default replaces the one at " +
+                                 (dir / "10-all-v1.yaml").string() +
+                                 ":1 (a directory's files apply in name order, the later wins, as with kubectl apply)");
+}
+
+TEST(LoadOrder, TheSameFileTwiceReplacesWithoutANote) {
+    const auto a = testing::write_temp_file("a.yaml", shift_file(20, 80));
+    Diagnostics diag;
+    auto resources = load_resources({a, a}, "default", &diag);
+    ASSERT_TRUE(resources) << resources.error().message;
+    EXPECT_EQ(resources->size(), 1u);
+    EXPECT_TRUE(diag.notes.empty()) << diag.notes[0];
+}
+
+// Within one file nothing orders two definitions but their lines, and the first would be
+// dead text that `explain` still cites: a copy left behind, most likely. Refused.
+TEST(LoadOrder, AResourceDefinedTwiceInOneFileIsRefused) {
+    const auto a = testing::write_temp_file("a.yaml", shift_file(20, 80) + "---\n" + shift_file(50, 50));
+    auto resources = load_resources({a}, "default", nullptr);
+    ASSERT_FALSE(resources);
+    EXPECT_EQ(resources.error().kind, ErrorKind::kConfig);
+    EXPECT_EQ(resources.error().message, a + ":10: TrafficShift \"tcp-echo\" in namespace default is defined twice "
+                                             "in this file; the other is at " + a +
+                                             ":1 (only a later file or -f may replace it)");
+}
+
+// Service "cache" puts its frontend somewhere near tcp-echo's backends, 127.0.0.1:9001 and
+// [::1]:9002; its own backend is 127.0.0.1:9003.
+std::string cache_beside_tcp_echo(const std::string& listen, bool takeover) {
+    return std::string(R"(apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata: {name: tcp-echo}
+spec:
+  listen: ["127.0.0.1:31400"]
+  subsets:
+  - {name: v1, weight: 20, backends: ["127.0.0.1:9001"]}
+  - {name: v2, weight: 80, backends: ["[::1]:9002"]}
+---
+apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata: {name: cache}
+spec:
+  listen: [")") + listen + R"("]
+  takeover: )" + (takeover ? "true" : "false") + R"(
+  subsets: [{name: main, backends: ["127.0.0.1:9003"]}]
+)";
+}
+
+struct CoverCase {
+    const char* desc;
+    std::string listen;  // service cache's frontend
+    bool takeover = false;
+    std::string want;  // fragment of the error; empty when the set is accepted
+};
+
+void PrintTo(const CoverCase& c, std::ostream* os) { *os << c.desc; }
+
+class FrontendCoversBackendTest : public ::testing::TestWithParam<CoverCase> {};
+
+// A frontend takes every new connection to its address and port, so one that covers a
+// backend takes the clients that connect to that backend directly (a `redis-cli -p PORT`).
+// That is a takeover, and only a service that says `takeover: true` may do it.
+TEST_P(FrontendCoversBackendTest, IsRefusedUnlessTakeover) {
+    const CoverCase& c = GetParam();
+    auto services = parse(cache_beside_tcp_echo(c.listen, c.takeover));
+    if (c.want.empty()) {
+        EXPECT_TRUE(services) << c.desc << ": " << services.error().message;
+        return;
+    }
+    ASSERT_FALSE(services) << c.desc << " was accepted";
+    EXPECT_EQ(services.error().kind, ErrorKind::kConfig);
+    EXPECT_NE(services.error().message.find(c.want), std::string::npos)
+        << c.desc << "\n got: " << services.error().message << "\nwant: " << c.want;
+    EXPECT_EQ(services.error().message.find('\n'), std::string::npos) << "errors are one line";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, FrontendCoversBackendTest,
+    ::testing::Values(
+        CoverCase{.desc = "another service's backend address", .listen = "127.0.0.1:9001",
+                  .want = "t.yaml:14: service \"cache\": frontend 127.0.0.1:9001 covers backend 127.0.0.1:9001 of "
+                          "service \"tcp-echo\" (t.yaml:7): clients that connect to that backend would be steered to "
+                          "\"cache\" instead; move one of them to another port, or set spec.takeover: true to steer "
+                          "them anyway"},
+        CoverCase{.desc = "IPv4 wildcard on its port", .listen = "0.0.0.0:9001",
+                  .want = "frontend 0.0.0.0:9001 covers backend 127.0.0.1:9001 of service \"tcp-echo\""},
+        CoverCase{.desc = "IPv6 wildcard on an IPv6 backend's port", .listen = "[::]:9002",
+                  .want = "frontend [::]:9002 covers backend [::1]:9002 of service \"tcp-echo\""},
+        // sk_lookup looks an IPv4 connection up among IPv4 frontends only.
+        CoverCase{.desc = "IPv6 wildcard on an IPv4 backend's port", .listen = "[::]:9001"},
+        CoverCase{.desc = "IPv4 wildcard on an IPv6 backend's port", .listen = "0.0.0.0:9002"},
+        CoverCase{.desc = "another address on the port", .listen = "127.0.0.2:9001"},
+        CoverCase{.desc = "takeover", .listen = "0.0.0.0:9001", .takeover = true},
+        CoverCase{.desc = "its own backend", .listen = "0.0.0.0:9003",
+                  .want = "t.yaml:14: service \"cache\": frontend 0.0.0.0:9003 covers its own backend 127.0.0.1:9003 "
+                          "(t.yaml:16): clients that connect to that backend would be steered by weight too; move one "
+                          "of them to another port, or set spec.takeover: true to steer them anyway"},
+        CoverCase{.desc = "its own backend with takeover", .listen = "127.0.0.1:9003", .takeover = true}),
+    [](const auto& info) { return test_case_name(info.param.desc); });
+
+TEST(Config, TakeoverOnTheCoveredServiceDoesNotLetAnotherTakeItsBackend) {
+    std::string text = cache_beside_tcp_echo("0.0.0.0:9001", false);
+    text.replace(text.find("  subsets:\n"), 0, "  takeover: true\n");
+    auto services = parse(text);
+    ASSERT_FALSE(services);
+    EXPECT_NE(services.error().message.find("service \"cache\": frontend 0.0.0.0:9001 covers backend"),
+              std::string::npos)
+        << services.error().message;
+}
+
 TEST(Plan, SharesFollowWeightsAndSplitASubsetEvenly) {
     auto services = parse(kValid);
     ASSERT_TRUE(services);
@@ -195,7 +358,7 @@ TEST(Plan, SharesFollowWeightsAndSplitASubsetEvenly) {
     EXPECT_DOUBLE_EQ(s.subsets[0].share, 0.2);
     EXPECT_DOUBLE_EQ(s.subsets[1].backends[0].share, 0.4);
     EXPECT_DOUBLE_EQ(s.subsets[1].backends[1].share, 0.4);
-    EXPECT_EQ(s.weighted_backends.size(), 3u);
+    EXPECT_EQ(s.tables[0].weighted_backends.size(), 3u);
 }
 
 TEST(Plan, IdsAreStableAcrossCompiles) {
@@ -207,7 +370,8 @@ TEST(Plan, IdsAreStableAcrossCompiles) {
     EXPECT_EQ(plan->services[0].id, 7u);
     EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9002"), 3u);
     EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9001"), 0u);
-    EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9003"), 1u);
+    EXPECT_EQ(plan->ids.backends.at("[::1]:9001"), 1u);
+    EXPECT_EQ(plan->ids.backends.at("127.0.0.1:9003"), 2u);
 }
 
 TEST(Plan, ZeroWeightSubsetGetsNoSlotAndNoFallback) {
@@ -218,8 +382,8 @@ TEST(Plan, ZeroWeightSubsetGetsNoSlotAndNoFallback) {
     auto plan = compile_plan(*services, {}, default_limits());
     ASSERT_TRUE(plan);
     const uint32_t v1 = plan->ids.backends.at("127.0.0.1:9001");
-    for (uint16_t slot : plan->services[0].slots) EXPECT_NE(slot, v1);
-    for (uint16_t b : plan->services[0].weighted_backends) EXPECT_NE(b, v1);
+    for (uint16_t slot : plan->services[0].tables[0].slots) EXPECT_NE(slot, v1);
+    for (uint16_t b : plan->services[0].tables[0].weighted_backends) EXPECT_NE(b, v1);
 }
 
 TEST(Plan, RefusesMoreThanTheMapsHold) {
@@ -229,7 +393,7 @@ TEST(Plan, RefusesMoreThanTheMapsHold) {
     small.max_service_backends = 2;
     auto plan = compile_plan(*services, {}, small);
     ASSERT_FALSE(plan);
-    EXPECT_NE(plan.error().message.find("has 3 backends; a service holds at most 2"), std::string::npos)
+    EXPECT_NE(plan.error().message.find("has 5 backends; a service holds at most 2"), std::string::npos)
         << plan.error().message;
     small = default_limits();
     small.max_services = 0;
@@ -258,7 +422,7 @@ TEST(Plan, HoldsTheDocumentedLimits) {
     auto plan = compile_plan(*services, {}, default_limits());
     ASSERT_TRUE(plan) << plan.error().message;
     EXPECT_EQ(plan->services.size(), 256u);
-    EXPECT_EQ(plan->services[0].weighted_backends.size(), 256u);
+    EXPECT_EQ(plan->services[0].tables[0].weighted_backends.size(), 256u);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // services: every accepted field, every error, every weight rule.
 #include <gtest/gtest.h>
 
+#include "netns_fixture.h"
 #include "tcpshift/config.h"
 #include "tcpshift/plan.h"
 #include "test_names.h"
@@ -96,9 +97,10 @@ TEST(Istio, TheTrafficShiftingTaskResolves) {
     const ServiceSpec& s = (*services)[0];
     EXPECT_EQ(s.name, "tcp-echo-routing");
     EXPECT_EQ(s.origin, "VirtualService.networking.istio.io/shift/tcp-echo-routing");
-    ASSERT_EQ(s.listen.size(), 2u);
+    // The Gateway implies both wildcards; every workload is IPv4, so [::] is not kept: its
+    // clients would be reset.
+    ASSERT_EQ(s.listen.size(), 1u);
     EXPECT_EQ(s.listen[0].str(), "0.0.0.0:31400");
-    EXPECT_EQ(s.listen[1].str(), "[::]:31400");
     ASSERT_EQ(s.subsets.size(), 2u);
     EXPECT_EQ(s.subsets[0].name, "v1");
     EXPECT_EQ(s.subsets[0].weight, 20u);
@@ -107,6 +109,42 @@ TEST(Istio, TheTrafficShiftingTaskResolves) {
     EXPECT_EQ(s.subsets[1].backends[0].str(), "127.0.0.3:9000");
     EXPECT_EQ(s.subsets[1].weight_path, (std::vector<std::string>{"spec", "tcp", "0", "route", "1", "weight"}));
     EXPECT_TRUE(s.local_addresses.empty());
+}
+
+// Istio's tcp-echo task in the shape of its sample files: tcp-echo-all-v1.yaml (the Gateway,
+// the DestinationRule and a VirtualService that sends everything to v1), then
+// tcp-echo-20-v2.yaml (the same VirtualService, 80/20). Given to one apply, the later file's
+// VirtualService is the one that counts, as with kubectl apply.
+TEST(Istio, TheTasksSampleFilesInOneApplyTakeTheLaterVirtualService) {
+    const std::string vs_head = R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo, namespace: shift}
+spec:
+  hosts: ["*"]
+  gateways: [tcp-echo-gateway]
+  tcp:
+  - match: [{port: 31400}]
+    route:
+)";
+    const std::string to = "    - {destination: {host: tcp-echo, port: {number: 9000}, subset: ";
+    const std::string all_v1 = docs({kGateway, kDestinationRule, vs_head + to + "v1}}\n"});
+    const std::string v2_20 = vs_head + to + "v1}, weight: 80}\n" + to + "v2}, weight: 20}\n";
+    const auto workloads = testing::write_temp_file("workloads.yaml", kWorkloads);
+    const auto first = testing::write_temp_file("tcp-echo-all-v1.yaml", all_v1);
+    const auto later = testing::write_temp_file("tcp-echo-20-v2.yaml", v2_20);
+    Diagnostics diag;
+    auto resources = load_resources({workloads, first, later}, "default", &diag);
+    ASSERT_TRUE(resources) << resources.error().message;
+    auto services = resolve_services(*resources, &diag);
+    ASSERT_TRUE(services) << services.error().message;
+    ASSERT_EQ(services->size(), 1u);
+    ASSERT_EQ((*services)[0].subsets.size(), 2u);
+    EXPECT_EQ((*services)[0].subsets[0].weight, 80u);
+    EXPECT_EQ((*services)[0].subsets[1].weight, 20u);
+    EXPECT_EQ((*services)[0].subsets[1].weight_where.file, later);
+    ASSERT_EQ(diag.notes.size(), 1u);
+    EXPECT_EQ(diag.notes[0], later + ":1: VirtualService \"tcp-echo\" in namespace shift replaces the one at " +
+                                 first + ":19 (a later -f wins, as with kubectl apply)");
 }
 
 TEST(Istio, EveryServedVersionIsAccepted) {
@@ -154,7 +192,7 @@ TEST(Istio, SharesAreWeightOverSumAndZeroTakesNothing) {
     services = resolve(docs({kWorkloads, kGateway, kDestinationRule, vs}));
     ASSERT_TRUE(services);
     plan = compile_plan(*services, {}, default_limits());
-    EXPECT_EQ(plan->services[0].weighted_backends.size(), 1u);
+    EXPECT_EQ(plan->services[0].tables[0].weighted_backends.size(), 1u);
 }
 
 TEST(Istio, TheFirstMatchingRouteWins) {
@@ -178,7 +216,7 @@ spec:
     EXPECT_EQ((*services)[0].listen[0].port, 31400);
     EXPECT_EQ((*services)[0].subsets[0].name, "v1");
     EXPECT_EQ((*services)[1].name, "two-routes-1");
-    ASSERT_EQ((*services)[1].listen.size(), 2u) << "the catch-all route keeps only what the first left";
+    ASSERT_EQ((*services)[1].listen.size(), 1u) << "the catch-all route keeps only what the first left";
     EXPECT_EQ((*services)[1].listen[0].port, 31401);
 }
 
@@ -207,6 +245,58 @@ TEST(Istio, UseSourceIpGivesSourceAffinity) {
     EXPECT_EQ((*services)[0].affinity, Affinity::kSourceIp);
     EXPECT_EQ((*services)[0].affinity_where.line, 40) << "the useSourceIp line";
 }
+
+// A virtual IP gets a local route: one that cannot name a single service, or a public address
+// whose real host the route would hide, is refused unless the resource consents.
+struct VipCase {
+    const char* desc;
+    std::string address;
+    std::string annotations;  // metadata.annotations, YAML flow form
+    std::string want_error;   // empty: accepted
+};
+
+class VirtualIpTest : public ::testing::TestWithParam<VipCase> {};
+
+TEST_P(VirtualIpTest, IsCheckedBeforeItGetsALocalRoute) {
+    const VipCase& c = GetParam();
+    const std::string text = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: echo" +
+                             (c.annotations.empty() ? "" : ", annotations: " + c.annotations) +
+                             "}\nspec:\n  hosts: [echo.internal]\n  addresses: [\"" + c.address +
+                             "\"]\n  ports: [{number: 9000, name: tcp, protocol: TCP}]\n  resolution: STATIC\n"
+                             "  workloadSelector: {labels: {app: echo}}\n---\n"
+                             "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a}\n"
+                             "spec: {address: 127.0.0.2, labels: {app: echo}}\n---\n"
+                             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: echo}\n"
+                             "spec:\n  hosts: [echo.internal]\n  tcp:\n  - route: [{destination: {host: echo.internal}}]\n";
+    auto services = resolve(text);
+    if (c.want_error.empty()) {
+        EXPECT_TRUE(services) << services.error().message;
+        return;
+    }
+    ASSERT_FALSE(services);
+    EXPECT_NE(services.error().message.find(c.want_error), std::string::npos) << services.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, VirtualIpTest,
+    ::testing::Values(
+        VipCase{.desc = "private", .address = "10.96.0.50"},
+        VipCase{.desc = "istio_auto_allocated", .address = "240.240.0.7"},
+        VipCase{.desc = "unique_local_v6", .address = "fd00::50"},
+        VipCase{.desc = "unspecified", .address = "0.0.0.0",
+                .want_error = "t.yaml:6: spec.addresses[0]: virtual IP 0.0.0.0 is the unspecified address"},
+        VipCase{.desc = "unspecified_v6", .address = "::", .want_error = "virtual IP :: is the unspecified address"},
+        VipCase{.desc = "multicast", .address = "224.0.0.251", .want_error = "virtual IP 224.0.0.251 is a multicast address"},
+        VipCase{.desc = "multicast_v6", .address = "ff02::1", .want_error = "virtual IP ff02::1 is a multicast address"},
+        VipCase{.desc = "broadcast", .address = "255.255.255.255",
+                .want_error = "virtual IP 255.255.255.255 is the broadcast address"},
+        VipCase{.desc = "public", .address = "8.8.8.8",
+                .want_error = "virtual IP 8.8.8.8 is a public address: its local route would capture this namespace's "
+                              "traffic to the real 8.8.8.8; use a private address, or annotate the ServiceEntry with "
+                              "tcpshift.io/takeover: \"true\" to take it over"},
+        VipCase{.desc = "public_v6", .address = "2001:db8::1", .want_error = "virtual IP 2001:db8::1 is a public address"},
+        VipCase{.desc = "public_with_consent", .address = "8.8.8.8", .annotations = "{tcpshift.io/takeover: \"true\"}"}),
+    [](const ::testing::TestParamInfo<VipCase>& info) { return std::string(info.param.desc); });
 
 TEST(Istio, TheMeshFormListensOnTheServiceEntryVirtualIp) {
     const std::string text = R"(apiVersion: networking.istio.io/v1
@@ -240,10 +330,11 @@ spec:
     auto services = resolve(text);
     ASSERT_TRUE(services) << services.error().message;
     const ServiceSpec& s = (*services)[0];
-    ASSERT_EQ(s.listen.size(), 2u);
+    // Every workload is IPv4: the IPv6 virtual IP would reset its clients, so it is not kept,
+    // nor its local route.
+    ASSERT_EQ(s.listen.size(), 1u);
     EXPECT_EQ(s.listen[0].str(), "10.96.0.50:9000");
-    EXPECT_EQ(s.listen[1].str(), "[fd00::50]:9000");
-    ASSERT_EQ(s.local_addresses.size(), 2u);
+    ASSERT_EQ(s.local_addresses.size(), 1u);
     EXPECT_EQ(s.local_addresses[0].address_str(), "10.96.0.50");
     ASSERT_EQ(s.subsets[0].backends.size(), 2u);
     EXPECT_EQ(s.subsets[0].backends[0].str(), "127.0.0.2:7000") << "targetPort";
@@ -279,7 +370,7 @@ kind: Gateway
 metadata: {name: gw}
 spec:
   servers:
-  - port: {number: 5432, name: pg, protocol: TCP}
+  - port: {number: 15432, name: pg, protocol: TCP}
   - port: {number: 80, name: web, protocol: TCP}
 ---
 apiVersion: networking.istio.io/v1
@@ -289,7 +380,7 @@ spec:
   hosts: ["*"]
   gateways: [default/gw]
   tcp:
-  - match: [{port: 5432}]
+  - match: [{port: 15432}]
     route: [{destination: {host: db.internal}}]
   - match: [{port: 80}]
     route: [{destination: {host: named.default.svc.cluster.local, port: {number: 80}}}]
@@ -369,6 +460,13 @@ INSTANTIATE_TEST_SUITE_P(
         IstioErrorCase{"workload with hostname",
                        replaced(task(), "address: 127.0.0.2", "address: vm1.example.com"),
                        "t.yaml:14: spec.address: \"vm1.example.com\" is not an IP address"},
+        IstioErrorCase{"gateway on the workloads' port",
+                       docs({kWorkloads, replaced(kGateway, "number: 31400", "number: 9000"), kDestinationRule,
+                             replaced(kVirtualService, "port: 31400", "port: 9000")}),
+                       "service \"tcp-echo-routing\": frontend 0.0.0.0:9000 covers its own backend 127.0.0.2:9000 "
+                       "(t.yaml:10): clients that connect to that backend would be steered by weight too; move one of "
+                       "them to another port, or the gateway to another address (Istio: the server's bind; Gateway "
+                       "API: spec.addresses); only a TrafficShift can take a port over, with spec.takeover: true"},
         IstioErrorCase{"unserved version", replaced(task(), "networking.istio.io/v1alpha3", "networking.istio.io/v2"),
                        "apiVersion: \"networking.istio.io/v2\" is not served for Gateway; use networking.istio.io/v1alpha3, "
                        "networking.istio.io/v1beta1, networking.istio.io/v1"}),
@@ -445,7 +543,7 @@ TEST(GatewayApi, ATcpRouteSplitsByBackendRefWeights) {
     ASSERT_EQ(services->size(), 1u);
     const ServiceSpec& s = (*services)[0];
     EXPECT_EQ(s.name, "echo");
-    ASSERT_EQ(s.listen.size(), 2u) << "only the listener named tcp";
+    ASSERT_EQ(s.listen.size(), 1u) << "only the listener named tcp, IPv4 as its workloads";
     EXPECT_EQ(s.listen[0].str(), "0.0.0.0:31400");
     EXPECT_EQ(s.subsets[0].name, "echo-v1");
     EXPECT_EQ(s.subsets[0].weight, 20u);

@@ -20,8 +20,9 @@ Plan two_subset_plan() {
 TEST(Metrics, RendersIstioAndTcpshiftFamilies) {
     MetricsFacts facts{
         .stats = {.services = {{0, ServiceCounters{.lookups = 10, .fallbacks = 1, .no_backend = 2}}},
-                  .backends = {{0, BackendCounters{.steered = 3, .opened = 4, .closed = 3, .bytes_sent = 40,
-                                                   .bytes_received = 30}}}},
+                  .backends = {{0, BackendCounters{.steered = 3, .opened = 99, .closed = 98}}},
+                  .routes = {{{0, 0}, BackendCounters{.steered = 3, .opened = 4, .closed = 3, .bytes_sent = 40,
+                                                       .bytes_received = 30}}}},
         .ready = {0},
         .reloads = {{"success", 2}},
     };
@@ -45,6 +46,26 @@ TEST(Metrics, RendersIstioAndTcpshiftFamilies) {
     EXPECT_EQ(metric_value(text, R"(tcpshift_config_reloads_total{result="error"})"), 0);
     EXPECT_NE(text.find("# TYPE istio_tcp_connections_opened_total counter\n"), std::string::npos);
     EXPECT_NE(text.find("# TYPE tcpshift_backend_ready gauge\n"), std::string::npos);
+}
+
+// A backend shared by two services: each service's samples count its own connections.
+TEST(Metrics, ABackendSharedByTwoServicesIsCountedPerService) {
+    Plan plan = two_subset_plan();
+    PlanService other = plan.services[0];
+    other.name = "other";
+    other.id = 1;
+    other.subsets.resize(1);
+    plan.services.push_back(other);
+    MetricsFacts facts{.stats = {.backends = {{0, BackendCounters{.opened = 7}}},
+                                 .routes = {{{0, 0}, BackendCounters{.opened = 5}}, {{1, 0}, BackendCounters{.opened = 2}}}}};
+    const std::string text = render_metrics(plan, facts);
+    using testing::metric_value;
+    auto opened = [&](const char* service) {
+        return metric_value(text, std::string("istio_tcp_connections_opened_total{reporter=\"destination\",destination_service=\"") +
+                                      service + R"(",destination_version="v1",destination_workload="127.0.0.1:9001"})");
+    };
+    EXPECT_EQ(opened("tcp-echo"), 5);
+    EXPECT_EQ(opened("other"), 2);
 }
 
 TEST(Metrics, EscapesLabelValues) {

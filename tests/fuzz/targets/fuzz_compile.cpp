@@ -1,6 +1,7 @@
 // libFuzzer target: the whole compiler, bytes to the weight tables the maps will hold, with
 // the plan's promises checked: tables full and valid, shares true to the weights, and ids
 // stable when the same set is compiled again.
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -12,40 +13,54 @@ namespace {
 
 using namespace tcpshift;
 
+// One family's table: full of weighted backends of that family, each within one slot of its
+// exact share, and the shares of the family's backends summing to 1.
+void check_table(const PlanService& svc, const FamilyTable& table, int family, const PlanLimits& limits) {
+    TCPSHIFT_FUZZ_CHECK(table.slots.size() == limits.table_slots);
+    TCPSHIFT_FUZZ_CHECK(table.weighted_backends.size() <= limits.max_service_backends);
+    std::map<uint16_t, double> share;
+    double total = 0;
+    for (const auto& subset : svc.subsets)
+        for (const auto& backend : subset.backends) {
+            TCPSHIFT_FUZZ_CHECK(backend.id < TS_NO_BACKEND);
+            TCPSHIFT_FUZZ_CHECK(backend.share >= 0 && backend.share <= 1);
+            if (backend.address.family != family) continue;
+            share[static_cast<uint16_t>(backend.id)] += backend.share;
+            total += backend.share;
+        }
+    const std::set<uint16_t> weighted(table.weighted_backends.begin(), table.weighted_backends.end());
+    TCPSHIFT_FUZZ_CHECK(weighted.size() == table.weighted_backends.size());
+    if (weighted.empty()) {
+        for (uint16_t slot : table.slots) TCPSHIFT_FUZZ_CHECK(slot == TS_NO_BACKEND);
+        return;
+    }
+    TCPSHIFT_FUZZ_CHECK(std::fabs(total - 1.0) < 1e-9);
+    std::map<uint16_t, uint32_t> count;
+    for (uint16_t slot : table.slots) {
+        TCPSHIFT_FUZZ_CHECK(weighted.contains(slot));
+        ++count[slot];
+    }
+    // Largest-remainder rounding: each backend within one slot of its exact share, and none
+    // with a share less than a slot.
+    for (uint16_t id : weighted) {
+        const double exact = share[id] * limits.table_slots;
+        TCPSHIFT_FUZZ_CHECK(std::fabs(count[id] - exact) <= 1.0 + 1e-6);
+        TCPSHIFT_FUZZ_CHECK(count[id] >= 1);
+    }
+}
+
 void check_plan(const Plan& plan, const PlanLimits& limits) {
     TCPSHIFT_FUZZ_CHECK(plan.services.size() <= limits.max_services);
     std::set<uint32_t> service_ids;
     for (const auto& svc : plan.services) {
         TCPSHIFT_FUZZ_CHECK(service_ids.insert(svc.id).second);
         TCPSHIFT_FUZZ_CHECK(svc.id < limits.max_services);
-        TCPSHIFT_FUZZ_CHECK(svc.slots.size() == limits.table_slots);
-        TCPSHIFT_FUZZ_CHECK(svc.weighted_backends.size() <= limits.max_service_backends);
-
-        std::map<uint16_t, double> share;
-        double total = 0;
-        for (const auto& subset : svc.subsets)
-            for (const auto& backend : subset.backends) {
-                TCPSHIFT_FUZZ_CHECK(backend.id < TS_NO_BACKEND);
-                TCPSHIFT_FUZZ_CHECK(backend.share >= 0 && backend.share <= 1);
-                share[static_cast<uint16_t>(backend.id)] += backend.share;
-                total += backend.share;
-            }
-        const std::set<uint16_t> weighted(svc.weighted_backends.begin(), svc.weighted_backends.end());
-        TCPSHIFT_FUZZ_CHECK(weighted.size() == svc.weighted_backends.size());
-        if (weighted.empty()) {
-            for (uint16_t slot : svc.slots) TCPSHIFT_FUZZ_CHECK(slot == TS_NO_BACKEND);
-            continue;
-        }
-        TCPSHIFT_FUZZ_CHECK(std::fabs(total - 1.0) < 1e-9);
-        std::map<uint16_t, uint32_t> count;
-        for (uint16_t slot : svc.slots) {
-            TCPSHIFT_FUZZ_CHECK(weighted.contains(slot));
-            ++count[slot];
-        }
-        // Largest-remainder rounding: each backend within one slot of its exact share.
-        for (uint16_t id : weighted) {
-            const double exact = share[id] * limits.table_slots;
-            TCPSHIFT_FUZZ_CHECK(std::fabs(count[id] - exact) <= 1.0 + 1e-6);
+        for (int family : {AF_INET, AF_INET6}) {
+            const bool has_frontend = std::any_of(svc.frontends.begin(), svc.frontends.end(),
+                                                  [&](const Endpoint& f) { return f.family == family; });
+            const FamilyTable& table = svc.tables[family_index(family)];
+            TCPSHIFT_FUZZ_CHECK(has_frontend == !table.slots.empty());
+            if (has_frontend) check_table(svc, table, family, limits);
         }
     }
 }
@@ -69,6 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     TCPSHIFT_FUZZ_CHECK(again->ids.services == plan->ids.services);
     TCPSHIFT_FUZZ_CHECK(again->ids.backends == plan->ids.backends);
     for (size_t i = 0; i < plan->services.size(); ++i)
-        TCPSHIFT_FUZZ_CHECK(again->services[i].slots == plan->services[i].slots);
+        for (size_t family = 0; family < 2; ++family)
+            TCPSHIFT_FUZZ_CHECK(again->services[i].tables[family].slots == plan->services[i].tables[family].slots);
     return 0;
 }
