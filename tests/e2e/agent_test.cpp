@@ -535,11 +535,12 @@ TEST_F(AgentTest, WithTheUnitsCapabilitiesItAdoptsTheBackendOfAnotherUser) {
     struct stat proc {};
     ASSERT_EQ(::stat(("/proc/" + std::to_string(v1_.pid())).c_str(), &proc), 0);
     ASSERT_EQ(proc.st_uid, 65534u) << "the backend runs as nobody";
+    const auto setpriv = with_the_units_capabilities();
+    ASSERT_NE(setpriv[2].find(",+bpf"), std::string::npos) << "the unit was not read: " << setpriv[2];
     replace_file(dir_ / "tcp-echo.yaml", config(50, 50));
     port_ = free_port();
     bool healthy = false;
-    agent_ = tcpshift::testing::start_agent(netns(), dir_.string(), port_, log_, {}, &healthy,
-                                            with_the_units_capabilities());
+    agent_ = tcpshift::testing::start_agent(netns(), dir_.string(), port_, log_, {}, &healthy, setpriv);
     ASSERT_TRUE(healthy) << agent_log();
     EXPECT_EQ(effective_capabilities(agent_.pid()) & (1ull << 1), 0u) << "the agent runs without CAP_DAC_OVERRIDE";
     const std::string ready_v1 = R"(tcpshift_backend_ready{service="tcp-echo",subset="v1",backend="127.0.0.1:9001"})";
