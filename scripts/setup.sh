@@ -14,8 +14,9 @@ packages=(
   # libraries
   libcli11-dev libyaml-cpp-dev libgtest-dev libgmock-dev nlohmann-json3-dev libcpp-httplib-dev
   libbenchmark-dev
-  # network tools for the tests and the demo
-  iproute2 nftables netcat-openbsd procps
+  # network tools for the tests and the demo; setpriv (util-linux) runs the agent with only
+  # the systemd unit's capabilities and a backend as another user
+  iproute2 nftables netcat-openbsd procps util-linux
   # a real Prometheus server scrapes the agent in the e2e tests
   prometheus
 )

@@ -1,6 +1,5 @@
 #include "tcpshift/agent.h"
 
-#include <httplib.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
@@ -8,19 +7,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <iomanip>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
-#include <thread>
 
+#include "tcpshift/agent_lock.h"
 #include "tcpshift/apply.h"
 #include "tcpshift/dataplane.h"
 #include "tcpshift/listeners.h"
 #include "tcpshift/local_routes.h"
 #include "tcpshift/metrics.h"
+#include "tcpshift/metrics_server.h"
 #include "tcpshift/pins.h"
 
 namespace tcpshift {
@@ -33,6 +36,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kDebounce = std::chrono::milliseconds(200);
 constexpr auto kAdoptEvery = std::chrono::seconds(1);
 constexpr std::chrono::milliseconds kLockPatience{10000};
+constexpr const char* kConfigMapData = "..data";  // Kubernetes' atomic writer switches this symlink
 
 // One event per line: time, level, message.
 class Log {
@@ -123,16 +127,20 @@ class AppliedView {
     }
 
    private:
+    // The state file is replaced by rename on every commit, so a new inode (or mtime) is a
+    // new state.
     Result<std::shared_ptr<const Plan>> refreshed_plan() {
         struct stat st {};
         const std::string state_file = state_dir(netns_.inode) + "/applied.json";
-        const int64_t mtime =
-            ::stat(state_file.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec : 0;
-        if (!plan_ || mtime != plan_mtime_) {
+        const std::pair<ino_t, int64_t> version =
+            ::stat(state_file.c_str(), &st) == 0
+                ? std::pair<ino_t, int64_t>{st.st_ino, st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec}
+                : std::pair<ino_t, int64_t>{0, 0};
+        if (!plan_ || version != plan_version_) {
             auto applied = load_applied(netns_);
             if (!applied) return fail(applied.error());
             plan_ = std::make_shared<const Plan>(std::move(applied->plan));
-            plan_mtime_ = mtime;
+            plan_version_ = version;
         }
         return plan_;
     }
@@ -140,18 +148,15 @@ class AppliedView {
     NetnsId netns_;
     std::mutex mutex_;
     std::shared_ptr<const Plan> plan_;
-    int64_t plan_mtime_ = -1;
+    std::pair<ino_t, int64_t> plan_version_{0, -1};
     std::map<std::string, uint64_t> reloads_;
 };
 
-Result<std::pair<std::string, int>> parse_listen_address(const std::string& text) {
-    auto ep = parse_endpoint(text);
-    if (!ep) return fail(config_error("--metrics-addr: " + ep.error().message));
-    return std::pair<std::string, int>{ep->address_str(), ep->port};
-}
-
 // Watches the config paths: a directory for any change of its files, a file through its
-// directory (editors replace files by rename), filtered by name.
+// directory (editors replace files by rename), filtered by name. Kubernetes updates a
+// mounted ConfigMap by renaming a new "..data" symlink over the old one: the files keep their
+// names (x.yaml -> ..data/x.yaml) and only ..data changes, so that rename is a change of every
+// file in the directory.
 class ConfigWatch {
    public:
     static Result<ConfigWatch> start(const std::vector<std::string>& paths) {
@@ -180,10 +185,10 @@ class ConfigWatch {
             for (char* p = buf; p < buf + n;) {
                 const auto* ev = reinterpret_cast<const inotify_event*>(p);
                 const std::string name = ev->len ? ev->name : "";
-                for (const auto& wanted : watches_[ev->wd]) {
-                    const bool config_file = name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json");
-                    relevant = relevant || (wanted.empty() ? config_file : name == wanted);
-                }
+                relevant = relevant || (ev->mask & IN_Q_OVERFLOW) || name == kConfigMapData;
+                if (auto it = watches_.find(ev->wd); it != watches_.end())
+                    for (const auto& wanted : it->second)
+                        relevant = relevant || (wanted.empty() ? is_config_file_name(name) : name == wanted);
                 p += sizeof(inotify_event) + ev->len;
             }
         }
@@ -195,23 +200,26 @@ class ConfigWatch {
     std::map<int, std::vector<std::string>> watches_;  // "" for a whole directory
 };
 
+// The agent's work once it has started: reloads, adoption and signals, on the main thread,
+// in the target namespace.
 class Agent {
    public:
-    Agent(const AgentOptions& options, Log& log) : options_(options), log_(log) {}
+    Agent(const AgentOptions& options, const Target& target, AppliedView& view, Log& log)
+        : options_(options), target_(target), view_(view), log_(log) {}
 
     // Applies the config files as the whole applied set. Failures leave the previous set.
-    void reload(const Target& target, AppliedView& metrics, const char* why) {
+    void reload(const char* why) {
         Diagnostics diag{.strict = options_.strict};
-        auto result = apply_whole_set(target, diag);
+        auto result = apply_whole_set(diag);
         for (const auto& w : diag.warnings) log_("warn", w);
         for (const auto& n : diag.notes) log_("info", n);
         if (!result) {
-            metrics.count_reload("error");
+            view_.count_reload("error");
             log_("error", std::string("reload (") + why + ") failed, the previous configuration keeps serving: " +
                               result.error().message);
             return;
         }
-        metrics.count_reload("success");
+        view_.count_reload("success");
         std::string summary;
         for (const auto& svc : result->services) {
             summary += (summary.empty() ? "" : "; ") + svc.name + ":";
@@ -222,12 +230,16 @@ class Agent {
     }
 
     // Adopts listeners that started without passing through sock_ops' view (or before it
-    // attached), so readiness stays true to what listens.
-    void adopt(const Target& target, AppliedView& source) {
-        if (!dataplane_attached(target.netns)) return;
-        auto plan = source.plan();
+    // attached), so readiness stays true to what listens. Under the pin lock, with the plan
+    // stored now: a plan read before a writer's commit could register a socket under an id
+    // that the commit gave to another backend. A writer at work adopts for its own plan, so
+    // this round is skipped rather than waited for.
+    void adopt() {
+        auto lock = PinLock::acquire(std::chrono::milliseconds(0));
+        if (!lock || !dataplane_attached(target_.netns)) return;
+        auto plan = view_.plan();
         if (!plan) return;
-        auto maps = open_dataplane(target.netns);
+        auto maps = open_dataplane(target_.netns);
         if (!maps) return;
         LogLines lines(log_);
         std::ostream out(&lines);
@@ -236,7 +248,7 @@ class Agent {
         if (!adopted) log_("warn", "adopt listeners: " + adopted.error().message);
     }
 
-    void detach(const Target& target) {
+    void detach() {
         auto lock = PinLock::acquire(kLockPatience);
         if (!lock) {
             log_("error", "detach on exit: " + lock.error().message);
@@ -244,22 +256,69 @@ class Agent {
         }
         LogLines lines(log_);
         std::ostream out(&lines);
-        if (auto state = load_state(target.netns.inode); state) (void)drop_local_routes(state->local_routes, Plan{}, out);
+        if (auto state = load_state(target_.netns.inode); state)
+            (void)drop_local_routes(state->local_routes, Plan{}, out);
         out.flush();
-        if (auto ok = detach_dataplane(target.netns); !ok) {
+        if (auto ok = detach_dataplane(target_.netns); !ok) {
             log_("error", "detach on exit: " + ok.error().message);
         } else {
             log_("info", "detached: programs, pins and local routes removed");
         }
     }
 
+    // Reloads on change (debounced) and SIGHUP, adopts every second, until SIGTERM or SIGINT.
+    // Fails when another agent took the namespace's lock.
+    Result<void> run(ConfigWatch& watch, int signal_fd, AgentLock& lock) {
+        constexpr auto kNever = Clock::time_point::max();
+        Clock::time_point reload_at = kNever;  // a debounced reload is due then
+        auto next_tick = Clock::now() + kAdoptEvery;
+        for (;;) {
+            const auto wait =
+                std::chrono::duration_cast<std::chrono::milliseconds>(std::min(next_tick, reload_at) - Clock::now());
+            pollfd fds[2] = {{signal_fd, POLLIN, 0}, {watch.fd(), POLLIN, 0}};
+            ::poll(fds, 2, static_cast<int>(std::max<int64_t>(wait.count(), 0)));
+            if ((fds[0].revents & POLLIN) && stop_requested(signal_fd)) return {};
+            if ((fds[1].revents & POLLIN) && watch.changed()) reload_at = Clock::now() + kDebounce;
+            if (Clock::now() >= reload_at) {
+                reload_at = kNever;
+                reload("config changed");
+            }
+            if (Clock::now() >= next_tick) {
+                if (auto kept = lock.keep(); !kept) return fail(kept.error());
+                adopt();
+                next_tick = Clock::now() + kAdoptEvery;
+            }
+        }
+    }
+
    private:
-    Result<Plan> apply_whole_set(const Target& target, Diagnostics& diag) {
+    // Reads the pending signals: reloads on SIGHUP, unless a stop is pending too; true when
+    // SIGTERM or SIGINT asks the agent to stop.
+    bool stop_requested(int signal_fd) {
+        bool hup = false, stop = false;
+        signalfd_siginfo info{};
+        while (::read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+            if (info.ssi_signo == SIGHUP) {
+                hup = true;
+                continue;
+            }
+            stop = true;
+            log_("info", std::string("signal ") + strsignal(static_cast<int>(info.ssi_signo)) + ": stopping" +
+                             (options_.detach_on_exit ? "" : "; the data plane stays pinned and serving"));
+        }
+        if (hup && !stop) {
+            log_("info", "SIGHUP: reloading");
+            reload("SIGHUP");
+        }
+        return stop;
+    }
+
+    Result<Plan> apply_whole_set(Diagnostics& diag) {
         auto resources = load_resources(options_.config, options_.ns, &diag);
         if (!resources) return fail(resources.error());
         auto lock = PinLock::acquire(kLockPatience);
         if (!lock) return fail(lock.error());
-        auto before = load_applied(target.netns);
+        auto before = load_applied(target_.netns);
         if (!before) return fail(before.error());
         auto next = compile_resources(*resources, before->state.ids, &diag, before->limits);
         if (!next) return fail(next.error());
@@ -267,28 +326,30 @@ class Agent {
         merge_resources(next_state, *resources);
         LogLines lines(log_);
         std::ostream out(&lines);
-        auto ok = commit(target, *before, next_state, *next, out);
+        auto ok = commit(target_, *before, next_state, *next, out);
         out.flush();
         if (!ok) return fail(ok.error());
         return next;
     }
 
     const AgentOptions& options_;
+    const Target& target_;
+    AppliedView& view_;
     Log& log_;
 };
 
-}  // namespace
+// One agent per namespace. The lock is taken before anything is bound or applied, so a
+// second agent fails having changed nothing.
+Result<AgentLock> claim_namespace(const AgentOptions& options) {
+    auto inode = netns_inode(options.target.netns);
+    if (!inode) return fail(inode.error());
+    AgentClaim claim{.pid = ::getpid(), .ns = options.ns, .strict = options.strict};
+    for (const auto& path : options.config) claim.config.push_back(fs::absolute(path).string());
+    return AgentLock::acquire(agent_lock_path(*inode), claim);
+}
 
-Result<void> run_agent(const AgentOptions& options, Streams io) {
-    if (::geteuid() != 0)
-        return fail(system_error("tcpshift agent: needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN); run it as "
-                                 "root or from the systemd unit"));
-    if (options.config.empty()) return fail(config_error("agent: --config FILE|DIR is required"));
-    auto listen = parse_listen_address(options.metrics_addr);
-    if (!listen) return fail(listen.error());
-    Log log(io.err);
-
-    // Signals go to a signalfd; block them before any thread starts so none takes them.
+// Signals go to a signalfd; they are blocked before any thread starts so that none takes them.
+Result<Fd> block_signals() {
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGHUP);
@@ -297,79 +358,44 @@ Result<void> run_agent(const AgentOptions& options, Streams io) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     Fd signal_fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
     if (!signal_fd) return fail(system_error("signalfd", errno));
+    return signal_fd;
+}
 
+}  // namespace
+
+Result<void> run_agent(const AgentOptions& options, Streams io) {
+    if (::geteuid() != 0)
+        return fail(system_error("tcpshift agent: needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN); run it as "
+                                 "root or from the systemd unit"));
+    if (options.config.empty()) return fail(config_error("agent: --config FILE|DIR is required"));
+    auto listen = parse_endpoint(options.metrics_addr);
+    if (!listen) return fail(config_error("--metrics-addr: " + listen.error().message));
+    auto lock = claim_namespace(options);
+    if (!lock) return fail(lock.error());
+    auto signal_fd = block_signals();
+    if (!signal_fd) return fail(signal_fd.error());
+    auto watch = ConfigWatch::start(options.config);
+    if (!watch) return fail(watch.error());
     // The metrics server binds in the caller's namespace: the host's loopback by default,
     // where Prometheus scrapes, whichever namespace the agent steers.
-    httplib::Server server;
-    if (!server.bind_to_port(listen->first, listen->second))
-        return fail(system_error("metrics: cannot listen on " + options.metrics_addr + " (in use, or not local)"));
-
+    auto server = MetricsServer::bind(*listen);
+    if (!server) return fail(server.error());
     auto target = enter_target(options.target);
     if (!target) return fail(target.error());
-    AppliedView metrics(target->netns);
-    server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-        auto text = metrics.render();
-        if (!text) {
-            res.status = 500;
-            res.set_content(text.error().message + "\n", "text/plain");
-            return;
-        }
-        res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
-    });
-    server.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
-        const bool ready = metrics.ready();
-        res.status = ready ? 200 : 503;
-        res.set_content(ready ? "ok\n" : "starting, or not attached\n", "text/plain");
-    });
-    std::thread http([&] { server.listen_after_bind(); });
 
-    auto watch = ConfigWatch::start(options.config);
-    if (!watch) {
-        server.stop();
-        http.join();
-        return fail(watch.error());
-    }
+    // The server's thread starts in the target namespace, where the metrics read the maps
+    // and sockets; its socket stays in the caller's.
+    AppliedView view(target->netns);
+    server->serve({.metrics = [&view] { return view.render(); }, .ready = [&view] { return view.ready(); }});
+    Log log(io.err);
     log("info", "agent started: network namespace " + std::to_string(target->netns.inode) + ", metrics on http://" +
                     options.metrics_addr + "/metrics");
-    Agent agent(options, log);
-    agent.reload(*target, metrics, "start");
-
-    constexpr auto kNever = Clock::time_point::max();
-    Clock::time_point reload_at = kNever;  // a debounced reload is due then
-    auto next_adopt = Clock::now() + kAdoptEvery;
-    bool stop = false;
-    while (!stop) {
-        auto wake = next_adopt;
-        if (reload_at < wake) wake = reload_at;
-        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count();
-        pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {watch->fd(), POLLIN, 0}};
-        ::poll(fds, 2, static_cast<int>(std::max<int64_t>(wait, 0)));
-        if (fds[0].revents & POLLIN) {
-            signalfd_siginfo info{};
-            while (::read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
-                if (info.ssi_signo == SIGHUP) {
-                    log("info", "SIGHUP: reloading");
-                    agent.reload(*target, metrics, "SIGHUP");
-                } else {
-                    log("info", std::string("signal ") + strsignal(static_cast<int>(info.ssi_signo)) + ": stopping" +
-                                    (options.detach_on_exit ? "" : "; the data plane stays pinned and serving"));
-                    stop = true;
-                }
-            }
-        }
-        if ((fds[1].revents & POLLIN) && watch->changed()) reload_at = Clock::now() + kDebounce;
-        if (Clock::now() >= reload_at) {
-            reload_at = kNever;
-            agent.reload(*target, metrics, "config changed");
-        }
-        if (Clock::now() >= next_adopt) {
-            agent.adopt(*target, metrics);
-            next_adopt = Clock::now() + kAdoptEvery;
-        }
-    }
-    server.stop();
-    http.join();
-    if (options.detach_on_exit) agent.detach(*target);
+    Agent agent(options, *target, view, log);
+    agent.reload("start");
+    auto ran = agent.run(*watch, signal_fd->get(), *lock);
+    server->stop();  // before `view`, which its handlers read, goes away
+    if (!ran) return ran;
+    if (options.detach_on_exit) agent.detach();
     return {};
 }
 

@@ -17,6 +17,7 @@
 #include "tcpshift/listeners.h"
 #include "tcpshift/local_routes.h"
 #include "tcpshift/agent.h"
+#include "tcpshift/agent_lock.h"
 #include "tcpshift/bpf_abi.h"
 #include "tcpshift/apply.h"
 #include "tcpshift/metrics.h"
@@ -46,12 +47,39 @@ struct Session {
     std::optional<PinLock> lock;
 };
 
-Result<Session> open_session(const std::string& verb, const TargetOptions& options, bool writer) {
+// How a verb touches the namespace.
+enum class Access {
+    kRead,
+    kPins,          // takes the pin lock
+    kConfig,        // takes the pin lock and changes what is applied: refused beside the agent
+    kForcedConfig,  // the same, beside the agent with a warning
+};
+
+Access config_access(bool force) { return force ? Access::kForcedConfig : Access::kConfig; }
+
+// The agent re-applies its own config at its next reload (a file change, SIGHUP, a restart),
+// so a change made beside it lasts until then while its files say otherwise.
+Result<void> check_agent(const std::string& verb, const NetnsId& netns, Access access, std::ostream& err) {
+    auto agent = running_agent(agent_lock_path(netns.inode));
+    if (!agent) return fail(agent.error());
+    if (!*agent) return {};
+    const std::string who = "the agent (" + (*agent)->str() + ")";
+    if (access == Access::kConfig)
+        return fail(system_error(verb + ": network namespace " + std::to_string(netns.inode) + " is kept by " + who +
+                                 "; change its config, or pass --force to override it until its next reload"));
+    err << "warning: " << who << " restores its config at its next reload (a file change or SIGHUP)\n";
+    return {};
+}
+
+Result<Session> open_session(const std::string& verb, const TargetOptions& options, Access access,
+                             std::ostream& err) {
     if (auto ok = require_root(verb); !ok) return fail(ok.error());
     auto target = enter_target(options);
     if (!target) return fail(target.error());
+    if (access == Access::kConfig || access == Access::kForcedConfig)
+        if (auto ok = check_agent(verb, target->netns, access, err); !ok) return fail(ok.error());
     Session session{.target = std::move(*target)};
-    if (writer) {
+    if (access != Access::kRead) {
         auto lock = PinLock::acquire(kLockPatience);
         if (!lock) return fail(lock.error());
         session.lock.emplace(std::move(*lock));
@@ -84,7 +112,7 @@ bool kind_matches(const std::string& wanted, const std::string& key) {
 }  // namespace
 
 Result<void> run_attach(const AttachCommand& cmd, Streams io) {
-    auto session = open_session("attach", cmd.target, true);
+    auto session = open_session("attach", cmd.target, Access::kPins, io.err);
     if (!session) return fail(session.error());
     const NetnsId& netns = session->target.netns;
     std::optional<gid_t> gid;
@@ -123,7 +151,7 @@ Result<void> run_apply(const ApplyCommand& cmd, Streams io) {
         return fail(config_error("apply: no resource tcpshift handles in " + std::to_string(cmd.files.size()) +
                                  " path(s) (" + std::to_string(diag.notes.size()) +
                                  " document(s) of other kinds); see `tcpshift --help` for the accepted kinds"));
-    auto session = open_session("apply", cmd.target, !cmd.dry_run);
+    auto session = open_session("apply", cmd.target, cmd.dry_run ? Access::kRead : config_access(cmd.force), io.err);
     if (!session) return fail(session.error());
     auto before = load_applied(session->target.netns);
     if (!before) return fail(before.error());
@@ -156,7 +184,7 @@ Result<void> run_delete(const DeleteCommand& cmd, Streams io) {
     } else if (cmd.kind.empty() || cmd.name.empty()) {
         return fail(config_error("delete: give -f FILE, or KIND NAME (e.g. `delete virtualservice tcp-echo`)"));
     }
-    auto session = open_session("delete", cmd.target, true);
+    auto session = open_session("delete", cmd.target, config_access(cmd.force), io.err);
     if (!session) return fail(session.error());
     auto before = load_applied(session->target.netns);
     if (!before) return fail(before.error());
@@ -194,7 +222,7 @@ Result<void> run_delete(const DeleteCommand& cmd, Streams io) {
 }
 
 Result<void> run_get(const GetCommand& cmd, Streams io) {
-    auto session = open_session("get", cmd.target, false);
+    auto session = open_session("get", cmd.target, Access::kRead, io.err);
     if (!session) return fail(session.error());
     auto applied = load_applied(session->target.netns);
     if (!applied) return fail(applied.error());
@@ -232,7 +260,7 @@ Result<void> run_set(const SetCommand& cmd, Streams io) {
                                      "\" must be an integer from 0 to 1000000"));
         weights[arg.substr(0, eq)] = *weight;
     }
-    auto session = open_session("set", cmd.target, true);
+    auto session = open_session("set", cmd.target, config_access(cmd.force), io.err);
     if (!session) return fail(session.error());
     auto before = load_applied(session->target.netns);
     if (!before) return fail(before.error());
@@ -320,7 +348,7 @@ Result<void> run_prune(const ShowCommand& cmd, Streams io) {
 
 Result<void> run_status(const ShowCommand& cmd, Streams io) {
     if (cmd.all) return run_status_all(cmd, io);
-    auto session = open_session("status", cmd.target, false);
+    auto session = open_session("status", cmd.target, Access::kRead, io.err);
     if (!session) return fail(session.error());
     const NetnsId& netns = session->target.netns;
     auto applied = load_applied(netns);
@@ -348,7 +376,7 @@ Result<void> run_status(const ShowCommand& cmd, Streams io) {
 }
 
 Result<void> run_stats(const ShowCommand& cmd, Streams io) {
-    auto session = open_session("stats", cmd.target, false);
+    auto session = open_session("stats", cmd.target, Access::kRead, io.err);
     if (!session) return fail(session.error());
     const NetnsId& netns = session->target.netns;
     auto applied = load_applied(netns);
@@ -369,8 +397,57 @@ Result<void> run_stats(const ShowCommand& cmd, Streams io) {
     return {};
 }
 
+namespace {
+
+// What differs between the pinned maps and `expected`.
+Result<std::vector<std::string>> dataplane_differences(const NetnsId& netns, const Plan& expected) {
+    if (!dataplane_attached(netns)) {
+        if (expected.services.empty()) return std::vector<std::string>{};
+        return std::vector<std::string>{"tcpshift is not attached to this network namespace"};
+    }
+    auto maps = open_dataplane(netns);
+    if (!maps) return fail(maps.error());
+    return diff_dataplane(*maps, expected, netns);
+}
+
+// What differs between the pinned maps and the config of the namespace's agent, each named
+// after the agent. A config that does not load is a difference: the agent keeps serving the
+// one before it.
+Result<std::vector<std::string>> agent_differences(const NetnsId& netns, const Applied& applied,
+                                                   const AgentClaim& agent) {
+    const std::string prefix = "the agent's config (" + agent.str() + "): ";
+    Diagnostics diag{.strict = agent.strict};
+    auto resources = load_resources(agent.config, agent.ns, &diag);
+    auto plan = resources ? compile_resources(*resources, applied.state.ids, &diag, applied.limits)
+                          : Result<Plan>(fail(resources.error()));
+    if (!plan)
+        return std::vector<std::string>{prefix + "does not load, so the agent serves the config before it: " +
+                                        plan.error().message};
+    auto differences = dataplane_differences(netns, *plan);
+    if (!differences) return fail(differences.error());
+    for (auto& d : *differences) d = prefix + d;
+    return differences;
+}
+
+void print_verdict(const VerifyCommand& cmd, const Plan& expected, const std::optional<AgentClaim>& agent,
+                   const std::vector<std::string>& differences, std::ostream& out) {
+    if (cmd.json) {
+        nlohmann::json j{{"in_sync", differences.empty()}, {"differences", differences}, {"agent", nullptr}};
+        if (agent) j["agent"] = {{"pid", agent->pid}, {"config", agent->config}};
+        out << j.dump(2) << "\n";
+    } else if (differences.empty()) {
+        out << "in sync: the pinned state matches " << (cmd.files.empty() ? "the applied set" : "the config")
+            << (agent ? " and the agent's config (" + agent->str() + ")" : "") << " (" << expected.services.size()
+            << " services)\n";
+    } else {
+        for (const auto& d : differences) out << "differs: " << d << "\n";
+    }
+}
+
+}  // namespace
+
 Result<void> run_verify(const VerifyCommand& cmd, Streams io) {
-    auto session = open_session("verify", cmd.target, false);
+    auto session = open_session("verify", cmd.target, Access::kRead, io.err);
     if (!session) return fail(session.error());
     const NetnsId& netns = session->target.netns;
     auto applied = load_applied(netns);
@@ -384,26 +461,23 @@ Result<void> run_verify(const VerifyCommand& cmd, Streams io) {
         if (!plan) return fail(plan.error());
         expected = std::move(*plan);
     }
-    std::vector<std::string> differences;
-    if (!dataplane_attached(netns)) {
-        if (!expected.services.empty()) differences.push_back("tcpshift is not attached to this network namespace");
-    } else {
-        auto maps = open_dataplane(netns);
-        if (!maps) return fail(maps.error());
-        auto diff = diff_dataplane(*maps, expected, netns);
-        if (!diff) return fail(diff.error());
-        differences = std::move(*diff);
+    auto differences = dataplane_differences(netns, expected);
+    if (!differences) return fail(differences.error());
+    // Without files, what the namespace should hold is also what its agent keeps applied.
+    std::optional<AgentClaim> agent;
+    if (cmd.files.empty()) {
+        auto running = running_agent(agent_lock_path(netns.inode));
+        if (!running) return fail(running.error());
+        agent = std::move(*running);
     }
-    if (cmd.json) {
-        io.out << nlohmann::json{{"in_sync", differences.empty()}, {"differences", differences}}.dump(2) << "\n";
-    } else if (differences.empty()) {
-        io.out << "in sync: the pinned state matches " << (cmd.files.empty() ? "the applied set" : "the config")
-               << " (" << expected.services.size() << " services)\n";
-    } else {
-        for (const auto& d : differences) io.out << "differs: " << d << "\n";
+    if (agent) {
+        auto drift = agent_differences(netns, *applied, *agent);
+        if (!drift) return fail(drift.error());
+        differences->insert(differences->end(), drift->begin(), drift->end());
     }
-    if (!differences.empty())
-        return fail(system_error("verify: " + std::to_string(differences.size()) +
+    print_verdict(cmd, expected, agent, *differences, io.out);
+    if (!differences->empty())
+        return fail(system_error("verify: " + std::to_string(differences->size()) +
                                  " difference(s) between the pinned state and the configuration"));
     return {};
 }
@@ -423,8 +497,8 @@ Result<void> run_explain(const ExplainCommand& cmd, Streams io) {
     return {};
 }
 
-Result<void> run_detach(const TargetOptions& cmd, Streams io) {
-    auto session = open_session("detach", cmd, true);
+Result<void> run_detach(const DetachCommand& cmd, Streams io) {
+    auto session = open_session("detach", cmd.target, config_access(cmd.force), io.err);
     if (!session) return fail(session.error());
     const NetnsId& netns = session->target.netns;
     const bool attached = dataplane_attached(netns);
@@ -472,12 +546,14 @@ Examples:
   tcpshift stats --json                    connections steered per backend
   tcpshift get virtualservices             the applied resources
   tcpshift explain -f tcp-echo.yaml        what a config would do; no root needed
-  tcpshift verify                          do the pinned maps hold what was applied?
+  tcpshift verify                          do the pinned maps hold what was applied, and
+                                           what the namespace's agent keeps applied?
   tcpshift detach                          remove programs, pins and local routes
   tcpshift status --all                    every attached namespace; `prune` cleans deleted ones
   tcpshift agent --config /etc/tcpshift/   keep a directory applied; metrics on 127.0.0.1:9464
 
-Exit status: 0 done, 1 the system refused (privilege, kernel, busy) or verify found a
+Exit status: 0 done, 1 the system refused (privilege, kernel, busy pins, an agent keeps
+the namespace: apply, set, delete and detach need --force beside it) or verify found a
 difference, 2 usage or config error.
 Pins: /sys/fs/bpf/tcpshift/<netns inode>/; read them with `bpftool map dump pinned ...`.)";
 
@@ -485,6 +561,13 @@ void add_netns(CLI::App* cmd, TargetOptions& target) {
     cmd->add_option("--netns", target.netns,
                     "network namespace: a name under /var/run/netns or a path like /proc/PID/ns/net "
                     "(default: the caller's)");
+}
+
+// For the verbs that change what is applied, which refuse beside the namespace's agent.
+void add_force(CLI::App* cmd, bool& force) {
+    cmd->add_flag("--force", force,
+                  "change it even though an agent keeps this namespace; the agent restores its config at its next "
+                  "reload");
 }
 
 }  // namespace
@@ -520,6 +603,7 @@ int run_cli(int argc, const char* const* argv, Streams io) {
         ->capture_default_str();
     apply_cmd->add_flag("--dry-run", apply.dry_run, "validate and print the plan; change nothing");
     apply_cmd->add_flag("--strict", apply.strict, "fields tcpshift cannot honour (TLS, HTTP routes) are errors");
+    add_force(apply_cmd, apply.force);
     add_netns(apply_cmd, apply.target);
 
     DeleteCommand del;
@@ -529,6 +613,7 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     delete_cmd->add_option("name", del.name, "metadata.name");
     delete_cmd->add_option("-n,--namespace", del.ns, "namespace of KIND NAME, and of documents that name none")
         ->capture_default_str();
+    add_force(delete_cmd, del.force);
     add_netns(delete_cmd, del.target);
 
     GetCommand get;
@@ -538,8 +623,9 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     add_netns(get_cmd, get.target);
 
     VerifyCommand verify;
-    auto* verify_cmd = app.add_subcommand("verify", "compare the pinned maps with the applied set or a config; "
-                                                    "exit 1 on any difference");
+    auto* verify_cmd = app.add_subcommand("verify", "compare the pinned maps with the applied set (and the agent's "
+                                                    "config, when an agent runs) or a config; exit 1 on any "
+                                                    "difference");
     verify_cmd->add_option("-f,--filename", verify.files, "compare with this config instead of the applied set");
     verify_cmd->add_option("-n,--namespace", verify.ns, "namespace for documents that name none")
         ->capture_default_str();
@@ -551,6 +637,7 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     set_cmd->add_option("service", set.service, "service name, as `status` shows it")->required();
     set_cmd->add_option("weights", set.weights, "SUBSET=WEIGHT pairs; unnamed subsets keep their weight")
         ->required();
+    add_force(set_cmd, set.force);
     add_netns(set_cmd, set.target);
 
     ShowCommand status;
@@ -581,9 +668,10 @@ int run_cli(int argc, const char* const* argv, Streams io) {
     explain_cmd->add_flag("--json", explain.json, "print JSON");
     explain_cmd->add_flag("--strict", explain.strict, "fields tcpshift cannot honour are errors");
 
-    TargetOptions detach;
+    DetachCommand detach;
     auto* detach_cmd = app.add_subcommand("detach", "remove the programs, pins and applied state of a namespace");
-    add_netns(detach_cmd, detach);
+    add_force(detach_cmd, detach.force);
+    add_netns(detach_cmd, detach.target);
 
     AgentOptions agent;
     auto* agent_cmd = app.add_subcommand("agent", "apply a config and keep it applied: watch the files, reload on "

@@ -36,6 +36,11 @@ Result<void> Diagnostics::warn(std::string message) {
 
 std::string affinity_name(Affinity affinity) { return affinity == Affinity::kSourceIp ? "source-ip" : "none"; }
 
+bool is_config_file_name(const std::string& name) {
+    if (name.starts_with("..")) return false;
+    return name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json");
+}
+
 namespace {
 
 struct AcceptedKind {
@@ -86,8 +91,7 @@ Result<std::vector<std::string>> expand_path(const std::string& path) {
     if (path == "-" || !fs::is_directory(path, ec)) return std::vector<std::string>{path};
     std::vector<std::string> found;
     for (const auto& entry : fs::directory_iterator(path, ec)) {
-        const auto ext = entry.path().extension().string();
-        if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
+        if (entry.is_regular_file() && is_config_file_name(entry.path().filename().string()))
             found.push_back(entry.path().string());
     }
     if (ec) return fail(config_error(path + ": cannot list: " + ec.message()));

@@ -30,6 +30,19 @@ Result<NetnsId> current_netns() {
     return id;
 }
 
+Result<uint64_t> netns_inode(const std::string& spec) {
+    if (spec.empty()) {
+        auto here = current_netns();
+        if (!here) return fail(here.error());
+        return here->inode;
+    }
+    auto fd = open_netns(spec);
+    if (!fd) return fail(fd.error());
+    struct stat st {};
+    if (::fstat(fd->get(), &st) != 0) return fail(system_error("stat network namespace \"" + spec + "\"", errno));
+    return static_cast<uint64_t>(st.st_ino);
+}
+
 Result<ScopedNetns> ScopedNetns::enter(const std::string& spec) {
     ScopedNetns scope;
     if (spec.empty()) return scope;

@@ -25,12 +25,16 @@ struct AttachCommand {
     std::string pin_group;  // a group that may read the maps; empty: root only
     uint32_t max_services = 0;
 };
+// The state-changing verbs refuse to work beside the namespace's agent, which would restore
+// its own config at its next reload while its files say otherwise; `force` changes the data
+// plane anyway, until then (an emergency shift), with a warning.
 struct ApplyCommand {
     TargetOptions target;
     std::vector<std::string> files;
     std::string ns = "default";
     bool dry_run = false;
     bool strict = false;  // fields tcpshift cannot honour are errors, not warnings
+    bool force = false;   // beside an agent
 };
 struct DeleteCommand {
     TargetOptions target;
@@ -38,6 +42,7 @@ struct DeleteCommand {
     std::string kind;                // ... or KIND NAME
     std::string name;
     std::string ns = "default";
+    bool force = false;  // beside an agent
 };
 struct GetCommand {
     TargetOptions target;
@@ -54,6 +59,11 @@ struct SetCommand {
     TargetOptions target;
     std::string service;
     std::vector<std::string> weights;  // SUBSET=WEIGHT
+    bool force = false;                // beside an agent
+};
+struct DetachCommand {
+    TargetOptions target;
+    bool force = false;  // beside an agent
 };
 struct ShowCommand {
     TargetOptions target;
@@ -72,12 +82,13 @@ Result<void> run_apply(const ApplyCommand& cmd, Streams io);
 Result<void> run_delete(const DeleteCommand& cmd, Streams io);
 Result<void> run_get(const GetCommand& cmd, Streams io);
 Result<void> run_set(const SetCommand& cmd, Streams io);
-// Exits 1 (kSystem) when the pinned state differs from the configuration.
+// Exits 1 (kSystem) when the pinned state differs from the configuration: the applied set
+// (or the files given), and the config of the namespace's agent when one runs.
 Result<void> run_verify(const VerifyCommand& cmd, Streams io);
 Result<void> run_status(const ShowCommand& cmd, Streams io);
 Result<void> run_stats(const ShowCommand& cmd, Streams io);
 Result<void> run_explain(const ExplainCommand& cmd, Streams io);
-Result<void> run_detach(const TargetOptions& cmd, Streams io);
+Result<void> run_detach(const DetachCommand& cmd, Streams io);
 // Removes what namespaces deleted without `detach` left behind.
 Result<void> run_prune(const ShowCommand& cmd, Streams io);
 

@@ -58,9 +58,15 @@ struct Diagnostics {
     Result<void> warn(std::string message);
 };
 
-// Reads every file named (a directory: its *.yaml, *.yml and *.json files, sorted), splits
-// multi-document streams, and returns the documents of the accepted kinds. `default_ns`
-// fills metadata.namespace where a document names none. Files count in the order named, as
+// Whether a directory entry of this name is a config file: *.yaml, *.yml or *.json, and not a
+// name that starts with "..", which Kubernetes' atomic writer keeps for itself (..data, the
+// timestamped directories behind it): a mounted ConfigMap's files are read once, through
+// their own names.
+bool is_config_file_name(const std::string& name);
+
+// Reads every file named (a directory: its config files, sorted), splits multi-document
+// streams, and returns the documents of the accepted kinds. `default_ns` fills
+// metadata.namespace where a document names none. Files count in the order named, as
 // kubectl apply applies them: a resource that a later file defines again replaces the
 // earlier definition in its place, with a note naming both; one defined twice in one file is
 // an error.

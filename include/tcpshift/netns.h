@@ -18,6 +18,8 @@ struct NetnsId {
     uint64_t cookie = 0;  // what sock_ops sees (bpf_get_netns_cookie)
 };
 Result<NetnsId> current_netns();
+// The inode of a namespace ("NAME", a path, or "" for the calling thread's) without entering it.
+Result<uint64_t> netns_inode(const std::string& spec);
 
 // Moves the calling thread into a network namespace and back when it goes out of scope.
 // Only the network namespace changes: /sys/fs/bpf and cgroup2 stay the host's, which is

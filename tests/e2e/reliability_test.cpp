@@ -145,9 +145,10 @@ TEST_F(ReliabilityTest, AGracefulReuseportHandoverFailsNothing) {
     expect_fifty_fifty("the successor takes v2's share");
 }
 
-// Two writers loop `tcpshift set` while the agent reloads its edited file and load runs: each
-// writer waits for the lock or fails with a clear message, no connection fails, the agent's
-// reloads all succeed, and the maps end in sync with the stored state.
+// Two writers loop `tcpshift set --force` while the agent reloads its edited file and load
+// runs: each writer waits for the lock or fails with a clear message, no connection fails,
+// the agent's reloads all succeed, and once the agent has reloaded the maps are in sync with
+// the stored state and the agent's file.
 TEST_F(ReliabilityTest, ConcurrentWritersAndAgentReloadsSerialiseAndLeaveTheMapsInSync) {
     const fs::path dir = fs::path(write_temp_file("writers", "")).parent_path() / ("writers-" + netns());
     fs::create_directories(dir);
@@ -164,7 +165,8 @@ TEST_F(ReliabilityTest, ConcurrentWritersAndAgentReloadsSerialiseAndLeaveTheMaps
     auto writer = [&](int offset) {
         for (int i = 0; i < 15; ++i) {
             const int v1 = (i * 7 + offset) % 101;
-            const auto r = tcpshift_here({"set", "tcp-echo", "v1=" + std::to_string(v1), "v2=" + std::to_string(101 - v1)});
+            const auto r = tcpshift_here(
+                {"set", "tcp-echo", "v1=" + std::to_string(v1), "v2=" + std::to_string(101 - v1), "--force"});
             if (r.exit_code == 0) {
                 ++ok;
             } else if (r.exit_code == 1 && r.err.find("another tcpshift writer held it") != std::string::npos) {
@@ -194,9 +196,15 @@ TEST_F(ReliabilityTest, ConcurrentWritersAndAgentReloadsSerialiseAndLeaveTheMaps
     ASSERT_TRUE(s.is_object());
     EXPECT_EQ(s["failed"].get<uint64_t>(), 0u) << s.dump();
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the last debounced reload
+    const std::string kReloadOk = R"(tcpshift_config_reloads_total{result="success"})";
     const std::string metrics = http_get(port, "/metrics").body;
-    EXPECT_GE(metric_value(metrics, R"(tcpshift_config_reloads_total{result="success"})"), 2) << metrics;
+    EXPECT_GE(metric_value(metrics, kReloadOk), 2) << metrics;
     EXPECT_EQ(metric_value(metrics, R"(tcpshift_config_reloads_total{result="error"})"), 0) << metrics;
+    // A forced set lasts until the agent's next reload, which restores its file.
+    const double reloads = metric_value(metrics, kReloadOk);
+    ::kill(agent.pid(), SIGHUP);
+    for (int i = 0; i < 100 && metric_value(http_get(port, "/metrics").body, kReloadOk) == reloads; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const auto verify = tcpshift_here({"verify"});
     EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
     agent.stop(SIGKILL);

@@ -47,9 +47,11 @@ std::string tcp_echo_config(int v1_weight, int v2_weight) {
 }
 
 Child start_agent(const std::string& netns, const std::string& config_dir, int port, const std::string& log,
-                  const std::vector<std::string>& extra, bool* healthy) {
-    std::vector<std::string> argv{TCPSHIFT_BIN, "agent", "--config", config_dir, "--netns", netns,
-                                  "--metrics-addr", "127.0.0.1:" + std::to_string(port)};
+                  const std::vector<std::string>& extra, bool* healthy, const std::vector<std::string>& wrapper) {
+    const std::vector<std::string> command{TCPSHIFT_BIN, "agent", "--config", config_dir, "--netns", netns,
+                                           "--metrics-addr", "127.0.0.1:" + std::to_string(port)};
+    std::vector<std::string> argv = wrapper;
+    argv.insert(argv.end(), command.begin(), command.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     Child agent = Child::start("", argv, std::chrono::milliseconds(0), log);
     *healthy = false;

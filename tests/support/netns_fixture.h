@@ -52,8 +52,9 @@ std::string tcp_echo_config(int v1_weight, int v2_weight);
 
 // Starts `tcpshift agent --config DIR --netns NETNS` with metrics on 127.0.0.1:port and stderr
 // into `log`, and waits up to 10 s for /healthz to answer 200 (`healthy` says whether it did).
+// `wrapper` runs it (setpriv with a capability set).
 Child start_agent(const std::string& netns, const std::string& config_dir, int port, const std::string& log,
-                  const std::vector<std::string>& extra, bool* healthy);
+                  const std::vector<std::string>& extra, bool* healthy, const std::vector<std::string>& wrapper = {});
 
 // The base of e2e tests: a namespace per test, and helpers that run tcpshift against it.
 class NetnsTest : public ::testing::Test {

@@ -130,6 +130,20 @@ int Child::stop(int signal) {
     return status;
 }
 
+std::optional<int> Child::wait(std::chrono::milliseconds limit) {
+    if (pid_ <= 0) return std::nullopt;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            return status;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+        ::usleep(2000);
+    }
+}
+
 Child start_echo(const std::string& netns, const std::string& listen, const std::string& prefix,
                  const std::vector<std::string>& extra) {
     std::vector<std::string> argv{TCPSHIFT_ECHO_BIN, "--listen", listen, "--prefix", prefix};

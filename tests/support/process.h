@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ class Child {
     const std::string& first_line() const { return first_line_; }
     // Sends a signal and reaps; returns the wait status.
     int stop(int signal);
+    // Waits up to `limit` for the process to exit by itself; returns its wait status, or
+    // nothing when it still runs.
+    std::optional<int> wait(std::chrono::milliseconds limit);
 
    private:
     pid_t pid_ = -1;

@@ -98,7 +98,7 @@ copy() {  # copy FILE [stripped]: to the same path inside the initramfs
   [ "${2:-}" = strip ] && strip --strip-debug "$fs$1" 2>/dev/null || true
 }
 binaries=("$bpf_tests" "$e2e_tests" "$build/tcpshift" "$build/tcpshift-echo" "$build/tcpshift-loadgen"
-  /usr/sbin/bpftool /sbin/ip /sbin/sysctl /usr/bin/timeout)
+  /usr/sbin/bpftool /sbin/ip /sbin/sysctl /usr/bin/timeout /usr/bin/setpriv)
 for b in "${binaries[@]}"; do
   copy "$b" strip
   ldd "$b" | awk '/=> \// {print $3} /^\s*\/lib/ {print $1}' | while read -r lib; do
@@ -106,9 +106,10 @@ for b in "${binaries[@]}"; do
   done
 done
 copy /lib64/ld-linux-x86-64.so.2
-mkdir -p "$fs$root/tests/fuzz" "$fs$root/examples"
+mkdir -p "$fs$root/tests/fuzz" "$fs$root/examples" "$fs$root/packaging"
 cp -r "$root/tests/fuzz/corpus" "$fs$root/tests/fuzz/"
 cp -r "$root/examples/." "$fs$root/examples/"
+cp -r "$root/packaging/." "$fs$root/packaging/"  # the agent runs with the unit's capabilities
 echo "root:x:0:0:root:/root:/bin/sh" >"$fs/etc/passwd"
 printf 'root:x:0:\ndaemon:x:1:\nnogroup:x:65534:\n' >"$fs/etc/group"
 printf '127.0.0.1 localhost\n::1 localhost\n' >"$fs/etc/hosts"
