@@ -3,6 +3,9 @@
 // one agent per namespace and per metrics address, writers beside it, ConfigMap updates, a
 // prompt SIGTERM, and the systemd unit's capabilities.
 #include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -280,11 +283,17 @@ TEST_F(AgentTest, APrometheusServerScrapesTheSplit) {
         },
         std::chrono::seconds(30));
     ASSERT_TRUE(answered) << body;
-    EXPECT_NE(body.find("\"destination_version\":\"v1\"},\"value\":[") , std::string::npos) << body;
-    EXPECT_NE(body.find("\"" + std::to_string(sent["one"]) + "\"]"), std::string::npos)
-        << "v1 opened " << sent["one"] << ": " << body;
-    EXPECT_NE(body.find("\"" + std::to_string(sent["two"]) + "\"]"), std::string::npos)
-        << "v2 opened " << sent["two"] << ": " << body;
+    // The query's vector, parsed: {"data": {"result": [{"metric": {"destination_version": "v1"},
+    // "value": [TIME, "COUNT"]}, ...]}}; each subset's value must be exactly what it answered.
+    const auto reply = nlohmann::json::parse(body, nullptr, false);
+    ASSERT_TRUE(reply.is_object()) << body;
+    std::map<std::string, uint64_t> scraped;
+    for (const auto& series : reply["data"]["result"])
+        scraped[series["metric"]["destination_version"].get<std::string>()] =
+            std::stoull(series["value"][1].get<std::string>());
+    EXPECT_EQ(scraped.size(), 2u) << body;
+    EXPECT_EQ(scraped["v1"], sent["one"]) << body;
+    EXPECT_EQ(scraped["v2"], sent["two"]) << body;
 }
 
 // Writes a file the way the kubelet updates a mounted ConfigMap (its atomic writer): the
