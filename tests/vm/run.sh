@@ -117,7 +117,8 @@ printf '127.0.0.1 localhost\n::1 localhost\n' >"$fs/etc/hosts"
 if [ -n "${modules:-}" ] && [ -d "$modules" ]; then
   version=$(basename "$modules")
   mkdir -p "$fs/lib/modules/$version"
-  for m in veth nf_tables sch_ingress; do
+  # inet_diag and tcp_diag: status and verify name sockets through sock_diag (in this order).
+  for m in veth nf_tables sch_ingress sch_netem inet_diag tcp_diag; do
     path=$(find "$modules" -name "$m.ko*" | head -1)
     [ -n "$path" ] && cp "$path" "$fs/lib/modules/$version/"
   done
