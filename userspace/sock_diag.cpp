@@ -59,7 +59,11 @@ Result<void> dump_family(int family, std::vector<ListeningSocket>& out) {
             if (h->nlmsg_type == NLMSG_DONE) return {};
             if (h->nlmsg_type == NLMSG_ERROR) {
                 const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-                return fail(system_error("sock_diag dump", -e->error));
+                // ENOENT: no handler for the family; the kernel loads tcp_diag on demand,
+                // unless modules cannot be loaded here.
+                return fail(system_error(std::string("list listening TCP sockets with sock_diag") +
+                                             (e->error == -ENOENT ? " (load the tcp_diag module: modprobe tcp_diag)" : ""),
+                                         -e->error));
             }
             out.push_back(from_message(h));
         }
