@@ -13,6 +13,7 @@
 
 #include "client.h"
 #include "netns_fixture.h"
+#include "stats.h"
 #include "tcpshift/bpf_abi.h"
 #include "tcpshift/dataplane.h"
 #include "tcpshift/pins.h"
@@ -328,35 +329,70 @@ namespace tcpshift::testing {
 namespace {
 
 // 256 services, one of them with 16 subsets of 16 backends: the documented limits install,
-// and the service with 256 backends still splits by its weights.
+// all 256 backends of the big service register, and it splits by its 16 unequal weights.
 TEST_F(LifecycleTest, TheDocumentedLimitsInstallAndServe) {
+    constexpr int kServices = 256, kSubsets = 16, kPerSubset = 16;
+    // Weights 1 to 16: unequal, and none but the last a multiple of the subset's 16 backends,
+    // so each backend's share of its subset is a fraction.
+    std::vector<double> weights;
+    for (int k = 0; k < kSubsets; ++k) weights.push_back(k + 1);
+    const auto port_of = [](int k, int b) { return 30000 + k * kPerSubset + b; };
     std::string text;
-    for (int s = 0; s < 256; ++s) {
+    for (int s = 0; s < kServices; ++s) {
         text += "---\napiVersion: tcpshift.io/v1alpha1\nkind: TrafficShift\nmetadata: {name: svc" +
                 std::to_string(s) + "}\nspec:\n  listen: [\"127.0.0.1:" + std::to_string(20000 + s) +
                 "\"]\n  subsets:\n";
-        const int subsets = s == 0 ? 16 : 1;
+        const int subsets = s == 0 ? kSubsets : 1;
         for (int k = 0; k < subsets; ++k) {
-            text += "  - name: s" + std::to_string(k) + "\n    weight: " + std::to_string(k == 0 ? 100 : 0) +
-                    "\n    backends: [";
-            const int backends = s == 0 ? 16 : 1;
+            text += "  - name: s" + std::to_string(k) + "\n    weight: " +
+                    std::to_string(s == 0 ? static_cast<int>(weights[k]) : 100) + "\n    backends: [";
+            const int backends = s == 0 ? kPerSubset : 1;
             for (int b = 0; b < backends; ++b)
                 text += std::string(b ? ", " : "") + "\"127.0.0.1:" +
-                        std::to_string(s == 0 ? 30000 + k * 16 + b : 40000 + s) + "\"";
+                        std::to_string(s == 0 ? port_of(k, b) : 40000 + s) + "\"";
             text += "]\n";
         }
     }
-    Child first = start_echo(netns(), "127.0.0.1:30000", "first");
+    // One process per subset of svc0, listening on its 16 backends and answering "sK".
+    std::vector<Child> subsets;
+    for (int k = 0; k < kSubsets; ++k) {
+        std::vector<std::string> more;
+        for (int b = 1; b < kPerSubset; ++b) {
+            more.push_back("--listen");
+            more.push_back("127.0.0.1:" + std::to_string(port_of(k, b)));
+        }
+        subsets.push_back(
+            start_echo(netns(), "127.0.0.1:" + std::to_string(port_of(k, 0)), "s" + std::to_string(k), more));
+        ASSERT_FALSE(subsets.back().first_line().empty()) << "subset s" << k << " did not start";
+    }
     Child last = start_echo(netns(), "127.0.0.1:40255", "last");
     apply(text);
     const auto status = tcpshift_here({"status", "--json"});
     ASSERT_EQ(status.exit_code, 0) << status.err;
-    EXPECT_EQ(nlohmann::json::parse(status.out)["services"].size(), 256u);
+    const auto j = nlohmann::json::parse(status.out);
+    ASSERT_EQ(j["services"].size(), static_cast<size_t>(kServices));
+    int ready = 0;
+    for (const auto& svc : j["services"])
+        if (svc["service"] == "svc0")
+            for (const auto& subset : svc["subsets"])
+                for (const auto& b : subset["backends"]) ready += b["ready"].get<bool>();
+    EXPECT_EQ(ready, kSubsets * kPerSubset) << "every backend of svc0 listens";
+
+    // Enough connections to see a one-point deviation of the smallest share (1/136).
+    const size_t n = sample_size_for(weights, 0.01);
+    ASSERT_LE(n, 3000u) << "keep the test short";
     auto in = enter();
-    // Subset s0 of svc0 holds all the weight; of its 16 backends only the first listens, so
-    // every connection lands there (directly or by fallback).
-    const Tally t0 = tally(endpoint("127.0.0.1:20000"), 50);
-    EXPECT_EQ(t0["first"], 50u) << t0.str();
+    const Tally t0 = tally_from_many_sources(endpoint("127.0.0.1:20000"), n);
+    EXPECT_EQ(t0.failures, 0u) << t0.str();
+    std::vector<uint64_t> observed;
+    uint64_t counted = 0;
+    for (int k = 0; k < kSubsets; ++k) {
+        observed.push_back(t0["s" + std::to_string(k)]);
+        counted += observed.back();
+    }
+    EXPECT_EQ(counted, n) << "replies from outside svc0: " << t0.str();
+    const SplitVerdict v = chi_square_split(observed, weights);
+    EXPECT_GE(v.p_value, kAlpha) << "svc0's split: " << t0.str() << "\n" << v.table;
     const Tally t255 = tally(endpoint("127.0.0.1:20255"), 50);
     EXPECT_EQ(t255["last"], 50u) << t255.str();
 }

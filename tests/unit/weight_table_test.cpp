@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
+#include <numeric>
 #include <random>
 
 #include "tcpshift/bpf_abi.h"
+#include "test_names.h"
 
 namespace tcpshift {
 namespace {
@@ -26,18 +30,39 @@ std::map<uint16_t, uint32_t> count_slots(const std::vector<uint16_t>& table) {
     return counts;
 }
 
-void expect_shares_within_a_tenth_of_a_point(const std::vector<double>& weights) {
-    const auto table = build_weight_table(backends_with(weights), kSlots, TS_NO_BACKEND);
+std::string weights_text(const std::vector<double>& weights) {
+    std::string s;
+    for (double w : weights) s += (s.empty() ? "{" : ", ") + std::to_string(static_cast<long long>(w));
+    return s + "}";
+}
+
+// Every share within a tenth of a point of its weight, and every slot count within one slot
+// of exact (weight / sum * slots): the table takes each backend's quota, and a quota is the
+// exact count rounded down or up. A non-zero weight goes without a slot only when its exact
+// count is below one slot, which is the case compile_plan refuses.
+void expect_table_follows_weights(const std::vector<double>& weights) {
+    const auto backends = backends_with(weights);
+    const auto table = build_weight_table(backends, kSlots, TS_NO_BACKEND);
     ASSERT_EQ(table.size(), kSlots);
     const auto counts = count_slots(table);
+    const auto quota = slot_quotas(backends, kSlots);
+    ASSERT_EQ(quota.size(), weights.size());
     double total = 0;
     for (double w : weights) total += w;
     for (size_t i = 0; i < weights.size(); ++i) {
         const double want = weights[i] / total * 100.0;
-        const double got = (counts.count(i) ? counts.at(i) : 0) * 100.0 / kSlots;
-        EXPECT_NEAR(got, want, 0.1) << "backend " << i << " of " << weights.size();
+        const uint32_t slots = counts.count(i) ? counts.at(i) : 0;
+        const double got = slots * 100.0 / kSlots;
+        EXPECT_NEAR(got, want, 0.1) << "backend " << i << " of " << weights_text(weights);
+        EXPECT_EQ(slots, quota[i]) << "the table gives backend " << i << " its quota, " << weights_text(weights);
+        const double exact = weights[i] / total * kSlots;
         if (weights[i] == 0) {
-            EXPECT_EQ(counts.count(i), 0u);
+            EXPECT_EQ(slots, 0u) << "backend " << i << " has weight 0, " << weights_text(weights);
+        } else if (slots == 0) {
+            EXPECT_LT(exact, 1.0) << "backend " << i << " lost a share of a slot or more, " << weights_text(weights);
+        } else {
+            EXPECT_LT(std::fabs(slots - exact), 1.0)
+                << "backend " << i << ": " << slots << " slots for an exact " << exact << ", " << weights_text(weights);
         }
     }
     EXPECT_EQ(counts.count(TS_NO_BACKEND), 0u) << "every slot is filled";
@@ -48,7 +73,7 @@ TEST(WeightTable, SharesMatchWeightsForChosenVectors) {
         {50, 50}, {20, 80}, {10, 30, 60}, {0, 100}, {1, 999999}, {1, 1, 1}, {33, 33, 34},
         {100}, {5, 0, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
     };
-    for (const auto& weights : cases) expect_shares_within_a_tenth_of_a_point(weights);
+    for (const auto& weights : cases) expect_table_follows_weights(weights);
 }
 
 TEST(WeightTable, SharesMatchWeightsForManyRandomVectors) {
@@ -58,9 +83,45 @@ TEST(WeightTable, SharesMatchWeightsForManyRandomVectors) {
         std::vector<double> weights(n);
         for (auto& w : weights) w = rng() % 4 == 0 ? 0 : 1 + rng() % 1000;
         if (std::all_of(weights.begin(), weights.end(), [](double w) { return w == 0; })) weights[0] = 1;
-        expect_shares_within_a_tenth_of_a_point(weights);
+        expect_table_follows_weights(weights);
     }
 }
+
+// A weight whose exact share is below one slot can lose it in rounding, and beside much larger
+// remainders does: it gets no slot, no flow can hash to its backend, and the backend takes no
+// connection, as if its weight were 0 (rounding it up to one slot instead would give it
+// hundreds of times its weight). The table cannot honour such a weight either way, which is
+// why compile_plan refuses it (plan_test.cpp, "a weight below one slot").
+struct BelowOneSlotCase {
+    const char* desc;
+    std::vector<double> weights;  // weights[0] is the one below one slot
+};
+
+void PrintTo(const BelowOneSlotCase& c, std::ostream* os) { *os << c.desc; }
+
+class WeightTableBelowOneSlot : public ::testing::TestWithParam<BelowOneSlotCase> {};
+
+TEST_P(WeightTableBelowOneSlot, GetsNoSlotSoItsBackendTakesNoConnection) {
+    const auto& c = GetParam();
+    const auto backends = backends_with(c.weights);
+    double total = 0;
+    for (double w : c.weights) total += w;
+    ASSERT_GT(c.weights[0], 0);
+    ASSERT_LT(c.weights[0] / total * kSlots, 1.0) << "the case must be below one slot";
+    const auto quota = slot_quotas(backends, kSlots);
+    EXPECT_EQ(quota[0], 0u) << "a weight of " << c.weights[0] << " in " << total;
+    EXPECT_EQ(std::accumulate(quota.begin(), quota.end(), 0u), kSlots) << "the others take every slot";
+    const auto counts = count_slots(build_weight_table(backends, kSlots, TS_NO_BACKEND));
+    EXPECT_EQ(counts.count(0), 0u) << "a slot names the backend of weight " << c.weights[0];
+    EXPECT_EQ(counts.count(TS_NO_BACKEND), 0u) << "every slot is filled";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, WeightTableBelowOneSlot,
+    ::testing::Values(BelowOneSlotCase{.desc = "one in a million", .weights = {1, 999999}},
+                      BelowOneSlotCase{.desc = "one in ten thousand beside three", .weights = {1, 3333, 3333, 3334}},
+                      BelowOneSlotCase{.desc = "a tenth of a slot", .weights = {1, 40929}}),
+    [](const ::testing::TestParamInfo<BelowOneSlotCase>& info) { return test_case_name(info.param.desc); });
 
 TEST(WeightTable, NoWeightLeavesEverySlotEmpty) {
     const auto table = build_weight_table(backends_with({0, 0}), kSlots, TS_NO_BACKEND);

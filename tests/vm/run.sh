@@ -97,8 +97,9 @@ copy() {  # copy FILE [stripped]: to the same path inside the initramfs
   cp -L "$1" "$fs$1"
   [ "${2:-}" = strip ] && strip --strip-debug "$fs$1" 2>/dev/null || true
 }
+# nft holds handshakes in flight in the steering tests (SteeringTest.OpenedCounts*).
 binaries=("$bpf_tests" "$e2e_tests" "$build/tcpshift" "$build/tcpshift-echo" "$build/tcpshift-loadgen"
-  /usr/sbin/bpftool /sbin/ip /sbin/sysctl /usr/bin/timeout /usr/bin/setpriv)
+  /usr/sbin/bpftool /sbin/ip /sbin/sysctl /usr/bin/timeout /usr/bin/setpriv /usr/sbin/nft)
 for b in "${binaries[@]}"; do
   copy "$b" strip
   ldd "$b" | awk '/=> \// {print $3} /^\s*\/lib/ {print $1}' | while read -r lib; do
@@ -117,8 +118,9 @@ printf '127.0.0.1 localhost\n::1 localhost\n' >"$fs/etc/hosts"
 if [ -n "${modules:-}" ] && [ -d "$modules" ]; then
   version=$(basename "$modules")
   mkdir -p "$fs/lib/modules/$version"
-  # inet_diag and tcp_diag: status and verify name sockets through sock_diag (in this order).
-  for m in veth nf_tables sch_ingress sch_netem inet_diag tcp_diag; do
+  # nf_tables needs nfnetlink and libcrc32c, which needs the crc32c algorithm; status,
+  # verify and listener adoption name sockets through sock_diag (inet_diag, tcp_diag).
+  for m in veth crc32c_generic libcrc32c nfnetlink nf_tables sch_ingress inet_diag tcp_diag; do
     path=$(find "$modules" -name "$m.ko*" | head -1)
     [ -n "$path" ] && cp "$path" "$fs/lib/modules/$version/"
   done
@@ -134,7 +136,8 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /sys/fs/bpf /sys/fs/cgroup /run/netns
 mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
-for m in /lib/modules/*/*.ko; do [ -e "\$m" ] && insmod "\$m" 2>/dev/null; done
+# Three passes, so a module loads after the ones it needs (nf_tables after nfnetlink).
+for pass in 1 2 3; do for m in /lib/modules/*/*.ko; do [ -e "\$m" ] && insmod "\$m" 2>/dev/null; done; done
 ip link set lo up
 ip netns add probe && ip netns del probe || echo "tcpshift-vm: ip netns does not work"
 echo "tcpshift-vm: booted"
