@@ -114,6 +114,13 @@ struct {
 	__type(value, struct ts_meta);
 } meta SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TS_MAX_RECENT_FLOWS);
+	__type(key, struct ts_flow_key);
+	__type(value, __u32); /* backend id */
+} recent_flows SEC(".maps");
+
 /* The addresses and ports of a new connection, read from the context once. */
 struct flow {
 	__u32 saddr[4]; /* network byte order; IPv4 in [0] */
@@ -173,16 +180,19 @@ static __always_inline struct ts_frontend *find_frontend(__u32 family, const str
 }
 
 /* The live weight table of a service for clients of `family`; NULL when it has none. */
+static __always_inline struct ts_table *service_table(const struct ts_service *service, __u32 service_id,
+						      __u32 family)
+{
+	__u32 table_id = TS_TABLE_ID(service_id, TS_FAMILY_INDEX(family), service->generation & 1);
+
+	return bpf_map_lookup_elem(&tables, &table_id);
+}
+
 static __always_inline struct ts_table *live_table(__u32 service_id, __u32 family)
 {
-	struct ts_service *service;
-	__u32 table_id;
+	struct ts_service *service = bpf_map_lookup_elem(&services, &service_id);
 
-	service = bpf_map_lookup_elem(&services, &service_id);
-	if (!service)
-		return NULL;
-	table_id = TS_TABLE_ID(service_id, TS_FAMILY_INDEX(family), service->generation & 1);
-	return bpf_map_lookup_elem(&tables, &table_id);
+	return service ? service_table(service, service_id, family) : NULL;
 }
 
 static __always_inline __u32 flow_hash(const struct flow *f, __u32 affinity)
@@ -228,7 +238,8 @@ __noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 
 /* The chosen backend has no listener. Draws again from the same weight table, so the share
  * of a dead backend goes to the live ones in proportion to their weights; when every draw
- * lands on a dead backend (most of the weight is dead), walks the weighted backends. */
+ * lands on a dead backend (most of the weight is dead), walks the weighted backends. Returns
+ * the backend assigned, or -1. */
 static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const struct ts_table *table,
 					   __u32 hash, __u32 dead)
 {
@@ -239,7 +250,7 @@ static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const stru
 		if (backend_id == dead || backend_id == TS_NO_BACKEND)
 			continue;
 		if (assign_backend(ctx, backend_id) == 0)
-			return 0;
+			return backend_id;
 	}
 	if (count == 0 || count > TS_MAX_SERVICE_BACKENDS)
 		return -1;
@@ -252,10 +263,47 @@ static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const stru
 		pin_value(idx);
 		if (idx >= TS_MAX_SERVICE_BACKENDS)
 			break;
-		if (table->backends[idx] != dead && assign_backend(ctx, table->backends[idx]) == 0)
-			return 0;
+		backend_id = table->backends[idx];
+		if (backend_id != dead && assign_backend(ctx, backend_id) == 0)
+			return backend_id;
 	}
 	return -1;
+}
+
+static __always_inline void flow_key(__u32 family, const struct flow *f, struct ts_flow_key *key)
+{
+	__u32 i;
+
+	key->family = family;
+	for (i = 0; i < 4; i++) {
+		key->remote_addr[i] = f->saddr[i];
+		key->local_addr[i] = f->daddr[i];
+	}
+	key->remote_port = f->sport;
+	key->local_port = f->dport;
+}
+
+/* Around a table change (remember_until_ns), a flow that was given a backend keeps it: the
+ * ACK that completes a SYN cookie handshake finds the backend that sent the cookie. */
+static __always_inline int assign_remembered(struct bpf_sk_lookup *ctx, const struct ts_flow_key *key)
+{
+	__u32 *backend_id = bpf_map_lookup_elem(&recent_flows, key);
+
+	return backend_id ? assign_backend(ctx, *backend_id) : -1;
+}
+
+/* Assigns the table's choice for the flow, or a fallback; the backend assigned, or -1 when
+ * no backend listens. */
+static __always_inline int assign_chosen(struct bpf_sk_lookup *ctx, const struct ts_table *table,
+					 const struct flow *f)
+{
+	__u32 hash = flow_hash(f, table->affinity), backend_id = pick_backend(table, hash);
+
+	if (backend_id == TS_NO_BACKEND)
+		return -1;
+	if (assign_backend(ctx, backend_id) == 0)
+		return backend_id;
+	return assign_fallback(ctx, table, hash, backend_id);
 }
 
 SEC("sk_lookup")
@@ -263,11 +311,13 @@ int steer(struct bpf_sk_lookup *ctx)
 {
 	struct ts_frontend_ports *ports;
 	struct ts_service_stats *stats;
-	__u32 zero = 0, port, hash;
+	struct ts_service *service;
+	struct ts_flow_key key = {};
+	__u32 zero = 0, port;
 	struct ts_frontend *fe;
 	struct ts_table *table;
-	__u32 backend_id;
 	struct flow flow;
+	int remember, chosen;
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return SK_PASS;
@@ -289,15 +339,24 @@ int steer(struct bpf_sk_lookup *ctx)
 	 * established; this program runs for every packet that finds no socket
 	 * (a SYN, its retransmissions, a SYN cookie's ACK), so it counts nothing
 	 * but refusals. */
-	table = live_table(fe->service_id, ctx->family);
+	service = bpf_map_lookup_elem(&services, &fe->service_id);
+	if (!service)
+		goto refuse;
+	table = service_table(service, fe->service_id, ctx->family);
 	if (!table)
 		goto refuse;
-	hash = flow_hash(&flow, table->affinity);
-	backend_id = pick_backend(table, hash);
-	if (backend_id == TS_NO_BACKEND)
-		goto refuse;
-	if (assign_backend(ctx, backend_id) == 0 || assign_fallback(ctx, table, hash, backend_id) == 0)
+	remember = service->remember_until_ns && bpf_ktime_get_ns() < service->remember_until_ns;
+	if (remember) {
+		flow_key(ctx->family, &flow, &key);
+		if (assign_remembered(ctx, &key) == 0)
+			return SK_PASS;
+	}
+	chosen = assign_chosen(ctx, table, &flow);
+	if (chosen >= 0) {
+		if (remember)
+			bpf_map_update_elem(&recent_flows, &key, &chosen, BPF_ANY);
 		return SK_PASS;
+	}
 
 refuse:
 	stats = bpf_map_lookup_elem(&service_stats, &fe->service_id);

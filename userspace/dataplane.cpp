@@ -14,6 +14,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "steer_bpf.skel.h"
 #include "tcpshift/bpf_abi.h"
@@ -25,7 +26,8 @@ namespace tcpshift {
 
 static_assert(sizeof(ts_frontend_key) == 24);
 static_assert(sizeof(ts_frontend) == 4);
-static_assert(sizeof(ts_service) == 8);
+static_assert(sizeof(ts_service) == 16);
+static_assert(sizeof(ts_flow_key) == 40);
 static_assert(sizeof(ts_table) == 8 + 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1));
 static_assert(sizeof(ts_table) % 4 == 0);
 static_assert(sizeof(ts_listener_key) == 32);
@@ -39,6 +41,13 @@ static_assert(sizeof(ts_meta) == 16);
 void SteerBpfDeleter::operator()(steer_bpf* skel) const { steer_bpf::destroy(skel); }
 
 namespace {
+
+// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns().
+uint64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // libbpf returns -errno or sets errno, depending on the call.
 int libbpf_errno(int ret) { return ret < 0 ? -ret : errno; }
@@ -493,15 +502,18 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
 
 namespace {
 
-// Writes a service's tables into the spare generation and makes them live, unless the live
-// ones already say the same.
-Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, const PlanService* before) {
-    const bool changed = !before || before->id != svc.id || before->affinity != svc.affinity ||
-                         std::any_of(svc.tables.begin(), svc.tables.end(), [&](const FamilyTable& t) {
-                             const FamilyTable& old = before->tables[&t - svc.tables.data()];
-                             return old.slots != t.slots || old.weighted_backends != t.weighted_backends;
-                         });
-    if (!changed) return {};
+bool tables_changed(const PlanService& svc, const PlanService* before) {
+    if (!before || before->id != svc.id || before->affinity != svc.affinity) return true;
+    for (size_t family = 0; family < svc.tables.size(); ++family)
+        if (before->tables[family].slots != svc.tables[family].slots ||
+            before->tables[family].weighted_backends != svc.tables[family].weighted_backends)
+            return true;
+    return false;
+}
+
+// Writes a service's tables into the spare generation and makes them live; sk_lookup keeps
+// remembering its choices until `remember_until`.
+Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, uint64_t remember_until) {
     ts_service current{};
     if (bpf_map_lookup_elem(maps.services.get(), &svc.id, &current) != 0)
         return fail(system_error("read map \"services\"", errno));
@@ -517,8 +529,24 @@ Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, co
         const uint32_t table_id = TS_TABLE_ID(svc.id, family, spare);
         if (auto ok = update(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
     }
-    const ts_service flipped{.generation = spare};
+    const ts_service flipped{.generation = spare, .remember_until_ns = remember_until};
     return update(maps.services, "services", &svc.id, &flipped);
+}
+
+// Before a live table is replaced, sk_lookup starts remembering each flow's backend, long
+// enough before the flip for the SYNs it will have to honour (see ts_service).
+Result<uint64_t> start_remembering(const DataplaneMaps& maps, const std::vector<const PlanService*>& replaced) {
+    if (replaced.empty()) return uint64_t{0};
+    const uint64_t until = monotonic_ns() + TS_REMEMBER_BEFORE_NS + TS_REMEMBER_AFTER_NS;
+    for (const PlanService* svc : replaced) {
+        ts_service current{};
+        if (bpf_map_lookup_elem(maps.services.get(), &svc->id, &current) != 0)
+            return fail(system_error("read map \"services\"", errno));
+        current.remember_until_ns = until;
+        if (auto ok = update(maps.services, "services", &svc->id, &current); !ok) return fail(ok.error());
+    }
+    std::this_thread::sleep_for(std::chrono::nanoseconds(TS_REMEMBER_BEFORE_NS));
+    return until;
 }
 
 // Every (service, backend) pair of a plan: the keys of "route_stats".
@@ -585,10 +613,19 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
     std::map<std::string, const PlanService*> before_by_name;
     if (previous)
         for (const auto& s : previous->services) before_by_name.emplace(s.name, &s);
+    std::vector<const PlanService*> changed, replaced;
     for (const auto& svc : next.services) {
         const auto found = before_by_name.find(svc.name);
-        if (auto ok = install_table(maps, svc, found == before_by_name.end() ? nullptr : found->second); !ok)
-            return ok;
+        const PlanService* before = found == before_by_name.end() ? nullptr : found->second;
+        if (!tables_changed(svc, before)) continue;  // stays live as it is: nothing to write
+        changed.push_back(&svc);
+        if (before && before->id == svc.id) replaced.push_back(&svc);
+    }
+    auto remember_until = start_remembering(maps, replaced);
+    if (!remember_until) return fail(remember_until.error());
+    for (const PlanService* svc : changed) {
+        const bool was_live = std::find(replaced.begin(), replaced.end(), svc) != replaced.end();
+        if (auto ok = install_table(maps, *svc, was_live ? *remember_until : 0); !ok) return ok;
     }
 
     // 2. Frontends, now that every table they point to is live. Their ports are marked

@@ -79,8 +79,27 @@ struct ts_frontend {
 /* Value of the "services" array: which of the two tables is live. The
  * generation is one aligned 4-byte word, so the flip is a single atomic store. */
 struct ts_service {
-	__u32 generation; /* 0 or 1: tables[service_id * 2 + generation] is live */
+	__u32 generation; /* 0 or 1: the live tables, TS_TABLE_ID(service, family, generation) */
 	__u32 reserved;
+	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) until which sk_lookup remembers every choice
+	 * in "recent_flows"; 0: it remembers nothing. A SYN cookie's final ACK is looked up
+	 * again, and a listener that sent no cookie lately resets it: so around a table change,
+	 * a flow keeps the backend its SYN was given. Userspace sets it TS_REMEMBER_BEFORE_NS
+	 * before the flip and TS_REMEMBER_AFTER_NS past it. */
+	__u64 remember_until_ns;
+};
+
+#define TS_REMEMBER_BEFORE_NS (500ULL * 1000000ULL)       /* SYNs that precede the flip */
+#define TS_REMEMBER_AFTER_NS (60ULL * 1000000000ULL)      /* their ACKs, and SYN retries */
+#define TS_MAX_RECENT_FLOWS 65536                          /* remembered choices (LRU) */
+
+/* Key of "recent_flows", an LRU hash: a flow's 4-tuple as sk_lookup sees it. */
+struct ts_flow_key {
+	__u32 family;
+	__u32 remote_addr[4]; /* network byte order: the client */
+	__u32 local_addr[4];  /* network byte order: the frontend */
+	__u16 remote_port;    /* host byte order */
+	__u16 local_port;     /* host byte order */
 };
 
 #define TS_AFFINITY_NONE 0      /* hash of the 4-tuple */
