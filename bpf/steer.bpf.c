@@ -525,6 +525,7 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 		return;
 	}
 	conn->backend_ids[0] = backend_id;
+	conn->tags[0] = tag;
 	conn->flags = 0;
 	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
 	if (!bs)
@@ -584,6 +585,12 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 	if ((conn->flags & TS_CONN_FIN_OUT) && skops->snd_una == skops->snd_nxt && sent > 0)
 		sent--;
 	backend_id = conn->backend_ids[0];
+	/* The id went to another address while the connection was open: its close and bytes
+	 * are not the new address's. */
+	if (conn->tags[0] != backend_tag(backend_id)) {
+		bpf_sk_storage_delete(&connections, sk);
+		return;
+	}
 	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
 	if (bs) {
 		bs->closed++;

@@ -368,6 +368,7 @@ Result<void> run_agent(const AgentOptions& options, Streams io) {
         return fail(system_error("tcpshift agent: needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN); run it as "
                                  "root or from the systemd unit"));
     if (options.config.empty()) return fail(config_error("agent: --config FILE|DIR is required"));
+    if (auto ok = check_host_bpffs(); !ok) return fail(ok.error());
     auto listen = parse_endpoint(options.metrics_addr);
     if (!listen) return fail(config_error("--metrics-addr: " + listen.error().message));
     auto lock = claim_namespace(options);

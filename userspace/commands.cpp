@@ -74,6 +74,7 @@ Result<void> check_agent(const std::string& verb, const NetnsId& netns, Access a
 Result<Session> open_session(const std::string& verb, const TargetOptions& options, Access access,
                              std::ostream& err) {
     if (auto ok = require_root(verb); !ok) return fail(ok.error());
+    if (auto ok = check_host_bpffs(); !ok) return fail(ok.error());
     auto target = enter_target(options);
     if (!target) return fail(target.error());
     if (access == Access::kConfig || access == Access::kForcedConfig)

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -533,9 +534,20 @@ Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, ui
     return update(maps.services, "services", &svc.id, &flipped);
 }
 
+// With net.ipv4.tcp_syncookies=2 every handshake is a cookie one, and a final ACK may come
+// long after its SYN: sk_lookup then remembers every flow, always.
+bool cookies_always() {
+    std::ifstream in("/proc/sys/net/ipv4/tcp_syncookies");  // the calling thread's namespace
+    int mode = 1;
+    return (in >> mode) && mode == 2;
+}
+
+constexpr uint64_t kRememberAlways = ~uint64_t{0};
+
 // Before a live table is replaced, sk_lookup starts remembering each flow's backend, long
 // enough before the flip for the SYNs it will have to honour (see ts_service).
 Result<uint64_t> start_remembering(const DataplaneMaps& maps, const std::vector<const PlanService*>& replaced) {
+    if (cookies_always()) return kRememberAlways;
     if (replaced.empty()) return uint64_t{0};
     const uint64_t until = monotonic_ns() + TS_REMEMBER_BEFORE_NS + TS_REMEMBER_AFTER_NS;
     for (const PlanService* svc : replaced) {
@@ -625,7 +637,8 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
     if (!remember_until) return fail(remember_until.error());
     for (const PlanService* svc : changed) {
         const bool was_live = std::find(replaced.begin(), replaced.end(), svc) != replaced.end();
-        if (auto ok = install_table(maps, *svc, was_live ? *remember_until : 0); !ok) return ok;
+        const uint64_t until = was_live || *remember_until == kRememberAlways ? *remember_until : 0;
+        if (auto ok = install_table(maps, *svc, until); !ok) return ok;
     }
 
     // 2. Frontends, now that every table they point to is live. Their ports are marked

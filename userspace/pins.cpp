@@ -52,7 +52,31 @@ bool is_bpffs(const char* path) {
 
 }  // namespace
 
+// The namespace name when the caller runs under `ip netns exec NAME`: that command gives it
+// a mount namespace of its own with a fresh sysfs, named NAME, mounted on /sys.
+std::string ip_netns_exec_name() {
+    std::ifstream mounts("/proc/self/mounts");
+    std::string device, mountpoint, rest, sys_device;
+    while (mounts >> device >> mountpoint) {
+        std::getline(mounts, rest);
+        if (mountpoint == "/sys") sys_device = device;  // the last one is what /sys shows
+    }
+    struct stat st {};
+    if (sys_device.empty() || sys_device == "sysfs" || sys_device.find('/') != std::string::npos) return "";
+    return ::stat(("/var/run/netns/" + sys_device).c_str(), &st) == 0 ? sys_device : "";
+}
+
+Result<void> check_host_bpffs() {
+    if (is_bpffs(kBpffsMount)) return {};
+    const std::string name = ip_netns_exec_name();
+    if (name.empty()) return {};
+    return fail(system_error("this command runs under `ip netns exec " + name + "`, which remounts /sys: " + kBpffsMount +
+                             " there is not the host's bpffs, so pins would vanish when it exits and what it reads "
+                             "is not what is attached; run `tcpshift --netns " + name + " ...` instead"));
+}
+
 Result<void> ensure_bpffs() {
+    if (auto ok = check_host_bpffs(); !ok) return ok;
     if (!is_bpffs(kBpffsMount)) {
         if (::mount("bpf", kBpffsMount, "bpf", 0, "mode=0700") != 0)
             return fail(system_error(std::string("mount bpffs at ") + kBpffsMount, errno));

@@ -100,7 +100,11 @@ std::string joined(const std::vector<Endpoint>& endpoints) {
 // or its share would silently go to the other subsets.
 Result<void> check_family(const ServiceSpec& s, int family, const Endpoint& frontend) {
     bool any = false;
-    for (const auto& subset : s.subsets) any = any || !backends_of_family(subset, family).empty();
+    std::vector<Endpoint> all;
+    for (const auto& subset : s.subsets) {
+        any = any || !backends_of_family(subset, family).empty();
+        all.insert(all.end(), subset.backends.begin(), subset.backends.end());
+    }
     for (const auto& subset : s.subsets) {
         if (subset.weight == 0 || subset.backends.empty() || !backends_of_family(subset, family).empty()) continue;
         const std::string other = family == AF_INET6 ? "IPv4" : "IPv6";
@@ -109,7 +113,7 @@ Result<void> check_family(const ServiceSpec& s, int family, const Endpoint& fron
             family_name(family) + " clients, but " +
             (any ? "subset \"" + subset.name + "\" (weight " + std::to_string(subset.weight) + ") has only " + other +
                        " backends (" + joined(subset.backends) + "), so its share cannot hold for them"
-                 : "every backend of the service is " + other + " (" + joined(subset.backends) + ")") +
+                 : "every backend of the service is " + other + " (" + joined(all) + ")") +
             "; add " + family_name(family) + " backend addresses (one dual-stack listener on [::]:PORT serves " +
             "127.0.0.1:PORT and [::1]:PORT alike) or remove the frontend"));
     }

@@ -85,7 +85,8 @@ struct ts_service {
 	 * in "recent_flows"; 0: it remembers nothing. A SYN cookie's final ACK is looked up
 	 * again, and a listener that sent no cookie lately resets it: so around a table change,
 	 * a flow keeps the backend its SYN was given. Userspace sets it TS_REMEMBER_BEFORE_NS
-	 * before the flip and TS_REMEMBER_AFTER_NS past it. */
+	 * before the flip and TS_REMEMBER_AFTER_NS past it; to ~0 (always) in a namespace with
+	 * net.ipv4.tcp_syncookies=2, where every handshake is a cookie one. */
 	__u64 remember_until_ns;
 };
 

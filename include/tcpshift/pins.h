@@ -28,7 +28,11 @@ std::string pin_dir(uint64_t netns_inode);
 std::string state_dir(uint64_t netns_inode);
 std::string group_pin_dir(uint64_t netns_inode);  // kGroupPinRoot/<netns inode>
 
-// Mounts bpffs at /sys/fs/bpf when nothing BPF is mounted there, and creates kPinRoot (mode 0700).
+// Refuses to work from a mount namespace where /sys/fs/bpf is not bpffs (`ip netns exec`
+// remounts /sys): pins made there would die with the command.
+Result<void> check_host_bpffs();
+// Mounts bpffs at /sys/fs/bpf when nothing BPF is mounted there (a fresh host), and creates
+// kPinRoot (mode 0700). Refuses as check_host_bpffs() does.
 Result<void> ensure_bpffs();
 
 // Mounts tcpshift's own bpffs at kGroupPinRoot (mode 0711) unless it is mounted; /run/tcpshift

@@ -395,10 +395,10 @@ TEST_F(SteeringTest, OpenedCountsEqualTheRepliesAcrossAWeightChangeWithSynCookie
     expect_exact_counts_across_a_flip_mid_handshake(true);
 }
 
-// FAILS TODAY. With SYN cookies the final ACK is looked up again under the live table. A
-// flip that moves a flow to a backend whose listener sent no cookie in the last two minutes
-// (here: weight 0 before) lands the ACK on a listener for which the kernel does not check
-// cookies (tcp_synq_no_recent_overflow), and the client is reset.
+// With SYN cookies the final ACK is looked up again under the live table. Were it steered by
+// the new table to a backend whose listener sent no cookie lately (here: weight 0 before),
+// the kernel would not check the cookie there (tcp_synq_no_recent_overflow) and would reset
+// the client; sk_lookup remembers each flow's backend instead.
 TEST_F(SteeringTest, AFlipMidHandshakeToABackendThatSentNoCookieResetsNoClient) {
     constexpr size_t kHeld = 50;
     Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "client.h"
 #include "netns_fixture.h"
@@ -241,6 +242,59 @@ TEST_F(TrustTest, TwoServicesSharingABackendCountApart) {
     for (const auto& x : stats["backends"])
         if (x["address"] == "127.0.0.1:9001") total = x["opened"].get<uint64_t>();
     EXPECT_EQ(total, a["one"] + 100 + 20) << "the backend's total counts both services and direct connections";
+}
+
+// A backend id given to a new address while connections of its old address are still open:
+// their close and bytes are not the new address's.
+TEST_F(TrustTest, ConnectionsOfARetiredAddressNeverCountForTheIdsNextAddress) {
+    Child one = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child old = start_echo(netns(), "127.0.0.1:9002", "old");
+    Child mid = start_echo(netns(), "127.0.0.1:9003", "mid");
+    apply(shift("127.0.0.1:9001", 0, "127.0.0.1:9002", 100));
+    const uint32_t old_id = json_of({"status", "--json"})["services"][0]["subsets"][1]["backends"][0]["id"];
+    std::vector<EchoConnection> kept;
+    {
+        auto in = enter();
+        for (int i = 0; i < 4; ++i) {
+            EchoResult failure;
+            kept.push_back(EchoConnection::open(endpoint("127.0.0.1:31400"), std::chrono::seconds(2), &failure));
+            ASSERT_TRUE(kept.back().connected()) << failure.error;
+            ASSERT_TRUE(kept.back().exchange("x", std::chrono::seconds(2)).reply.starts_with("old"));
+        }
+    }
+    apply(shift("127.0.0.1:9001", 0, "127.0.0.1:9003", 100));  // 9002's id is quarantined
+    apply(shift("127.0.0.1:9001", 0, "127.0.0.1:9004", 100));  // and free again: 9004 may get it
+    const auto status = json_of({"status", "--json"});
+    ASSERT_EQ(status["services"][0]["subsets"][1]["backends"][0]["id"].get<uint32_t>(), old_id)
+        << "the scenario needs the id reused: " << status.dump();
+    kept.clear();  // the retired address's connections close now
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const auto stats = json_of({"stats", "--json"});
+    EXPECT_EQ(backend(stats, "127.0.0.1:9004")["closed"].get<uint64_t>(), 0u) << stats.dump();
+    EXPECT_EQ(backend(stats, "127.0.0.1:9004")["bytes_received"].get<uint64_t>(), 0u) << stats.dump();
+    for (const auto& b : stats["backends"]) {
+        if (b["address"] == "127.0.0.1:9004") {
+            EXPECT_EQ(b["closed"].get<uint64_t>(), 0u) << stats.dump();
+        }
+    }
+}
+
+// tcpshift under `ip netns exec` would pin into a bpffs that dies with it: refused, naming
+// --netns, and nothing changes.
+TEST_F(TrustTest, IpNetnsExecIsRefusedNamingTheFlag) {
+    apply(shift("127.0.0.1:9001", 50, "127.0.0.1:9002", 50));
+    const auto before = tcpshift_here({"status", "--json"}).out;
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"status"},
+                                                 {"apply", "-f", write_temp_file("x.yaml", shift("127.0.0.1:9001", 10,
+                                                                                                 "127.0.0.1:9002", 90))}}) {
+        std::vector<std::string> argv{"/sbin/ip", "netns", "exec", netns(), TCPSHIFT_BIN};
+        argv.insert(argv.end(), args.begin(), args.end());
+        const auto r = run_command(argv);
+        EXPECT_EQ(r.exit_code, 1) << r.out;
+        EXPECT_NE(r.err.find("runs under `ip netns exec " + netns() + "`"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("run `tcpshift --netns " + netns() + " ...` instead"), std::string::npos) << r.err;
+    }
+    EXPECT_EQ(tcpshift_here({"status", "--json"}).out, before);
 }
 
 }  // namespace
