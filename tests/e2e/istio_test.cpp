@@ -2,6 +2,7 @@
 // files are the ones in examples/, so the examples are tested too.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -193,8 +194,9 @@ TEST_F(IstioTest, AFailureAfterTheMapWritesRollsBackMapsRoutesAndState) {
     moved.replace(moved.find("addresses: [10.96.0.50]"), 23, "addresses: [10.96.0.51]");
     moved.replace(moved.find("weight: 30"), 10, "weight: 90");
     moved.replace(moved.find("weight: 70"), 10, "weight: 10");
-    const auto r = run_command({"/usr/bin/env", "TCPSHIFT_FAILPOINT=commit-before-save", TCPSHIFT_BIN, "apply", "-f",
-                                write_temp_file("moved.yaml", moved), "--netns", netns()});
+    ::setenv("TCPSHIFT_FAILPOINT", "commit-before-save", 1);  // the child inherits it
+    const auto r = tcpshift_here({"apply", "-f", write_temp_file("moved.yaml", moved)});
+    ::unsetenv("TCPSHIFT_FAILPOINT");
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_NE(r.err.find("failpoint commit-before-save"), std::string::npos) << r.err;
 
