@@ -42,7 +42,8 @@ struct ts_meta {
 
 /* Slots in a weight table. A prime, so that the Maglev permutation
  * (offset + j * skip) mod TS_TABLE_SLOTS visits every slot. One slot is
- * 1/4093 of the traffic: a share is exact to within 0.013 percentage points. */
+ * 1/4093 of the traffic: a share is within one slot of exact (largest-remainder
+ * rounding), 0.025 percentage points, and a non-zero weight below one slot is refused. */
 #define TS_TABLE_SLOTS 4093
 
 /* A weight table exists twice per service and client family: the live one and

@@ -14,7 +14,8 @@ struct WeightedBackend {
 };
 
 // Number of slots each backend gets: weight/sum of `slots`, rounded by largest remainder,
-// so every share is within half a slot of exact and the counts add up to `slots`.
+// so every share is within one slot of exact and the counts add up to `slots`. A weight whose
+// exact share is below one slot may get none (compile_plan refuses it).
 std::vector<uint32_t> slot_quotas(const std::vector<WeightedBackend>& backends, uint32_t slots);
 
 // Fills `slots` entries (a prime) with backend ids, each backend taking its quota. Slots are
