@@ -255,6 +255,8 @@ struct VipCase {
     std::string want_error;   // empty: accepted
 };
 
+void PrintTo(const VipCase& c, std::ostream* os) { *os << c.desc; }
+
 class VirtualIpTest : public ::testing::TestWithParam<VipCase> {};
 
 TEST_P(VirtualIpTest, IsCheckedBeforeItGetsALocalRoute) {

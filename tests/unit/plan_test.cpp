@@ -41,6 +41,8 @@ struct FamilyCase {
     std::string want_error;  // empty: compiles
 };
 
+void PrintTo(const FamilyCase& c, std::ostream* os) { *os << c.desc; }
+
 class FamilyTest : public ::testing::TestWithParam<FamilyCase> {};
 
 TEST_P(FamilyTest, EachFrontendFamilyIsServedOrRefused) {
@@ -62,7 +64,7 @@ INSTANTIATE_TEST_SUITE_P(
                    .svc = service({"0.0.0.0:31400", "[::]:31400"},
                                   {subset("v1", 50, {"127.0.0.1:9001"}), subset("v2", 50, {"127.0.0.1:9002"})}),
                    .want_error = "t.yaml:5: service \"svc\": frontend [::]:31400 takes IPv6 clients, but every backend "
-                                 "of the service is IPv4 (127.0.0.1:9001)"},
+                                 "of the service is IPv4 (127.0.0.1:9001, 127.0.0.1:9002)"},
         FamilyCase{.desc = "ipv4 frontend over ipv6 backends",
                    .svc = service({"0.0.0.0:31400"}, {subset("v1", 1, {"[::1]:9001"})}),
                    .want_error = "frontend 0.0.0.0:31400 takes IPv4 clients, but every backend of the service is IPv6"},
