@@ -31,8 +31,13 @@ TestNetns::~TestNetns() {
 }
 
 std::string write_temp_file(const std::string& name, const std::string& text) {
-    const auto dir = std::filesystem::temp_directory_path() / ("tcpshift-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
+    // A directory of this process's own: a pid is reused across the tiers of one run, and a
+    // directory named by it could hold an earlier test's files (an agent would load them).
+    static const std::filesystem::path dir = [] {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "tcpshift-test-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+        return std::filesystem::path(tmpl);
+    }();
     static std::atomic<int> counter{0};
     const auto path = dir / (std::to_string(counter++) + "-" + name);
     std::ofstream(path) << text;
