@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
