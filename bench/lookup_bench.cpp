@@ -14,11 +14,11 @@
 
 #include <linux/bpf.h>
 
-#include "tcpshift/bpf_abi.h"
-#include "tcpshift/dataplane.h"
-#include "tcpshift/lookup_run.h"
-#include "tcpshift/netns.h"
-#include "tcpshift/plan.h"
+#include "bpf/abi.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/lookup_run.h"
+#include "base/netns.h"
+#include "compile/plan.h"
 
 namespace tcpshift {
 namespace {

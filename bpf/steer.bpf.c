@@ -19,8 +19,8 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "tcpshift/bpf_abi.h"
-#include "tcpshift/flow_hash.h"
+#include "bpf/abi.h"
+#include "bpf/flow_hash.h"
 
 #define AF_INET 2
 #define AF_INET6 10

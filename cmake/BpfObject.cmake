@@ -12,11 +12,11 @@ function(bpf_skeleton name source)
   add_custom_command(
     OUTPUT ${object}
     COMMAND ${BPF_CLANG} -g -O2 -Wall -Werror -target bpf
-            -I${CMAKE_SOURCE_DIR}/include
+            -I${CMAKE_SOURCE_DIR}
             -I/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${object}
-    DEPENDS ${source} ${CMAKE_SOURCE_DIR}/include/tcpshift/bpf_abi.h
-            ${CMAKE_SOURCE_DIR}/include/tcpshift/flow_hash.h
+    DEPENDS ${source} ${CMAKE_SOURCE_DIR}/bpf/abi.h
+            ${CMAKE_SOURCE_DIR}/bpf/flow_hash.h
     COMMENT "BPF ${source}"
     VERBATIM)
   add_custom_command(

@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "tcpshift/endpoint.h"
-#include "tcpshift/fd.h"
+#include "base/endpoint.h"
+#include "base/fd.h"
 
 namespace {
 

@@ -20,8 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "tcpshift/echo_client.h"
-#include "tcpshift/netns.h"
+#include "echo_client.h"
+#include "base/netns.h"
 
 namespace {
 

@@ -14,10 +14,10 @@
 
 #include "netns_fixture.h"
 #include "stats.h"
-#include "tcpshift/bpf_abi.h"
-#include "tcpshift/dataplane.h"
-#include "tcpshift/flow_hash.h"
-#include "tcpshift/lookup_run.h"
+#include "bpf/abi.h"
+#include "dataplane/dataplane.h"
+#include "bpf/flow_hash.h"
+#include "dataplane/lookup_run.h"
 
 namespace tcpshift {
 namespace {

@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "netns_fixture.h"
-#include "tcpshift/dataplane.h"
-#include "tcpshift/pins.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/pins.h"
 
 namespace tcpshift {
 namespace {

@@ -22,8 +22,8 @@
 #include "client.h"
 #include "netns_fixture.h"
 #include "stats.h"
-#include "tcpshift/fd.h"
-#include "tcpshift/pins.h"
+#include "base/fd.h"
+#include "dataplane/pins.h"
 
 namespace tcpshift::testing {
 namespace {

@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "netns_fixture.h"
-#include "tcpshift/dataplane.h"
-#include "tcpshift/pins.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/pins.h"
 
 namespace tcpshift::testing {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "client.h"
 #include "netns_fixture.h"
-#include "tcpshift/pins.h"
+#include "dataplane/pins.h"
 #include "stats.h"
 
 namespace tcpshift::testing {

@@ -14,9 +14,9 @@
 #include "client.h"
 #include "netns_fixture.h"
 #include "stats.h"
-#include "tcpshift/bpf_abi.h"
-#include "tcpshift/dataplane.h"
-#include "tcpshift/pins.h"
+#include "bpf/abi.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/pins.h"
 
 namespace tcpshift::testing {
 namespace {

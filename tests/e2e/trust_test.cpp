@@ -13,8 +13,8 @@
 #include "client.h"
 #include "netns_fixture.h"
 #include "stats.h"
-#include "tcpshift/bpf_abi.h"
-#include "tcpshift/pins.h"
+#include "bpf/abi.h"
+#include "dataplane/pins.h"
 
 namespace tcpshift::testing {
 namespace {

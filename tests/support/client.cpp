@@ -9,7 +9,7 @@
 #include <cstring>
 #include <functional>
 
-#include "tcpshift/fd.h"
+#include "base/fd.h"
 
 #include <httplib.h>
 

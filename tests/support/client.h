@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "tcpshift/echo_client.h"
-#include "tcpshift/endpoint.h"
+#include "echo_client.h"
+#include "base/endpoint.h"
 
 namespace tcpshift::testing {
 

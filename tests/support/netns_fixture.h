@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "process.h"
-#include "tcpshift/netns.h"
+#include "base/netns.h"
 
 namespace tcpshift::testing {
 

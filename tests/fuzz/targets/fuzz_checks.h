@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "tcpshift/config.h"
-#include "tcpshift/error.h"
+#include "config/config.h"
+#include "base/error.h"
 
 namespace tcpshift::fuzz {
 

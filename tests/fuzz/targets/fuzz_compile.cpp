@@ -6,8 +6,8 @@
 #include <set>
 
 #include "fuzz_checks.h"
-#include "tcpshift/bpf_abi.h"
-#include "tcpshift/plan.h"
+#include "bpf/abi.h"
+#include "compile/plan.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 // Service), built twice: fuzz_istio runs resolve_istio (Gateway, VirtualService,
 // DestinationRule), fuzz_gateway_api runs resolve_gateway_api (Gateway, TCPRoute).
 // TCPSHIFT_FUZZ_RESOLVER names the one.
-#include "../../../userspace/mesh.h"
+#include "config/mesh/mesh.h"
 #include "fuzz_checks.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

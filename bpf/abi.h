@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The contract between the BPF programs and the C++ side: every map key and
+ * value, declared once, in plain C. bpf/steer.bpf.c and src/ both
+ * include this file; userspace static_asserts the sizes it relies on.
+ *
+ * Byte orders are named in each field: addresses are always network byte
+ * order (as the kernel hands them to sk_lookup and sock_ops), ports are host
+ * byte order unless a field says otherwise.
+ */
+#ifndef TCPSHIFT_BPF_ABI_H
+#define TCPSHIFT_BPF_ABI_H
+
+#include <linux/types.h>
+
+/* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
+ * is refused, never written with this layout: its "meta" map says which it has. */
+#define TS_ABI_VERSION 2
+
+/* Value of "meta", a one-entry array written by userspace. */
+struct ts_meta {
+	__u32 abi_version;   /* TS_ABI_VERSION of the tcpshift that attached */
+	__u32 reserved;
+	__u64 applied_serial; /* the applied set the maps hold; applied.json names the same */
+};
+
+/* Map sizes. These are the only place the limits live; userspace reads them
+ * back from the loaded maps (bpf_map__max_entries) rather than repeating them. */
+#define TS_MAX_SERVICES 256           /* services per network namespace */
+#define TS_MAX_SERVICE_BACKENDS 256   /* backends of one service (16 subsets x 16) */
+#define TS_MAX_BACKENDS 4096          /* backends per network namespace */
+#define TS_MAX_FRONTENDS 1024         /* (address, port) pairs that steer */
+#define TS_MAX_LISTENER_KEYS 16384    /* listener keys sock_ops matches */
+#define TS_MAX_ROUTES 16384           /* (service, backend) pairs counted apart */
+/* Listening sockets one backend may hold in "sockets": the members of a SO_REUSEPORT group
+ * (any one of them is enough for the kernel to spread over the whole group). */
+#define TS_GROUP_SLOTS 16
+/* When the chosen backend has no listener, the flow is hashed again this many times into the
+ * same weight table before a walk: each draw picks a backend in proportion to its weight, so
+ * a dead backend's share goes to the live ones by weight. */
+#define TS_FALLBACK_REHASHES 16
+
+/* Slots in a weight table. A prime, so that the Maglev permutation
+ * (offset + j * skip) mod TS_TABLE_SLOTS visits every slot. One slot is
+ * 1/4093 of the traffic: a share is within one slot of exact (largest-remainder
+ * rounding), 0.025 percentage points, and a non-zero weight below one slot is refused. */
+#define TS_TABLE_SLOTS 4093
+
+/* A weight table exists twice per service and client family: the live one and
+ * the spare the next change is written into. services[id].generation says which
+ * is live, for both families at once. An AF_INET listener takes IPv4 clients
+ * only, so each family has a table of the backends that can take it. */
+#define TS_TABLE_GENERATIONS 2
+#define TS_TABLE_FAMILIES 2 /* 0: IPv4 clients, 1: IPv6 clients */
+#define TS_FAMILY_INDEX(family) ((family) == 10 /* AF_INET6 */ ? 1 : 0)
+#define TS_TABLE_ID(service_id, family_index, generation) \
+	(((service_id) * TS_TABLE_FAMILIES + (family_index)) * TS_TABLE_GENERATIONS + (generation))
+
+#define TS_NO_BACKEND 0xffff
+
+/* Value of "frontend_ports", a one-entry array: bit p is set when some frontend
+ * listens on port p. sk_lookup runs for every new connection in the namespace;
+ * this bitmap lets the ones to other ports pass after one inlined array lookup
+ * instead of two hash lookups. */
+struct ts_frontend_ports {
+	__u32 bits[65536 / 32];
+};
+
+/* Key of the "frontends" hash map: where clients connect. */
+struct ts_frontend_key {
+	__u32 family;  /* AF_INET or AF_INET6 */
+	__u32 port;    /* host byte order */
+	__u32 addr[4]; /* network byte order; IPv4 in addr[0]; all zero: any address */
+};
+
+struct ts_frontend {
+	__u32 service_id; /* index into "services" */
+};
+
+/* Value of the "services" array: which of the two tables is live. The
+ * generation is one aligned 4-byte word, so the flip is a single atomic store. */
+struct ts_service {
+	__u32 generation; /* 0 or 1: the live tables, TS_TABLE_ID(service, family, generation) */
+	__u32 reserved;
+	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) until which sk_lookup remembers every choice
+	 * in "recent_flows"; 0: it remembers nothing. A SYN cookie's final ACK is looked up
+	 * again, and a listener that sent no cookie lately resets it: so around a table change,
+	 * a flow keeps the backend its SYN was given. Userspace sets it TS_REMEMBER_BEFORE_NS
+	 * before the flip and TS_REMEMBER_AFTER_NS past it; to ~0 (always) in a namespace with
+	 * net.ipv4.tcp_syncookies=2, where every handshake is a cookie one. */
+	__u64 remember_until_ns;
+};
+
+#define TS_REMEMBER_BEFORE_NS (500ULL * 1000000ULL)       /* SYNs that precede the flip */
+#define TS_REMEMBER_AFTER_NS (60ULL * 1000000000ULL)      /* their ACKs, and SYN retries */
+#define TS_MAX_RECENT_FLOWS 65536                          /* remembered choices (LRU) */
+
+/* Key of "recent_flows", an LRU hash: a flow's 4-tuple as sk_lookup sees it. */
+struct ts_flow_key {
+	__u32 family;
+	__u32 remote_addr[4]; /* network byte order: the client */
+	__u32 local_addr[4];  /* network byte order: the frontend */
+	__u16 remote_port;    /* host byte order */
+	__u16 local_port;     /* host byte order */
+};
+
+#define TS_AFFINITY_NONE 0      /* hash of the 4-tuple */
+#define TS_AFFINITY_SOURCE_IP 1 /* hash of the source address only */
+
+/* Value of the "tables" array, index TS_TABLE_ID(service, family index, generation). */
+struct ts_table {
+	__u32 affinity;     /* TS_AFFINITY_* */
+	__u32 backend_count; /* entries used in backends[] */
+	/* Backends that carry weight, the order fallback walks them in. */
+	__u16 backends[TS_MAX_SERVICE_BACKENDS];
+	/* slot -> backend id; TS_NO_BACKEND when the service has no weight at all */
+	__u16 slots[TS_TABLE_SLOTS + 1]; /* the last entry pads to 4 bytes */
+};
+
+/* Key of the "listeners" hash map, written by userspace, read by sock_ops:
+ * a listening socket with this key is the backend in the value. */
+struct ts_listener_key {
+	__u64 netns_cookie;
+	__u32 family;  /* AF_INET or AF_INET6 */
+	__u32 port;    /* host byte order */
+	__u32 addr[4]; /* network byte order; all zero: a wildcard listener */
+};
+
+/* The backends a listener with that key serves, by client family: [0] for IPv4
+ * connections, [1] for IPv6 ones; TS_NO_BACKEND for none. A dual-stack [::]
+ * listener can serve an IPv4 and an IPv6 backend entry of its port at once. */
+struct ts_listener {
+	__u32 backend_ids[2];
+};
+
+/* Per-CPU counters of a service, the "service_stats" array indexed by service id. */
+struct ts_service_stats {
+	__u64 lookups;    /* connections to a frontend: established ones plus refused ones */
+	__u64 fallbacks;  /* established on another backend than the live table names for the
+			   * flow: its backend had no listener (or, rarely, the table changed
+			   * during the handshake) */
+	__u64 no_backend; /* refused: no backend had a listener (counted per refused packet) */
+};
+
+/* Key of the "sockets" SOCKHASH: backend_id * TS_GROUP_SLOTS + member. */
+#define TS_SOCKET_KEY(backend_id, member) ((backend_id) * TS_GROUP_SLOTS + (member))
+
+/* Value of "connections", the socket-local storage (cloned from a listener to every socket
+ * it accepts, BPF_F_CLONE). On a backend's listener it names the backend, so every
+ * connection the listener accepts knows its backend whatever steered it: a weight flip
+ * during the handshake, a fallback, a SYN cookie, or a direct connection. */
+struct ts_connection {
+	__u32 backend_ids[2]; /* a listener's, by client family as in ts_listener; a
+			       * connection's in [0] */
+	__u32 tags[2];        /* backend_tags[backend_ids[i]] when the listener registered */
+	__u32 flags;          /* TS_CONN_* */
+	__u32 service_id;     /* the service whose frontend the connection came through */
+};
+
+#define TS_CONN_LISTENER 4 /* the storage of a listener, not yet of a connection */
+#define TS_CONN_STEERED 8  /* came through a frontend (service_id is set) */
+#define TS_CONN_FIN_IN 1  /* the peer's FIN arrived: bytes_received counts it as one byte */
+#define TS_CONN_FIN_OUT 2 /* our FIN went out: bytes_acked counts it once it is acked */
+
+/* Value of "backend_tags", indexed by backend id: a fingerprint of the address the id names
+ * (ts_backend_tag() in userspace), written with the id. A listener records it when it
+ * registers; when the id later names another address, the old listener's connections no
+ * longer count as the backend's. */
+struct ts_backend_tag {
+	__u32 tag;
+};
+
+/* Key of "route_stats", a per-CPU hash that userspace fills with one entry per (service,
+ * backend) pair of the plan: the connections that reached a backend through that service's
+ * frontends. A backend shared by two services counts each service's connections apart. */
+struct ts_route_key {
+	__u32 service_id;
+	__u32 backend_id;
+};
+
+/* Per-CPU counters of a backend, the "backend_stats" array indexed by backend id, and of a
+ * route, the "route_stats" hash. */
+struct ts_backend_stats {
+	__u64 steered;        /* connections established through a frontend */
+	__u64 opened;         /* connections established (through a frontend or direct) */
+	__u64 closed;         /* of those, closed */
+	__u64 bytes_sent;     /* payload bytes the client acknowledged, counted at close */
+	__u64 bytes_received; /* payload bytes the backend received, counted at close */
+};
+
+#endif /* TCPSHIFT_BPF_ABI_H */

@@ -1,0 +1,403 @@
+#include "agent/agent.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <iomanip>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+
+#include "apply/agent_lock.h"
+#include "apply/transaction.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/listeners.h"
+#include "dataplane/local_routes.h"
+#include "report/metrics.h"
+#include "agent/http.h"
+#include "dataplane/pins.h"
+
+namespace tcpshift {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kDebounce = std::chrono::milliseconds(200);
+constexpr auto kAdoptEvery = std::chrono::seconds(1);
+constexpr std::chrono::milliseconds kLockPatience{10000};
+constexpr const char* kConfigMapData = "..data";  // Kubernetes' atomic writer switches this symlink
+
+// One event per line: time, level, message.
+class Log {
+   public:
+    explicit Log(std::ostream& out) : out_(out) {}
+    void operator()(const char* level, const std::string& message) {
+        const auto now = std::chrono::system_clock::now();
+        const std::time_t t = std::chrono::system_clock::to_time_t(now);
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+        std::tm tm{};
+        gmtime_r(&t, &tm);
+        char stamp[32];
+        std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        std::lock_guard lock(mutex_);
+        out_ << stamp << "." << std::setw(3) << std::setfill('0') << ms << "Z " << level << " " << message
+             << std::endl;
+    }
+
+   private:
+    std::ostream& out_;
+    std::mutex mutex_;
+};
+
+// Lines written by the apply machinery, forwarded to the log at level info.
+class LogLines : public std::stringbuf {
+   public:
+    explicit LogLines(Log& log) : log_(log) {}
+    int sync() override {
+        std::string text = str();
+        size_t start = 0;
+        for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+            const std::string line = text.substr(start, nl - start);
+            if (line.starts_with("warning: ")) {
+                log_("warn", line.substr(9));
+            } else {
+                log_("info", line);
+            }
+        }
+        str(text.substr(start));
+        return 0;
+    }
+
+   private:
+    Log& log_;
+};
+
+// The agent's view of the applied set, shared by the main loop (adoption) and the HTTP thread
+// (metrics), with the reload counters.
+class AppliedView {
+   public:
+    explicit AppliedView(NetnsId netns) : netns_(netns) {}
+
+    void count_reload(const std::string& result) {
+        std::lock_guard lock(mutex_);
+        ++reloads_[result];
+    }
+
+    // Ready once the first apply has been tried and a data plane serves.
+    bool ready() {
+        std::lock_guard lock(mutex_);
+        return !reloads_.empty() && dataplane_attached(netns_);
+    }
+
+    // The applied plan. It is recompiled only when the stored state changed, which also
+    // picks up `tcpshift set` run beside the agent.
+    Result<std::shared_ptr<const Plan>> plan() {
+        std::lock_guard lock(mutex_);
+        return refreshed_plan();
+    }
+
+    Result<std::string> render() {
+        std::lock_guard lock(mutex_);
+        auto plan = refreshed_plan();
+        if (!plan) return fail(plan.error());
+        MetricsFacts facts{.reloads = reloads_};
+        if (dataplane_attached(netns_)) {
+            auto maps = open_dataplane(netns_);
+            if (!maps) return fail(maps.error());
+            auto stats = collect_stats(*maps, **plan);
+            if (!stats) return fail(stats.error());
+            facts.stats = std::move(*stats);
+            auto ready = ready_backends(*maps, **plan, netns_);
+            if (!ready) return fail(ready.error());
+            facts.ready.insert(ready->begin(), ready->end());
+        }
+        return render_metrics(**plan, facts);
+    }
+
+   private:
+    // The state file is replaced by rename on every commit, so a new inode (or mtime) is a
+    // new state.
+    Result<std::shared_ptr<const Plan>> refreshed_plan() {
+        struct stat st {};
+        const std::string state_file = state_dir(netns_.inode) + "/applied.json";
+        const std::pair<ino_t, int64_t> version =
+            ::stat(state_file.c_str(), &st) == 0
+                ? std::pair<ino_t, int64_t>{st.st_ino, st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec}
+                : std::pair<ino_t, int64_t>{0, 0};
+        if (!plan_ || version != plan_version_) {
+            auto applied = load_applied(netns_);
+            if (!applied) return fail(applied.error());
+            plan_ = std::make_shared<const Plan>(std::move(applied->plan));
+            plan_version_ = version;
+        }
+        return plan_;
+    }
+
+    NetnsId netns_;
+    std::mutex mutex_;
+    std::shared_ptr<const Plan> plan_;
+    std::pair<ino_t, int64_t> plan_version_{0, -1};
+    std::map<std::string, uint64_t> reloads_;
+};
+
+// Watches the config paths: a directory for any change of its files, a file through its
+// directory (editors replace files by rename), filtered by name. Kubernetes updates a
+// mounted ConfigMap by renaming a new "..data" symlink over the old one: the files keep their
+// names (x.yaml -> ..data/x.yaml) and only ..data changes, so that rename is a change of every
+// file in the directory.
+class ConfigWatch {
+   public:
+    static Result<ConfigWatch> start(const std::vector<std::string>& paths) {
+        ConfigWatch w;
+        w.fd_ = Fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+        if (!w.fd_) return fail(system_error("inotify_init1", errno));
+        constexpr uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
+        for (const auto& path : paths) {
+            std::error_code ec;
+            const bool dir = fs::is_directory(path, ec);
+            const std::string watched = dir ? path : fs::absolute(path).parent_path().string();
+            const int wd = ::inotify_add_watch(w.fd_.get(), watched.c_str(), kMask);
+            if (wd < 0) return fail(system_error("watch " + watched, errno));
+            w.watches_[wd].push_back(dir ? "" : fs::path(path).filename().string());
+        }
+        return w;
+    }
+    int fd() const { return fd_.get(); }
+
+    // Drains the events; true when one concerns a watched file.
+    bool changed() {
+        bool relevant = false;
+        alignas(inotify_event) char buf[4096];
+        ssize_t n;
+        while ((n = ::read(fd_.get(), buf, sizeof(buf))) > 0) {
+            for (char* p = buf; p < buf + n;) {
+                const auto* ev = reinterpret_cast<const inotify_event*>(p);
+                const std::string name = ev->len ? ev->name : "";
+                relevant = relevant || (ev->mask & IN_Q_OVERFLOW) || name == kConfigMapData;
+                if (auto it = watches_.find(ev->wd); it != watches_.end())
+                    for (const auto& wanted : it->second)
+                        relevant = relevant || (wanted.empty() ? is_config_file_name(name) : name == wanted);
+                p += sizeof(inotify_event) + ev->len;
+            }
+        }
+        return relevant;
+    }
+
+   private:
+    Fd fd_;
+    std::map<int, std::vector<std::string>> watches_;  // "" for a whole directory
+};
+
+// The agent's work once it has started: reloads, adoption and signals, on the main thread,
+// in the target namespace.
+class Agent {
+   public:
+    Agent(const AgentOptions& options, const Target& target, AppliedView& view, Log& log)
+        : options_(options), target_(target), view_(view), log_(log) {}
+
+    // Applies the config files as the whole applied set. Failures leave the previous set.
+    void reload(const char* why) {
+        Diagnostics diag{.strict = options_.strict};
+        auto result = apply_whole_set(diag);
+        for (const auto& w : diag.warnings) log_("warn", w);
+        for (const auto& n : diag.notes) log_("info", n);
+        if (!result) {
+            view_.count_reload("error");
+            log_("error", std::string("reload (") + why + ") failed, the previous configuration keeps serving: " +
+                              result.error().message);
+            return;
+        }
+        view_.count_reload("success");
+        std::string summary;
+        for (const auto& svc : result->services) {
+            summary += (summary.empty() ? "" : "; ") + svc.name + ":";
+            for (const auto& subset : svc.subsets) summary += " " + subset.name + " " + std::to_string(subset.weight);
+        }
+        log_("info", std::string("applied (") + why + "): " + std::to_string(result->services.size()) + " services" +
+                         (summary.empty() ? "" : " — " + summary));
+    }
+
+    // Adopts listeners that started without passing through sock_ops' view (or before it
+    // attached), so readiness stays true to what listens. Under the pin lock, with the plan
+    // stored now: a plan read before a writer's commit could register a socket under an id
+    // that the commit gave to another backend. A writer at work adopts for its own plan, so
+    // this round is skipped rather than waited for.
+    void adopt() {
+        auto lock = PinLock::acquire(std::chrono::milliseconds(0));
+        if (!lock || !dataplane_attached(target_.netns)) return;
+        auto plan = view_.plan();
+        if (!plan) return;
+        auto maps = open_dataplane(target_.netns);
+        if (!maps) return;
+        LogLines lines(log_);
+        std::ostream out(&lines);
+        auto adopted = adopt_listeners(*maps, **plan, &out);
+        out.flush();
+        if (!adopted) log_("warn", "adopt listeners: " + adopted.error().message);
+    }
+
+    void detach() {
+        auto lock = PinLock::acquire(kLockPatience);
+        if (!lock) {
+            log_("error", "detach on exit: " + lock.error().message);
+            return;
+        }
+        LogLines lines(log_);
+        std::ostream out(&lines);
+        if (auto state = load_state(target_.netns.inode); state)
+            (void)drop_local_routes(state->local_routes, Plan{}, out);
+        out.flush();
+        if (auto ok = detach_dataplane(target_.netns); !ok) {
+            log_("error", "detach on exit: " + ok.error().message);
+        } else {
+            log_("info", "detached: programs, pins and local routes removed");
+        }
+    }
+
+    // Reloads on change (debounced) and SIGHUP, adopts every second, until SIGTERM or SIGINT.
+    // Fails when another agent took the namespace's lock.
+    Result<void> run(ConfigWatch& watch, int signal_fd, AgentLock& lock) {
+        constexpr auto kNever = Clock::time_point::max();
+        Clock::time_point reload_at = kNever;  // a debounced reload is due then
+        auto next_tick = Clock::now() + kAdoptEvery;
+        for (;;) {
+            const auto wait =
+                std::chrono::duration_cast<std::chrono::milliseconds>(std::min(next_tick, reload_at) - Clock::now());
+            pollfd fds[2] = {{signal_fd, POLLIN, 0}, {watch.fd(), POLLIN, 0}};
+            ::poll(fds, 2, static_cast<int>(std::max<int64_t>(wait.count(), 0)));
+            if ((fds[0].revents & POLLIN) && stop_requested(signal_fd)) return {};
+            if ((fds[1].revents & POLLIN) && watch.changed()) reload_at = Clock::now() + kDebounce;
+            if (Clock::now() >= reload_at) {
+                reload_at = kNever;
+                reload("config changed");
+            }
+            if (Clock::now() >= next_tick) {
+                if (auto kept = lock.keep(); !kept) return fail(kept.error());
+                adopt();
+                next_tick = Clock::now() + kAdoptEvery;
+            }
+        }
+    }
+
+   private:
+    // Reads the pending signals: reloads on SIGHUP, unless a stop is pending too; true when
+    // SIGTERM or SIGINT asks the agent to stop.
+    bool stop_requested(int signal_fd) {
+        bool hup = false, stop = false;
+        signalfd_siginfo info{};
+        while (::read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+            if (info.ssi_signo == SIGHUP) {
+                hup = true;
+                continue;
+            }
+            stop = true;
+            log_("info", std::string("signal ") + strsignal(static_cast<int>(info.ssi_signo)) + ": stopping" +
+                             (options_.detach_on_exit ? "" : "; the data plane stays pinned and serving"));
+        }
+        if (hup && !stop) {
+            log_("info", "SIGHUP: reloading");
+            reload("SIGHUP");
+        }
+        return stop;
+    }
+
+    Result<Plan> apply_whole_set(Diagnostics& diag) {
+        auto resources = load_resources(options_.config, options_.ns, &diag);
+        if (!resources) return fail(resources.error());
+        auto lock = PinLock::acquire(kLockPatience);
+        if (!lock) return fail(lock.error());
+        auto before = load_applied(target_.netns);
+        if (!before) return fail(before.error());
+        auto next = compile_resources(*resources, before->state.ids, &diag, before->limits);
+        if (!next) return fail(next.error());
+        AppliedState next_state{.ids = before->state.ids, .local_routes = before->state.local_routes};
+        merge_resources(next_state, *resources);
+        LogLines lines(log_);
+        std::ostream out(&lines);
+        auto ok = commit(target_, *before, next_state, *next, out);
+        out.flush();
+        if (!ok) return fail(ok.error());
+        return next;
+    }
+
+    const AgentOptions& options_;
+    const Target& target_;
+    AppliedView& view_;
+    Log& log_;
+};
+
+// One agent per namespace. The lock is taken before anything is bound or applied, so a
+// second agent fails having changed nothing.
+Result<AgentLock> claim_namespace(const AgentOptions& options) {
+    auto inode = netns_inode(options.target.netns);
+    if (!inode) return fail(inode.error());
+    AgentClaim claim{.pid = ::getpid(), .ns = options.ns, .strict = options.strict};
+    for (const auto& path : options.config) claim.config.push_back(fs::absolute(path).string());
+    return AgentLock::acquire(agent_lock_path(*inode), claim);
+}
+
+// Signals go to a signalfd; they are blocked before any thread starts so that none takes them.
+Result<Fd> block_signals() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    Fd signal_fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!signal_fd) return fail(system_error("signalfd", errno));
+    return signal_fd;
+}
+
+}  // namespace
+
+Result<void> run_agent(const AgentOptions& options, Streams io) {
+    if (::geteuid() != 0)
+        return fail(system_error("tcpshift agent: needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN); run it as "
+                                 "root or from the systemd unit"));
+    if (options.config.empty()) return fail(config_error("agent: --config FILE|DIR is required"));
+    if (auto ok = check_host_bpffs(); !ok) return fail(ok.error());
+    auto listen = parse_endpoint(options.metrics_addr);
+    if (!listen) return fail(config_error("--metrics-addr: " + listen.error().message));
+    auto lock = claim_namespace(options);
+    if (!lock) return fail(lock.error());
+    auto signal_fd = block_signals();
+    if (!signal_fd) return fail(signal_fd.error());
+    auto watch = ConfigWatch::start(options.config);
+    if (!watch) return fail(watch.error());
+    // The metrics server binds in the caller's namespace: the host's loopback by default,
+    // where Prometheus scrapes, whichever namespace the agent steers.
+    auto server = MetricsServer::bind(*listen);
+    if (!server) return fail(server.error());
+    auto target = enter_target(options.target);
+    if (!target) return fail(target.error());
+
+    // The server's thread starts in the target namespace, where the metrics read the maps
+    // and sockets; its socket stays in the caller's.
+    AppliedView view(target->netns);
+    server->serve({.metrics = [&view] { return view.render(); }, .ready = [&view] { return view.ready(); }});
+    Log log(io.err);
+    log("info", "agent started: network namespace " + std::to_string(target->netns.inode) + ", metrics on http://" +
+                    options.metrics_addr + "/metrics");
+    Agent agent(options, *target, view, log);
+    agent.reload("start");
+    auto ran = agent.run(*watch, signal_fd->get(), *lock);
+    server->stop();  // before `view`, which its handlers read, goes away
+    if (!ran) return ran;
+    if (options.detach_on_exit) agent.detach();
+    return {};
+}
+
+}  // namespace tcpshift

@@ -1,0 +1,243 @@
+#include "compile/plan.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "bpf/abi.h"
+#include "compile/weight_table.h"
+
+namespace tcpshift {
+
+PlanLimits default_limits() {
+    return PlanLimits{
+        .max_services = TS_MAX_SERVICES,
+        .max_service_backends = TS_MAX_SERVICE_BACKENDS,
+        .max_backends = TS_MAX_BACKENDS,
+        .max_frontends = TS_MAX_FRONTENDS,
+        .max_routes = TS_MAX_ROUTES,
+        .table_slots = TS_TABLE_SLOTS,
+    };
+}
+
+const PlanService* Plan::find_service(const std::string& name) const {
+    for (const auto& s : services)
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
+std::vector<Endpoint> Plan::local_addresses() const {
+    std::set<Endpoint> all;
+    for (const auto& s : services) all.insert(s.local_addresses.begin(), s.local_addresses.end());
+    return {all.begin(), all.end()};
+}
+
+namespace {
+
+// Keeps the ids of names seen before and gives new names the lowest free id below `limit`.
+// An id the previous plan gave to a name that is gone stays unused for this plan: until this
+// plan is installed, its socket and counters in the maps still belong to the old name.
+class IdAllocator {
+   public:
+    IdAllocator(const std::map<std::string, uint32_t>& previous, uint32_t limit) : previous_(previous), limit_(limit) {
+        for (const auto& [name, id] : previous) used_.insert(id);
+    }
+
+    // Pass 1: reserve every id a name already had.
+    void keep(const std::string& name) {
+        if (auto it = previous_.find(name); it != previous_.end() && it->second < limit_ && !kept_.count(it->second)) {
+            kept_.insert(it->second);
+            assigned_[name] = it->second;
+        }
+    }
+    // Pass 2: the id of a name, allocating when it is new; -1 when the space is full.
+    int64_t id(const std::string& name) {
+        if (auto it = assigned_.find(name); it != assigned_.end()) return it->second;
+        while (next_ < limit_ && used_.count(next_)) ++next_;
+        if (next_ >= limit_) return -1;
+        used_.insert(next_);
+        return assigned_[name] = next_;
+    }
+    const std::map<std::string, uint32_t>& assigned() const { return assigned_; }
+
+   private:
+    const std::map<std::string, uint32_t>& previous_;
+    uint32_t limit_;
+    std::set<uint32_t> used_;  // every previous id, kept or quarantined, and every id given
+    std::set<uint32_t> kept_;
+    std::map<std::string, uint32_t> assigned_;
+    uint32_t next_ = 0;
+};
+
+}  // namespace
+
+namespace {
+
+const char* family_name(int family) { return family == AF_INET6 ? "IPv6" : "IPv4"; }
+
+// The backends of `subset` that take clients of `family`.
+std::vector<size_t> backends_of_family(const SubsetSpec& subset, int family) {
+    std::vector<size_t> out;
+    for (size_t k = 0; k < subset.backends.size(); ++k)
+        if (subset.backends[k].family == family) out.push_back(k);
+    return out;
+}
+
+// 1e-6 -> "0.0001%": enough digits to show a share below one slot.
+std::string percent_of(double fraction) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.4g%%", fraction * 100);
+    return buf;
+}
+
+std::string joined(const std::vector<Endpoint>& endpoints) {
+    std::string s;
+    for (const auto& e : endpoints) s += (s.empty() ? "" : ", ") + e.str();
+    return s;
+}
+
+// Refuses a frontend family that a weighted subset cannot serve: its clients would be reset,
+// or its share would silently go to the other subsets.
+Result<void> check_family(const ServiceSpec& s, int family, const Endpoint& frontend) {
+    bool any = false;
+    std::vector<Endpoint> all;
+    for (const auto& subset : s.subsets) {
+        any = any || !backends_of_family(subset, family).empty();
+        all.insert(all.end(), subset.backends.begin(), subset.backends.end());
+    }
+    for (const auto& subset : s.subsets) {
+        if (subset.weight == 0 || subset.backends.empty() || !backends_of_family(subset, family).empty()) continue;
+        const std::string other = family == AF_INET6 ? "IPv4" : "IPv6";
+        return fail(config_error(
+            subset.where.str() + ": service \"" + s.name + "\": frontend " + frontend.str() + " takes " +
+            family_name(family) + " clients, but " +
+            (any ? "subset \"" + subset.name + "\" (weight " + std::to_string(subset.weight) + ") has only " + other +
+                       " backends (" + joined(subset.backends) + "), so its share cannot hold for them"
+                 : "every backend of the service is " + other + " (" + joined(all) + ")") +
+            "; add " + family_name(family) + " backend addresses (one dual-stack listener on [::]:PORT serves " +
+            "127.0.0.1:PORT and [::1]:PORT alike) or remove the frontend"));
+    }
+    return {};
+}
+
+// The table of one client family: each subset's share spread over its backends of that family.
+Result<FamilyTable> compile_table(const ServiceSpec& s, const PlanService& ps, int family, const PlanLimits& limits) {
+    FamilyTable table;
+    std::vector<WeightedBackend> weighted;
+    for (const auto& subset : ps.subsets)
+        for (const auto& b : subset.backends)
+            if (b.address.family == family && b.share > 0) {
+                weighted.push_back(WeightedBackend{.id = static_cast<uint16_t>(b.id), .name = b.address.str(), .weight = b.share});
+                table.weighted_backends.push_back(static_cast<uint16_t>(b.id));
+            }
+    const auto quotas = slot_quotas(weighted, limits.table_slots);
+    for (size_t i = 0; i < weighted.size(); ++i)
+        if (quotas[i] == 0)
+            return fail(config_error(s.where.str() + ": service \"" + s.name + "\": backend " + weighted[i].name +
+                                     " would take " + percent_of(weighted[i].weight) + " of the " +
+                                     family_name(family) + " clients, less than one slot of " +
+                                     std::to_string(limits.table_slots) + "; raise its subset's weight or set it to 0"));
+    table.slots = build_weight_table(weighted, limits.table_slots, TS_NO_BACKEND);
+    return table;
+}
+
+// One service: ids, subsets with each backend's share within its family, and the tables.
+Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_ids, IdAllocator& backend_ids,
+                                    const PlanLimits& limits) {
+    PlanService ps{
+        .name = s.name,
+        .id = static_cast<uint32_t>(service_ids.id(s.name)),
+        .affinity = s.affinity,
+        .takeover = s.takeover,
+        .frontends = s.listen,
+        .frontends_where = s.listen_where,
+        .affinity_where = s.affinity_where,
+        .local_addresses = s.local_addresses,
+        .where = s.where,
+        .origin = s.origin,
+    };
+    uint64_t total = 0;
+    size_t backend_count = 0;
+    for (const auto& subset : s.subsets) {
+        total += subset.weight;
+        backend_count += subset.backends.size();
+    }
+    if (backend_count > limits.max_service_backends)
+        return fail(config_error(s.where.str() + ": service \"" + s.name + "\" has " + std::to_string(backend_count) +
+                                 " backends; a service holds at most " + std::to_string(limits.max_service_backends)));
+    for (const auto& subset : s.subsets) {
+        PlanSubset p{.name = subset.name,
+                     .weight = subset.weight,
+                     .share = total ? static_cast<double>(subset.weight) / total : 0,
+                     .where = subset.where,
+                     .weight_where = subset.weight_where,
+                     .weight_path = subset.weight_path};
+        for (size_t k = 0; k < subset.backends.size(); ++k) {
+            const Endpoint& b = subset.backends[k];
+            const int64_t id = backend_ids.id(b.str());
+            if (id < 0)
+                return fail(config_error(subset.where.str() + ": backend " + b.str() +
+                                         ": a network namespace holds at most " + std::to_string(limits.max_backends) +
+                                         " backends"));
+            p.backends.push_back(PlanBackend{
+                .id = static_cast<uint32_t>(id),
+                .address = b,
+                .share = p.share / backends_of_family(subset, b.family).size(),
+                .where = k < subset.backend_where.size() ? subset.backend_where[k] : subset.where});
+        }
+        ps.subsets.push_back(std::move(p));
+    }
+    for (int family : {AF_INET, AF_INET6}) {
+        auto frontend = std::find_if(s.listen.begin(), s.listen.end(), [&](const Endpoint& e) { return e.family == family; });
+        if (frontend == s.listen.end()) continue;
+        if (auto ok = check_family(s, family, *frontend); !ok) return fail(ok.error());
+        auto table = compile_table(s, ps, family, limits);
+        if (!table) return fail(table.error());
+        ps.tables[family_index(family)] = std::move(*table);
+    }
+    return ps;
+}
+
+}  // namespace
+
+Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssignment& previous,
+                          const PlanLimits& limits) {
+    if (services.size() > limits.max_services)
+        return fail(config_error("the configuration has " + std::to_string(services.size()) +
+                                 " services; a network namespace holds at most " +
+                                 std::to_string(limits.max_services)));
+    size_t frontend_count = 0;
+    for (const auto& s : services) frontend_count += s.listen.size();
+    if (frontend_count > limits.max_frontends)
+        return fail(config_error("the configuration has " + std::to_string(frontend_count) +
+                                 " frontends; a network namespace holds at most " +
+                                 std::to_string(limits.max_frontends)));
+
+    IdAllocator service_ids(previous.services, limits.max_services);
+    // Backend id TS_NO_BACKEND marks an empty slot, so it is never handed out.
+    IdAllocator backend_ids(previous.backends, std::min<uint32_t>(limits.max_backends, TS_NO_BACKEND));
+    for (const auto& s : services) {
+        service_ids.keep(s.name);
+        for (const auto& subset : s.subsets)
+            for (const auto& b : subset.backends) backend_ids.keep(b.str());
+    }
+
+    Plan plan;
+    for (const auto& s : services) {
+        auto ps = compile_service(s, service_ids, backend_ids, limits);
+        if (!ps) return fail(ps.error());
+        plan.services.push_back(std::move(*ps));
+    }
+    size_t routes = 0;
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets) routes += subset.backends.size();
+    if (routes > limits.max_routes)
+        return fail(config_error("the configuration has " + std::to_string(routes) +
+                                 " (service, backend) pairs; a network namespace counts at most " +
+                                 std::to_string(limits.max_routes)));
+    plan.ids.services = service_ids.assigned();
+    plan.ids.backends = backend_ids.assigned();
+    return plan;
+}
+
+}  // namespace tcpshift

@@ -1,0 +1,92 @@
+// The compiled form of a configuration: what the maps of one network namespace must hold.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "base/endpoint.h"
+
+namespace tcpshift {
+
+// The sizes of the maps a plan must fit in, read from the loaded object or bpf_abi.h.
+struct PlanLimits {
+    uint32_t max_services = 0;
+    uint32_t max_service_backends = 0;
+    uint32_t max_backends = 0;
+    uint32_t max_frontends = 0;
+    uint32_t max_routes = 0;  // (service, backend) pairs counted apart
+    uint32_t table_slots = 0;
+};
+PlanLimits default_limits();
+
+struct PlanBackend {
+    uint32_t id = 0;
+    Endpoint address;
+    double share = 0;  // of its service's new connections from clients of its family, 0..1
+    SourceRef where;   // the WorkloadEntry or the line that named it
+};
+
+struct PlanSubset {
+    std::string name;
+    uint32_t weight = 0;
+    double share = 0;  // weight / sum of weights
+    std::vector<PlanBackend> backends;
+    SourceRef where;
+    SourceRef weight_where;
+    std::vector<std::string> weight_path;  // see SubsetSpec
+};
+
+// The weight table of one client family: what sk_lookup indexes with a flow hash.
+struct FamilyTable {
+    std::vector<uint16_t> weighted_backends;  // ids with a share > 0, fallback order
+    std::vector<uint16_t> slots;              // slot -> backend id; empty: no frontend of the family
+};
+// Index into PlanService::tables of a client family (AF_INET or AF_INET6).
+inline size_t family_index(int family) { return family == AF_INET6 ? 1 : 0; }
+
+struct PlanService {
+    std::string name;
+    uint32_t id = 0;
+    Affinity affinity = Affinity::kNone;
+    bool takeover = false;
+    std::vector<Endpoint> frontends;
+    std::vector<SourceRef> frontends_where;  // parallel to frontends, when known
+    SourceRef affinity_where;
+    std::vector<Endpoint> local_addresses;   // virtual IPs that need a local route
+    std::vector<PlanSubset> subsets;
+    // The weight tables, one per client family: [0] IPv4 clients, [1] IPv6 clients. An
+    // AF_INET listener takes IPv4 only, so each table holds the backends of its family, and
+    // every subset keeps its weight within each family. A family with no frontend has an
+    // empty table.
+    std::array<FamilyTable, 2> tables;
+    SourceRef where;
+    std::string origin;
+};
+
+// Ids are stable across applies so that live listeners stay registered under the same key:
+// a name or address keeps the id it had, new ones take the lowest free id.
+struct IdAssignment {
+    std::map<std::string, uint32_t> services;  // service name -> id
+    std::map<std::string, uint32_t> backends;  // "127.0.0.1:9001" -> id
+};
+
+struct Plan {
+    std::vector<PlanService> services;
+    IdAssignment ids;
+
+    const PlanService* find_service(const std::string& name) const;
+    // Every virtual IP some service needs a local route for.
+    std::vector<Endpoint> local_addresses() const;
+};
+
+// Compiles validated services. Fails when the set does not fit the map sizes.
+Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssignment& previous,
+                          const PlanLimits& limits);
+
+}  // namespace tcpshift

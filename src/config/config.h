@@ -1,0 +1,124 @@
+// Configuration as data: the resources read from YAML, and the service specs they describe.
+// Reading and validating are pure functions of their input; nothing here needs root.
+//
+// Accepted kinds:
+//   tcpshift.io/v1alpha1                      TrafficShift
+//   networking.istio.io/{v1alpha3,v1beta1,v1} Gateway, VirtualService, DestinationRule,
+//                                             ServiceEntry, WorkloadEntry
+//   v1                                        Service
+//   gateway.networking.k8s.io/{v1,v1beta1,v1alpha2}  Gateway; TCPRoute (v1alpha2, v1alpha3)
+// Any other kind is skipped with a note, so a sample file can be given whole.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/endpoint.h"
+#include "base/error.h"
+
+namespace tcpshift {
+
+// Where a value came from, for error messages and `explain`.
+struct SourceRef {
+    std::string file;  // a path, "-" for stdin, or "applied KEY (from SOURCE)" for the stored set
+    int line = 0;      // 1-based; 0 when unknown
+
+    std::string str() const { return line > 0 ? file + ":" + std::to_string(line) : file; }
+};
+
+// One YAML document that names a kind: the unit that `apply` stores and replaces.
+struct Resource {
+    std::string api_version;
+    std::string kind;
+    std::string name;
+    std::string ns;  // Kubernetes namespace; "default" unless the document or -n says otherwise
+    SourceRef where;
+    YAML::Node node;
+
+    // "networking.istio.io" for "networking.istio.io/v1"; "" for the core group ("v1").
+    std::string group() const;
+    // "VirtualService.networking.istio.io/default/tcp-echo": what `apply` replaces by.
+    std::string key() const;
+};
+
+// Limits on what a file may hold, so hostile input fails fast.
+inline constexpr size_t kMaxConfigBytes = 16u << 20;
+
+// Notes, warnings and the --strict switch, collected while reading and resolving.
+struct Diagnostics {
+    bool strict = false;                // a warning is an error
+    std::vector<std::string> notes;     // documents skipped
+    std::vector<std::string> warnings;  // fields tcpshift cannot honour
+
+    // Records a warning, or with `strict` returns it as an error.
+    Result<void> warn(std::string message);
+};
+
+// Whether a directory entry of this name is a config file: *.yaml, *.yml or *.json, and not a
+// name that starts with "..", which Kubernetes' atomic writer keeps for itself (..data, the
+// timestamped directories behind it): a mounted ConfigMap's files are read once, through
+// their own names.
+bool is_config_file_name(const std::string& name);
+
+// Reads every file named (a directory: its config files, sorted), splits multi-document
+// streams, and returns the documents of the accepted kinds. `default_ns` fills
+// metadata.namespace where a document names none. Files count in the order named, as
+// kubectl apply applies them: a resource that a later file defines again replaces the
+// earlier definition in its place, with a note naming both; one defined twice in one file is
+// an error.
+Result<std::vector<Resource>> load_resources(const std::vector<std::string>& paths, const std::string& default_ns,
+                                             Diagnostics* diagnostics);
+// The same, from text already in memory (tests, the stored set). `file` names it in errors.
+Result<std::vector<Resource>> parse_resources(const std::string& text, const std::string& file,
+                                              const std::string& default_ns, Diagnostics* diagnostics);
+
+enum class Affinity { kNone, kSourceIp };
+
+struct SubsetSpec {
+    std::string name;
+    uint32_t weight = 0;
+    std::vector<Endpoint> backends;
+    SourceRef where;         // the subset's entry
+    SourceRef weight_where;  // where its weight was set
+    std::vector<SourceRef> backend_where;  // parallel to backends, when known
+    // Path of the weight field inside the origin resource ("spec", "tcp", "0", "route", "1",
+    // "weight"): what `tcpshift set` rewrites.
+    std::vector<std::string> weight_path;
+};
+
+// One service: where clients connect, and how its subsets split the new connections.
+struct ServiceSpec {
+    std::string name;              // what `set`, `status` and `stats` call it
+    std::vector<Endpoint> listen;  // frontends; a wildcard address takes every local address
+    std::vector<SourceRef> listen_where;  // parallel to listen, when known
+    Affinity affinity = Affinity::kNone;
+    SourceRef affinity_where;
+    bool takeover = false;  // steer a port where an unrelated process already listens
+    std::vector<SubsetSpec> subsets;
+    SourceRef where;
+    std::string origin;  // key of the resource whose weights these are
+    // Virtual IPs among the frontends that must be made local (a `local` route) for
+    // sk_lookup to see connections to them: the mesh form of Istio.
+    std::vector<Endpoint> local_addresses;
+};
+
+// Turns the accepted resources into services and validates the whole set.
+Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources,
+                                                  Diagnostics* diagnostics = nullptr);
+
+// Validates the whole set: names, weights, frontends claimed twice, and frontends that cover
+// a backend (its address, or the wildcard of its family, on its port), which would take the
+// clients that connect to that backend directly, unless the frontend's service says takeover.
+Result<void> validate_services(const std::vector<ServiceSpec>& services);
+
+std::string affinity_name(Affinity affinity);
+
+// Names of resources and subsets must be DNS-1123 subdomains, as Kubernetes requires; a
+// hostile name (control characters, megabytes) is refused before it reaches a message.
+Result<void> check_name(const std::string& name, const std::string& where, const std::string& field);
+
+}  // namespace tcpshift

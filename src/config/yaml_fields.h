@@ -1,0 +1,40 @@
+// Typed, located access to YAML fields: every error names file:line and the field path.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+
+namespace tcpshift {
+
+// "file:line" of a node.
+std::string at(const YAML::Node& node, const std::string& file);
+
+// Every key of `map` must be one of `known`; the error names the first unknown field
+// and lists the known ones. `prefix` is the field path of the map, "spec." or "".
+Result<void> check_fields(const YAML::Node& map, std::initializer_list<std::string_view> known,
+                          const std::string& file, const std::string& prefix);
+
+// The 1-based line of a node; 0 for a node that is missing (whose Mark() would throw).
+int line_of(const YAML::Node& node);
+// A scalar as text; a sequence or mapping is an error.
+Result<std::string> scalar_string(const YAML::Node& node, const std::string& file, const std::string& field);
+// map[key] as text when present.
+Result<std::optional<std::string>> optional_string(const YAML::Node& map, const std::string& key,
+                                                   const std::string& file, const std::string& field);
+// map[key] as text, or `fallback` when absent.
+Result<std::string> string_or(const YAML::Node& map, const std::string& key, std::string fallback,
+                              const std::string& file, const std::string& field);
+Result<bool> scalar_bool(const YAML::Node& node, const std::string& file, const std::string& field);
+// A non-negative integer weight, at most 1,000,000.
+Result<uint32_t> scalar_weight(const YAML::Node& node, const std::string& file, const std::string& field);
+// An integer in [lo, hi].
+Result<int64_t> scalar_int(const YAML::Node& node, const std::string& file, const std::string& field, int64_t lo,
+                           int64_t hi);
+
+}  // namespace tcpshift

@@ -1,0 +1,35 @@
+// Prometheus text exposition of the data plane's counters, under Istio's metric names so
+// existing dashboards work, and tcpshift's own.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+
+#include "dataplane/dataplane.h"
+#include "compile/plan.h"
+#include "report/report.h"
+
+namespace tcpshift {
+
+// Reads every counter of a plan's services and backends from the pinned maps.
+Result<StatsFacts> collect_stats(const DataplaneMaps& maps, const Plan& plan);
+
+struct MetricsFacts {
+    StatsFacts stats;
+    std::set<uint32_t> ready;                     // backends with a registered listener
+    std::map<std::string, uint64_t> reloads;      // config reloads by result ("success", "error")
+};
+
+// The text format (version 0.0.4):
+//   istio_tcp_connections_opened_total, istio_tcp_connections_closed_total,
+//   istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total
+//     {reporter="destination", destination_service, destination_version, destination_workload}
+//   tcpshift_lookups_total{service}, tcpshift_steered_total{service,subset},
+//   tcpshift_fallback_total{service}, tcpshift_no_backend_total{service},
+//   tcpshift_backend_ready{service,subset,backend}, tcpshift_weight{service,subset},
+//   tcpshift_connections_active{service,subset,backend}, tcpshift_config_reloads_total{result}
+std::string render_metrics(const Plan& plan, const MetricsFacts& facts);
+
+}  // namespace tcpshift

@@ -1,0 +1,251 @@
+#include "report/report.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "dataplane/pins.h"
+
+namespace tcpshift {
+
+using nlohmann::json;
+
+std::string percent(double fraction) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.1f%%", fraction * 100.0);
+    return buf;
+}
+
+void TextTable::print(std::ostream& out, const std::string& indent) const {
+    std::vector<size_t> width;
+    for (const auto& r : rows_)
+        for (size_t i = 0; i < r.size(); ++i) {
+            if (width.size() <= i) width.push_back(0);
+            width[i] = std::max(width[i], r[i].size());
+        }
+    for (const auto& r : rows_) {
+        std::string line = indent;
+        for (size_t i = 0; i < r.size(); ++i) {
+            line += r[i];
+            if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+        }
+        out << line << "\n";
+    }
+}
+
+namespace {
+
+std::string join_frontends(const PlanService& svc) {
+    std::string s;
+    for (const auto& f : svc.frontends) s += (s.empty() ? "" : ", ") + f.str();
+    return s;
+}
+
+json frontends_json(const PlanService& svc) {
+    json a = json::array();
+    for (const auto& f : svc.frontends) a.push_back(f.str());
+    return a;
+}
+
+// "yes", "no", or either with the sockets that do not belong: "no, holds listener on ...".
+std::string ready_cell(uint32_t id, const StatusFacts& facts) {
+    std::string cell = facts.ready.count(id) ? "yes" : "no";
+    if (auto it = facts.foreign.find(id); it != facts.foreign.end())
+        for (const auto& s : it->second) cell += ", holds " + s;
+    return cell;
+}
+
+std::string set_usage(const PlanService& svc) {
+    std::string s = "tcpshift set " + svc.name;
+    for (const auto& subset : svc.subsets) s += " " + subset.name + "=" + std::to_string(subset.weight);
+    return s;
+}
+
+}  // namespace
+
+json explain_json(const Plan& plan) {
+    json services = json::array();
+    for (const auto& svc : plan.services) {
+        json frontends = json::array();
+        for (size_t i = 0; i < svc.frontends.size(); ++i)
+            frontends.push_back({{"address", svc.frontends[i].str()},
+                                 {"from", i < svc.frontends_where.size() ? svc.frontends_where[i].str() : ""}});
+        json subsets = json::array();
+        for (const auto& subset : svc.subsets) {
+            json backends = json::array();
+            for (const auto& b : subset.backends)
+                backends.push_back({{"address", b.address.str()}, {"percent", b.share * 100.0}, {"from", b.where.str()}});
+            subsets.push_back({{"name", subset.name},
+                               {"weight", subset.weight},
+                               {"percent", subset.share * 100.0},
+                               {"from", subset.where.str()},
+                               {"weight_from", subset.weight_where.str()},
+                               {"backends", backends}});
+        }
+        json local = json::array();
+        for (const auto& vip : svc.local_addresses) local.push_back(vip.address_str());
+        services.push_back({{"service", svc.name},
+                            {"frontends", frontends},
+                            {"affinity", affinity_name(svc.affinity)},
+                            {"affinity_from", svc.affinity_where.str()},
+                            {"takeover", svc.takeover},
+                            {"local_routes", local},
+                            {"from", svc.where.str()},
+                            {"resource", svc.origin},
+                            {"subsets", subsets}});
+    }
+    return {{"services", services}};
+}
+
+void print_explain(const Plan& plan, std::ostream& out) {
+    for (const auto& svc : plan.services) {
+        out << "service " << svc.name << "  (" << svc.origin << ", " << svc.where.str() << ")\n";
+        for (size_t i = 0; i < svc.frontends.size(); ++i)
+            out << "  frontend " << svc.frontends[i].str()
+                << (i < svc.frontends_where.size() ? "  from " + svc.frontends_where[i].str() : "") << "\n";
+        for (const auto& vip : svc.local_addresses)
+            out << "  local route for virtual IP " << vip.address_str() << "\n";
+        out << "  affinity " << affinity_name(svc.affinity)
+            << (svc.affinity_where.line > 0 ? "  from " + svc.affinity_where.str() : "") << "\n";
+        TextTable t;
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "BACKEND SHARE", "WEIGHT FROM", "BACKEND FROM"});
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends)
+                t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
+                       percent(b.share), subset.weight_where.str(), b.where.str()});
+        t.print(out, "  ");
+    }
+}
+
+json status_json(const Plan& plan, const StatusFacts& facts) {
+    json services = json::array();
+    for (const auto& svc : plan.services) {
+        json subsets = json::array();
+        for (const auto& subset : svc.subsets) {
+            json backends = json::array();
+            for (const auto& b : subset.backends)
+                backends.push_back({{"address", b.address.str()},
+                                    {"id", b.id},
+                                    {"ready", facts.ready.count(b.id) > 0},
+                                    {"foreign_sockets", facts.foreign.count(b.id) ? facts.foreign.at(b.id)
+                                                                                  : std::vector<std::string>{}}});
+            subsets.push_back({{"name", subset.name},
+                               {"weight", subset.weight},
+                               {"percent", subset.share * 100.0},
+                               {"backends", backends}});
+        }
+        services.push_back({{"service", svc.name},
+                            {"id", svc.id},
+                            {"frontends", frontends_json(svc)},
+                            {"affinity", affinity_name(svc.affinity)},
+                            {"takeover", svc.takeover},
+                            {"resource", svc.origin},
+                            {"set", set_usage(svc)},
+                            {"subsets", subsets}});
+    }
+    json routes = json::array();
+    for (const auto& vip : facts.local_routes) routes.push_back(vip.address_str());
+    return {{"netns_inode", facts.netns_inode},
+            {"attached", facts.attached},
+            {"local_routes", routes},
+            {"pins", facts.attached ? pin_dir(facts.netns_inode) : ""},
+            {"services", services}};
+}
+
+void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out) {
+    out << "network namespace " << facts.netns_inode << ": "
+        << (facts.attached ? "attached, pins in " + pin_dir(facts.netns_inode) : "not attached") << "\n";
+    if (!facts.local_routes.empty()) {
+        out << "local routes added for virtual IPs:";
+        for (const auto& vip : facts.local_routes) out << " " << vip.address_str();
+        out << "  (ip route show table local proto 250)\n";
+    }
+    if (plan.services.empty()) {
+        out << "no services applied\n";
+        return;
+    }
+    for (const auto& svc : plan.services) {
+        out << "\nservice " << svc.name << "  frontends " << join_frontends(svc) << "  affinity "
+            << affinity_name(svc.affinity) << (svc.takeover ? "  takeover" : "") << "\n";
+        TextTable t;
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "READY"});
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends)
+                t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
+                       ready_cell(b.id, facts)});
+        t.print(out, "  ");
+        out << "  shift with: " << set_usage(svc) << "\n";
+    }
+}
+
+BackendCounters StatsFacts::route(uint32_t service_id, uint32_t backend_id) const {
+    auto it = routes.find({service_id, backend_id});
+    return it == routes.end() ? BackendCounters{} : it->second;
+}
+
+BackendCounters StatsFacts::backend(uint32_t backend_id) const {
+    auto it = backends.find(backend_id);
+    return it == backends.end() ? BackendCounters{} : it->second;
+}
+
+json stats_json(const Plan& plan, const StatsFacts& facts) {
+    json services = json::array();
+    for (const auto& svc : plan.services) {
+        const ServiceCounters sc = facts.services.count(svc.id) ? facts.services.at(svc.id) : ServiceCounters{};
+        json subsets = json::array();
+        for (const auto& subset : svc.subsets) {
+            json backends = json::array();
+            uint64_t subset_steered = 0;
+            for (const auto& b : subset.backends) {
+                const BackendCounters c = facts.route(svc.id, b.id);
+                subset_steered += c.steered;
+                backends.push_back({{"address", b.address.str()},
+                                    {"steered", c.steered},
+                                    {"opened", c.opened},
+                                    {"closed", c.closed},
+                                    {"active", c.active()},
+                                    {"bytes_sent", c.bytes_sent},
+                                    {"bytes_received", c.bytes_received}});
+            }
+            subsets.push_back({{"name", subset.name}, {"steered", subset_steered}, {"backends", backends}});
+        }
+        services.push_back({{"service", svc.name},
+                            {"lookups", sc.lookups},
+                            {"fallbacks", sc.fallbacks},
+                            {"refused", sc.no_backend},
+                            {"subsets", subsets}});
+    }
+    // Every connection each backend accepted, through any service or direct to its address.
+    json backends = json::array();
+    for (const auto& [address, id] : plan.ids.backends) {
+        const BackendCounters c = facts.backend(id);
+        backends.push_back({{"address", address},
+                            {"opened", c.opened},
+                            {"closed", c.closed},
+                            {"active", c.active()},
+                            {"bytes_sent", c.bytes_sent},
+                            {"bytes_received", c.bytes_received}});
+    }
+    return {{"services", services}, {"backends", backends}};
+}
+
+void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out) {
+    const json j = stats_json(plan, facts);
+    for (const auto& svc : j["services"]) {
+        out << "service " << svc["service"].get<std::string>() << "  lookups " << svc["lookups"] << "  fallbacks "
+            << svc["fallbacks"] << "  refused " << svc["refused"] << "\n";
+        const uint64_t lookups = svc["lookups"];
+        TextTable t;
+        t.row({"SUBSET", "BACKEND", "STEERED", "SHARE", "OPENED", "CLOSED", "ACTIVE", "SENT", "RECEIVED"});
+        for (const auto& subset : svc["subsets"])
+            for (const auto& b : subset["backends"]) {
+                const uint64_t steered = b["steered"];
+                t.row({subset["name"].get<std::string>(), b["address"].get<std::string>(), std::to_string(steered),
+                       lookups ? percent(static_cast<double>(steered) / lookups) : "-",
+                       b["opened"].dump(), b["closed"].dump(), b["active"].dump(), b["bytes_sent"].dump(),
+                       b["bytes_received"].dump()});
+            }
+        t.print(out, "  ");
+    }
+}
+
+}  // namespace tcpshift

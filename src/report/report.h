@@ -1,0 +1,54 @@
+// What `explain`, `status` and `stats` print: one JSON document for scripts, and the same
+// facts as aligned text for people. Pure functions of their inputs.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <set>
+
+#include "dataplane/dataplane.h"
+#include "compile/plan.h"
+
+namespace tcpshift {
+
+nlohmann::json explain_json(const Plan& plan);
+void print_explain(const Plan& plan, std::ostream& out);
+
+struct StatusFacts {
+    uint64_t netns_inode = 0;
+    bool attached = false;
+    std::set<uint32_t> ready;  // backend ids with a registered listener that serves their address
+    // backend id -> the registered sockets that do not serve its address (describe())
+    std::map<uint32_t, std::vector<std::string>> foreign;
+    std::vector<Endpoint> local_routes;  // virtual IPs tcpshift made local
+};
+nlohmann::json status_json(const Plan& plan, const StatusFacts& facts);
+void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out);
+
+struct StatsFacts {
+    std::map<uint32_t, ServiceCounters> services;  // by service id
+    std::map<uint32_t, BackendCounters> backends;  // by backend id: every connection, direct ones too
+    // by (service id, backend id): the connections that came through the service's frontends
+    std::map<std::pair<uint32_t, uint32_t>, BackendCounters> routes;
+
+    BackendCounters route(uint32_t service_id, uint32_t backend_id) const;
+    BackendCounters backend(uint32_t backend_id) const;
+};
+nlohmann::json stats_json(const Plan& plan, const StatsFacts& facts);
+void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out);
+
+// Aligns rows into columns separated by two spaces.
+class TextTable {
+   public:
+    void row(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
+    void print(std::ostream& out, const std::string& indent = "") const;
+
+   private:
+    std::vector<std::vector<std::string>> rows_;
+};
+
+std::string percent(double fraction);  // 0.2 -> "20.0%"
+
+}  // namespace tcpshift
