@@ -17,14 +17,14 @@
 #include <mutex>
 #include <sstream>
 
+#include "agent/http.h"
+#include "agent/log.h"
+#include "agent/watch.h"
 #include "apply/agent_lock.h"
 #include "apply/transaction.h"
-#include "dataplane/dataplane.h"
+#include "dataplane/handle.h"
 #include "dataplane/listeners.h"
-#include "dataplane/local_routes.h"
 #include "report/metrics.h"
-#include "agent/http.h"
-#include "dataplane/pins.h"
 
 namespace tcpshift {
 
@@ -35,54 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kDebounce = std::chrono::milliseconds(200);
 constexpr auto kAdoptEvery = std::chrono::seconds(1);
-constexpr std::chrono::milliseconds kLockPatience{10000};
-constexpr const char* kConfigMapData = "..data";  // Kubernetes' atomic writer switches this symlink
-
-// One event per line: time, level, message.
-class Log {
-   public:
-    explicit Log(std::ostream& out) : out_(out) {}
-    void operator()(const char* level, const std::string& message) {
-        const auto now = std::chrono::system_clock::now();
-        const std::time_t t = std::chrono::system_clock::to_time_t(now);
-        const auto ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-        std::tm tm{};
-        gmtime_r(&t, &tm);
-        char stamp[32];
-        std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-        std::lock_guard lock(mutex_);
-        out_ << stamp << "." << std::setw(3) << std::setfill('0') << ms << "Z " << level << " " << message
-             << std::endl;
-    }
-
-   private:
-    std::ostream& out_;
-    std::mutex mutex_;
-};
-
-// Lines written by the apply machinery, forwarded to the log at level info.
-class LogLines : public std::stringbuf {
-   public:
-    explicit LogLines(Log& log) : log_(log) {}
-    int sync() override {
-        std::string text = str();
-        size_t start = 0;
-        for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
-            const std::string line = text.substr(start, nl - start);
-            if (line.starts_with("warning: ")) {
-                log_("warn", line.substr(9));
-            } else {
-                log_("info", line);
-            }
-        }
-        str(text.substr(start));
-        return 0;
-    }
-
-   private:
-    Log& log_;
-};
 
 // The agent's view of the applied set, shared by the main loop (adoption) and the HTTP thread
 // (metrics), with the reload counters.
@@ -103,23 +55,27 @@ class AppliedView {
 
     // The applied plan. It is recompiled only when the stored state changed, which also
     // picks up `tcpshift set` run beside the agent.
-    Result<std::shared_ptr<const Plan>> plan() {
+    Result<std::shared_ptr<const Plan>> plan(Dataplane& dataplane) {
         std::lock_guard lock(mutex_);
-        return refreshed_plan();
+        return refreshed_plan(dataplane);
     }
 
+    // The handle is opened (shared) before the view is locked: the main thread holds the
+    // handle exclusive while it asks the view for the plan.
     Result<std::string> render() {
+        auto dataplane = Dataplane::open("", Dataplane::Access::kShared);
+        if (!dataplane) return fail(dataplane.error());
         std::lock_guard lock(mutex_);
-        auto plan = refreshed_plan();
+        auto plan = refreshed_plan(*dataplane);
         if (!plan) return fail(plan.error());
         MetricsFacts facts{.reloads = reloads_};
-        if (dataplane_attached(netns_)) {
-            auto maps = open_dataplane(netns_);
+        if (dataplane->attached()) {
+            auto maps = dataplane->maps();
             if (!maps) return fail(maps.error());
-            auto stats = collect_stats(*maps, **plan);
+            auto stats = collect_stats(**maps, **plan);
             if (!stats) return fail(stats.error());
             facts.stats = std::move(*stats);
-            auto ready = ready_backends(*maps, **plan, netns_);
+            auto ready = ready_backends(**maps, **plan, netns_);
             if (!ready) return fail(ready.error());
             facts.ready.insert(ready->begin(), ready->end());
         }
@@ -129,15 +85,14 @@ class AppliedView {
    private:
     // The state file is replaced by rename on every commit, so a new inode (or mtime) is a
     // new state.
-    Result<std::shared_ptr<const Plan>> refreshed_plan() {
+    Result<std::shared_ptr<const Plan>> refreshed_plan(Dataplane& dataplane) {
         struct stat st {};
-        const std::string state_file = state_dir(netns_.inode) + "/applied.json";
         const std::pair<ino_t, int64_t> version =
-            ::stat(state_file.c_str(), &st) == 0
+            ::stat(state_file(netns_.inode).c_str(), &st) == 0
                 ? std::pair<ino_t, int64_t>{st.st_ino, st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec}
                 : std::pair<ino_t, int64_t>{0, 0};
         if (!plan_ || version != plan_version_) {
-            auto applied = load_applied(netns_);
+            auto applied = load_applied(dataplane);
             if (!applied) return fail(applied.error());
             plan_ = std::make_shared<const Plan>(std::move(applied->plan));
             plan_version_ = version;
@@ -152,54 +107,6 @@ class AppliedView {
     std::map<std::string, uint64_t> reloads_;
 };
 
-// Watches the config paths: a directory for any change of its files, a file through its
-// directory (editors replace files by rename), filtered by name. Kubernetes updates a
-// mounted ConfigMap by renaming a new "..data" symlink over the old one: the files keep their
-// names (x.yaml -> ..data/x.yaml) and only ..data changes, so that rename is a change of every
-// file in the directory.
-class ConfigWatch {
-   public:
-    static Result<ConfigWatch> start(const std::vector<std::string>& paths) {
-        ConfigWatch w;
-        w.fd_ = Fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-        if (!w.fd_) return fail(system_error("inotify_init1", errno));
-        constexpr uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
-        for (const auto& path : paths) {
-            std::error_code ec;
-            const bool dir = fs::is_directory(path, ec);
-            const std::string watched = dir ? path : fs::absolute(path).parent_path().string();
-            const int wd = ::inotify_add_watch(w.fd_.get(), watched.c_str(), kMask);
-            if (wd < 0) return fail(system_error("watch " + watched, errno));
-            w.watches_[wd].push_back(dir ? "" : fs::path(path).filename().string());
-        }
-        return w;
-    }
-    int fd() const { return fd_.get(); }
-
-    // Drains the events; true when one concerns a watched file.
-    bool changed() {
-        bool relevant = false;
-        alignas(inotify_event) char buf[4096];
-        ssize_t n;
-        while ((n = ::read(fd_.get(), buf, sizeof(buf))) > 0) {
-            for (char* p = buf; p < buf + n;) {
-                const auto* ev = reinterpret_cast<const inotify_event*>(p);
-                const std::string name = ev->len ? ev->name : "";
-                relevant = relevant || (ev->mask & IN_Q_OVERFLOW) || name == kConfigMapData;
-                if (auto it = watches_.find(ev->wd); it != watches_.end())
-                    for (const auto& wanted : it->second)
-                        relevant = relevant || (wanted.empty() ? is_config_file_name(name) : name == wanted);
-                p += sizeof(inotify_event) + ev->len;
-            }
-        }
-        return relevant;
-    }
-
-   private:
-    Fd fd_;
-    std::map<int, std::vector<std::string>> watches_;  // "" for a whole directory
-};
-
 // The agent's work once it has started: reloads, adoption and signals, on the main thread,
 // in the target namespace.
 class Agent {
@@ -211,7 +118,7 @@ class Agent {
     void reload(const char* why) {
         Diagnostics diag{.strict = options_.strict};
         auto result = apply_whole_set(diag);
-        for (const auto& w : diag.warnings) log_("warn", w);
+        for (const auto& w : diag.warnings) log_("warn", w);  // what the transaction did not report
         for (const auto& n : diag.notes) log_("info", n);
         if (!result) {
             view_.count_reload("error");
@@ -235,31 +142,25 @@ class Agent {
     // that the commit gave to another backend. A writer at work adopts for its own plan, so
     // this round is skipped rather than waited for.
     void adopt() {
-        auto lock = PinLock::acquire(std::chrono::milliseconds(0));
-        if (!lock || !dataplane_attached(target_.netns)) return;
-        auto plan = view_.plan();
+        auto dataplane = Dataplane::open("", Dataplane::Access::kExclusive, std::chrono::milliseconds(0));
+        if (!dataplane || !dataplane->attached()) return;
+        auto plan = view_.plan(*dataplane);
         if (!plan) return;
-        auto maps = open_dataplane(target_.netns);
+        auto maps = dataplane->writable_maps();
         if (!maps) return;
-        LogLines lines(log_);
-        std::ostream out(&lines);
-        auto adopted = adopt_listeners(*maps, **plan, &out);
-        out.flush();
+        std::vector<std::string> adopted_from;
+        auto adopted = adopt_listeners(**maps, **plan, &adopted_from);
+        for (const auto& line : adopted_from) log_("info", line);
         if (!adopted) log_("warn", "adopt listeners: " + adopted.error().message);
     }
 
     void detach() {
-        auto lock = PinLock::acquire(kLockPatience);
-        if (!lock) {
-            log_("error", "detach on exit: " + lock.error().message);
+        auto dataplane = Dataplane::open("", Dataplane::Access::kExclusive);
+        if (!dataplane) {
+            log_("error", "detach on exit: " + dataplane.error().message);
             return;
         }
-        LogLines lines(log_);
-        std::ostream out(&lines);
-        if (auto state = load_state(target_.netns.inode); state)
-            (void)drop_local_routes(state->local_routes, Plan{}, out);
-        out.flush();
-        if (auto ok = detach_dataplane(target_.netns); !ok) {
+        if (auto ok = detach_namespace(*dataplane, log_progress(log_)); !ok) {
             log_("error", "detach on exit: " + ok.error().message);
         } else {
             log_("info", "detached: programs, pins and local routes removed");
@@ -316,20 +217,14 @@ class Agent {
     Result<Plan> apply_whole_set(Diagnostics& diag) {
         auto resources = load_resources(options_.config, options_.ns, &diag);
         if (!resources) return fail(resources.error());
-        auto lock = PinLock::acquire(kLockPatience);
-        if (!lock) return fail(lock.error());
-        auto before = load_applied(target_.netns);
-        if (!before) return fail(before.error());
-        auto next = compile_resources(*resources, before->state.ids, &diag, before->limits);
-        if (!next) return fail(next.error());
-        AppliedState next_state{.ids = before->state.ids, .local_routes = before->state.local_routes};
-        merge_resources(next_state, *resources);
-        LogLines lines(log_);
-        std::ostream out(&lines);
-        auto ok = commit(target_, *before, next_state, *next, out);
-        out.flush();
-        if (!ok) return fail(ok.error());
-        return next;
+        auto dataplane = Dataplane::open("", Dataplane::Access::kExclusive);
+        if (!dataplane) return fail(dataplane.error());
+        const Edit edit = [&](const Applied& before) -> Result<NextSet> {
+            return only_resources(before.state, *resources);
+        };
+        auto outcome = run_transaction(*dataplane, edit, {.diagnostics = &diag}, log_progress(log_));
+        if (!outcome) return fail(outcome.error());
+        return std::move(outcome->plan);
     }
 
     const AgentOptions& options_;

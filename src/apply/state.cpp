@@ -18,51 +18,80 @@ namespace tcpshift {
 
 using nlohmann::json;
 
-namespace {
-
 std::string state_file(uint64_t netns_inode) { return state_dir(netns_inode) + "/applied.json"; }
 
-}  // namespace
+namespace {
 
-StoredResource store_resource(const Resource& resource) {
+StoredResource store_resource(const Resource& resource, const std::string& source) {
     YAML::Emitter out;
     out << resource.node;
-    return StoredResource{.key = resource.key(), .source = resource.where.str(), .yaml = out.c_str()};
+    return StoredResource{.key = resource.key(), .source = source.empty() ? resource.where.str() : source,
+                          .yaml = out.c_str()};
 }
 
-void merge_resources(AppliedState& state, const std::vector<Resource>& resources) {
-    std::map<std::string, size_t> index;  // key -> position in state.resources
-    for (size_t i = 0; i < state.resources.size(); ++i) index.emplace(state.resources[i].key, i);
-    for (const auto& r : resources) {
-        StoredResource stored = store_resource(r);
-        if (auto it = index.find(stored.key); it != index.end()) {
-            state.resources[it->second] = std::move(stored);
-        } else {
-            index.emplace(stored.key, state.resources.size());
-            state.resources.push_back(std::move(stored));
-        }
-    }
+Result<Resource> parse_stored(const StoredResource& stored) {
+    auto parsed = parse_resources(stored.yaml, "applied " + stored.key.str() + " (from " + stored.source + ")",
+                                  stored.key.ns, nullptr);
+    if (!parsed) return fail(parsed.error());
+    if (parsed->size() != 1)
+        return fail(system_error("applied " + stored.key.str() + ": the stored document holds " +
+                                 std::to_string(parsed->size()) + " resources; `tcpshift detach` resets it"));
+    return std::move(parsed->front());
 }
 
-size_t remove_resources(AppliedState& state, const std::vector<std::string>& keys) {
-    const size_t before = state.resources.size();
-    std::erase_if(state.resources, [&](const StoredResource& r) {
-        return std::find(keys.begin(), keys.end(), r.key) != keys.end();
-    });
-    return before - state.resources.size();
-}
+}  // namespace
 
 Result<std::vector<Resource>> stored_resources(const AppliedState& state) {
     std::vector<Resource> out;
     for (const auto& stored : state.resources) {
-        const auto slash = stored.key.find('/');
-        const auto slash2 = stored.key.find('/', slash + 1);
-        const std::string ns = stored.key.substr(slash + 1, slash2 - slash - 1);
-        auto parsed = parse_resources(stored.yaml, "applied " + stored.key + " (from " + stored.source + ")", ns, nullptr);
-        if (!parsed) return fail(parsed.error());
-        for (auto& r : *parsed) out.push_back(std::move(r));
+        auto r = parse_stored(stored);
+        if (!r) return fail(r.error());
+        out.push_back(std::move(*r));
     }
     return out;
+}
+
+Result<NextSet> with_resources(const AppliedState& applied, const std::vector<Resource>& incoming,
+                               const std::string& source) {
+    NextSet next{.state = applied};
+    auto stored = stored_resources(applied);
+    if (!stored) return fail(stored.error());
+    next.resources = std::move(*stored);
+    for (const auto& r : incoming) {
+        const ResourceKey key = r.key();
+        auto at = std::find_if(next.state.resources.begin(), next.state.resources.end(),
+                               [&](const StoredResource& s) { return s.key == key; });
+        const size_t i = static_cast<size_t>(at - next.state.resources.begin());
+        if (at == next.state.resources.end()) {
+            next.state.resources.push_back(store_resource(r, source));
+            next.resources.push_back(r);
+        } else {
+            *at = store_resource(r, source);
+            next.resources[i] = r;
+        }
+    }
+    return next;
+}
+
+Result<NextSet> without_resources(const AppliedState& applied, const std::vector<ResourceKey>& keys) {
+    NextSet next{.state = applied};
+    const size_t before = next.state.resources.size();
+    std::erase_if(next.state.resources, [&](const StoredResource& r) {
+        return std::find(keys.begin(), keys.end(), r.key) != keys.end();
+    });
+    next.changed = next.state.resources.size() != before;
+    auto remaining = stored_resources(next.state);
+    if (!remaining) return fail(remaining.error());
+    next.resources = std::move(*remaining);
+    return next;
+}
+
+NextSet only_resources(const AppliedState& applied, std::vector<Resource> resources) {
+    NextSet next{.state = AppliedState{.ids = applied.ids, .local_routes = applied.local_routes,
+                                       .serial = applied.serial}};
+    for (const auto& r : resources) next.state.resources.push_back(store_resource(r, ""));
+    next.resources = std::move(resources);
+    return next;
 }
 
 Result<AppliedState> load_state(uint64_t netns_inode) {
@@ -71,8 +100,11 @@ Result<AppliedState> load_state(uint64_t netns_inode) {
     if (!in) return state;
     try {
         const json j = json::parse(in);
-        for (const auto& r : j.at("resources"))
-            state.resources.push_back(StoredResource{.key = r.at("key"), .source = r.at("source"), .yaml = r.at("yaml")});
+        for (const auto& r : j.at("resources")) {
+            const auto key = ResourceKey::parse(r.at("key").get<std::string>());
+            if (!key) throw json::other_error::create(501, "resources: not a resource key: " + r.at("key").dump(), nullptr);
+            state.resources.push_back(StoredResource{.key = *key, .source = r.at("source"), .yaml = r.at("yaml")});
+        }
         state.ids.services = j.at("ids").at("services").get<std::map<std::string, uint32_t>>();
         state.ids.backends = j.at("ids").at("backends").get<std::map<std::string, uint32_t>>();
         state.serial = j.value("serial", uint64_t{0});
@@ -92,7 +124,7 @@ Result<void> save_state(uint64_t netns_inode, const AppliedState& state) {
     json j;
     j["version"] = 1;
     j["resources"] = json::array();
-    for (const auto& r : state.resources) j["resources"].push_back({{"key", r.key}, {"source", r.source}, {"yaml", r.yaml}});
+    for (const auto& r : state.resources) j["resources"].push_back({{"key", r.key.str()}, {"source", r.source}, {"yaml", r.yaml}});
     j["ids"] = {{"services", state.ids.services}, {"backends", state.ids.backends}};
     j["local_routes"] = json::array();
     for (const auto& route : state.local_routes) j["local_routes"].push_back(route.address_str());

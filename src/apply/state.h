@@ -14,7 +14,7 @@
 namespace tcpshift {
 
 struct StoredResource {
-    std::string key;     // Resource::key()
+    ResourceKey key;
     std::string source;  // where it was applied from, "tcp-echo.yaml:3"
     std::string yaml;    // the document, re-emitted
 };
@@ -28,14 +28,28 @@ struct AppliedState {
     uint64_t serial = 0;
 };
 
-StoredResource store_resource(const Resource& resource);
-// Adds or replaces resources by key, keeping the order in which keys first appeared.
-void merge_resources(AppliedState& state, const std::vector<Resource>& resources);
-// Removes resources by key; returns how many were removed.
-size_t remove_resources(AppliedState& state, const std::vector<std::string>& keys);
-// Parses the stored documents back into resources.
+// Parses the stored documents back into resources; errors cite "applied KEY (from SOURCE)".
 Result<std::vector<Resource>> stored_resources(const AppliedState& state);
 
+// The next applied set, made from the one before: `state` is what will be stored and
+// `resources` what will be compiled, in the form whose errors cite where each was read
+// (a file:line for what this change brings, the applied set for the rest).
+struct NextSet {
+    AppliedState state;
+    std::vector<Resource> resources;
+    bool changed = true;  // false: the edit found nothing to change
+};
+// Adds `incoming`, each replacing the stored resource of its key in place. `source` names
+// where they came from when not their file ("tcpshift set").
+Result<NextSet> with_resources(const AppliedState& applied, const std::vector<Resource>& incoming,
+                               const std::string& source = "");
+// Removes the resources of `keys`.
+Result<NextSet> without_resources(const AppliedState& applied, const std::vector<ResourceKey>& keys);
+// Exactly `resources` (the agent's whole set); the ids and local routes carry over.
+NextSet only_resources(const AppliedState& applied, std::vector<Resource> resources);
+
+// Where the applied set of a namespace is kept.
+std::string state_file(uint64_t netns_inode);
 // An absent file is an empty state.
 Result<AppliedState> load_state(uint64_t netns_inode);
 // Written to a temporary file, synced, and renamed over the old one.

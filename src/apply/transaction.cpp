@@ -1,9 +1,7 @@
 #include "apply/transaction.h"
 
-#include <set>
 #include <algorithm>
 
-#include "dataplane/dataplane.h"
 #include "base/failpoint.h"
 #include "dataplane/listeners.h"
 #include "dataplane/local_routes.h"
@@ -11,10 +9,160 @@
 
 namespace tcpshift {
 
-void print_diagnostics(const Diagnostics& diag, std::ostream& err) {
-    for (const auto& note : diag.notes) err << "note: " << note << "\n";
-    for (const auto& warning : diag.warnings) err << "warning: " << warning << "\n";
+namespace {
+
+void step(const Progress& progress, std::string text) { progress(Event{Event::Kind::kStep, std::move(text)}); }
+void warn(const Progress& progress, std::string text) { progress(Event{Event::Kind::kWarning, std::move(text)}); }
+
+// The stored applied set must be the one the pinned maps hold: compiled from a lost or older
+// file, the ids could name other backends than the sockets the maps carry.
+Result<void> check_serial(Dataplane& dataplane, const AppliedState& state) {
+    auto maps = dataplane.maps();
+    if (!maps) return fail(maps.error());
+    auto serial = applied_serial(**maps);
+    if (!serial) return fail(serial.error());
+    if (*serial == state.serial) return {};
+    const uint64_t inode = dataplane.netns().inode;
+    const bool missing = state.serial == 0 && state.resources.empty();
+    return fail(system_error(state_file(inode) +
+                             (missing ? " is missing" : " holds applied set #" + std::to_string(state.serial)) +
+                             ", but the data plane pinned at " + pin_dir(inode) + " holds applied set #" +
+                             std::to_string(*serial) +
+                             "; tcpshift will not guess which ids its sockets carry: run `tcpshift detach`, then "
+                             "apply again"));
 }
+
+// Adds the local routes `next` needs that tcpshift does not own yet; returns the routes it
+// owns now.
+Result<std::vector<Endpoint>> add_local_routes(const std::vector<Endpoint>& owned, const Plan& next,
+                                               const Progress& progress) {
+    std::vector<Endpoint> now = owned;
+    for (const auto& vip : next.local_addresses()) {
+        if (std::find(now.begin(), now.end(), vip) != now.end()) continue;
+        auto added = add_local_route(vip);
+        if (!added) return fail(added.error());
+        if (*added) {
+            now.push_back(vip);
+            step(progress, "added local route for virtual IP " + vip.address_str());
+        }
+    }
+    return now;
+}
+
+// Removes the local routes tcpshift owns that `keep` does not need; returns the ones still
+// owned.
+std::vector<Endpoint> drop_local_routes(const std::vector<Endpoint>& owned, const Plan& keep,
+                                        const Progress& progress) {
+    const auto wanted = keep.local_addresses();
+    std::vector<Endpoint> now;
+    for (const auto& vip : owned) {
+        if (std::find(wanted.begin(), wanted.end(), vip) != wanted.end()) {
+            now.push_back(vip);
+        } else if (auto ok = remove_local_route(vip); ok) {
+            step(progress, "removed local route for virtual IP " + vip.address_str());
+        } else {
+            now.push_back(vip);  // keep owning it, so a later change retries
+            warn(progress, ok.error().message);
+        }
+    }
+    return now;
+}
+
+// A frontend on an address no interface of the namespace has serves only what is routed to
+// it: legitimate (an address routed to this host), but more often a typo.
+void warn_foreign_frontends(const Plan& plan, const NetnsId& netns, const Progress& progress) {
+    for (const auto& svc : plan.services)
+        for (const auto& f : svc.frontends)
+            if (!f.is_wildcard() && !address_is_local(f))
+                warn(progress, "service " + svc.name + ": frontend " + f.str() + ": no interface of network " +
+                                   "namespace " + std::to_string(netns.inode) + " has " + f.address_str() +
+                                   ", so only connections routed to it arrive; add the address, or use a "
+                                   "wildcard frontend");
+}
+
+// Puts `before` back after a failed commit: its plan over whatever of `next` went in, its
+// local routes, and its applied set and serial. A namespace attached by this commit is
+// detached instead.
+void roll_back(Dataplane& dataplane, const DataplaneMaps& maps, const Applied& before, const Plan& next,
+               bool attached_now, const std::vector<Endpoint>& owned_routes, const Progress& progress) {
+    if (attached_now) {
+        (void)drop_local_routes(owned_routes, Plan{}, progress);
+        (void)dataplane.detach();
+        return;
+    }
+    // The ids of `next` are quarantined from `before`, so the previous backends find their own
+    // ids again; listeners that moved are adopted back.
+    const NetnsId& netns = dataplane.netns();
+    if (install_listener_keys(maps, before.plan, &next, netns)) {
+        (void)adopt_listeners(maps, before.plan);
+        (void)install_plan(maps, before.plan, &next, netns);
+    }
+    const auto kept = drop_local_routes(owned_routes, before.plan, progress);
+    (void)add_local_routes(kept, before.plan, progress);
+    (void)save_state(netns.inode, before.state);
+    (void)set_applied_serial(maps, before.state.serial);
+}
+
+std::string installed_summary(const Plan& plan) {
+    size_t frontends = 0;
+    for (const auto& svc : plan.services) frontends += svc.frontends.size();
+    return "installed " + std::to_string(plan.services.size()) + " services: " + std::to_string(frontends) +
+           " frontends, " + std::to_string(plan.ids.backends.size()) + " backends, " +
+           std::to_string(plan.services.size()) + " weight tables";
+}
+
+// Installs `next` over `before` and stores `next_state`; on failure puts `before` back.
+Result<void> commit(Dataplane& dataplane, const Applied& before, AppliedState next_state, const Plan& next,
+                    const Progress& progress) {
+    if (auto ok = check_frontend_conflicts(next); !ok) return ok;
+    const NetnsId netns = dataplane.netns();
+    auto attached_now = dataplane.attach(AttachOptions{});
+    if (!attached_now) return fail(attached_now.error());
+    if (*attached_now)
+        step(progress, "attached to network namespace " + std::to_string(netns.inode) + ", pins in " +
+                           pin_dir(netns.inode));
+    auto maps = dataplane.writable_maps();
+    if (!maps) return fail(maps.error());
+
+    const Plan* previous = before.state.resources.empty() ? nullptr : &before.plan;
+    std::vector<Endpoint> owned = before.state.local_routes;
+    // Backends that already listen are adopted before any frontend leads to them, so no
+    // connection is refused in between; routes only once the listeners are in place.
+    auto steps = [&]() -> Result<void> {
+        if (auto ok = install_listener_keys(**maps, next, previous, netns); !ok) return ok;
+        std::vector<std::string> adopted;
+        if (auto ok = adopt_listeners(**maps, next, &adopted); !ok) return fail(ok.error());
+        for (auto& line : adopted) step(progress, std::move(line));
+        auto routes = add_local_routes(owned, next, progress);
+        if (!routes) return fail(routes.error());
+        owned = std::move(*routes);
+        warn_foreign_frontends(next, netns, progress);
+        if (auto ok = install_plan(**maps, next, previous, netns); !ok) return ok;
+        step(progress, installed_summary(next));
+        next_state.ids = next.ids;
+        next_state.serial = before.state.serial + 1;
+        owned = drop_local_routes(owned, next, progress);
+        next_state.local_routes = owned;
+        if (auto ok = set_applied_serial(**maps, next_state.serial); !ok) return ok;
+        if (auto ok = failpoint("commit-before-save"); !ok) return ok;
+        return save_state(netns.inode, next_state);
+    };
+    auto done = steps();
+    if (!done) roll_back(dataplane, **maps, before, next, *attached_now, owned, progress);
+    return done;
+}
+
+// Reports the diagnostics and leaves them empty, so a caller that reports what is left after
+// a failure says nothing twice.
+void report_diagnostics(Diagnostics* diag, const Progress& progress) {
+    if (!diag) return;
+    for (const auto& note : diag->notes) progress(Event{Event::Kind::kNote, note});
+    for (const auto& warning : diag->warnings) warn(progress, warning);
+    diag->notes.clear();
+    diag->warnings.clear();
+}
+
+}  // namespace
 
 Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
                                Diagnostics* diag, const PlanLimits& limits) {
@@ -23,33 +171,14 @@ Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdA
     return compile_plan(*services, ids, limits);
 }
 
-namespace {
-
-// The stored applied set must be the one the pinned maps hold: compiled from a lost or older
-// file, a plan would hand ids that live sockets and counters carry to other addresses.
-Result<void> check_serial(const NetnsId& netns, const AppliedState& state) {
-    auto maps = open_dataplane(netns);
-    if (!maps) return fail(maps.error());
-    auto serial = applied_serial(*maps);
-    if (!serial) return fail(serial.error());
-    if (*serial == state.serial) return {};
-    const std::string file = state_dir(netns.inode) + "/applied.json";
-    return fail(system_error(
-        file + (state.serial == 0 && state.resources.empty() ? " is missing" : " holds applied set #" + std::to_string(state.serial)) +
-        ", but the data plane pinned at " + pin_dir(netns.inode) + " holds applied set #" + std::to_string(*serial) +
-        "; tcpshift will not guess which ids its sockets carry: run `tcpshift detach`, then apply again"));
-}
-
-}  // namespace
-
-Result<Applied> load_applied(const NetnsId& netns) {
+Result<Applied> load_applied(Dataplane& dataplane) {
     Applied applied;
-    if (!dataplane_attached(netns)) return applied;
-    auto state = load_state(netns.inode);
+    if (!dataplane.attached()) return applied;
+    auto state = load_state(dataplane.netns().inode);
     if (!state) return fail(state.error());
-    if (auto ok = check_serial(netns, *state); !ok) return fail(ok.error());
+    if (auto ok = check_serial(dataplane, *state); !ok) return fail(ok.error());
     applied.state = std::move(*state);
-    auto limits = attached_limits(netns);
+    auto limits = attached_limits(dataplane.netns());
     if (!limits) return fail(limits.error());
     applied.limits = *limits;
     auto resources = stored_resources(applied.state);
@@ -60,130 +189,31 @@ Result<Applied> load_applied(const NetnsId& netns) {
     return applied;
 }
 
-Result<std::vector<Resource>> merged_resources(const AppliedState& state, const std::vector<Resource>& incoming) {
-    auto stored = stored_resources(state);
-    if (!stored) return fail(stored.error());
-    std::set<std::string> incoming_keys;
-    for (const auto& in : incoming) incoming_keys.insert(in.key());
-    std::vector<Resource> merged;
-    for (auto& r : *stored)
-        if (!incoming_keys.contains(r.key())) merged.push_back(std::move(r));
-    merged.insert(merged.end(), incoming.begin(), incoming.end());
-    return merged;
-}
-
-namespace {
-
-// Adds the local routes `next` needs that tcpshift does not own yet; returns the routes it
-// owns now.
-Result<std::vector<Endpoint>> add_local_routes(const std::vector<Endpoint>& owned, const Plan& next,
-                                               std::ostream& log) {
-    std::vector<Endpoint> now = owned;
-    for (const auto& vip : next.local_addresses()) {
-        if (std::find(now.begin(), now.end(), vip) != now.end()) continue;
-        auto added = add_local_route(vip);
-        if (!added) return fail(added.error());
-        if (*added) {
-            now.push_back(vip);
-            log << "added local route for virtual IP " << vip.address_str() << "\n";
-        }
+Result<Outcome> run_transaction(Dataplane& dataplane, const Edit& edit, const TransactionOptions& options,
+                                const Progress& progress) {
+    auto before = load_applied(dataplane);
+    if (!before) return fail(before.error());
+    auto next_set = edit(*before);
+    if (!next_set) return fail(next_set.error());
+    if (!next_set->changed) return Outcome{.plan = before->plan, .changed = false};
+    auto next = compile_resources(next_set->resources, before->state.ids, options.diagnostics, before->limits);
+    if (!next) {
+        Error error = next.error();
+        error.message = options.unresolved + error.message;
+        return fail(std::move(error));
     }
-    return now;
+    report_diagnostics(options.diagnostics, progress);
+    if (options.dry_run) return Outcome{.plan = std::move(*next), .changed = false};
+    if (auto ok = commit(dataplane, *before, std::move(next_set->state), *next, progress); !ok)
+        return fail(ok.error());
+    return Outcome{.plan = std::move(*next), .changed = true};
 }
 
-}  // namespace
-
-std::vector<Endpoint> drop_local_routes(const std::vector<Endpoint>& owned, const Plan& keep, std::ostream& log) {
-    const auto wanted = keep.local_addresses();
-    std::vector<Endpoint> now;
-    for (const auto& vip : owned) {
-        if (std::find(wanted.begin(), wanted.end(), vip) != wanted.end()) {
-            now.push_back(vip);
-        } else if (auto ok = remove_local_route(vip); ok) {
-            log << "removed local route for virtual IP " << vip.address_str() << "\n";
-        } else {
-            now.push_back(vip);  // keep owning it, so a later change retries
-            log << "warning: " << ok.error().message << "\n";
-        }
-    }
-    return now;
-}
-
-namespace {
-
-// A frontend on an address no interface of the namespace has serves only what is routed to
-// it: legitimate (an address routed to this host), but more often a typo.
-void warn_foreign_frontends(const Plan& plan, const NetnsId& netns, std::ostream& log) {
-    for (const auto& svc : plan.services)
-        for (const auto& f : svc.frontends)
-            if (!f.is_wildcard() && !address_is_local(f))
-                log << "warning: service " << svc.name << ": frontend " << f.str() << ": no interface of network "
-                    << "namespace " << netns.inode << " has " << f.address_str()
-                    << ", so only connections routed to it arrive; add the address, or use a wildcard frontend\n";
-}
-
-// Puts `before` back after a failed commit: its plan over whatever of `next` went in, its
-// local routes, and its applied set and serial. A namespace attached by this commit is
-// detached instead.
-void roll_back(const Target& target, const DataplaneMaps& maps, const Applied& before, const Plan& next,
-               bool attached_now, const std::vector<Endpoint>& owned_routes, std::ostream& log) {
-    if (attached_now) {
-        (void)drop_local_routes(owned_routes, Plan{}, log);
-        (void)detach_dataplane(target.netns);
-        return;
-    }
-    // The ids of `next` are quarantined from `before`, so the previous backends find their own
-    // ids again; listeners that moved are adopted back.
-    if (install_listener_keys(maps, before.plan, &next, target.netns)) {
-        (void)adopt_listeners(maps, before.plan, nullptr);
-        (void)install_plan(maps, before.plan, &next, target.netns);
-    }
-    const auto kept = drop_local_routes(owned_routes, before.plan, log);
-    (void)add_local_routes(kept, before.plan, log);
-    (void)save_state(target.netns.inode, before.state);
-    (void)set_applied_serial(maps, before.state.serial);
-}
-
-}  // namespace
-
-Result<void> commit(const Target& target, const Applied& before, AppliedState next_state, const Plan& next,
-                    std::ostream& log) {
-    if (auto ok = check_frontend_conflicts(next); !ok) return ok;
-    auto attached_now = attach_dataplane(target.netns, AttachOptions{});
-    if (!attached_now) return fail(attached_now.error());
-    if (*attached_now)
-        log << "attached to network namespace " << target.netns.inode << ", pins in "
-            << pin_dir(target.netns.inode) << "\n";
-    auto maps = open_dataplane(target.netns);
-    if (!maps) return fail(maps.error());
-
-    const Plan* previous = before.state.resources.empty() ? nullptr : &before.plan;
-    std::vector<Endpoint> owned = before.state.local_routes;
-    // Backends that already listen are adopted before any frontend leads to them, so no
-    // connection is refused in between; routes only once the listeners are in place.
-    auto steps = [&]() -> Result<void> {
-        if (auto ok = install_listener_keys(*maps, next, previous, target.netns); !ok) return ok;
-        if (auto adopted = adopt_listeners(*maps, next, &log); !adopted) return fail(adopted.error());
-        auto routes = add_local_routes(owned, next, log);
-        if (!routes) return fail(routes.error());
-        owned = std::move(*routes);
-        warn_foreign_frontends(next, target.netns, log);
-        if (auto ok = install_plan(*maps, next, previous, target.netns); !ok) return ok;
-        size_t frontends = 0;
-        for (const auto& svc : next.services) frontends += svc.frontends.size();
-        log << "installed " << next.services.size() << " services: " << frontends << " frontends, "
-            << next.ids.backends.size() << " backends, " << next.services.size() << " weight tables\n";
-        next_state.ids = next.ids;
-        next_state.serial = before.state.serial + 1;
-        owned = drop_local_routes(owned, next, log);
-        next_state.local_routes = owned;
-        if (auto ok = set_applied_serial(*maps, next_state.serial); !ok) return ok;
-        if (auto ok = failpoint("commit-before-save"); !ok) return ok;
-        return save_state(target.netns.inode, next_state);
-    };
-    auto done = steps();
-    if (!done) roll_back(target, *maps, before, next, *attached_now, owned, log);
-    return done;
+Result<void> detach_namespace(Dataplane& dataplane, const Progress& progress) {
+    if (dataplane.attached())
+        if (auto state = load_state(dataplane.netns().inode); state)
+            (void)drop_local_routes(state->local_routes, Plan{}, progress);
+    return dataplane.detach();
 }
 
 }  // namespace tcpshift

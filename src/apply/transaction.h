@@ -1,23 +1,33 @@
-// Applying a configuration to a network namespace: the steps `apply`, `set`, `delete` and
-// the agent share. Callers hold the PinLock around load_applied() ... commit().
+// The one way the applied set of a namespace changes. `apply`, `delete`, `set` and the agent
+// each describe their change as an edit of the applied set; the transaction compiles it,
+// installs it over what is applied (attaching first if needed), adds and removes local routes,
+// adopts listeners and stores the set. When a step fails, the previous configuration is
+// installed again, so it keeps serving. It reports what it does as data; only the CLI and the
+// agent turn that into text.
 #pragma once
 
-#include <ostream>
+#include <functional>
+#include <string>
 #include <vector>
 
-#include "apply/target.h"
-#include "config/config.h"
-#include "base/netns.h"
-#include "compile/plan.h"
 #include "apply/state.h"
+#include "compile/plan.h"
+#include "config/config.h"
+#include "dataplane/handle.h"
 
 namespace tcpshift {
 
-void print_diagnostics(const Diagnostics& diag, std::ostream& err);
-
-// Resolves and compiles resources with the ids they had.
-Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
-                               Diagnostics* diag = nullptr, const PlanLimits& limits = default_limits());
+// One thing the transaction did or noticed.
+struct Event {
+    enum class Kind {
+        kNote,     // from reading the configuration: documents skipped
+        kWarning,  // something the user should look at; the change went on
+        kStep,     // a step taken: attached, a route added, a listener adopted, installed
+    };
+    Kind kind;
+    std::string text;
+};
+using Progress = std::function<void(const Event&)>;
 
 // The applied set and the plan it compiles to, as stored for an attached namespace (empty
 // when nothing is attached).
@@ -26,20 +36,33 @@ struct Applied {
     Plan plan;
     PlanLimits limits = default_limits();  // what the attached maps hold
 };
-Result<Applied> load_applied(const NetnsId& netns);
+Result<Applied> load_applied(Dataplane& dataplane);
 
-// The applied resources with `incoming` added or replacing, in their original form so that
-// errors name the file:line they were read from.
-Result<std::vector<Resource>> merged_resources(const AppliedState& state, const std::vector<Resource>& incoming);
+// Resolves and compiles resources with the ids they had.
+Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
+                               Diagnostics* diag = nullptr, const PlanLimits& limits = default_limits());
 
-// Removes local routes tcpshift owns that `keep` does not need; returns the ones still owned.
-std::vector<Endpoint> drop_local_routes(const std::vector<Endpoint>& owned, const Plan& keep, std::ostream& log);
+// A verb's change: the next set, made from the applied one.
+using Edit = std::function<Result<NextSet>(const Applied& before)>;
 
-// Installs `next` over what is applied (attaching first if needed), adds and removes local
-// routes, adopts listeners and stores `next_state`. When anything fails, the previous plan is
-// installed again (or the fresh attachment removed), so the old configuration keeps serving.
-// Progress goes to `log`, one line per step.
-Result<void> commit(const Target& target, const Applied& before, AppliedState next_state, const Plan& next,
-                    std::ostream& log);
+struct TransactionOptions {
+    bool dry_run = false;                // compile only; the handle may be shared
+    // What reading the files found; compiling adds to it. Reported as events once the next set
+    // compiles, and then cleared.
+    Diagnostics* diagnostics = nullptr;
+    std::string unresolved;              // put before the error when the next set does not compile
+};
+
+struct Outcome {
+    Plan plan;             // installed now; on a dry run, what would be
+    bool changed = false;  // false on a dry run, or when the edit found nothing to change
+};
+
+Result<Outcome> run_transaction(Dataplane& dataplane, const Edit& edit, const TransactionOptions& options,
+                                const Progress& progress);
+
+// Removes the local routes tcpshift added, then the programs, pins and state. Exclusive
+// handles only.
+Result<void> detach_namespace(Dataplane& dataplane, const Progress& progress);
 
 }  // namespace tcpshift

@@ -11,7 +11,7 @@ Error system_error(std::string what, int errnum) {
     what += " (";
     what += std::strerror(errnum);
     what += ")";
-    return Error{.kind = ErrorKind::kSystem, .message = std::move(what)};
+    return Error{.kind = ErrorKind::kSystem, .message = std::move(what), .errnum = errnum};
 }
 
 Error system_error(std::string what) {

@@ -7,10 +7,10 @@
 
 namespace tcpshift {
 
-// What kind of failure an error is; main() maps it to the exit status.
+// What kind of failure an error is; only main() turns it into an exit status.
 enum class ErrorKind {
-    kSystem = 1,  // the system refused: privilege, kernel feature, busy pins (exit 1)
-    kConfig = 2,  // usage or configuration error (exit 2)
+    kSystem,  // the system refused: privilege, kernel feature, busy pins
+    kConfig,  // usage or configuration error
 };
 
 // One line that says what failed, where and why, e.g.
@@ -18,8 +18,11 @@ enum class ErrorKind {
 struct Error {
     ErrorKind kind = ErrorKind::kSystem;
     std::string message;
+    // The errno the system answered, kept as a number so callers can test for EEXIST or
+    // EBUSY without reading the message; 0 when the failure has none.
+    int errnum = 0;
 
-    int exit_code() const { return static_cast<int>(kind); }
+    bool is(int e) const { return errnum == e; }
 };
 
 template <typename T>

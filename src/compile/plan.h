@@ -66,7 +66,7 @@ struct PlanService {
     // empty table.
     std::array<FamilyTable, 2> tables;
     SourceRef where;
-    std::string origin;
+    ResourceKey origin;  // the resource whose weights these are
 };
 
 // Ids are stable across applies so that live listeners stay registered under the same key:

@@ -23,10 +23,7 @@ std::string Resource::group() const {
     return slash == std::string::npos ? "" : api_version.substr(0, slash);
 }
 
-std::string Resource::key() const {
-    const std::string g = group();
-    return kind + (g.empty() ? "" : "." + g) + "/" + ns + "/" + name;
-}
+ResourceKey Resource::key() const { return ResourceKey{.kind = kind, .group = group(), .ns = ns, .name = name}; }
 
 Result<void> Diagnostics::warn(std::string message) {
     if (strict) return fail(config_error(message + " (an error under --strict)"));
@@ -244,7 +241,7 @@ std::string described(const Resource& r) { return r.kind + " \"" + r.name + "\" 
 // Within one file nothing orders two definitions of a resource but their lines, and the first
 // would be dead text that `explain` still cites: most likely a copy left behind, so refused.
 Result<void> check_defined_once(const std::vector<Resource>& resources) {
-    std::map<std::string, SourceRef> seen;  // key -> where this file defines it
+    std::map<ResourceKey, SourceRef> seen;  // where this file defines each
     for (const auto& r : resources)
         if (auto [it, fresh] = seen.emplace(r.key(), r.where); !fresh)
             return fail(config_error(r.where.str() + ": " + described(r) +
@@ -283,7 +280,7 @@ class LoadedResources {
         size_t argument;  // the -f argument that defined it last
     };
     std::vector<Resource> all_;
-    std::map<std::string, Slot> index_;
+    std::map<ResourceKey, Slot> index_;
 };
 
 }  // namespace
@@ -412,7 +409,7 @@ std::string covered_backend_error(const ServiceSpec& svc, size_t frontend, const
         own ? "its own backend " + backend.address.str()
             : "backend " + backend.address.str() + " of service \"" + backend.service->name + "\"";
     const std::string fix =
-        svc.origin.starts_with("TrafficShift.")
+        svc.origin.kind == "TrafficShift"
             ? "move one of them to another port, or set spec.takeover: true to steer them anyway"
             : "move one of them to another port, or the gateway to another address (Istio: the server's bind; "
               "Gateway API: spec.addresses); only a TrafficShift can take a port over, with spec.takeover: true";

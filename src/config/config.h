@@ -19,6 +19,7 @@
 
 #include "base/endpoint.h"
 #include "base/error.h"
+#include "config/resource_key.h"
 
 namespace tcpshift {
 
@@ -41,8 +42,8 @@ struct Resource {
 
     // "networking.istio.io" for "networking.istio.io/v1"; "" for the core group ("v1").
     std::string group() const;
-    // "VirtualService.networking.istio.io/default/tcp-echo": what `apply` replaces by.
-    std::string key() const;
+    // What `apply` replaces by: VirtualService.networking.istio.io/default/tcp-echo.
+    ResourceKey key() const;
 };
 
 // Limits on what a file may hold, so hostile input fails fast.
@@ -100,7 +101,7 @@ struct ServiceSpec {
     bool takeover = false;  // steer a port where an unrelated process already listens
     std::vector<SubsetSpec> subsets;
     SourceRef where;
-    std::string origin;  // key of the resource whose weights these are
+    ResourceKey origin;  // the resource whose weights these are
     // Virtual IPs among the frontends that must be made local (a `local` route) for
     // sk_lookup to see connections to them: the mesh form of Istio.
     std::vector<Endpoint> local_addresses;

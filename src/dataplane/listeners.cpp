@@ -109,7 +109,7 @@ Result<bool> registered(const DataplaneMaps& maps, const ListenerIds& ids, uint6
 
 }  // namespace
 
-Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std::ostream* progress) {
+Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std::vector<std::string>* adopted_from) {
     const auto keys = listener_keys(plan);
     const std::map<Endpoint, ListenerIds> by_key(keys.begin(), keys.end());
     auto sockets = listening_sockets();
@@ -139,11 +139,12 @@ Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std:
         }
         if (auto ok = register_listener(maps, ids, sock.get()); !ok) return fail(ok.error());
         ++adopted;
-        if (progress)
+        if (adopted_from)
             for (uint32_t id : ids)
                 if (id != TS_NO_BACKEND)
-                    *progress << "adopted the listener of backend " << backend_name(plan, id) << " from "
-                              << owner->second.command << " (pid " << owner->second.pid << ")\n";
+                    adopted_from->push_back("adopted the listener of backend " + backend_name(plan, id) + " from " +
+                                            owner->second.command + " (pid " + std::to_string(owner->second.pid) +
+                                            ")");
     }
     return adopted;
 }

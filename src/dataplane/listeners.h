@@ -28,8 +28,10 @@ struct SocketOwner {
 std::map<uint64_t, SocketOwner> socket_owners(const std::set<uint64_t>& inodes);
 
 // Puts every backend listener that is already listening, and is not yet registered, into the
-// SOCKHASH: its fd is taken from its process with pidfd_getfd. Returns how many it adopted.
-Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan, std::ostream* progress);
+// SOCKHASH: its fd is taken from its process with pidfd_getfd. Returns how many it adopted,
+// and says from which process each came in `adopted_from`.
+Result<size_t> adopt_listeners(const DataplaneMaps& maps, const Plan& plan,
+                               std::vector<std::string>* adopted_from = nullptr);
 
 // Fails, naming the process, when a frontend of a service without `takeover: true` is a port
 // where a process that is not one of the plan's backends already listens.

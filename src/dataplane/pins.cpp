@@ -110,13 +110,18 @@ Result<std::string> default_cgroup2() {
     return own;
 }
 
-Result<PinLock> PinLock::acquire(std::chrono::milliseconds patience) {
-    if (auto ok = ensure_bpffs(); !ok) return fail(ok.error());
+Result<PinLock> PinLock::acquire(std::chrono::milliseconds patience, Mode mode) {
+    // A writer may be the first on a fresh host and mounts bpffs; a reader changes nothing,
+    // and where no pin root exists there is nothing to read and nobody to wait for.
+    if (mode == Mode::kExclusive)
+        if (auto ok = ensure_bpffs(); !ok) return fail(ok.error());
     PinLock lock;
     lock.fd_ = Fd(::open(kPinRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!lock.fd_ && errno == ENOENT && mode == Mode::kShared) return lock;
     if (!lock.fd_) return fail(system_error(std::string("open ") + kPinRoot, errno));
     const auto deadline = std::chrono::steady_clock::now() + patience;
-    while (::flock(lock.fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    const int operation = mode == Mode::kExclusive ? LOCK_EX : LOCK_SH;
+    while (::flock(lock.fd_.get(), operation | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK) return fail(system_error(std::string("flock ") + kPinRoot, errno));
         if (std::chrono::steady_clock::now() >= deadline)
             return fail(system_error(std::string("flock ") + kPinRoot + ": another tcpshift writer held it for " +

@@ -42,11 +42,13 @@ Result<void> ensure_group_bpffs();
 // The cgroup2 mount to attach sock_ops to; mounts cgroup2 under /run/tcpshift when the host has none.
 Result<std::string> default_cgroup2();
 
-// Holds an exclusive flock on kPinRoot, so two writers cannot interleave. Waits up to
-// `patience` for another writer, then fails naming the wait.
+// Holds a flock on kPinRoot: exclusive for a writer, so two writers cannot interleave, and
+// shared for a reader, so it never reads a half-made change. Waits up to `patience` for the
+// writer before it, then fails naming the wait.
 class PinLock {
    public:
-    static Result<PinLock> acquire(std::chrono::milliseconds patience);
+    enum class Mode { kShared, kExclusive };
+    static Result<PinLock> acquire(std::chrono::milliseconds patience, Mode mode = Mode::kExclusive);
 
    private:
     Fd fd_;

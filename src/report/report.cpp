@@ -90,7 +90,7 @@ json explain_json(const Plan& plan) {
                             {"takeover", svc.takeover},
                             {"local_routes", local},
                             {"from", svc.where.str()},
-                            {"resource", svc.origin},
+                            {"resource", svc.origin.str()},
                             {"subsets", subsets}});
     }
     return {{"services", services}};
@@ -98,7 +98,7 @@ json explain_json(const Plan& plan) {
 
 void print_explain(const Plan& plan, std::ostream& out) {
     for (const auto& svc : plan.services) {
-        out << "service " << svc.name << "  (" << svc.origin << ", " << svc.where.str() << ")\n";
+        out << "service " << svc.name << "  (" << svc.origin.str() << ", " << svc.where.str() << ")\n";
         for (size_t i = 0; i < svc.frontends.size(); ++i)
             out << "  frontend " << svc.frontends[i].str()
                 << (i < svc.frontends_where.size() ? "  from " + svc.frontends_where[i].str() : "") << "\n";
@@ -138,7 +138,7 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
                             {"frontends", frontends_json(svc)},
                             {"affinity", affinity_name(svc.affinity)},
                             {"takeover", svc.takeover},
-                            {"resource", svc.origin},
+                            {"resource", svc.origin.str()},
                             {"set", set_usage(svc)},
                             {"subsets", subsets}});
     }

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "netns_fixture.h"
-#include "cli/commands.h"
+#include "cli/cli.h"
 
 namespace tcpshift {
 namespace {
@@ -24,7 +24,7 @@ CliRun cli(std::vector<std::string> args) {
     for (const auto& a : args) argv.push_back(a.c_str());
     std::ostringstream out, err;
     CliRun r;
-    r.code = run_cli(static_cast<int>(argv.size()), argv.data(), Streams{.out = out, .err = err});
+    r.code = exit_status(run_cli(static_cast<int>(argv.size()), argv.data(), Streams{.out = out, .err = err}), err);
     r.out = out.str();
     r.err = err.str();
     return r;

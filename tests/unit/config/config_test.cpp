@@ -41,7 +41,7 @@ TEST(Config, ParsesTheNativeResource) {
     ASSERT_EQ(services->size(), 1u);
     const ServiceSpec& s = (*services)[0];
     EXPECT_EQ(s.name, "tcp-echo");
-    EXPECT_EQ(s.origin, "TrafficShift.tcpshift.io/default/tcp-echo");
+    EXPECT_EQ(s.origin.str(), "TrafficShift.tcpshift.io/default/tcp-echo");
     ASSERT_EQ(s.listen.size(), 2u);
     EXPECT_EQ(s.listen[1].str(), "[::]:31400");
     EXPECT_EQ(s.affinity, Affinity::kSourceIp);
@@ -70,7 +70,7 @@ spec:
     const auto& notes = diag.notes;
     ASSERT_TRUE(services) << services.error().message;
     ASSERT_EQ(services->size(), 2u);
-    EXPECT_EQ((*services)[1].origin, "TrafficShift.tcpshift.io/prod/other");
+    EXPECT_EQ((*services)[1].origin.str(), "TrafficShift.tcpshift.io/prod/other");
     ASSERT_EQ(notes.size(), 1u);
     EXPECT_NE(notes[0].find("t.yaml:16: skipped ConfigMap \"x\""), std::string::npos) << notes[0];
 }

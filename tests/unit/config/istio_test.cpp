@@ -96,7 +96,7 @@ TEST(Istio, TheTrafficShiftingTaskResolves) {
     ASSERT_EQ(services->size(), 1u);
     const ServiceSpec& s = (*services)[0];
     EXPECT_EQ(s.name, "tcp-echo-routing");
-    EXPECT_EQ(s.origin, "VirtualService.networking.istio.io/shift/tcp-echo-routing");
+    EXPECT_EQ(s.origin.str(), "VirtualService.networking.istio.io/shift/tcp-echo-routing");
     // The Gateway implies both wildcards; every workload is IPv4, so [::] is not kept: its
     // clients would be reset.
     ASSERT_EQ(s.listen.size(), 1u);

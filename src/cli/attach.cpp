@@ -1,0 +1,78 @@
+// tcpshift attach: load and pin the data plane, optionally sized and readable by a group.
+#include <grp.h>
+
+#include <memory>
+#include <optional>
+
+#include "apply/session.h"
+#include "bpf/abi.h"
+#include "cli/verbs.h"
+
+namespace tcpshift {
+
+namespace {
+
+struct AttachCommand {
+    TargetOptions target;
+    std::string cgroup;
+    std::string pin_group;  // a group that may read the maps; empty: root only
+    uint32_t max_services = 0;
+};
+
+Result<void> grant_group(const NetnsId& netns, const std::string& name, gid_t gid, std::ostream& out) {
+    if (auto ok = grant_pin_group(netns, gid); !ok) return ok;
+    if (gid == 0) {
+        out << "pins readable by root only\n";
+    } else {
+        out << "maps readable by group " << name << " in " << group_pin_dir(netns.inode)
+            << " (read-only opens; the links stay root's)\n";
+    }
+    return {};
+}
+
+Result<void> run_attach(const AttachCommand& cmd, Streams io) {
+    auto dataplane = open_session("attach", cmd.target, Access::kPins, print_progress(io.err));
+    if (!dataplane) return fail(dataplane.error());
+    const NetnsId netns = dataplane->netns();
+    std::optional<gid_t> gid;
+    if (!cmd.pin_group.empty()) {
+        const group* g = ::getgrnam(cmd.pin_group.c_str());
+        if (!g) return fail(config_error("attach: --pin-group " + cmd.pin_group + ": no such group"));
+        gid = g->gr_gid;
+    }
+    auto attached = dataplane->attach(AttachOptions{.cgroup = cmd.cgroup, .max_services = cmd.max_services});
+    if (!attached) return fail(attached.error());
+    auto limits = attached_limits(netns);
+    if (!limits) return fail(limits.error());
+    io.out << (*attached ? "attached" : "already attached") << " to network namespace " << netns.inode
+           << ", pins in " << pin_dir(netns.inode) << ", room for " << limits->max_services << " services\n";
+    if (!*attached && cmd.max_services != 0 && cmd.max_services != limits->max_services)
+        return fail(config_error("attach: --max-services " + std::to_string(cmd.max_services) +
+                                 ": the namespace is attached with room for " + std::to_string(limits->max_services) +
+                                 "; maps cannot be resized in place, so detach and attach again"));
+    if (gid) return grant_group(netns, cmd.pin_group, *gid, io.out);
+    return {};
+}
+
+}  // namespace
+
+Action add_attach(CLI::App& command) {
+    auto cmd = std::make_shared<AttachCommand>();
+    add_netns_option(command, cmd->target);
+    command.add_option("--cgroup", cmd->cgroup, "cgroup v2 directory for sock_ops (default: the cgroup2 root)");
+    command
+        .add_option("--max-services", cmd->max_services,
+                    "size the maps for this many services (default " + std::to_string(TS_MAX_SERVICES) +
+                        "; each takes about 17 KB of weight tables)")
+        ->check(CLI::Range(1u, kMaxServicesCeiling))
+        ->type_name("N");
+    command
+        .add_option("--pin-group", cmd->pin_group,
+                    "let this group read the maps (a scraper, bpftool with read-only opens) at "
+                    "/run/tcpshift/bpf/<netns inode>/, whatever the mode of /sys/fs/bpf; the links stay "
+                    "root's. Runs on an attached namespace too; --pin-group root takes the access back")
+        ->type_name("GROUP");
+    return [cmd](Streams io) { return run_attach(*cmd, io); };
+}
+
+}  // namespace tcpshift
