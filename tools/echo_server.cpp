@@ -19,6 +19,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,106 @@ struct Connection {
     std::string pending;  // bytes after the last newline
 };
 
+void on_stop_signals() {
+    ::signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGINT, &sa, nullptr);
+}
+
+// Listens on every address, each socket registered with `epoll`; on failure says why on
+// stderr and returns the exit status.
+std::optional<int> listen_all(const std::vector<std::string>& listen, bool reuseport, bool v6only, const Fd& epoll,
+                              std::vector<Fd>& listeners) {
+    for (const auto& text : listen) {
+        auto endpoint = tcpshift::parse_endpoint(text);
+        if (!endpoint) {
+            std::cerr << "tcpshift-echo: --listen " << endpoint.error().message << "\n";
+            return 2;
+        }
+        Fd fd = listen_on(*endpoint, reuseport, v6only);
+        if (!fd) {
+            std::cerr << "tcpshift-echo: listen on " << text << ": " << std::strerror(errno) << "\n";
+            return 1;
+        }
+        epoll_event ev{.events = EPOLLIN, .data = {.fd = fd.get()}};
+        ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd.get(), &ev);
+        listeners.push_back(std::move(fd));
+    }
+    return std::nullopt;
+}
+
+class EchoServer {
+   public:
+    EchoServer(std::string prefix, Fd epoll, std::vector<Fd> listeners)
+        : prefix_(std::move(prefix)), epoll_(std::move(epoll)), listeners_(std::move(listeners)) {}
+
+    // Serves until a stop signal; then stops listening at once and finishes the connections
+    // it has, for up to 5 s.
+    void run() {
+        std::vector<epoll_event> events(256);
+        std::chrono::steady_clock::time_point drain_until{};
+        for (;;) {
+            if (stopping && !listeners_.empty()) {
+                listeners_.clear();  // closing them hands queued connections over (tcp_migrate_req)
+                drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+            }
+            if (stopping && (connections_.empty() || std::chrono::steady_clock::now() >= drain_until)) break;
+            const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 200);
+            for (int i = 0; i < n; ++i) ready(events[i].data.fd);
+        }
+    }
+
+   private:
+    void ready(int fd) {
+        bool is_listener = false;
+        for (const auto& l : listeners_) is_listener = is_listener || l.get() == fd;
+        if (is_listener) {
+            accept_all(fd);
+            return;
+        }
+        auto it = connections_.find(fd);
+        if (it == connections_.end()) return;
+        if (echo(fd, it->second.pending)) return;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        connections_.erase(it);
+    }
+
+    void accept_all(int listener) {
+        for (;;) {
+            const int c = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (c < 0) break;
+            epoll_event ev{.events = EPOLLIN | EPOLLRDHUP, .data = {.fd = c}};
+            ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c, &ev);
+            connections_[c].fd = Fd(c);
+        }
+    }
+
+    // Answers every whole line that has arrived; false once the connection is done with.
+    bool echo(int fd, std::string& pending) {
+        for (;;) {
+            const ssize_t got = ::recv(fd, buf_, sizeof(buf_), 0);
+            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) return false;
+            if (got < 0) return true;
+            pending.append(buf_, static_cast<size_t>(got));
+            std::string reply;
+            size_t start = 0;
+            for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+                reply += prefix_ + " " + pending.substr(start, nl - start + 1);
+            pending.erase(0, start);
+            // Replies are small; a full send buffer means the peer stopped reading.
+            if (!reply.empty() && ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) return false;
+        }
+    }
+
+    std::string prefix_;
+    Fd epoll_;
+    std::vector<Fd> listeners_;
+    std::map<int, Connection> connections_;
+    char buf_[16384];
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,86 +170,13 @@ int main(int argc, char** argv) {
     app.add_flag("--v6only", v6only, "IPv6 sockets take IPv6 only (default: dual-stack)");
     CLI11_PARSE(app, argc, argv);
 
-    ::signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    ::sigaction(SIGTERM, &sa, nullptr);
-    ::sigaction(SIGINT, &sa, nullptr);
-
-    Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+    on_stop_signals();
+    Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
     std::vector<Fd> listeners;
-    for (const auto& text : listen) {
-        auto endpoint = tcpshift::parse_endpoint(text);
-        if (!endpoint) {
-            std::cerr << "tcpshift-echo: --listen " << endpoint.error().message << "\n";
-            return 2;
-        }
-        Fd fd = listen_on(*endpoint, reuseport, v6only);
-        if (!fd) {
-            std::cerr << "tcpshift-echo: listen on " << text << ": " << std::strerror(errno) << "\n";
-            return 1;
-        }
-        epoll_event ev{.events = EPOLLIN, .data = {.fd = fd.get()}};
-        ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd.get(), &ev);
-        listeners.push_back(std::move(fd));
-    }
+    if (auto status = listen_all(listen, reuseport, v6only, epoll, listeners)) return *status;
     std::cout << "listening on";
     for (const auto& text : listen) std::cout << " " << text;
     std::cout << std::endl;
-
-    std::map<int, Connection> connections;
-    std::vector<epoll_event> events(256);
-    char buf[16384];
-    std::chrono::steady_clock::time_point drain_until{};
-    for (;;) {
-        if (stopping && !listeners.empty()) {
-            listeners.clear();  // closing them hands queued connections over (tcp_migrate_req)
-            drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-        }
-        if (stopping && (connections.empty() || std::chrono::steady_clock::now() >= drain_until)) break;
-        const int n = ::epoll_wait(ep.get(), events.data(), static_cast<int>(events.size()), 200);
-        for (int i = 0; i < n; ++i) {
-            const int fd = events[i].data.fd;
-            bool is_listener = false;
-            for (const auto& l : listeners) is_listener = is_listener || l.get() == fd;
-            if (is_listener) {
-                for (;;) {
-                    const int c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                    if (c < 0) break;
-                    epoll_event ev{.events = EPOLLIN | EPOLLRDHUP, .data = {.fd = c}};
-                    ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, c, &ev);
-                    connections[c].fd = Fd(c);
-                }
-                continue;
-            }
-            auto it = connections.find(fd);
-            if (it == connections.end()) continue;
-            bool closed = false;
-            for (;;) {
-                const ssize_t got = ::recv(fd, buf, sizeof(buf), 0);
-                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-                    closed = true;
-                    break;
-                }
-                if (got < 0) break;
-                std::string& pending = it->second.pending;
-                pending.append(buf, static_cast<size_t>(got));
-                std::string reply;
-                size_t start = 0;
-                for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
-                    reply += prefix + " " + pending.substr(start, nl - start + 1);
-                pending.erase(0, start);
-                // Replies are small; a full send buffer means the peer stopped reading.
-                if (!reply.empty() && ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) {
-                    closed = true;
-                    break;
-                }
-            }
-            if (closed) {
-                ::epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr);
-                connections.erase(it);
-            }
-        }
-    }
+    EchoServer(prefix, std::move(epoll), std::move(listeners)).run();
     return 0;
 }

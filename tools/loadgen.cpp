@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "echo_client.h"
@@ -63,25 +64,56 @@ uint32_t percentile(std::vector<uint32_t>& v, double p) {
     return v[k];
 }
 
-}  // namespace
+// The backend word of an exchange when its reply is right; otherwise counts the failure in
+// `counts` and returns an empty word.
+std::string tally(const EchoResult& r, const std::string& line, Counts& counts) {
+    const std::string word = r.ok ? reply_word(r.reply, line) : "";
+    if (!r.ok) {
+        counts.failure(r);
+    } else if (word.empty()) {
+        counts.failure(EchoResult{.error = "wrong reply \"" + r.reply + "\"", .failure = EchoFailure::kWrongReply});
+    }
+    return word;
+}
 
-int main(int argc, char** argv) {
-    std::string target_text, netns, line = "hello";
+uint64_t total_failures(const Counts& counts) {
+    uint64_t failed = 0;
+    for (const auto& [k, v] : counts.failures) failed += v;
+    return failed;
+}
+
+struct Options {
+    Endpoint target;
+    std::string netns, line = "hello";
     unsigned concurrency = 8, long_lived = 0;
-    uint64_t connections = 0, duration_ms = 0, interval_ms = 100, timeout_ms = 2000;
+    uint64_t connections = 0, duration_ms = 0, interval_ms = 100;
+    std::chrono::milliseconds timeout{2000};
+};
+
+// Parses the command line into `options`; returns the exit status when the program should
+// stop here (help, or a usage error).
+std::optional<int> parse_options(int argc, char** argv, Options& options) {
+    std::string target_text;
+    uint64_t timeout_ms = 2000;
     CLI::App app{"tcp-echo load generator: counts every failure exactly; prints a JSON summary", "tcpshift-loadgen"};
     app.add_option("-t,--target", target_text, "ADDRESS:PORT to connect to")->required();
-    app.add_option("--netns", netns, "network namespace to run in (name under /var/run/netns, or a path)");
-    app.add_option("-c,--concurrency", concurrency, "clients opening connections at once")->capture_default_str();
-    app.add_option("-n,--connections", connections, "stop after this many short connections");
-    app.add_option("-d,--duration-ms", duration_ms, "stop after this long");
-    app.add_option("--long-lived", long_lived, "connections opened first and kept, echoing every interval")
+    app.add_option("--netns", options.netns, "network namespace to run in (name under /var/run/netns, or a path)");
+    app.add_option("-c,--concurrency", options.concurrency, "clients opening connections at once")
         ->capture_default_str();
-    app.add_option("--interval-ms", interval_ms, "echo interval of long-lived connections")->capture_default_str();
+    app.add_option("-n,--connections", options.connections, "stop after this many short connections");
+    app.add_option("-d,--duration-ms", options.duration_ms, "stop after this long");
+    app.add_option("--long-lived", options.long_lived, "connections opened first and kept, echoing every interval")
+        ->capture_default_str();
+    app.add_option("--interval-ms", options.interval_ms, "echo interval of long-lived connections")
+        ->capture_default_str();
     app.add_option("--timeout-ms", timeout_ms, "bound on every connect and read")->capture_default_str();
-    app.add_option("--line", line, "the line each exchange sends")->capture_default_str();
-    CLI11_PARSE(app, argc, argv);
-    if (connections == 0 && duration_ms == 0) {
+    app.add_option("--line", options.line, "the line each exchange sends")->capture_default_str();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    if (options.connections == 0 && options.duration_ms == 0) {
         std::cerr << "tcpshift-loadgen: give --connections or --duration-ms\n";
         return 2;
     }
@@ -90,105 +122,131 @@ int main(int argc, char** argv) {
         std::cerr << "tcpshift-loadgen: --target " << target_text << ": " << target.error().message << "\n";
         return 2;
     }
+    options.target = *target;
+    options.timeout = std::chrono::milliseconds(timeout_ms);
+    return std::nullopt;
+}
+
+// Long-lived connections: opened before the load, each remembering its first backend, then
+// echoing every interval on a thread of their own until stop().
+class LongLived {
+   public:
+    explicit LongLived(const Options& options) : options_(options) {}
+
+    void open() {
+        for (unsigned i = 0; i < options_.long_lived; ++i) {
+            EchoResult failure;
+            EchoConnection c = EchoConnection::open(options_.target, options_.timeout, &failure);
+            if (!c.connected()) {
+                ++open_failures_;
+                counts_.failure(failure);
+                continue;
+            }
+            const std::string word = tally(c.exchange(options_.line, options_.timeout), options_.line, counts_);
+            if (word.empty()) {
+                ++open_failures_;
+                continue;
+            }
+            kept_.push_back(std::move(c));
+            first_word_.push_back(word);
+        }
+        keeper_ = std::thread([this] { keep(); });
+    }
+
+    void stop() {
+        stop_ = true;
+        keeper_.join();
+    }
+
+    nlohmann::json summary() const {
+        return {{"requested", options_.long_lived},
+                {"opened", kept_.size()},
+                {"open_failures", open_failures_},
+                {"echoes", counts_.ok},
+                {"failed", total_failures(counts_)},
+                {"failures", counts_.failures},
+                {"first_errors", counts_.first_errors},
+                {"moved", moved_}};
+    }
+
+   private:
+    void keep() {
+        while (!stop_) {
+            const auto next = Clock::now() + std::chrono::milliseconds(options_.interval_ms);
+            for (size_t i = 0; i < kept_.size(); ++i) {
+                if (!kept_[i].connected()) continue;
+                const EchoResult r = kept_[i].exchange(options_.line, options_.timeout);
+                const std::string word = tally(r, options_.line, counts_);
+                if (!r.ok) {
+                    kept_[i] = EchoConnection();
+                } else if (!word.empty()) {
+                    ++counts_.ok;
+                    if (word != first_word_[i]) ++moved_;
+                }
+            }
+            std::this_thread::sleep_until(next);
+        }
+    }
+
+    const Options& options_;
+    std::atomic<bool> stop_{false};
+    std::thread keeper_;
+    std::vector<EchoConnection> kept_;
+    std::vector<std::string> first_word_;
+    Counts counts_;
+    uint64_t open_failures_ = 0, moved_ = 0;
+};
+
+// One client of the load: short connections, one exchange each, until the deadline or until
+// `issued` reaches the limit.
+void run_client(const Options& options, Clock::time_point end, std::atomic<uint64_t>& issued, Counts& c) {
+    while (Clock::now() < end && (options.connections == 0 || issued++ < options.connections)) {
+        const auto begin = Clock::now();
+        const std::string word = tally(echo_once(options.target, options.line, options.timeout), options.line, c);
+        if (word.empty()) continue;
+        ++c.ok;
+        ++c.by_reply[word];
+        if (c.latency_us.size() < 1000000)
+            c.latency_us.push_back(static_cast<uint32_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - begin).count()));
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options options;
+    if (auto status = parse_options(argc, argv, options)) return *status;
     // Threads started after this inherit the namespace.
     std::optional<ScopedNetns> scope;
-    if (!netns.empty()) {
-        auto entered = ScopedNetns::enter(netns);
+    if (!options.netns.empty()) {
+        auto entered = ScopedNetns::enter(options.netns);
         if (!entered) {
             std::cerr << "tcpshift-loadgen: " << entered.error().message << "\n";
             return 1;
         }
         scope.emplace(std::move(*entered));
     }
-    const auto timeout = std::chrono::milliseconds(timeout_ms);
-
-    // Long-lived connections: opened before the load, each remembering its first backend.
-    std::atomic<bool> stop{false};
-    std::vector<EchoConnection> kept;
-    std::vector<std::string> kept_word;
-    Counts kept_counts;
-    uint64_t kept_open_failures = 0, moved = 0;
-    for (unsigned i = 0; i < long_lived; ++i) {
-        EchoResult failure;
-        EchoConnection c = EchoConnection::open(*target, timeout, &failure);
-        if (!c.connected()) {
-            ++kept_open_failures;
-            kept_counts.failure(failure);
-            continue;
-        }
-        const EchoResult r = c.exchange(line, timeout);
-        const std::string word = r.ok ? reply_word(r.reply, line) : "";
-        if (word.empty()) {
-            ++kept_open_failures;
-            kept_counts.failure(r.ok ? EchoResult{.error = "wrong reply \"" + r.reply + "\"",
-                                                  .failure = EchoFailure::kWrongReply}
-                                     : r);
-            continue;
-        }
-        kept.push_back(std::move(c));
-        kept_word.push_back(word);
-    }
-    std::thread keeper([&] {
-        while (!stop) {
-            const auto next = Clock::now() + std::chrono::milliseconds(interval_ms);
-            for (size_t i = 0; i < kept.size(); ++i) {
-                if (!kept[i].connected()) continue;
-                const EchoResult r = kept[i].exchange(line, timeout);
-                const std::string word = r.ok ? reply_word(r.reply, line) : "";
-                if (!r.ok) {
-                    kept_counts.failure(r);
-                    kept[i] = EchoConnection();
-                } else if (word.empty()) {
-                    kept_counts.failure(EchoResult{.error = "wrong reply \"" + r.reply + "\"",
-                                                   .failure = EchoFailure::kWrongReply});
-                } else {
-                    ++kept_counts.ok;
-                    if (word != kept_word[i]) ++moved;
-                }
-            }
-            std::this_thread::sleep_until(next);
-        }
-    });
+    LongLived long_lived(options);
+    long_lived.open();
 
     const auto start = Clock::now();
-    const auto end = duration_ms ? start + std::chrono::milliseconds(duration_ms) : Clock::time_point::max();
+    const auto end =
+        options.duration_ms ? start + std::chrono::milliseconds(options.duration_ms) : Clock::time_point::max();
     std::atomic<uint64_t> issued{0};
-    std::vector<Counts> per_thread(concurrency);
+    std::vector<Counts> per_thread(options.concurrency);
     std::vector<std::thread> workers;
-    for (unsigned t = 0; t < concurrency; ++t) {
-        workers.emplace_back([&, t] {
-            Counts& c = per_thread[t];
-            while (Clock::now() < end && (connections == 0 || issued++ < connections)) {
-                const auto begin = Clock::now();
-                const EchoResult r = echo_once(*target, line, timeout);
-                const std::string word = r.ok ? reply_word(r.reply, line) : "";
-                if (!r.ok) {
-                    c.failure(r);
-                } else if (word.empty()) {
-                    c.failure(EchoResult{.error = "wrong reply \"" + r.reply + "\"", .failure = EchoFailure::kWrongReply});
-                } else {
-                    ++c.ok;
-                    ++c.by_reply[word];
-                    if (c.latency_us.size() < 1000000)
-                        c.latency_us.push_back(static_cast<uint32_t>(
-                            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - begin).count()));
-                }
-            }
-        });
-    }
+    for (unsigned t = 0; t < options.concurrency; ++t)
+        workers.emplace_back([&, t] { run_client(options, end, issued, per_thread[t]); });
     for (auto& w : workers) w.join();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    stop = true;
-    keeper.join();
+    long_lived.stop();
 
     Counts total;
     for (const auto& c : per_thread) total.merge(c);
-    uint64_t failed = 0;
-    for (const auto& [k, v] : total.failures) failed += v;
-    uint64_t kept_failed = 0;
-    for (const auto& [k, v] : kept_counts.failures) kept_failed += v;
+    const uint64_t failed = total_failures(total);
     nlohmann::json summary = {
-        {"target", target->str()},
+        {"target", options.target.str()},
         {"connections", total.ok + failed},
         {"ok", total.ok},
         {"failed", failed},
@@ -198,15 +256,7 @@ int main(int argc, char** argv) {
         {"duration_s", seconds},
         {"connections_per_s", seconds > 0 ? (total.ok + failed) / seconds : 0},
         {"latency_us", {{"p50", percentile(total.latency_us, 0.50)}, {"p99", percentile(total.latency_us, 0.99)}}},
-        {"long_lived",
-         {{"requested", long_lived},
-          {"opened", kept.size()},
-          {"open_failures", kept_open_failures},
-          {"echoes", kept_counts.ok},
-          {"failed", kept_failed},
-          {"failures", kept_counts.failures},
-          {"first_errors", kept_counts.first_errors},
-          {"moved", moved}}},
+        {"long_lived", long_lived.summary()},
     };
     std::cout << summary.dump() << std::endl;
     return 0;

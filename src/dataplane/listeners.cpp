@@ -15,6 +15,8 @@
 #include <sstream>
 
 #include "bpf/abi.h"
+#include "dataplane/backend_sockets.h"
+#include "dataplane/listener_keys.h"
 
 namespace tcpshift {
 

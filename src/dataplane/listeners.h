@@ -11,9 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/dataplane.h"
 #include "base/endpoint.h"
 #include "base/error.h"
+#include "compile/plan.h"
+#include "dataplane/maps.h"
 #include "dataplane/sock_diag.h"
 
 namespace tcpshift {

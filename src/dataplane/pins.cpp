@@ -43,6 +43,12 @@ Result<void> remove_tree(const std::string& path) {
     return {};
 }
 
+Result<void> remove_namespace_files(uint64_t netns_inode) {
+    if (auto ok = remove_tree(pin_dir(netns_inode)); !ok) return ok;
+    if (auto ok = remove_tree(group_pin_dir(netns_inode)); !ok) return ok;
+    return remove_tree(state_dir(netns_inode));
+}
+
 namespace {
 
 bool is_bpffs(const char* path) {

@@ -58,5 +58,7 @@ class PinLock {
 Result<void> make_dirs(const std::string& path, unsigned mode);
 // Removes a directory tree; missing is fine.
 Result<void> remove_tree(const std::string& path);
+// Removes everything tcpshift keeps for one namespace: its pins, its group's pins, its state.
+Result<void> remove_namespace_files(uint64_t netns_inode);
 
 }  // namespace tcpshift

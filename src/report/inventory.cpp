@@ -6,7 +6,7 @@
 #include <cctype>
 #include <filesystem>
 
-#include "dataplane/dataplane.h"
+#include "dataplane/attach.h"
 #include "dataplane/pins.h"
 #include "report/report.h"
 #include "apply/state.h"

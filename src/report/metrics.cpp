@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "dataplane/counters.h"
+
 namespace tcpshift {
 
 Result<StatsFacts> collect_stats(const DataplaneMaps& maps, const Plan& plan) {
@@ -65,93 +67,105 @@ class Family {
 
 }  // namespace
 
-std::string render_metrics(const Plan& plan, const MetricsFacts& facts) {
-    std::ostringstream out;
-    auto service = [&](uint32_t id) {
-        auto it = facts.stats.services.find(id);
-        return it == facts.stats.services.end() ? ServiceCounters{} : it->second;
+namespace {
+
+// One sample per (service, subset, backend), with Istio's destination labels: the
+// connections that came through the service's frontends, as Istio counts at its proxy.
+void render_istio_families(std::ostream& out, const Plan& plan, const StatsFacts& stats) {
+    struct RouteFamily {
+        const char* name;
+        const char* help;
+        uint64_t BackendCounters::*value;
     };
-    // One sample per (service, subset, backend), with Istio's destination labels: the
-    // connections that came through the service's frontends, as Istio counts at its proxy.
-    auto per_backend = [&](Family& family, auto value) {
+    const RouteFamily families[] = {
+        {"istio_tcp_connections_opened_total", "TCP connections a backend accepted through the service.",
+         &BackendCounters::opened},
+        {"istio_tcp_connections_closed_total", "TCP connections through the service that a backend closed.",
+         &BackendCounters::closed},
+        {"istio_tcp_sent_bytes_total", "Payload bytes a backend sent, counted when the connection closes.",
+         &BackendCounters::bytes_sent},
+        {"istio_tcp_received_bytes_total", "Payload bytes a backend received, counted when the connection closes.",
+         &BackendCounters::bytes_received},
+    };
+    for (const auto& [name, help, value] : families) {
+        Family f(out, name, "counter", help);
         for (const auto& svc : plan.services)
             for (const auto& subset : svc.subsets)
                 for (const auto& b : subset.backends)
-                    family.sample({{"reporter", "destination"},
-                                   {"destination_service", svc.name},
-                                   {"destination_version", subset.name},
-                                   {"destination_workload", b.address.str()}},
-                                  value(facts.stats.route(svc.id, b.id)));
-    };
-    {
-        Family f(out, "istio_tcp_connections_opened_total", "counter", "TCP connections a backend accepted through the service.");
-        per_backend(f, [](const BackendCounters& c) { return c.opened; });
+                    f.sample({{"reporter", "destination"},
+                              {"destination_service", svc.name},
+                              {"destination_version", subset.name},
+                              {"destination_workload", b.address.str()}},
+                             stats.route(svc.id, b.id).*value);
     }
-    {
-        Family f(out, "istio_tcp_connections_closed_total", "counter", "TCP connections through the service that a backend closed.");
-        per_backend(f, [](const BackendCounters& c) { return c.closed; });
-    }
-    {
-        Family f(out, "istio_tcp_sent_bytes_total", "counter",
-                 "Payload bytes a backend sent, counted when the connection closes.");
-        per_backend(f, [](const BackendCounters& c) { return c.bytes_sent; });
-    }
-    {
-        Family f(out, "istio_tcp_received_bytes_total", "counter",
-                 "Payload bytes a backend received, counted when the connection closes.");
-        per_backend(f, [](const BackendCounters& c) { return c.bytes_received; });
-    }
-    {
-        Family f(out, "tcpshift_lookups_total", "counter", "New connections to a service's frontends.");
-        for (const auto& svc : plan.services) f.sample({{"service", svc.name}}, service(svc.id).lookups);
-    }
+}
+
+// One sample per service of one of its counters.
+void render_service_family(std::ostream& out, const Plan& plan, const StatsFacts& stats, const char* name,
+                           const char* help, uint64_t ServiceCounters::*value) {
+    Family f(out, name, "counter", help);
+    for (const auto& svc : plan.services) f.sample({{"service", svc.name}}, stats.service(svc.id).*value);
+}
+
+void render_service_families(std::ostream& out, const Plan& plan, const StatsFacts& stats) {
+    render_service_family(out, plan, stats, "tcpshift_lookups_total", "New connections to a service's frontends.",
+                          &ServiceCounters::lookups);
     {
         Family f(out, "tcpshift_steered_total", "counter", "New connections handed to a subset's listeners.");
         for (const auto& svc : plan.services)
             for (const auto& subset : svc.subsets) {
                 uint64_t steered = 0;
-                for (const auto& b : subset.backends) steered += facts.stats.route(svc.id, b.id).steered;
+                for (const auto& b : subset.backends) steered += stats.route(svc.id, b.id).steered;
                 f.sample({{"service", svc.name}, {"subset", subset.name}}, steered);
             }
     }
-    {
-        Family f(out, "tcpshift_fallback_total", "counter",
-                 "Connections whose chosen backend had no listener and went to another.");
-        for (const auto& svc : plan.services) f.sample({{"service", svc.name}}, service(svc.id).fallbacks);
+    render_service_family(out, plan, stats, "tcpshift_fallback_total",
+                          "Connections whose chosen backend had no listener and went to another.",
+                          &ServiceCounters::fallbacks);
+    render_service_family(out, plan, stats, "tcpshift_no_backend_total",
+                          "Connections refused: no backend had a listener.", &ServiceCounters::no_backend);
+}
+
+// One sample per (service, subset, backend) of a gauge.
+template <typename Value>
+void render_backend_gauge(std::ostream& out, const Plan& plan, const char* name, const char* help, Value value) {
+    Family f(out, name, "gauge", help);
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends)
+                f.sample({{"service", svc.name}, {"subset", subset.name}, {"backend", b.address.str()}},
+                         value(svc, b));
+}
+
+void render_gauges(std::ostream& out, const Plan& plan, const MetricsFacts& facts) {
+    render_backend_gauge(
+        out, plan, "tcpshift_backend_ready", "1 when the backend's listener is registered.",
+        [&](const PlanService&, const PlanBackend& b) { return uint64_t{facts.ready.count(b.id) ? 1u : 0u}; });
+    render_backend_gauge(
+        out, plan, "tcpshift_connections_active", "Connections a backend accepted and has not closed.",
+        [&](const PlanService& svc, const PlanBackend& b) { return facts.stats.route(svc.id, b.id).active(); });
+    Family f(out, "tcpshift_weight", "gauge", "A subset's configured weight.");
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            f.sample({{"service", svc.name}, {"subset", subset.name}}, subset.weight);
+}
+
+void render_reloads(std::ostream& out, const std::map<std::string, uint64_t>& reloads) {
+    Family f(out, "tcpshift_config_reloads_total", "counter", "Configuration reloads by the agent, by result.");
+    for (const char* result : {"success", "error"}) {
+        auto it = reloads.find(result);
+        f.sample({{"result", result}}, it == reloads.end() ? 0 : it->second);
     }
-    {
-        Family f(out, "tcpshift_no_backend_total", "counter", "Connections refused: no backend had a listener.");
-        for (const auto& svc : plan.services) f.sample({{"service", svc.name}}, service(svc.id).no_backend);
-    }
-    {
-        Family f(out, "tcpshift_backend_ready", "gauge", "1 when the backend's listener is registered.");
-        for (const auto& svc : plan.services)
-            for (const auto& subset : svc.subsets)
-                for (const auto& b : subset.backends)
-                    f.sample({{"service", svc.name}, {"subset", subset.name}, {"backend", b.address.str()}},
-                             facts.ready.count(b.id) ? 1 : 0);
-    }
-    {
-        Family f(out, "tcpshift_connections_active", "gauge", "Connections a backend accepted and has not closed.");
-        for (const auto& svc : plan.services)
-            for (const auto& subset : svc.subsets)
-                for (const auto& b : subset.backends)
-                    f.sample({{"service", svc.name}, {"subset", subset.name}, {"backend", b.address.str()}},
-                             facts.stats.route(svc.id, b.id).active());
-    }
-    {
-        Family f(out, "tcpshift_weight", "gauge", "A subset's configured weight.");
-        for (const auto& svc : plan.services)
-            for (const auto& subset : svc.subsets)
-                f.sample({{"service", svc.name}, {"subset", subset.name}}, subset.weight);
-    }
-    {
-        Family f(out, "tcpshift_config_reloads_total", "counter", "Configuration reloads by the agent, by result.");
-        for (const char* result : {"success", "error"}) {
-            auto it = facts.reloads.find(result);
-            f.sample({{"result", result}}, it == facts.reloads.end() ? 0 : it->second);
-        }
-    }
+}
+
+}  // namespace
+
+std::string render_metrics(const Plan& plan, const MetricsFacts& facts) {
+    std::ostringstream out;
+    render_istio_families(out, plan, facts.stats);
+    render_service_families(out, plan, facts.stats);
+    render_gauges(out, plan, facts);
+    render_reloads(out, facts.reloads);
     return out.str();
 }
 

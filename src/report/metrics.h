@@ -7,8 +7,8 @@
 #include <set>
 #include <string>
 
-#include "dataplane/dataplane.h"
 #include "compile/plan.h"
+#include "dataplane/maps.h"
 #include "report/report.h"
 
 namespace tcpshift {

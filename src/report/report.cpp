@@ -177,6 +177,11 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
     }
 }
 
+ServiceCounters StatsFacts::service(uint32_t service_id) const {
+    auto it = services.find(service_id);
+    return it == services.end() ? ServiceCounters{} : it->second;
+}
+
 BackendCounters StatsFacts::route(uint32_t service_id, uint32_t backend_id) const {
     auto it = routes.find({service_id, backend_id});
     return it == routes.end() ? BackendCounters{} : it->second;
@@ -187,10 +192,24 @@ BackendCounters StatsFacts::backend(uint32_t backend_id) const {
     return it == backends.end() ? BackendCounters{} : it->second;
 }
 
+namespace {
+
+// The connections a backend at `address` accepted, as the stats JSON lists them.
+json connections_json(const std::string& address, const BackendCounters& c) {
+    return {{"address", address},
+            {"opened", c.opened},
+            {"closed", c.closed},
+            {"active", c.active()},
+            {"bytes_sent", c.bytes_sent},
+            {"bytes_received", c.bytes_received}};
+}
+
+}  // namespace
+
 json stats_json(const Plan& plan, const StatsFacts& facts) {
     json services = json::array();
     for (const auto& svc : plan.services) {
-        const ServiceCounters sc = facts.services.count(svc.id) ? facts.services.at(svc.id) : ServiceCounters{};
+        const ServiceCounters sc = facts.service(svc.id);
         json subsets = json::array();
         for (const auto& subset : svc.subsets) {
             json backends = json::array();
@@ -198,13 +217,9 @@ json stats_json(const Plan& plan, const StatsFacts& facts) {
             for (const auto& b : subset.backends) {
                 const BackendCounters c = facts.route(svc.id, b.id);
                 subset_steered += c.steered;
-                backends.push_back({{"address", b.address.str()},
-                                    {"steered", c.steered},
-                                    {"opened", c.opened},
-                                    {"closed", c.closed},
-                                    {"active", c.active()},
-                                    {"bytes_sent", c.bytes_sent},
-                                    {"bytes_received", c.bytes_received}});
+                json backend = connections_json(b.address.str(), c);
+                backend["steered"] = c.steered;
+                backends.push_back(backend);
             }
             subsets.push_back({{"name", subset.name}, {"steered", subset_steered}, {"backends", backends}});
         }
@@ -217,13 +232,7 @@ json stats_json(const Plan& plan, const StatsFacts& facts) {
     // Every connection each backend accepted, through any service or direct to its address.
     json backends = json::array();
     for (const auto& [address, id] : plan.ids.backends) {
-        const BackendCounters c = facts.backend(id);
-        backends.push_back({{"address", address},
-                            {"opened", c.opened},
-                            {"closed", c.closed},
-                            {"active", c.active()},
-                            {"bytes_sent", c.bytes_sent},
-                            {"bytes_received", c.bytes_received}});
+        backends.push_back(connections_json(address, facts.backend(id)));
     }
     return {{"services", services}, {"backends", backends}};
 }

@@ -8,8 +8,8 @@
 #include <ostream>
 #include <set>
 
-#include "dataplane/dataplane.h"
 #include "compile/plan.h"
+#include "dataplane/counters.h"
 
 namespace tcpshift {
 
@@ -33,6 +33,8 @@ struct StatsFacts {
     // by (service id, backend id): the connections that came through the service's frontends
     std::map<std::pair<uint32_t, uint32_t>, BackendCounters> routes;
 
+    // Zero counters for what the facts do not hold.
+    ServiceCounters service(uint32_t service_id) const;
     BackendCounters route(uint32_t service_id, uint32_t backend_id) const;
     BackendCounters backend(uint32_t backend_id) const;
 };

@@ -1,0 +1,29 @@
+// The per-CPU counters sk_lookup and sock_ops keep, summed over the CPUs.
+#pragma once
+
+#include <cstdint>
+
+#include "base/error.h"
+#include "dataplane/maps.h"
+
+namespace tcpshift {
+
+struct ServiceCounters {
+    uint64_t lookups = 0, fallbacks = 0, no_backend = 0;
+};
+struct BackendCounters {
+    uint64_t steered = 0;         // new connections sk_lookup handed to its listener
+    uint64_t opened = 0;          // connections it accepted, steered or direct
+    uint64_t closed = 0;          // of those, closed
+    uint64_t bytes_sent = 0;      // counted when a connection closes
+    uint64_t bytes_received = 0;  // counted when a connection closes
+
+    uint64_t active() const { return opened >= closed ? opened - closed : 0; }
+};
+// Sums the per-CPU counters.
+Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id);
+Result<BackendCounters> read_backend_counters(const DataplaneMaps& maps, uint32_t backend_id);
+// The connections that reached a backend through one service's frontends.
+Result<BackendCounters> read_route_counters(const DataplaneMaps& maps, uint32_t service_id, uint32_t backend_id);
+
+}  // namespace tcpshift

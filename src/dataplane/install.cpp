@@ -1,0 +1,295 @@
+#include "dataplane/install.h"
+
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "bpf/abi.h"
+#include "dataplane/listener_keys.h"
+#include "dataplane/map_access.h"
+
+namespace tcpshift {
+
+namespace {
+
+ts_frontend_key frontend_key(const Endpoint& ep) {
+    ts_frontend_key key{};
+    key.family = static_cast<__u32>(ep.family);
+    key.port = ep.port;
+    std::memcpy(key.addr, ep.addr.data(), sizeof(key.addr));
+    return key;
+}
+
+ts_listener_key listener_key(const Endpoint& ep, uint64_t cookie) {
+    ts_listener_key key{};
+    key.netns_cookie = cookie;
+    key.family = static_cast<__u32>(ep.family);
+    key.port = ep.port;
+    std::memcpy(key.addr, ep.addr.data(), sizeof(key.addr));
+    return key;
+}
+
+// Empties every member slot of a backend in the SOCKHASH, and zeroes its counters: what an
+// id keeps of a backend it no longer names.
+Result<void> forget_backend(const DataplaneMaps& maps, uint32_t backend_id) {
+    for (uint32_t member = 0; member < TS_GROUP_SLOTS; ++member) {
+        const uint32_t key = TS_SOCKET_KEY(backend_id, member);
+        if (auto ok = delete_from_map(maps.sockets, "sockets", &key); !ok) return ok;
+    }
+    return clear_percpu(maps.backend_stats, "backend_stats", &backend_id, sizeof(ts_backend_stats));
+}
+
+// The ids `next` gives to an address that `previous` did not give them to.
+std::vector<std::pair<uint32_t, const PlanBackend*>> new_backend_ids(const Plan& next, const Plan* previous) {
+    std::map<uint32_t, Endpoint> before;
+    if (previous)
+        for (const auto& svc : previous->services)
+            for (const auto& subset : svc.subsets)
+                for (const auto& b : subset.backends) before.emplace(b.id, b.address);
+    std::map<uint32_t, const PlanBackend*> fresh;
+    for (const auto& svc : next.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                auto it = before.find(b.id);
+                if (it == before.end() || it->second != b.address) fresh.emplace(b.id, &b);
+            }
+    return {fresh.begin(), fresh.end()};
+}
+
+}  // namespace
+
+Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, const Plan* previous,
+                                   const NetnsId& netns) {
+    for (const auto& [id, backend] : new_backend_ids(next, previous)) {
+        const ts_backend_tag tag{.tag = backend_tag(backend->address)};
+        if (auto ok = update_map(maps.backend_tags, "backend_tags", &id, &tag); !ok) return ok;
+        if (auto ok = forget_backend(maps, id); !ok) return ok;
+    }
+    for (const auto& [ep, ids] : listener_keys(next)) {
+        const ts_listener_key key = listener_key(ep, netns.cookie);
+        const ts_listener value{.backend_ids = {ids[0], ids[1]}};
+        if (auto ok = update_map(maps.listeners, "listeners", &key, &value); !ok) return ok;
+    }
+    return {};
+}
+
+namespace {
+
+// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns().
+uint64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Returns once every BPF program that was running when it was called has finished. Replacing
+// an entry of a map-in-map makes the kernel wait for an RCU grace period before the syscall
+// returns (maybe_wait_bpf_programs), and sk_lookup runs under RCU; the map is a throwaway.
+Result<void> wait_for_running_programs() {
+    Fd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_rcu_inner", 4, 4, 1, nullptr));
+    if (!inner) return fail(system_error("create map \"ts_rcu_inner\"", errno));
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = static_cast<__u32>(inner.get()));
+    Fd outer(bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "ts_rcu_wait", 4, 4, 1, &opts));
+    if (!outer) return fail(system_error("create map \"ts_rcu_wait\"", errno));
+    const uint32_t key = 0;
+    const uint32_t value = static_cast<uint32_t>(inner.get());
+    return update_map(outer, "ts_rcu_wait", &key, &value);
+}
+
+bool tables_changed(const PlanService& svc, const PlanService* before) {
+    if (!before || before->id != svc.id || before->affinity != svc.affinity) return true;
+    for (size_t family = 0; family < svc.tables.size(); ++family)
+        if (before->tables[family].slots != svc.tables[family].slots ||
+            before->tables[family].weighted_backends != svc.tables[family].weighted_backends)
+            return true;
+    return false;
+}
+
+// Writes a service's tables into the spare generation and makes them live; sk_lookup keeps
+// remembering its choices until `remember_until`.
+Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, uint64_t remember_until) {
+    ts_service current{};
+    if (auto ok = read_map(maps.services, "services", &svc.id, &current); !ok) return ok;
+    const uint32_t spare = (current.generation & 1) ^ 1;
+    auto table = std::make_unique<ts_table>();
+    for (size_t family = 0; family < svc.tables.size(); ++family) {
+        const FamilyTable& t = svc.tables[family];
+        std::memset(table.get(), 0xff, sizeof(*table));
+        table->affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
+        table->backend_count = static_cast<__u32>(t.weighted_backends.size());
+        std::copy(t.weighted_backends.begin(), t.weighted_backends.end(), table->backends);
+        std::copy(t.slots.begin(), t.slots.end(), table->slots);
+        const uint32_t table_id = TS_TABLE_ID(svc.id, family, spare);
+        if (auto ok = update_map(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
+    }
+    const ts_service flipped{.generation = spare, .remember_until_ns = remember_until};
+    return update_map(maps.services, "services", &svc.id, &flipped);
+}
+
+// With net.ipv4.tcp_syncookies=2 every handshake is a cookie one, and a final ACK may come
+// long after its SYN: sk_lookup then remembers every flow, always.
+bool cookies_always() {
+    std::ifstream in("/proc/sys/net/ipv4/tcp_syncookies");  // the calling thread's namespace
+    int mode = 1;
+    return (in >> mode) && mode == 2;
+}
+
+constexpr uint64_t kRememberAlways = ~uint64_t{0};
+
+// Before a live table is replaced, sk_lookup starts remembering each flow's backend, long
+// enough before the flip for the SYNs it will have to honour (see ts_service).
+Result<uint64_t> start_remembering(const DataplaneMaps& maps, const std::vector<const PlanService*>& replaced) {
+    if (cookies_always()) return kRememberAlways;
+    if (replaced.empty()) return uint64_t{0};
+    const uint64_t until = monotonic_ns() + TS_REMEMBER_BEFORE_NS + TS_REMEMBER_AFTER_NS;
+    for (const PlanService* svc : replaced) {
+        ts_service current{};
+        if (auto ok = read_map(maps.services, "services", &svc->id, &current); !ok) return fail(ok.error());
+        current.remember_until_ns = until;
+        if (auto ok = update_map(maps.services, "services", &svc->id, &current); !ok) return fail(ok.error());
+    }
+    std::this_thread::sleep_for(std::chrono::nanoseconds(TS_REMEMBER_BEFORE_NS));
+    return until;
+}
+
+// Every (service, backend) pair of a plan: the keys of "route_stats".
+std::set<std::pair<uint32_t, uint32_t>> routes_of(const Plan& plan) {
+    std::set<std::pair<uint32_t, uint32_t>> routes;
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) routes.emplace(svc.id, b.id);
+    return routes;
+}
+
+// Creates the zeroed counters of the routes `next` adds, before any table steers to them.
+Result<void> add_routes(const DataplaneMaps& maps, const Plan& next, const Plan* previous) {
+    const auto before = previous ? routes_of(*previous) : std::set<std::pair<uint32_t, uint32_t>>{};
+    for (const auto& [service, backend] : routes_of(next)) {
+        if (before.count({service, backend})) continue;
+        const ts_route_key key{.service_id = service, .backend_id = backend};
+        if (auto ok = clear_percpu(maps.route_stats, "route_stats", &key, sizeof(ts_backend_stats)); !ok) return ok;
+    }
+    return {};
+}
+
+// Step 1 of install_plan. The spare generation of a table was live before the last flip; a
+// lookup that read the old generation may still be walking it, so running programs finish
+// before it is overwritten. The counters of new routes go in first.
+Result<void> install_tables(const DataplaneMaps& maps, const Plan& next, const Plan* previous) {
+    if (auto ok = add_routes(maps, next, previous); !ok) return ok;
+    if (auto ok = wait_for_running_programs(); !ok) return ok;
+    std::map<std::string, const PlanService*> before_by_name;
+    if (previous)
+        for (const auto& s : previous->services) before_by_name.emplace(s.name, &s);
+    std::vector<const PlanService*> changed, replaced;
+    for (const auto& svc : next.services) {
+        const auto found = before_by_name.find(svc.name);
+        const PlanService* before = found == before_by_name.end() ? nullptr : found->second;
+        if (!tables_changed(svc, before)) continue;  // stays live as it is: nothing to write
+        changed.push_back(&svc);
+        if (before && before->id == svc.id) replaced.push_back(&svc);
+    }
+    auto remember_until = start_remembering(maps, replaced);
+    if (!remember_until) return fail(remember_until.error());
+    for (const PlanService* svc : changed) {
+        const bool was_live = std::find(replaced.begin(), replaced.end(), svc) != replaced.end();
+        const uint64_t until = was_live || *remember_until == kRememberAlways ? *remember_until : 0;
+        if (auto ok = install_table(maps, *svc, until); !ok) return ok;
+    }
+    return {};
+}
+
+// Marks the ports of `frontends` in the bitmap. A reader that sees a half-copied bitmap
+// sees every bit that the old and the new value share, so no live frontend is skipped.
+Result<void> write_frontend_ports(const DataplaneMaps& maps, const std::set<Endpoint>& frontends) {
+    ts_frontend_ports ports{};
+    for (const auto& ep : frontends) ports.bits[ep.port / 32] |= 1u << (ep.port % 32);
+    const uint32_t zero = 0;
+    return update_map(maps.frontend_ports, "frontend_ports", &zero, &ports);
+}
+
+std::set<Endpoint> frontends_of(const Plan* plan) {
+    std::set<Endpoint> out;
+    if (plan)
+        for (const auto& svc : plan->services) out.insert(svc.frontends.begin(), svc.frontends.end());
+    return out;
+}
+
+// Steps 2 and 3 of install_plan: the frontends of `next`, now that every table they point to
+// is live, and the removal of those only `previous` had. Their ports are marked first, old
+// and new together, so no frontend is ever behind a clear bit.
+Result<void> install_frontends(const DataplaneMaps& maps, const Plan& next, const Plan* previous) {
+    const auto next_frontends = frontends_of(&next);
+    auto previous_frontends = frontends_of(previous);
+    auto both = next_frontends;
+    both.insert(previous_frontends.begin(), previous_frontends.end());
+    if (auto ok = write_frontend_ports(maps, both); !ok) return ok;
+    for (const auto& svc : next.services) {
+        for (const auto& ep : svc.frontends) {
+            const ts_frontend_key key = frontend_key(ep);
+            const ts_frontend value{.service_id = svc.id};
+            if (auto ok = update_map(maps.frontends, "frontends", &key, &value); !ok) return ok;
+        }
+    }
+    for (const auto& ep : previous_frontends) {
+        if (next_frontends.count(ep)) continue;
+        const ts_frontend_key key = frontend_key(ep);
+        if (auto ok = delete_from_map(maps.frontends, "frontends", &key); !ok) return ok;
+    }
+    return write_frontend_ports(maps, next_frontends);
+}
+
+// Step 4 of install_plan: what `previous` had and `next` does not, in reverse order of use:
+// counters, then listeners and their sockets.
+Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const Plan& previous, const NetnsId& netns) {
+    std::set<uint32_t> live_services;
+    for (const auto& svc : next.services) live_services.insert(svc.id);
+    for (const auto& svc : previous.services) {
+        if (live_services.count(svc.id)) continue;
+        if (auto ok = clear_percpu(maps.service_stats, "service_stats", &svc.id, sizeof(ts_service_stats)); !ok)
+            return ok;
+    }
+    // Listener keys before sockets, so a retired listener that listens again cannot register.
+    std::set<Endpoint> kept;
+    for (const auto& [ep, ids] : listener_keys(next)) kept.insert(ep);
+    for (const auto& [ep, ids] : listener_keys(previous)) {
+        if (kept.count(ep)) continue;
+        const ts_listener_key key = listener_key(ep, netns.cookie);
+        if (auto ok = delete_from_map(maps.listeners, "listeners", &key); !ok) return ok;
+    }
+    const auto kept_routes = routes_of(next);
+    for (const auto& [service, backend] : routes_of(previous)) {
+        if (kept_routes.count({service, backend})) continue;
+        const ts_route_key key{.service_id = service, .backend_id = backend};
+        if (auto ok = delete_from_map(maps.route_stats, "route_stats", &key); !ok) return ok;
+    }
+    std::set<uint32_t> next_backends;
+    for (const auto& [name, id] : next.ids.backends) next_backends.insert(id);
+    for (const auto& [name, id] : previous.ids.backends) {
+        if (next_backends.count(id)) continue;
+        if (auto ok = forget_backend(maps, id); !ok) return ok;
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
+    // 1. Tables: write the spare generation, then flip.
+    if (auto ok = install_tables(maps, next, previous); !ok) return ok;
+    // 2. Frontends, pointing to live tables; 3. removal of the frontends `next` drops.
+    if (auto ok = install_frontends(maps, next, previous); !ok) return ok;
+    // 4. The rest of what only `previous` had.
+    return previous ? remove_previous(maps, next, *previous, netns) : Result<void>{};
+}
+
+}  // namespace tcpshift

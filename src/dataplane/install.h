@@ -1,0 +1,25 @@
+// Writing a plan into the maps of an attached namespace: the flip from one plan to the next.
+#pragma once
+
+#include "base/error.h"
+#include "base/netns.h"
+#include "compile/plan.h"
+#include "dataplane/maps.h"
+
+namespace tcpshift {
+
+// Prepares the maps for the backend ids of `next`, given that they hold `previous` (nullptr:
+// nothing yet): an id that is new to its address gets that address's tag and loses any
+// socket and counter it had; then writes the listener keys, so that sock_ops registers the
+// backends as they start listening. Callers adopt the listeners that already exist after it
+// (adopt_listeners), then call install_plan().
+Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, const Plan* previous,
+                                   const NetnsId& netns);
+
+// Makes the maps hold `next`, given that they hold `previous` (nullptr: nothing yet) and that
+// install_listener_keys() ran for `next`. New tables go in before the frontends that use
+// them; removals go last. Each table is written into the spare generation and made live by
+// one 4-byte write.
+Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns);
+
+}  // namespace tcpshift

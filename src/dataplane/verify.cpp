@@ -1,0 +1,147 @@
+#include "dataplane/verify.h"
+
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "bpf/abi.h"
+#include "dataplane/backend_sockets.h"
+#include "dataplane/listener_keys.h"
+#include "dataplane/map_access.h"
+
+namespace tcpshift {
+
+namespace {
+
+// Every key of a hash map.
+template <typename Key>
+Result<std::vector<Key>> map_keys(const Fd& map, const char* name) {
+    std::vector<Key> keys;
+    Key key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(map.get(), prev, &next) == 0) {
+        keys.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    if (errno != ENOENT) return fail(system_error(std::string("iterate map \"") + name + "\"", errno));
+    return keys;
+}
+
+Endpoint key_endpoint(__u32 family, __u32 port, const __u32 addr[4]) {
+    Endpoint ep{.family = static_cast<int>(family), .port = static_cast<uint16_t>(port)};
+    std::memcpy(ep.addr.data(), addr, sizeof(ep.addr));
+    return ep;
+}
+
+using Diff = std::vector<std::string>;
+
+Result<void> diff_frontends(const DataplaneMaps& maps, const Plan& plan, Diff& diff) {
+    std::map<Endpoint, uint32_t> want;
+    std::map<uint32_t, std::string> service_names;
+    for (const auto& svc : plan.services) {
+        service_names[svc.id] = svc.name;
+        for (const auto& f : svc.frontends) want[f] = svc.id;
+    }
+    auto keys = map_keys<ts_frontend_key>(maps.frontends, "frontends");
+    if (!keys) return fail(keys.error());
+    std::set<Endpoint> seen;
+    for (const auto& key : *keys) {
+        const Endpoint ep = key_endpoint(key.family, key.port, key.addr);
+        seen.insert(ep);
+        ts_frontend value{};
+        if (bpf_map_lookup_elem(maps.frontends.get(), &key, &value) != 0) continue;
+        auto it = want.find(ep);
+        if (it == want.end()) {
+            diff.push_back("frontend " + ep.str() + " is installed but not configured");
+        } else if (it->second != value.service_id) {
+            diff.push_back("frontend " + ep.str() + " leads to service id " + std::to_string(value.service_id) +
+                           ", configured: " + service_names[it->second] + " (id " + std::to_string(it->second) + ")");
+        }
+    }
+    for (const auto& [ep, id] : want)
+        if (!seen.count(ep)) diff.push_back("frontend " + ep.str() + " of service " + service_names[id] + " is missing");
+    return {};
+}
+
+Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff) {
+    auto table = std::make_unique<ts_table>();
+    for (const auto& svc : plan.services) {
+        ts_service live{};
+        if (auto ok = read_map(maps.services, "services", &svc.id, &live); !ok) return ok;
+        for (size_t family = 0; family < svc.tables.size(); ++family) {
+            const FamilyTable& want = svc.tables[family];
+            if (want.slots.empty()) continue;  // no frontend of this family
+            const uint32_t table_id = TS_TABLE_ID(svc.id, family, live.generation & 1);
+            if (auto ok = read_map(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
+            const std::string prefix = "service " + svc.name + " (id " + std::to_string(svc.id) + "), " +
+                                       (family ? "IPv6" : "IPv4") + " clients: ";
+            const __u32 affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
+            if (table->affinity != affinity) diff.push_back(prefix + "live table has another affinity");
+            if (table->backend_count != want.weighted_backends.size() ||
+                !std::equal(want.weighted_backends.begin(), want.weighted_backends.end(), table->backends))
+                diff.push_back(prefix + "live table has other weighted backends");
+            size_t differing = 0;
+            for (size_t i = 0; i < want.slots.size(); ++i) differing += table->slots[i] != want.slots[i];
+            if (differing)
+                diff.push_back(prefix + std::to_string(differing) + " of " + std::to_string(want.slots.size()) +
+                               " slots differ from the configured weights");
+        }
+    }
+    return {};
+}
+
+std::string ids_str(const ListenerIds& ids) {
+    auto one = [](uint32_t id) { return id == TS_NO_BACKEND ? std::string("none") : std::to_string(id); };
+    return "backend ids " + one(ids[0]) + " (IPv4 clients), " + one(ids[1]) + " (IPv6 clients)";
+}
+
+Result<void> diff_listeners(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns, Diff& diff) {
+    std::map<Endpoint, ListenerIds> want;
+    for (const auto& [ep, ids] : listener_keys(plan)) want[ep] = ids;
+    auto keys = map_keys<ts_listener_key>(maps.listeners, "listeners");
+    if (!keys) return fail(keys.error());
+    std::set<Endpoint> seen;
+    for (const auto& key : *keys) {
+        if (key.netns_cookie != netns.cookie) continue;
+        const Endpoint ep = key_endpoint(key.family, key.port, key.addr);
+        seen.insert(ep);
+        ts_listener value{};
+        if (bpf_map_lookup_elem(maps.listeners.get(), &key, &value) != 0) continue;
+        const ListenerIds ids = {value.backend_ids[0], value.backend_ids[1]};
+        auto it = want.find(ep);
+        if (it == want.end()) {
+            diff.push_back("listener key " + ep.str() + " is registered but no backend listens there");
+        } else if (it->second != ids) {
+            diff.push_back("listener key " + ep.str() + " leads to " + ids_str(ids) + ", configured: " +
+                           ids_str(it->second));
+        }
+    }
+    for (const auto& [ep, ids] : want)
+        if (!seen.count(ep)) diff.push_back("listener key " + ep.str() + " is missing");
+    return {};
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns) {
+    Diff diff;
+    if (auto ok = diff_frontends(maps, plan, diff); !ok) return fail(ok.error());
+    if (auto ok = diff_tables(maps, plan, diff); !ok) return fail(ok.error());
+    if (auto ok = diff_listeners(maps, plan, netns, diff); !ok) return fail(ok.error());
+    auto sockets = backend_sockets(maps, plan, netns);
+    if (!sockets) return fail(sockets.error());
+    for (const auto& [name, id] : plan.ids.backends)
+        for (const auto& s : (*sockets)[id])
+            if (!s.serves)
+                diff.push_back("backend " + name + " (id " + std::to_string(id) + "): the SOCKHASH holds a " +
+                               describe(s) + ", which does not serve " + name);
+    return diff;
+}
+
+}  // namespace tcpshift
