@@ -29,11 +29,7 @@ class HostileInputTest : public NetnsTest {
    protected:
     // Every pinned map as bpftool prints it, and the stored state.
     std::string snapshot() {
-        uint64_t inode = 0;
-        {
-            auto in = enter();
-            inode = current_netns()->inode;
-        }
+        const uint64_t inode = netns_inode();
         std::string all;
         for (const auto& [map, fd] : kDataplaneMaps) {
             if (std::string(map) == "connections") continue;  // socket storage: bpftool cannot list it

@@ -23,8 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string config(int v1, int v2) { return tcp_echo_config(v1, v2); }
-
 // Runs the load generator in a thread; summary() waits for it and parses its JSON.
 class LoadRun {
    public:
@@ -69,6 +67,10 @@ class ReliabilityTest : public NetnsTest {
         EXPECT_GE(v.p_value, kAlpha) << why << ": " << t.str() << "\n" << v.table;
     }
 
+    // Sets v1/(100 - v1) and judges the split of new connections from many sources by it, one
+    // step of the sweep; their replies are added to `mine`.
+    void expect_step_split(int v1, Tally* mine);
+
     Child v1_, v2_;
 };
 
@@ -82,51 +84,39 @@ std::map<std::string, uint64_t> opened_by_subset(const std::string& stats_json) 
     return opened;
 }
 
-// A sweep from 0/100 to 100/0 in steps of 10 under load: at each step the new connections
-// split by that step's weights, and at the end every connection is counted at the backend
-// that answered it, while weights moved under it.
-TEST_F(ReliabilityTest, ShiftingWeightsUnderLoadFailsNothingAndMovesNoEstablishedConnection) {
-    apply(config(0, 100));
-    constexpr unsigned kLongLived = 50;
-    LoadRun load(netns(), {"--concurrency", "2", "--duration-ms", "6500", "--long-lived", std::to_string(kLongLived),
-                           "--interval-ms", "100"});
-    // The load generator opens its long-lived connections before any short one, so once v2
-    // counts more than those, all of them are open, on v2, before the first step.
-    uint64_t started = 0;
-    for (int i = 0; i < 250 && (started = opened_by_subset(tcpshift_here({"stats", "--json"}).out)["v2"]) <= kLongLived;
-         ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_GT(started, kLongLived) << "the load generator did not start within 5 s";
-    constexpr int kSteps = 10;
-    Tally mine;  // every step's replies
-    for (int step = 1; step <= kSteps; ++step) {
-        const int v1 = step * 10;
-        const auto r = tcpshift_here({"set", "tcp-echo", "v1=" + std::to_string(v1), "v2=" + std::to_string(100 - v1)});
-        ASSERT_EQ(r.exit_code, 0) << r.err;
-        const std::vector<double> weights{static_cast<double>(v1), static_cast<double>(100 - v1)};
-        // Enough to see a 5-point deviation; the last step has one category, and 500
-        // connections that must all reach v1.
-        const size_t n = v1 == 100 ? 500 : sample_size_for(weights, 0.05);
-        Tally t;
-        {
-            auto in = enter();
-            t = tally_from_many_sources(endpoint("127.0.0.1:31400"), n);
-        }
-        EXPECT_EQ(t.failures, 0u) << "v1=" << v1 << ": " << t.str();
-        EXPECT_EQ(t["one"] + t["two"], n) << "v1=" << v1 << ": " << t.str();
-        // Ten judgements: each at kAlpha / kSteps keeps the chance of a false alarm in the
-        // whole sweep at kAlpha.
-        const SplitVerdict v = chi_square_split({t["one"], t["two"]}, weights);
-        EXPECT_GE(v.p_value, kAlpha / kSteps) << "step v1=" << v1 << " v2=" << 100 - v1 << ": " << t.str() << "\n"
-                                              << v.table;
-        if (v1 == 100) {
-            EXPECT_EQ(t["two"], 0u) << "v2 has weight 0: " << t.str();
-        }
-        for (const auto& [prefix, count] : t.by_prefix) mine.by_prefix[prefix] += count;
-        mine.failures += t.failures;
+// The sweep's long-lived connections, all opened on v2 before its first step, and its steps.
+constexpr unsigned kLongLived = 50;
+constexpr int kSteps = 10;
+
+void ReliabilityTest::expect_step_split(int v1, Tally* mine) {
+    const auto r = tcpshift_here({"set", "tcp-echo", "v1=" + std::to_string(v1), "v2=" + std::to_string(100 - v1)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::vector<double> weights{static_cast<double>(v1), static_cast<double>(100 - v1)};
+    // Enough to see a 5-point deviation; the last step has one category, and 500
+    // connections that must all reach v1.
+    const size_t n = v1 == 100 ? 500 : sample_size_for(weights, 0.05);
+    Tally t;
+    {
+        auto in = enter();
+        t = tally_from_many_sources(endpoint("127.0.0.1:31400"), n);
     }
-    const auto s = load.summary();
-    ASSERT_TRUE(s.is_object());
+    EXPECT_EQ(t.failures, 0u) << "v1=" << v1 << ": " << t.str();
+    EXPECT_EQ(t["one"] + t["two"], n) << "v1=" << v1 << ": " << t.str();
+    // Ten judgements: each at kAlpha / kSteps keeps the chance of a false alarm in the
+    // whole sweep at kAlpha.
+    const SplitVerdict v = chi_square_split({t["one"], t["two"]}, weights);
+    EXPECT_GE(v.p_value, kAlpha / kSteps) << "step v1=" << v1 << " v2=" << 100 - v1 << ": " << t.str() << "\n"
+                                          << v.table;
+    if (v1 == 100) {
+        EXPECT_EQ(t["two"], 0u) << "v2 has weight 0: " << t.str();
+    }
+    for (const auto& [prefix, count] : t.by_prefix) mine->by_prefix[prefix] += count;
+    mine->failures += t.failures;
+}
+
+// The load generator's summary of the sweep: served throughout, on both backends, and its
+// long-lived connections all kept, none moved, each echoing again and again.
+void expect_load_served_and_long_lived_kept(const nlohmann::json& s) {
     // The steps' own connections compete with the load for the CPU: an emulated guest does
     // about 900 here, the host tens of thousands.
     EXPECT_GT(s["ok"].get<uint64_t>(), 500u) << s.dump();
@@ -142,10 +132,11 @@ TEST_F(ReliabilityTest, ShiftingWeightsUnderLoadFailsNothingAndMovesNoEstablishe
     // Each kept connection echoed again and again across the steps (at least 5 rounds of all
     // 50, even on an emulated guest).
     EXPECT_GE(kept["echoes"].get<uint64_t>(), kLongLived * 5) << s.dump();
+}
 
-    // Exact accounting while the weights moved: every connection opened is one reply, at the
-    // backend that sent it.
-    const auto stats = tcpshift_here({"stats", "--json"});
+// Exact accounting while the weights moved: every connection opened is one reply, at the
+// backend that sent it, whether the load generator's (`s`) or the sweep's (`mine`).
+void expect_every_connection_counted(const CommandResult& stats, const nlohmann::json& s, const Tally& mine) {
     ASSERT_EQ(stats.exit_code, 0) << stats.err;
     auto opened = opened_by_subset(stats.out);
     const uint64_t loadgen_one = s["by_reply"].value("one", 0u), loadgen_two = s["by_reply"].value("two", 0u);
@@ -162,8 +153,32 @@ TEST_F(ReliabilityTest, ShiftingWeightsUnderLoadFailsNothingAndMovesNoEstablishe
     EXPECT_EQ(j["services"][0]["refused"].get<uint64_t>(), 0u) << stats.out;
 }
 
+// A sweep from 0/100 to 100/0 in steps of 10 under load: at each step the new connections
+// split by that step's weights, and at the end every connection is counted at the backend
+// that answered it, while weights moved under it.
+TEST_F(ReliabilityTest, ShiftingWeightsUnderLoadFailsNothingAndMovesNoEstablishedConnection) {
+    apply(tcp_echo_config(0, 100));
+    LoadRun load(netns(), {"--concurrency", "2", "--duration-ms", "6500", "--long-lived", std::to_string(kLongLived),
+                           "--interval-ms", "100"});
+    // The load generator opens its long-lived connections before any short one, so once v2
+    // counts more than those, all of them are open, on v2, before the first step.
+    uint64_t started = 0;
+    for (int i = 0; i < 250 && (started = opened_by_subset(tcpshift_here({"stats", "--json"}).out)["v2"]) <= kLongLived;
+         ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_GT(started, kLongLived) << "the load generator did not start within 5 s";
+    Tally mine;  // every step's replies
+    for (int step = 1; step <= kSteps; ++step) {
+        ASSERT_NO_FATAL_FAILURE(expect_step_split(step * 10, &mine));
+    }
+    const auto s = load.summary();
+    ASSERT_TRUE(s.is_object());
+    expect_load_served_and_long_lived_kept(s);
+    expect_every_connection_counted(tcpshift_here({"stats", "--json"}), s, mine);
+}
+
 TEST_F(ReliabilityTest, ABackendCrashFailsOnlyItsInFlightConnectionsAndItComesBack) {
-    apply(config(50, 50));
+    apply(tcp_echo_config(50, 50));
     constexpr int kClients = 4;
     LoadRun load(netns(), {"--concurrency", std::to_string(kClients), "--duration-ms", "3000", "--timeout-ms", "1000"});
     std::this_thread::sleep_for(std::chrono::milliseconds(800));
@@ -199,7 +214,7 @@ TEST_F(ReliabilityTest, AGracefulReuseportHandoverFailsNothing) {
               0);
     v2_.stop(SIGKILL);
     v2_ = start_echo(netns(), "127.0.0.1:9002", "two", {"--reuseport"});
-    apply(config(50, 50));
+    apply(tcp_echo_config(50, 50));
     LoadRun load(netns(), {"--concurrency", "4", "--duration-ms", "2500", "--long-lived", "10"});
     std::this_thread::sleep_for(std::chrono::milliseconds(800));
     Child successor = start_echo(netns(), "127.0.0.1:9002", "two", {"--reuseport"});
@@ -219,7 +234,7 @@ TEST_F(ReliabilityTest, AGracefulReuseportHandoverFailsNothing) {
 TEST_F(ReliabilityTest, ConcurrentWritersAndAgentReloadsSerialiseAndLeaveTheMapsInSync) {
     const fs::path dir = fs::path(write_temp_file("writers", "")).parent_path() / ("writers-" + netns());
     fs::create_directories(dir);
-    std::ofstream(dir / "tcp-echo.yaml") << config(50, 50);
+    std::ofstream(dir / "tcp-echo.yaml") << tcp_echo_config(50, 50);
     const int port = free_port();
     bool healthy = false;
     Child agent = start_agent(netns(), dir.string(), port, (dir / "agent.log").string(), {}, &healthy);
@@ -247,7 +262,7 @@ TEST_F(ReliabilityTest, ConcurrentWritersAndAgentReloadsSerialiseAndLeaveTheMaps
     };
     std::thread editor([&] {
         for (int i = 0; i < 8; ++i) {
-            std::ofstream(dir / "next.tmp") << config(10 * i, 100 - 10 * i + 1);
+            std::ofstream(dir / "next.tmp") << tcp_echo_config(10 * i, 100 - 10 * i + 1);
             fs::rename(dir / "next.tmp", dir / "tcp-echo.yaml");
             std::this_thread::sleep_for(std::chrono::milliseconds(250));
         }
@@ -278,7 +293,7 @@ TEST_F(ReliabilityTest, ConcurrentWritersAndAgentReloadsSerialiseAndLeaveTheMaps
 }
 
 TEST_F(ReliabilityTest, DetachUnderLoadServesOrRefusesNeverHangsAndLeavesNothing) {
-    apply(config(50, 50));
+    apply(tcp_echo_config(50, 50));
     LoadRun load(netns(), {"--concurrency", "4", "--duration-ms", "2000", "--timeout-ms", "1500"});
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
     const auto r = tcpshift_here({"detach"});
@@ -297,10 +312,7 @@ TEST_F(ReliabilityTest, DetachUnderLoadServesOrRefusesNeverHangsAndLeavesNothing
     EXPECT_EQ(a["ok"].get<uint64_t>(), 0u) << a.dump();
     EXPECT_EQ(a["failed"].get<uint64_t>(), a["failures"].value("refused", 0u)) << a.dump();
     EXPECT_GT(a["failures"].value("refused", 0u), 0u) << a.dump();
-    EXPECT_FALSE(std::filesystem::exists("/sys/fs/bpf/tcpshift/" + std::to_string([&] {
-                                             auto in = enter();
-                                             return current_netns()->inode;
-                                         }())));
+    EXPECT_FALSE(std::filesystem::exists("/sys/fs/bpf/tcpshift/" + std::to_string(netns_inode())));
 }
 
 }  // namespace

@@ -34,10 +34,6 @@ class TrustTest : public NetnsTest {
                     if (b["address"] == address) return b;
         return nullptr;
     }
-    uint64_t netns_inode() {
-        auto in = enter();
-        return current_netns()->inode;
-    }
 };
 
 std::string shift(const std::string& v1, int w1, const std::string& v2, int w2) {

@@ -98,6 +98,11 @@ ScopedNetns NetnsTest::enter() {
     return std::move(*scope);
 }
 
+uint64_t NetnsTest::netns_inode() {
+    auto in = enter();
+    return current_netns()->inode;
+}
+
 void NeighbourNamespace::SetUp() {
     if (::geteuid() != 0) return;  // the privileged tests skip or fail by themselves
     ns_ = std::make_unique<TestNetns>();

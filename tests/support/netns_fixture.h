@@ -69,6 +69,8 @@ class NetnsTest : public ::testing::Test {
     void apply(const std::string& yaml);
     // Enters the namespace on this thread for clients; leaves it when the scope ends.
     ScopedNetns enter();
+    // The namespace's inode, which names its pin and state directories.
+    uint64_t netns_inode();
 
    private:
     std::unique_ptr<TestNetns> ns_;
