@@ -5,6 +5,7 @@
 
 #include "dataplane/dataplane.h"
 #include "base/failpoint.h"
+#include "config/resolve.h"
 #include "dataplane/listeners.h"
 #include "dataplane/local_routes.h"
 #include "dataplane/pins.h"

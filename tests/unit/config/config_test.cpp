@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "config/resolve.h"
 
 #include <gtest/gtest.h>
 

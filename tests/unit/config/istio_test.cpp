@@ -4,6 +4,7 @@
 
 #include "netns_fixture.h"
 #include "config/config.h"
+#include "config/resolve.h"
 #include "compile/plan.h"
 #include "test_names.h"
 
