@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/failpoint.h"
+#include "config/resolve.h"
 #include "dataplane/listeners.h"
 #include "dataplane/local_routes.h"
 #include "dataplane/pins.h"

@@ -7,11 +7,9 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <set>
 #include <sstream>
 #include <yaml-cpp/eventhandler.h>
 
-#include "config/mesh/mesh.h"
 #include "config/yaml_fields.h"
 
 namespace tcpshift {
@@ -164,6 +162,27 @@ bool valid_name(const std::string& name) {
     return std::isalnum(static_cast<unsigned char>(name.front())) && std::isalnum(static_cast<unsigned char>(name.back()));
 }
 
+// The accepted kind of `r`, or null for a kind tcpshift skips; an accepted kind in a version
+// tcpshift does not serve is an error.
+Result<const AcceptedKind*> accepted_kind(const Resource& r) {
+    const std::string group = r.group();
+    const std::string version = r.api_version.substr(r.api_version.find('/') + 1);
+    const AcceptedKind* accepted = nullptr;
+    for (const auto& k : kAccepted)
+        if (k.group == group && k.kind == r.kind) accepted = &k;
+    if (accepted == nullptr) return accepted;
+    bool served = false;
+    std::string versions;
+    for (auto v : accepted->versions) {
+        served = served || v == version;
+        versions += (versions.empty() ? "" : ", ") + (group.empty() ? "" : group + "/") + std::string(v);
+    }
+    if (!served)
+        return fail(config_error(r.where.str() + ": apiVersion: \"" + r.api_version + "\" is not served for " +
+                                 r.kind + "; use " + versions));
+    return accepted;
+}
+
 }  // namespace
 
 Result<void> check_name(const std::string& name, const std::string& where, const std::string& field) {
@@ -209,26 +228,14 @@ Result<std::vector<Resource>> parse_resources(const std::string& text, const std
         r.ns = *ns ? **ns : default_ns;
         if (auto ok = check_name(r.ns, at(meta, file), "metadata.namespace"); !ok) return fail(ok.error());
 
-        const std::string group = r.group();
-        const std::string version = r.api_version.substr(r.api_version.find('/') + 1);
-        const AcceptedKind* accepted = nullptr;
-        for (const auto& k : kAccepted)
-            if (k.group == group && k.kind == r.kind) accepted = &k;
-        if (accepted == nullptr) {
+        auto accepted = accepted_kind(r);
+        if (!accepted) return fail(accepted.error());
+        if (*accepted == nullptr) {
             if (diagnostics)
                 diagnostics->notes.push_back(where.str() + ": skipped " + r.kind + " \"" + r.name + "\" (" +
                                              r.api_version + "): tcpshift does not handle this kind");
             continue;
         }
-        bool served = false;
-        std::string versions;
-        for (auto v : accepted->versions) {
-            served = served || v == version;
-            versions += (versions.empty() ? "" : ", ") + (group.empty() ? "" : group + "/") + std::string(v);
-        }
-        if (!served)
-            return fail(config_error(where.str() + ": apiVersion: \"" + r.api_version + "\" is not served for " +
-                                     r.kind + "; use " + versions));
         out.push_back(std::move(r));
     }
     return out;
@@ -301,202 +308,6 @@ Result<std::vector<Resource>> load_resources(const std::vector<std::string>& pat
         }
     }
     return loaded.take();
-}
-
-namespace {
-
-Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
-    const std::string& file = r.where.file;
-    const YAML::Node& doc = r.node;
-    if (auto ok = check_fields(doc, {"apiVersion", "kind", "metadata", "spec"}, file, ""); !ok) return fail(ok.error());
-    if (auto ok = check_fields(doc["metadata"], {"name", "namespace", "labels", "annotations"}, file, "metadata."); !ok)
-        return fail(ok.error());
-    ServiceSpec svc{.name = r.name, .where = r.where, .origin = r.key()};
-    const YAML::Node spec = doc["spec"];
-    if (!spec || !spec.IsMap()) return fail(config_error(r.where.str() + ": spec: missing or not a mapping"));
-    if (auto ok = check_fields(spec, {"listen", "affinity", "takeover", "subsets"}, file, "spec."); !ok)
-        return fail(ok.error());
-
-    const YAML::Node listen = spec["listen"];
-    if (!listen || !listen.IsSequence() || listen.size() == 0)
-        return fail(config_error(at(spec, file) + ": spec.listen: needs at least one ADDRESS:PORT"));
-    for (size_t i = 0; i < listen.size(); ++i) {
-        const std::string field = "spec.listen[" + std::to_string(i) + "]";
-        auto text = scalar_string(listen[i], file, field);
-        if (!text) return fail(text.error());
-        auto ep = parse_endpoint(*text);
-        if (!ep) return fail(config_error(at(listen[i], file) + ": " + field + ": " + ep.error().message));
-        svc.listen.push_back(*ep);
-        svc.listen_where.push_back({file, line_of(listen[i])});
-    }
-
-    if (const YAML::Node aff = spec["affinity"]) {
-        auto text = scalar_string(aff, file, "spec.affinity");
-        if (!text) return fail(text.error());
-        svc.affinity_where = {file, line_of(aff)};
-        if (*text == "source-ip") {
-            svc.affinity = Affinity::kSourceIp;
-        } else if (*text != "none") {
-            return fail(config_error(at(aff, file) + ": spec.affinity: \"" + *text + "\" is not none or source-ip"));
-        }
-    }
-    if (const YAML::Node takeover = spec["takeover"]) {
-        auto value = scalar_bool(takeover, file, "spec.takeover");
-        if (!value) return fail(value.error());
-        svc.takeover = *value;
-    }
-
-    const YAML::Node subsets = spec["subsets"];
-    if (!subsets || !subsets.IsSequence() || subsets.size() == 0)
-        return fail(config_error(at(spec, file) + ": spec.subsets: needs at least one subset"));
-    for (size_t i = 0; i < subsets.size(); ++i) {
-        const YAML::Node s = subsets[i];
-        const std::string field = "spec.subsets[" + std::to_string(i) + "]";
-        if (!s.IsMap()) return fail(config_error(at(s, file) + ": " + field + ": must be a mapping"));
-        if (auto ok = check_fields(s, {"name", "weight", "backends"}, file, field + "."); !ok) return fail(ok.error());
-        SubsetSpec subset{.where = {file, line_of(s)},
-                          .weight_path = {"spec", "subsets", std::to_string(i), "weight"}};
-        auto name = optional_string(s, "name", file, field + ".name");
-        if (!name) return fail(name.error());
-        if (!*name || (*name)->empty()) return fail(config_error(at(s, file) + ": " + field + ".name: missing"));
-        subset.name = **name;
-        if (auto ok = check_name(subset.name, at(s, file), field + ".name"); !ok) return fail(ok.error());
-        if (const YAML::Node w = s["weight"]) {
-            auto weight = scalar_weight(w, file, field + ".weight");
-            if (!weight) return fail(weight.error());
-            subset.weight = *weight;
-            subset.weight_where = {file, line_of(w)};
-        } else if (subsets.size() == 1) {
-            subset.weight = 100;  // a lone destination takes all, as in Istio
-            subset.weight_where = subset.where;
-        } else {
-            return fail(config_error(at(s, file) + ": " + field +
-                                     ".weight: missing; every subset needs a weight when there are several"));
-        }
-        const YAML::Node backends = s["backends"];
-        if (!backends || !backends.IsSequence() || backends.size() == 0)
-            return fail(config_error(at(s, file) + ": " + field + ".backends: needs at least one ADDRESS:PORT"));
-        for (size_t j = 0; j < backends.size(); ++j) {
-            const std::string bfield = field + ".backends[" + std::to_string(j) + "]";
-            auto text = scalar_string(backends[j], file, bfield);
-            if (!text) return fail(text.error());
-            auto ep = parse_endpoint(*text);
-            if (!ep) return fail(config_error(at(backends[j], file) + ": " + bfield + ": " + ep.error().message));
-            if (ep->is_wildcard())
-                return fail(config_error(at(backends[j], file) + ": " + bfield + ": \"" + *text +
-                                         "\": a backend needs a concrete address, such as 127.0.0.1"));
-            subset.backends.push_back(*ep);
-            subset.backend_where.push_back({file, line_of(backends[j])});
-        }
-        svc.subsets.push_back(std::move(subset));
-    }
-    return svc;
-}
-
-// A backend as a refusal names it: its service and where it was configured.
-struct BackendPlace {
-    const ServiceSpec* service = nullptr;
-    Endpoint address;
-    SourceRef where;
-};
-
-// Why a frontend may not cover `backend`, and how to resolve it. Only a TrafficShift can
-// say takeover; a route of Istio or the Gateway API has no such field.
-std::string covered_backend_error(const ServiceSpec& svc, size_t frontend, const BackendPlace& backend) {
-    const SourceRef& where = frontend < svc.listen_where.size() ? svc.listen_where[frontend] : svc.where;
-    const bool own = backend.service == &svc;
-    const std::string whose =
-        own ? "its own backend " + backend.address.str()
-            : "backend " + backend.address.str() + " of service \"" + backend.service->name + "\"";
-    const std::string fix =
-        svc.origin.kind == "TrafficShift"
-            ? "move one of them to another port, or set spec.takeover: true to steer them anyway"
-            : "move one of them to another port, or the gateway to another address (Istio: the server's bind; "
-              "Gateway API: spec.addresses); only a TrafficShift can take a port over, with spec.takeover: true";
-    return where.str() + ": service \"" + svc.name + "\": frontend " + svc.listen[frontend].str() + " covers " + whose +
-           " (" + backend.where.str() + "): clients that connect to that backend would be steered " +
-           (own ? "by weight too" : "to \"" + svc.name + "\" instead") + "; " + fix;
-}
-
-// sk_lookup gives a frontend every new connection to its address and port (the exact
-// address, then the wildcard of the connection's family), so a frontend that covers a backend
-// takes the clients that connect to that backend directly: its port is taken over. A frontend
-// on its own service's backend would steer that backend's direct clients by weight, which is
-// a takeover too.
-Result<void> check_no_frontend_covers_a_backend(const std::vector<ServiceSpec>& services) {
-    std::map<Endpoint, BackendPlace> by_address;
-    std::map<Endpoint, BackendPlace> by_port;  // keyed by the wildcard of the backend's family and port
-    for (const auto& svc : services)
-        for (const auto& subset : svc.subsets)
-            for (size_t k = 0; k < subset.backends.size(); ++k) {
-                const Endpoint& b = subset.backends[k];
-                const SourceRef& where = k < subset.backend_where.size() ? subset.backend_where[k] : subset.where;
-                const BackendPlace place{.service = &svc, .address = b, .where = where};
-                by_address.emplace(b, place);
-                by_port.emplace(Endpoint{.family = b.family, .port = b.port}, place);
-            }
-    for (const auto& svc : services) {
-        if (svc.takeover) continue;
-        for (size_t i = 0; i < svc.listen.size(); ++i) {
-            const auto& covered = svc.listen[i].is_wildcard() ? by_port : by_address;
-            if (auto it = covered.find(svc.listen[i]); it != covered.end())
-                return fail(config_error(covered_backend_error(svc, i, it->second)));
-        }
-    }
-    return {};
-}
-
-}  // namespace
-
-Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources, Diagnostics* diagnostics) {
-    Diagnostics local;
-    Diagnostics& diag = diagnostics ? *diagnostics : local;
-    std::vector<ServiceSpec> services;
-    for (const auto& r : resources) {
-        if (r.kind != "TrafficShift") continue;
-        auto svc = parse_traffic_shift(r);
-        if (!svc) return fail(svc.error());
-        services.push_back(std::move(*svc));
-    }
-    auto mesh = mesh::resolve_mesh_services(resources, diag);
-    if (!mesh) return fail(mesh.error());
-    for (auto& svc : *mesh) services.push_back(std::move(svc));
-    if (auto ok = validate_services(services); !ok) return fail(ok.error());
-    return services;
-}
-
-Result<void> validate_services(const std::vector<ServiceSpec>& services) {
-    std::map<std::string, const ServiceSpec*> names;
-    std::map<Endpoint, const ServiceSpec*> frontends;
-    for (const auto& svc : services) {
-        if (auto [it, fresh] = names.emplace(svc.name, &svc); !fresh)
-            return fail(config_error(svc.where.str() + ": metadata.name: service \"" + svc.name +
-                                     "\" is defined twice; the other is at " + it->second->where.str()));
-        for (const auto& ep : svc.listen) {
-            if (auto [it, fresh] = frontends.emplace(ep, &svc); !fresh)
-                return fail(config_error(svc.where.str() + ": spec.listen: " + ep.str() + " is claimed by service \"" +
-                                         svc.name + "\" and by \"" + it->second->name + "\" (" +
-                                         it->second->where.str() + "); a frontend belongs to one service"));
-        }
-        std::set<std::string> subset_names;
-        std::set<Endpoint> backends;
-        uint64_t total = 0;
-        for (const auto& subset : svc.subsets) {
-            if (!subset_names.insert(subset.name).second)
-                return fail(config_error(subset.where.str() + ": subset \"" + subset.name + "\" of service \"" +
-                                         svc.name + "\" is defined twice"));
-            for (const auto& b : subset.backends)
-                if (!backends.insert(b).second)
-                    return fail(config_error(subset.where.str() + ": backend " + b.str() + " appears twice in service \"" +
-                                             svc.name + "\""));
-            total += subset.weight;
-        }
-        if (total == 0)
-            return fail(config_error(svc.where.str() + ": service \"" + svc.name +
-                                     "\": every subset has weight 0, so no connection could be served; give one a "
-                                     "weight above 0"));
-    }
-    return check_no_frontend_covers_a_backend(services);
 }
 
 }  // namespace tcpshift

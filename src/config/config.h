@@ -1,5 +1,7 @@
 // Configuration as data: the resources read from YAML, and the service specs they describe.
-// Reading and validating are pure functions of their input; nothing here needs root.
+// Reading and validating are pure functions of their input; nothing here needs root. The
+// parsers of each kind build on this header, and resolve.h on them: it turns resources into
+// services.
 //
 // Accepted kinds:
 //   tcpshift.io/v1alpha1                      TrafficShift
@@ -106,15 +108,6 @@ struct ServiceSpec {
     // sk_lookup to see connections to them: the mesh form of Istio.
     std::vector<Endpoint> local_addresses;
 };
-
-// Turns the accepted resources into services and validates the whole set.
-Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& resources,
-                                                  Diagnostics* diagnostics = nullptr);
-
-// Validates the whole set: names, weights, frontends claimed twice, and frontends that cover
-// a backend (its address, or the wildcard of its family, on its port), which would take the
-// clients that connect to that backend directly, unless the frontend's service says takeover.
-Result<void> validate_services(const std::vector<ServiceSpec>& services);
 
 std::string affinity_name(Affinity affinity);
 

@@ -1,5 +1,5 @@
-// Istio and Gateway API files, applied as users write them, route real connections. The
-// files are the ones in examples/, so the examples are tested too.
+// Istio files, applied as users write them, route real connections. The files are the ones
+// in examples/istio, so the examples are tested too.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -7,46 +7,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "client.h"
-#include "netns_fixture.h"
 #include "dataplane/pins.h"
-#include "stats.h"
+#include "tcp_echo_fixture.h"
 
 namespace tcpshift::testing {
 namespace {
 
-constexpr size_t kConnections = 2000;
-
-std::string example(const std::string& relative) { return std::string(TCPSHIFT_SOURCE_DIR) + "/examples/" + relative; }
-
-class IstioTest : public NetnsTest {
-   protected:
-    // The workloads of examples/istio: v1 at 127.0.0.2:9000 answers "one", v2 at
-    // 127.0.0.3:9000 answers "two".
-    void start_workloads() {
-        v1_ = start_echo(netns(), "127.0.0.2:9000", "one");
-        v2_ = start_echo(netns(), "127.0.0.3:9000", "two");
-        ASSERT_FALSE(v1_.first_line().empty());
-        ASSERT_FALSE(v2_.first_line().empty());
-    }
-
-    void apply_file(const std::string& path) {
-        const auto r = tcpshift_here({"apply", "-f", path});
-        ASSERT_EQ(r.exit_code, 0) << path << ": " << r.err;
-    }
-
-    void expect_split(const std::string& target, double w1, double w2) {
-        auto in = enter();
-        const Tally t = tally(endpoint(target), kConnections);
-        ASSERT_EQ(t.failures, 0u) << t.str();
-        ASSERT_EQ(t["one"] + t["two"], kConnections) << t.str();
-        const SplitVerdict v = chi_square_split({t["one"], t["two"]}, {w1, w2});
-        EXPECT_GE(v.p_value, kAlpha) << target << " " << w1 << "/" << w2 << " rejected: " << t.str() << "\n" << v.table;
-    }
-
-   private:
-    Child v1_, v2_;
-};
+class IstioTest : public TcpEchoTest {};
 
 TEST_F(IstioTest, TheTasksSingleFileAppliesRouteFiftyFiftyThenTwentyEighty) {
     start_workloads();
@@ -140,15 +107,6 @@ spec:
     auto in = enter();
     const Tally t = tally(endpoint("127.0.0.1:31400"), 200);
     EXPECT_EQ(t["one"], 200u) << t.str();
-}
-
-TEST_F(IstioTest, TheGatewayApiFormRoutesTheSame) {
-    start_workloads();
-    apply_file(example("gateway-api/tcp-echo.yaml"));
-    expect_split("127.0.0.1:31400", 20, 80);
-    const auto set = tcpshift_here({"set", "tcp-echo", "tcp-echo-v1=1", "tcp-echo-v2=1"});
-    ASSERT_EQ(set.exit_code, 0) << set.err;
-    expect_split("127.0.0.1:31400", 50, 50);
 }
 
 TEST_F(IstioTest, TheMeshFormServesAClientOfTheVirtualIp) {

@@ -1,12 +1,9 @@
-#include "config/mesh/mesh.h"
-
+// The catalog the route resolvers look up: services by host or name, their workloads by
+// label, and where those workloads listen for a service port.
+#include <algorithm>
 #include <set>
 
-#include <arpa/inet.h>
-#include <sys/socket.h>
-
-#include <algorithm>
-
+#include "config/mesh/catalog_entries.h"
 #include "config/yaml_fields.h"
 
 namespace tcpshift::mesh {
@@ -23,10 +20,6 @@ std::string labels_str(const Labels& labels) {
     return s + "}";
 }
 
-std::vector<Endpoint> wildcard_frontends(uint16_t port) {
-    return {Endpoint{.family = AF_INET, .port = port}, Endpoint{.family = AF_INET6, .port = port}};
-}
-
 Result<Labels> parse_labels(const YAML::Node& node, const std::string& file, const std::string& field) {
     Labels labels;
     if (!node || node.IsNull()) return labels;
@@ -41,107 +34,12 @@ Result<Labels> parse_labels(const YAML::Node& node, const std::string& file, con
     return labels;
 }
 
-Result<Endpoint> parse_host_address(const YAML::Node& node, const std::string& file, const std::string& field,
-                                    const std::string& what) {
-    auto text = scalar_string(node, file, field);
-    if (!text) return fail(text.error());
-    std::string addr = *text;
-    if (const auto slash = addr.find('/'); slash != std::string::npos) {
-        const std::string len = addr.substr(slash + 1);
-        addr = addr.substr(0, slash);
-        if (len != "32" && len != "128")
-            return fail(config_error(at(node, file) + ": " + field + ": \"" + *text + "\": tcpshift takes single " +
-                                     "addresses (/32 or /128) as " + what + ", not wider prefixes"));
-    }
-    auto ep = parse_address(addr, 0);
-    if (!ep) return fail(config_error(at(node, file) + ": " + field + ": " + ep.error().message));
-    return ep;
-}
-
-namespace {
-
-bool in_prefix_v4(uint32_t host_order, uint32_t prefix, int bits) {
-    return bits == 0 || (host_order >> (32 - bits)) == (prefix >> (32 - bits));
-}
-
-// Private, loopback, link-local, shared (CGNAT), benchmarking and reserved ranges (Istio
-// allocates virtual IPs from 240.240.0.0/16), and IPv6 unique-local and link-local.
-bool is_private(const Endpoint& ep) {
-    if (ep.family == AF_INET) {
-        const uint32_t a = ntohl(ep.addr[0]);
-        for (const auto& [prefix, bits] : {std::pair{0x0a000000u, 8}, {0xac100000u, 12}, {0xc0a80000u, 16},
-                                           {0x64400000u, 10}, {0x7f000000u, 8}, {0xa9fe0000u, 16},
-                                           {0xc6120000u, 15}, {0xf0000000u, 4}})
-            if (in_prefix_v4(a, prefix, bits)) return true;
-        return false;
-    }
-    const uint32_t first = ntohl(ep.addr[0]);
-    const bool loopback = ep.addr[0] == 0 && ep.addr[1] == 0 && ep.addr[2] == 0 && ntohl(ep.addr[3]) == 1;
-    return loopback || (first >> 25) == (0xfc000000u >> 25) || (first >> 22) == (0xfe800000u >> 22);
-}
-
-bool is_multicast(const Endpoint& ep) {
-    return ep.family == AF_INET ? (ntohl(ep.addr[0]) >> 28) == 0xe : (ntohl(ep.addr[0]) >> 24) == 0xff;
-}
-
-bool annotated_takeover(const Resource& r) {
-    // A missing key of a const node is an invalid node: test it before asking its type.
-    const YAML::Node metadata = r.node["metadata"];
-    if (!metadata || !metadata.IsMap()) return false;
-    const YAML::Node annotations = metadata["annotations"];
-    if (!annotations || !annotations.IsMap()) return false;
-    const YAML::Node value = annotations["tcpshift.io/takeover"];
-    return value && value.IsScalar() && value.Scalar() == "true";
-}
-
-}  // namespace
-
-Result<void> check_virtual_ip(const Endpoint& vip, const Resource& r, const std::string& where) {
-    std::string why;
-    if (vip.is_wildcard()) {
-        why = "is the unspecified address; a virtual IP names one address";
-    } else if (is_multicast(vip)) {
-        why = "is a multicast address";
-    } else if (vip.family == AF_INET && vip.addr[0] == 0xffffffffu) {
-        why = "is the broadcast address";
-    } else if (!is_private(vip) && !annotated_takeover(r)) {
-        why = "is a public address: its local route would capture this namespace's traffic to the real " +
-              vip.address_str() + "; use a private address, or annotate the " + r.kind +
-              " with tcpshift.io/takeover: \"true\" to take it over";
-    }
-    if (why.empty()) return {};
-    return fail(config_error(where + ": virtual IP " + vip.address_str() + " " + why));
-}
-
-namespace {
-
-bool selects(const Labels& selector, const Labels& labels) {
-    for (const auto& [k, v] : selector) {
-        auto it = labels.find(k);
-        if (it == labels.end() || it->second != v) return false;
-    }
-    return true;
-}
-
-// A workload address: an IP. Istio also allows hostnames and unix sockets, which sk_lookup
-// cannot use.
-Result<Endpoint> parse_workload_address(const YAML::Node& node, const std::string& file, const std::string& field) {
-    auto text = scalar_string(node, file, field);
-    if (!text) return fail(text.error());
-    auto ep = parse_address(*text, 0);
-    if (!ep)
-        return fail(config_error(at(node, file) + ": " + field + ": \"" + *text +
-                                 "\" is not an IP address; tcpshift steers to local listeners by address"));
-    return ep;
-}
-
 Result<uint16_t> parse_port_number(const YAML::Node& node, const std::string& file, const std::string& field) {
     auto n = scalar_int(node, file, field, 1, 65535);
     if (!n) return fail(n.error());
     return static_cast<uint16_t>(*n);
 }
 
-// The optional `name` and `protocol` of a service port.
 Result<void> read_name_and_protocol(const YAML::Node& p, const std::string& file, const std::string& field,
                                     ServicePort& port) {
     auto name = string_or(p, "name", "", file, field + ".name");
@@ -153,194 +51,14 @@ Result<void> read_name_and_protocol(const YAML::Node& p, const std::string& file
     return {};
 }
 
-// A WorkloadEntry spec, or one entry of a ServiceEntry's `endpoints`.
-Result<Workload> parse_workload(const YAML::Node& spec, const std::string& file, const std::string& field,
-                                Diagnostics& diag) {
-    if (!spec || !spec.IsMap()) return fail(config_error(at(spec, file) + ": " + field + ": must be a mapping"));
-    if (auto ok = check_fields(spec, {"address", "ports", "labels", "network", "locality", "weight", "serviceAccount"},
-                               file, field + ".");
-        !ok)
-        return fail(ok.error());
-    Workload w{.where = {file, line_of(spec)}};
-    if (!spec["address"])
-        return fail(config_error(at(spec, file) + ": " + field + ".address: missing; give the workload's IP"));
-    auto address = parse_workload_address(spec["address"], file, field + ".address");
-    if (!address) return fail(address.error());
-    w.address = *address;
-    auto labels = parse_labels(spec["labels"], file, field + ".labels");
-    if (!labels) return fail(labels.error());
-    w.labels = *labels;
-    if (const YAML::Node ports = spec["ports"]) {
-        if (!ports.IsMap()) return fail(config_error(at(ports, file) + ": " + field + ".ports: must map names to ports"));
-        for (const auto& kv : ports) {
-            auto name = scalar_string(kv.first, file, field + ".ports key");
-            if (!name) return fail(name.error());
-            auto n = parse_port_number(kv.second, file, field + ".ports." + *name);
-            if (!n) return fail(n.error());
-            w.ports[*name] = *n;
-        }
-    }
-    if (spec["weight"]) {
-        if (auto ok = diag.warn(at(spec["weight"], file) + ": " + field +
-                                ".weight: endpoint weights are not supported; the workload gets an equal share");
-            !ok)
-            return fail(ok.error());
-    }
-    return w;
-}
+namespace {
 
-Result<Workload> parse_workload_entry(const Resource& r, Diagnostics& diag) {
-    if (!r.node["spec"]) return fail(config_error(r.where.str() + ": spec: missing; give the workload's address"));
-    auto w = parse_workload(r.node["spec"], r.where.file, "spec", diag);
-    if (!w) return fail(w.error());
-    w->name = r.name;
-    w->ns = r.ns;
-    w->where = r.where;
-    return w;
-}
-
-Result<MeshService> parse_service_entry(const Resource& r, Diagnostics& diag) {
-    const std::string& file = r.where.file;
-    const YAML::Node spec = r.node["spec"];
-    if (!spec || !spec.IsMap()) return fail(config_error(r.where.str() + ": spec: missing or not a mapping"));
-    if (auto ok = check_fields(spec,
-                               {"hosts", "addresses", "ports", "location", "resolution", "endpoints",
-                                "workloadSelector", "exportTo", "subjectAltNames"},
-                               file, "spec.");
-        !ok)
-        return fail(ok.error());
-    MeshService s{.kind = "ServiceEntry", .name = r.name, .ns = r.ns, .where = r.where};
-    const YAML::Node hosts = spec["hosts"];
-    if (!hosts || !hosts.IsSequence() || hosts.size() == 0)
-        return fail(config_error(r.where.str() + ": spec.hosts: needs at least one host"));
-    for (size_t i = 0; i < hosts.size(); ++i) {
-        auto h = scalar_string(hosts[i], file, "spec.hosts[" + std::to_string(i) + "]");
-        if (!h) return fail(h.error());
-        s.hosts.push_back(*h);
+bool selects(const Labels& selector, const Labels& labels) {
+    for (const auto& [k, v] : selector) {
+        auto it = labels.find(k);
+        if (it == labels.end() || it->second != v) return false;
     }
-    if (const YAML::Node addresses = spec["addresses"]) {
-        for (size_t i = 0; i < addresses.size(); ++i) {
-            const std::string field = "spec.addresses[" + std::to_string(i) + "]";
-            auto ep = parse_host_address(addresses[i], file, field, "virtual IPs");
-            if (!ep) return fail(ep.error());
-            if (auto ok = check_virtual_ip(*ep, r, at(addresses[i], file) + ": " + field); !ok) return fail(ok.error());
-            s.addresses.push_back(*ep);
-        }
-    }
-    const YAML::Node ports = spec["ports"];
-    if (!ports || !ports.IsSequence() || ports.size() == 0)
-        return fail(config_error(r.where.str() + ": spec.ports: needs at least one port"));
-    for (size_t i = 0; i < ports.size(); ++i) {
-        const std::string field = "spec.ports[" + std::to_string(i) + "]";
-        const YAML::Node p = ports[i];
-        if (auto ok = check_fields(p, {"number", "protocol", "name", "targetPort"}, file, field + "."); !ok)
-            return fail(ok.error());
-        ServicePort port{.where = {file, line_of(p)}};
-        if (!p["number"]) return fail(config_error(at(p, file) + ": " + field + ".number: missing"));
-        auto n = parse_port_number(p["number"], file, field + ".number");
-        if (!n) return fail(n.error());
-        port.number = *n;
-        if (p["targetPort"]) {
-            auto t = parse_port_number(p["targetPort"], file, field + ".targetPort");
-            if (!t) return fail(t.error());
-            port.target_number = *t;
-        }
-        if (auto ok = read_name_and_protocol(p, file, field, port); !ok) return fail(ok.error());
-        s.ports.push_back(port);
-    }
-    if (const YAML::Node selector = spec["workloadSelector"]) {
-        if (auto ok = check_fields(selector, {"labels"}, file, "spec.workloadSelector."); !ok) return fail(ok.error());
-        auto labels = parse_labels(selector["labels"], file, "spec.workloadSelector.labels");
-        if (!labels) return fail(labels.error());
-        s.selector = *labels;
-    }
-    if (const YAML::Node endpoints = spec["endpoints"]) {
-        for (size_t i = 0; i < endpoints.size(); ++i) {
-            auto w = parse_workload(endpoints[i], file, "spec.endpoints[" + std::to_string(i) + "]", diag);
-            if (!w) return fail(w.error());
-            w->name = r.name + "/endpoints[" + std::to_string(i) + "]";
-            w->ns = r.ns;
-            s.endpoints.push_back(std::move(*w));
-        }
-    }
-    if (s.selector && !s.endpoints.empty())
-        return fail(config_error(r.where.str() + ": spec: workloadSelector and endpoints exclude each other"));
-    if (const YAML::Node res = spec["resolution"]; res && res.IsScalar() && res.Scalar().starts_with("DNS")) {
-        if (auto ok = diag.warn(at(res, file) + ": spec.resolution: " + res.Scalar() +
-                                " is not supported; endpoints are taken as IP addresses");
-            !ok)
-            return fail(ok.error());
-    }
-    return s;
-}
-
-Result<MeshService> parse_kubernetes_service(const Resource& r, Diagnostics& diag) {
-    const std::string& file = r.where.file;
-    const YAML::Node spec = r.node["spec"];
-    if (!spec || !spec.IsMap()) return fail(config_error(r.where.str() + ": spec: missing or not a mapping"));
-    MeshService s{.kind = "Service", .name = r.name, .ns = r.ns, .where = r.where};
-    s.hosts = {r.name + "." + r.ns, r.name + "." + r.ns + ".svc", r.name + "." + r.ns + ".svc.cluster.local"};
-    if (const YAML::Node selector = spec["selector"]) {
-        auto labels = parse_labels(selector, file, "spec.selector");
-        if (!labels) return fail(labels.error());
-        s.selector = *labels;
-    }
-    std::vector<std::string> ips;
-    if (const YAML::Node ip = spec["clusterIP"]; ip && ip.IsScalar()) ips.push_back(ip.Scalar());
-    if (const YAML::Node list = spec["clusterIPs"]; list && list.IsSequence())
-        for (const auto& ip : list) {
-            auto text = scalar_string(ip, file, "spec.clusterIPs");
-            if (!text) return fail(text.error());
-            ips.push_back(*text);
-        }
-    for (const auto& ip : ips) {
-        if (ip == "None" || ip.empty()) continue;
-        auto ep = parse_address(ip, 0);
-        if (!ep) return fail(config_error(at(spec, file) + ": spec.clusterIP: " + ep.error().message));
-        if (auto ok = check_virtual_ip(*ep, r, at(spec, file) + ": spec.clusterIP"); !ok) return fail(ok.error());
-        if (std::find(s.addresses.begin(), s.addresses.end(), *ep) == s.addresses.end()) s.addresses.push_back(*ep);
-    }
-    const YAML::Node ports = spec["ports"];
-    if (!ports || !ports.IsSequence() || ports.size() == 0)
-        return fail(config_error(r.where.str() + ": spec.ports: needs at least one port"));
-    for (size_t i = 0; i < ports.size(); ++i) {
-        const std::string field = "spec.ports[" + std::to_string(i) + "]";
-        const YAML::Node p = ports[i];
-        if (!p.IsMap()) return fail(config_error(at(p, file) + ": " + field + ": must be a mapping with a port"));
-        ServicePort port{.where = {file, line_of(p)}};
-        if (!p["port"]) return fail(config_error(at(p, file) + ": " + field + ".port: missing"));
-        auto n = parse_port_number(p["port"], file, field + ".port");
-        if (!n) return fail(n.error());
-        port.number = *n;
-        if (const YAML::Node target = p["targetPort"]) {
-            auto t = scalar_string(target, file, field + ".targetPort");
-            if (!t) return fail(t.error());
-            if (!t->empty() && std::all_of(t->begin(), t->end(), ::isdigit)) {
-                auto tn = parse_port_number(target, file, field + ".targetPort");
-                if (!tn) return fail(tn.error());
-                port.target_number = *tn;
-            } else {
-                port.target_name = *t;
-            }
-        }
-        if (auto ok = read_name_and_protocol(p, file, field, port); !ok) return fail(ok.error());
-        if (!port.protocol.empty() && port.protocol != "TCP") {
-            if (auto ok = diag.warn(at(p, file) + ": " + field + ".protocol: " + port.protocol +
-                                    " is not steered; tcpshift routes TCP only");
-                !ok)
-                return fail(ok.error());
-        }
-        s.ports.push_back(port);
-    }
-    if (const YAML::Node affinity = spec["sessionAffinity"]; affinity && affinity.IsScalar() &&
-                                                             affinity.Scalar() == "ClientIP") {
-        if (auto ok = diag.warn(at(affinity, file) +
-                                ": spec.sessionAffinity: ClientIP is not applied; use a DestinationRule with "
-                                "consistentHash.useSourceIp");
-            !ok)
-            return fail(ok.error());
-    }
-    return s;
+    return true;
 }
 
 }  // namespace

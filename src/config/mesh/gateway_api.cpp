@@ -38,6 +38,66 @@ struct ApiGateway {
 
 bool is_gateway_api(const Resource& r, std::string_view kind) { return r.group() == kGatewayApi && r.kind == kind; }
 
+// spec.addresses: the addresses the Gateway's listeners bind, IPAddress only.
+Result<void> parse_gateway_addresses(const YAML::Node& spec, const std::string& file, ApiGateway& gw) {
+    const YAML::Node addresses = spec["addresses"];
+    if (!addresses) return {};
+    for (size_t i = 0; i < addresses.size(); ++i) {
+        const std::string field = "spec.addresses[" + std::to_string(i) + "]";
+        const YAML::Node a = addresses[i];
+        if (auto ok = check_fields(a, {"type", "value"}, file, field + "."); !ok) return fail(ok.error());
+        auto type_text = string_or(a, "type", "IPAddress", file, field + ".type");
+        if (!type_text) return fail(type_text.error());
+        const std::string type = *type_text;
+        if (type != "IPAddress")
+            return fail(config_error(at(a, file) + ": " + field + ".type: \"" + type +
+                                     "\": tcpshift binds IPAddress addresses only"));
+        auto value = scalar_string(a["value"], file, field + ".value");
+        if (!value) return fail(value.error());
+        auto ep = parse_address(*value, 0);
+        if (!ep) return fail(config_error(at(a, file) + ": " + field + ".value: " + ep.error().message));
+        gw.addresses.push_back(*ep);
+    }
+    return {};
+}
+
+// spec.listeners[i]; `names` holds the names of the listeners before it. A listener of
+// another protocol is left out with a warning: nothing, not an error.
+Result<std::optional<TcpListener>> parse_listener(const YAML::Node& l, const std::string& file, size_t i,
+                                                  std::set<std::string>& names, Diagnostics& diag) {
+    const std::string field = "spec.listeners[" + std::to_string(i) + "]";
+    if (auto ok = check_fields(l, {"name", "hostname", "port", "protocol", "tls", "allowedRoutes"}, file, field + ".");
+        !ok)
+        return fail(ok.error());
+    TcpListener listener{.where = {file, line_of(l)}};
+    auto name = optional_string(l, "name", file, field + ".name");
+    if (!name) return fail(name.error());
+    if (!*name) return fail(config_error(at(l, file) + ": " + field + ".name: missing"));
+    listener.name = **name;
+    if (!names.insert(listener.name).second)
+        return fail(config_error(at(l, file) + ": " + field + ".name: listener \"" + listener.name +
+                                 "\" is defined twice"));
+    if (!l["port"]) return fail(config_error(at(l, file) + ": " + field + ".port: missing"));
+    auto port = scalar_int(l["port"], file, field + ".port", 1, 65535);
+    if (!port) return fail(port.error());
+    listener.port = static_cast<uint16_t>(*port);
+    auto protocol_text = string_or(l, "protocol", "", file, field + ".protocol");
+    if (!protocol_text) return fail(protocol_text.error());
+    const std::string protocol = *protocol_text;
+    if (protocol != "TCP") {
+        if (auto ok = diag.warn(at(l, file) + ": " + field + ".protocol: " + (protocol.empty() ? "missing" : protocol) +
+                                ": tcpshift serves TCP listeners only; this listener is left out");
+            !ok)
+            return fail(ok.error());
+        return std::optional<TcpListener>();
+    }
+    if (l["tls"]) {
+        if (auto ok = diag.warn(at(l["tls"], file) + ": " + field + ".tls: not honoured for a TCP listener"); !ok)
+            return fail(ok.error());
+    }
+    return std::optional<TcpListener>(std::move(listener));
+}
+
 Result<ApiGateway> parse_gateway(const Resource& r, Diagnostics& diag) {
     const std::string& file = r.where.file;
     const YAML::Node spec = r.node["spec"];
@@ -47,64 +107,15 @@ Result<ApiGateway> parse_gateway(const Resource& r, Diagnostics& diag) {
         !ok)
         return fail(ok.error());
     ApiGateway gw{.name = r.name, .ns = r.ns, .where = r.where};
-    if (const YAML::Node addresses = spec["addresses"]) {
-        for (size_t i = 0; i < addresses.size(); ++i) {
-            const std::string field = "spec.addresses[" + std::to_string(i) + "]";
-            const YAML::Node a = addresses[i];
-            if (auto ok = check_fields(a, {"type", "value"}, file, field + "."); !ok) return fail(ok.error());
-            auto type_text = string_or(a, "type", "IPAddress", file, field + ".type");
-        if (!type_text) return fail(type_text.error());
-        const std::string type = *type_text;
-            if (type != "IPAddress")
-                return fail(config_error(at(a, file) + ": " + field + ".type: \"" + type +
-                                         "\": tcpshift binds IPAddress addresses only"));
-            auto value = scalar_string(a["value"], file, field + ".value");
-            if (!value) return fail(value.error());
-            auto ep = parse_address(*value, 0);
-            if (!ep) return fail(config_error(at(a, file) + ": " + field + ".value: " + ep.error().message));
-            gw.addresses.push_back(*ep);
-        }
-    }
+    if (auto ok = parse_gateway_addresses(spec, file, gw); !ok) return fail(ok.error());
     const YAML::Node listeners = spec["listeners"];
     if (!listeners || !listeners.IsSequence() || listeners.size() == 0)
         return fail(config_error(r.where.str() + ": spec.listeners: needs at least one listener"));
     std::set<std::string> names;
     for (size_t i = 0; i < listeners.size(); ++i) {
-        const std::string field = "spec.listeners[" + std::to_string(i) + "]";
-        const YAML::Node l = listeners[i];
-        if (auto ok = check_fields(l, {"name", "hostname", "port", "protocol", "tls", "allowedRoutes"}, file,
-                                   field + ".");
-            !ok)
-            return fail(ok.error());
-        TcpListener listener{.where = {file, line_of(l)}};
-        auto name = optional_string(l, "name", file, field + ".name");
-        if (!name) return fail(name.error());
-        if (!*name) return fail(config_error(at(l, file) + ": " + field + ".name: missing"));
-        listener.name = **name;
-        if (!names.insert(listener.name).second)
-            return fail(config_error(at(l, file) + ": " + field + ".name: listener \"" + listener.name +
-                                     "\" is defined twice"));
-        if (!l["port"]) return fail(config_error(at(l, file) + ": " + field + ".port: missing"));
-        auto port = scalar_int(l["port"], file, field + ".port", 1, 65535);
-        if (!port) return fail(port.error());
-        listener.port = static_cast<uint16_t>(*port);
-        auto protocol_text = string_or(l, "protocol", "", file, field + ".protocol");
-        if (!protocol_text) return fail(protocol_text.error());
-        const std::string protocol = *protocol_text;
-        if (protocol != "TCP") {
-            if (auto ok = diag.warn(at(l, file) + ": " + field + ".protocol: " +
-                                    (protocol.empty() ? "missing" : protocol) +
-                                    ": tcpshift serves TCP listeners only; this listener is left out");
-                !ok)
-                return fail(ok.error());
-            continue;
-        }
-        if (l["tls"]) {
-            if (auto ok = diag.warn(at(l["tls"], file) + ": " + field + ".tls: not honoured for a TCP listener");
-                !ok)
-                return fail(ok.error());
-        }
-        gw.listeners.push_back(std::move(listener));
+        auto listener = parse_listener(listeners[i], file, i, names, diag);
+        if (!listener) return fail(listener.error());
+        if (*listener) gw.listeners.push_back(std::move(**listener));
     }
     return gw;
 }
@@ -147,6 +158,50 @@ class TcpRouteResolver {
     }
 
    private:
+    // The Gateway a parentRef names, in its namespace or the route's.
+    Result<const ApiGateway*> find_gateway(const YAML::Node& ref, const std::string& field, const std::string& name,
+                                           const std::string& ns) const {
+        const ApiGateway* gw = nullptr;
+        std::string known;
+        for (const auto& g : gateways_) {
+            if (g.name == name && g.ns == ns) gw = &g;
+            known += (known.empty() ? "" : ", ") + g.ns + "/" + g.name;
+        }
+        if (gw) return gw;
+        return fail(config_error(at(ref, file_) + ": " + field + ".name: no Gateway \"" + name +
+                                 "\" (gateway.networking.k8s.io) in namespace " + ns +
+                                 "; known: " + (known.empty() ? "none" : known)));
+    }
+
+    // The frontends of the listeners of `gw` that `section` and `port` select, each once;
+    // returns whether any listener was selected.
+    static bool add_frontends(const ApiGateway& gw, const std::optional<std::string>& section,
+                              const std::optional<int64_t>& port, std::vector<Endpoint>& frontends,
+                              std::vector<SourceRef>& where) {
+        bool any = false;
+        for (const auto& l : gw.listeners) {
+            if (section && l.name != *section) continue;
+            if (port && l.port != *port) continue;
+            any = true;
+            std::vector<Endpoint> addresses;
+            if (gw.addresses.empty()) {
+                addresses = wildcard_frontends(l.port);
+            } else {
+                for (Endpoint a : gw.addresses) {
+                    a.port = l.port;
+                    addresses.push_back(a);
+                }
+            }
+            for (const auto& a : addresses) {
+                if (std::find(frontends.begin(), frontends.end(), a) != frontends.end()) continue;
+                frontends.push_back(a);
+                where.push_back(l.where);
+            }
+        }
+        return any;
+    }
+
+    // A parentRef: the frontends of the Gateway listeners it selects.
     Result<void> attach(const YAML::Node& ref, const std::string& field, std::vector<Endpoint>& frontends,
                         std::vector<SourceRef>& where) {
         if (auto ok = check_fields(ref, {"group", "kind", "namespace", "name", "sectionName", "port"}, file_,
@@ -161,59 +216,26 @@ class TcpRouteResolver {
                                      "\": a TCPRoute attaches to a Gateway"));
         auto name = scalar_string(ref["name"], file_, field + ".name");
         if (!name) return fail(name.error());
-        auto ns_text = string_or(ref, "namespace", route_.ns, file_, field + ".namespace");
-        if (!ns_text) return fail(ns_text.error());
-        const std::string ns = *ns_text;
-        const ApiGateway* gw = nullptr;
-        std::string known;
-        for (const auto& g : gateways_) {
-            if (g.name == *name && g.ns == ns) gw = &g;
-            known += (known.empty() ? "" : ", ") + g.ns + "/" + g.name;
-        }
-        if (!gw)
-            return fail(config_error(at(ref, file_) + ": " + field + ".name: no Gateway \"" + *name +
-                                     "\" (gateway.networking.k8s.io) in namespace " + ns +
-                                     "; known: " + (known.empty() ? "none" : known)));
-        std::optional<std::string> section;
-        auto section_text = optional_string(ref, "sectionName", file_, field + ".sectionName");
-        if (!section_text) return fail(section_text.error());
-        section = *section_text;
+        auto ns = string_or(ref, "namespace", route_.ns, file_, field + ".namespace");
+        if (!ns) return fail(ns.error());
+        auto gw = find_gateway(ref, field, *name, *ns);
+        if (!gw) return fail(gw.error());
+        auto section = optional_string(ref, "sectionName", file_, field + ".sectionName");
+        if (!section) return fail(section.error());
         std::optional<int64_t> port;
         if (ref["port"]) {
             auto p = scalar_int(ref["port"], file_, field + ".port", 1, 65535);
             if (!p) return fail(p.error());
             port = *p;
         }
-        bool any = false;
-        for (const auto& l : gw->listeners) {
-            if (section && l.name != *section) continue;
-            if (port && l.port != *port) continue;
-            any = true;
-            std::vector<Endpoint> addresses;
-            if (gw->addresses.empty()) {
-                addresses = wildcard_frontends(l.port);
-            } else {
-                for (Endpoint a : gw->addresses) {
-                    a.port = l.port;
-                    addresses.push_back(a);
-                }
-            }
-            for (const auto& a : addresses) {
-                if (std::find(frontends.begin(), frontends.end(), a) != frontends.end()) continue;
-                frontends.push_back(a);
-                where.push_back(l.where);
-            }
-        }
-        if (!any) {
-            std::string listeners;
-            for (const auto& l : gw->listeners)
-                listeners += (listeners.empty() ? "" : ", ") + l.name + " (" + std::to_string(l.port) + ")";
-            return fail(config_error(at(ref, file_) + ": " + field + ": Gateway " + ns + "/" + *name +
-                                     " has no TCP listener" + (section ? " named \"" + *section + "\"" : "") +
-                                     (port ? " on port " + std::to_string(*port) : "") +
-                                     "; its TCP listeners: " + (listeners.empty() ? "none" : listeners)));
-        }
-        return {};
+        if (add_frontends(**gw, *section, port, frontends, where)) return {};
+        std::string listeners;
+        for (const auto& l : (*gw)->listeners)
+            listeners += (listeners.empty() ? "" : ", ") + l.name + " (" + std::to_string(l.port) + ")";
+        return fail(config_error(at(ref, file_) + ": " + field + ": Gateway " + *ns + "/" + *name +
+                                 " has no TCP listener" + (*section ? " named \"" + **section + "\"" : "") +
+                                 (port ? " on port " + std::to_string(*port) : "") +
+                                 "; its TCP listeners: " + (listeners.empty() ? "none" : listeners)));
     }
 
     Result<ServiceSpec> resolve_rule(const YAML::Node& rule, const std::string& field) {

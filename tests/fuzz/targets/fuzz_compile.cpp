@@ -8,6 +8,7 @@
 #include "fuzz_checks.h"
 #include "bpf/abi.h"
 #include "compile/plan.h"
+#include "config/resolve.h"
 
 namespace {
 

@@ -1,4 +1,5 @@
 // libFuzzer target: the native TrafficShift parser, from bytes to validated services.
+#include "config/resolve.h"
 #include "fuzz_checks.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

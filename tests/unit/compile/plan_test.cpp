@@ -1,5 +1,5 @@
-// compile_plan: ids that never carry another address, one weight table per client family, and
-// weights that cannot be honoured refused with the reason.
+// compile_plan: one weight table per client family, and weights that cannot be honoured
+// refused with the reason. The ids are plan_ids_test's.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -117,42 +117,6 @@ TEST(PlanFamilies, AFamilyWithoutFrontendHasNoTable) {
     ASSERT_TRUE(plan) << plan.error().message;
     EXPECT_EQ(plan->services[0].tables[0].slots.size(), TS_TABLE_SLOTS);
     EXPECT_TRUE(plan->services[0].tables[1].slots.empty());
-}
-
-// An id freed by a plan is not given to another address in the next one: until that plan is
-// installed, the maps still hold the old address's socket and counters under it.
-TEST(PlanIds, AFreedIdIsNotReusedByTheNextPlan) {
-    auto first = compile_plan({service({"0.0.0.0:31400"}, {subset("v1", 1, {"127.0.0.1:9001"}),
-                                                           subset("v2", 1, {"127.0.0.1:9002"})})},
-                              {}, default_limits());
-    ASSERT_TRUE(first);
-    const uint32_t old_v2 = first->ids.backends.at("127.0.0.1:9002");
-    auto second = compile_plan({service({"0.0.0.0:31400"}, {subset("v1", 1, {"127.0.0.1:9001"}),
-                                                            subset("v2", 1, {"127.0.0.1:9003"})})},
-                               first->ids, default_limits());
-    ASSERT_TRUE(second);
-    EXPECT_EQ(second->ids.backends.at("127.0.0.1:9001"), first->ids.backends.at("127.0.0.1:9001"));
-    EXPECT_NE(second->ids.backends.at("127.0.0.1:9003"), old_v2) << "the moved subset got the retired address's id";
-    EXPECT_FALSE(second->ids.backends.count("127.0.0.1:9002"));
-    // One plan later the id is free again: the install of `second` emptied it.
-    auto third = compile_plan({service({"0.0.0.0:31400"}, {subset("v1", 1, {"127.0.0.1:9001"}),
-                                                           subset("v2", 1, {"127.0.0.1:9003"}),
-                                                           subset("v3", 1, {"127.0.0.1:9004"})})},
-                              second->ids, default_limits());
-    ASSERT_TRUE(third);
-    EXPECT_EQ(third->ids.backends.at("127.0.0.1:9004"), old_v2);
-}
-
-TEST(PlanIds, ServiceIdsAreQuarantinedToo) {
-    auto first = compile_plan({ServiceSpec{.name = "a", .listen = eps({"0.0.0.0:1000"}),
-                                           .subsets = {subset("v1", 1, {"127.0.0.1:9001"})}}},
-                              {}, default_limits());
-    ASSERT_TRUE(first);
-    auto second = compile_plan({ServiceSpec{.name = "b", .listen = eps({"0.0.0.0:1000"}),
-                                            .subsets = {subset("v1", 1, {"127.0.0.1:9001"})}}},
-                               first->ids, default_limits());
-    ASSERT_TRUE(second);
-    EXPECT_NE(second->services[0].id, first->services[0].id);
 }
 
 }  // namespace

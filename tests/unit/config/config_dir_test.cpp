@@ -7,6 +7,7 @@
 
 #include "netns_fixture.h"
 #include "config/config.h"
+#include "config/resolve.h"
 
 namespace tcpshift {
 namespace {

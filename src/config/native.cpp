@@ -1,0 +1,126 @@
+#include "config/native.h"
+
+#include "config/yaml_fields.h"
+
+namespace tcpshift {
+
+namespace {
+
+Result<void> parse_listen(const YAML::Node& spec, const std::string& file, ServiceSpec& svc) {
+    const YAML::Node listen = spec["listen"];
+    if (!listen || !listen.IsSequence() || listen.size() == 0)
+        return fail(config_error(at(spec, file) + ": spec.listen: needs at least one ADDRESS:PORT"));
+    for (size_t i = 0; i < listen.size(); ++i) {
+        const std::string field = "spec.listen[" + std::to_string(i) + "]";
+        auto text = scalar_string(listen[i], file, field);
+        if (!text) return fail(text.error());
+        auto ep = parse_endpoint(*text);
+        if (!ep) return fail(config_error(at(listen[i], file) + ": " + field + ": " + ep.error().message));
+        svc.listen.push_back(*ep);
+        svc.listen_where.push_back({file, line_of(listen[i])});
+    }
+    return {};
+}
+
+// spec.affinity and spec.takeover, both optional.
+Result<void> parse_options(const YAML::Node& spec, const std::string& file, ServiceSpec& svc) {
+    if (const YAML::Node aff = spec["affinity"]) {
+        auto text = scalar_string(aff, file, "spec.affinity");
+        if (!text) return fail(text.error());
+        svc.affinity_where = {file, line_of(aff)};
+        if (*text == "source-ip") {
+            svc.affinity = Affinity::kSourceIp;
+        } else if (*text != "none") {
+            return fail(config_error(at(aff, file) + ": spec.affinity: \"" + *text + "\" is not none or source-ip"));
+        }
+    }
+    if (const YAML::Node takeover = spec["takeover"]) {
+        auto value = scalar_bool(takeover, file, "spec.takeover");
+        if (!value) return fail(value.error());
+        svc.takeover = *value;
+    }
+    return {};
+}
+
+// A subset's weight; a lone subset may leave it out and takes everything.
+Result<void> parse_weight(const YAML::Node& s, const std::string& file, const std::string& field, size_t subsets,
+                          SubsetSpec& subset) {
+    if (const YAML::Node w = s["weight"]) {
+        auto weight = scalar_weight(w, file, field + ".weight");
+        if (!weight) return fail(weight.error());
+        subset.weight = *weight;
+        subset.weight_where = {file, line_of(w)};
+    } else if (subsets == 1) {
+        subset.weight = 100;  // a lone destination takes all, as in Istio
+        subset.weight_where = subset.where;
+    } else {
+        return fail(config_error(at(s, file) + ": " + field +
+                                 ".weight: missing; every subset needs a weight when there are several"));
+    }
+    return {};
+}
+
+Result<void> parse_backends(const YAML::Node& s, const std::string& file, const std::string& field,
+                            SubsetSpec& subset) {
+    const YAML::Node backends = s["backends"];
+    if (!backends || !backends.IsSequence() || backends.size() == 0)
+        return fail(config_error(at(s, file) + ": " + field + ".backends: needs at least one ADDRESS:PORT"));
+    for (size_t j = 0; j < backends.size(); ++j) {
+        const std::string bfield = field + ".backends[" + std::to_string(j) + "]";
+        auto text = scalar_string(backends[j], file, bfield);
+        if (!text) return fail(text.error());
+        auto ep = parse_endpoint(*text);
+        if (!ep) return fail(config_error(at(backends[j], file) + ": " + bfield + ": " + ep.error().message));
+        if (ep->is_wildcard())
+            return fail(config_error(at(backends[j], file) + ": " + bfield + ": \"" + *text +
+                                     "\": a backend needs a concrete address, such as 127.0.0.1"));
+        subset.backends.push_back(*ep);
+        subset.backend_where.push_back({file, line_of(backends[j])});
+    }
+    return {};
+}
+
+// spec.subsets[i] of `count`.
+Result<SubsetSpec> parse_subset(const YAML::Node& s, const std::string& file, size_t i, size_t count) {
+    const std::string field = "spec.subsets[" + std::to_string(i) + "]";
+    if (!s.IsMap()) return fail(config_error(at(s, file) + ": " + field + ": must be a mapping"));
+    if (auto ok = check_fields(s, {"name", "weight", "backends"}, file, field + "."); !ok) return fail(ok.error());
+    SubsetSpec subset{.where = {file, line_of(s)}, .weight_path = {"spec", "subsets", std::to_string(i), "weight"}};
+    auto name = optional_string(s, "name", file, field + ".name");
+    if (!name) return fail(name.error());
+    if (!*name || (*name)->empty()) return fail(config_error(at(s, file) + ": " + field + ".name: missing"));
+    subset.name = **name;
+    if (auto ok = check_name(subset.name, at(s, file), field + ".name"); !ok) return fail(ok.error());
+    if (auto ok = parse_weight(s, file, field, count, subset); !ok) return fail(ok.error());
+    if (auto ok = parse_backends(s, file, field, subset); !ok) return fail(ok.error());
+    return subset;
+}
+
+}  // namespace
+
+Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
+    const std::string& file = r.where.file;
+    const YAML::Node& doc = r.node;
+    if (auto ok = check_fields(doc, {"apiVersion", "kind", "metadata", "spec"}, file, ""); !ok) return fail(ok.error());
+    if (auto ok = check_fields(doc["metadata"], {"name", "namespace", "labels", "annotations"}, file, "metadata."); !ok)
+        return fail(ok.error());
+    ServiceSpec svc{.name = r.name, .where = r.where, .origin = r.key()};
+    const YAML::Node spec = doc["spec"];
+    if (!spec || !spec.IsMap()) return fail(config_error(r.where.str() + ": spec: missing or not a mapping"));
+    if (auto ok = check_fields(spec, {"listen", "affinity", "takeover", "subsets"}, file, "spec."); !ok)
+        return fail(ok.error());
+    if (auto ok = parse_listen(spec, file, svc); !ok) return fail(ok.error());
+    if (auto ok = parse_options(spec, file, svc); !ok) return fail(ok.error());
+
+    const YAML::Node subsets = spec["subsets"];
+    if (!subsets || !subsets.IsSequence() || subsets.size() == 0)
+        return fail(config_error(at(spec, file) + ": spec.subsets: needs at least one subset"));
+    for (size_t i = 0; i < subsets.size(); ++i) {
+        auto subset = parse_subset(subsets[i], file, i, subsets.size());
+        if (!subset) return fail(subset.error());
+        svc.subsets.push_back(std::move(*subset));
+    }
+    return svc;
+}
+
+}  // namespace tcpshift

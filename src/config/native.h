@@ -1,0 +1,13 @@
+// The native resource, tcpshift.io/v1alpha1 TrafficShift: one service written out in full,
+// its frontends, affinity and weighted subsets of backend addresses.
+#pragma once
+
+#include "config/config.h"
+
+namespace tcpshift {
+
+// One TrafficShift into its service. Every field is checked here, with file:line and the
+// field path in the error; what spans services (names, frontends) is validate_services' job.
+Result<ServiceSpec> parse_traffic_shift(const Resource& r);
+
+}  // namespace tcpshift
