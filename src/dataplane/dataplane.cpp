@@ -206,7 +206,7 @@ Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint64_t netns_cooki
 }
 
 int SteerProgram::steer_fd() const { return bpf_program__fd(skel_->progs.steer); }
-int SteerProgram::track_sockets_fd() const { return bpf_program__fd(skel_->progs.track_sockets); }
+int SteerProgram::register_and_count_fd() const { return bpf_program__fd(skel_->progs.register_and_count); }
 
 Result<DataplaneMaps> SteerProgram::maps() const {
     DataplaneMaps maps;
@@ -259,7 +259,7 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
         bpf_program__attach_netns(skel->progs.steer, netns_fd.get()), bpf_link__destroy);
     if (!steer_link) return fail(system_error("attach sk_lookup to the network namespace (needs Linux 5.9)", errno));
     std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> sockops_link(
-        bpf_program__attach_cgroup(skel->progs.track_sockets, cgroup_fd.get()), bpf_link__destroy);
+        bpf_program__attach_cgroup(skel->progs.register_and_count, cgroup_fd.get()), bpf_link__destroy);
     if (!sockops_link) return fail(system_error("attach sock_ops to cgroup " + cgroup, errno));
 
     const uint32_t zero = 0;
