@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The maps of the data plane and the constants the loader sets. */
+/*
+ * The maps of the data plane and the constants the loader sets. Each map is named in
+ * TS_PINNED_MAPS or TS_PROGRAM_MAPS of bpf/abi.h, the list userspace walks; a BPF test holds
+ * the loaded object to exactly that list.
+ */
 #ifndef TCPSHIFT_MAPS_BPF_H
 #define TCPSHIFT_MAPS_BPF_H
 
