@@ -17,6 +17,26 @@
  * is refused, never written with this layout: its "meta" map says which it has. */
 #define TS_ABI_VERSION 2
 
+/* Every map of the data plane, by the name it has in the object. X(name) is applied to each.
+ * The pinned ones are also their names under the pin directory, the one list that userspace
+ * walks to pin, open and grant them; a BPF test checks that the loaded object has exactly
+ * the maps of both lists. */
+#define TS_PINNED_MAPS(X)                                                                      \
+	X(frontends)      /* (address, port) -> service */                                     \
+	X(services)       /* service -> its live table generation */                           \
+	X(tables)         /* the weight tables, two generations per service and family */      \
+	X(sockets)        /* SOCKHASH: the listeners of each backend */                        \
+	X(listeners)      /* listener key -> the backends a listener with it serves */         \
+	X(service_stats)  /* per-CPU counters by service */                                    \
+	X(backend_stats)  /* per-CPU counters by backend */                                    \
+	X(frontend_ports) /* bitmap of the ports some frontend listens on */                   \
+	X(connections)    /* socket storage: a listener's backend, cloned to what it accepts */ \
+	X(backend_tags)   /* backend id -> fingerprint of its address */                       \
+	X(route_stats)    /* (service id, backend id) -> counters of connections through it */ \
+	X(meta)           /* ABI version and the serial of the applied set the maps hold */
+/* Maps only the programs read and write, never pinned: they live as long as the programs. */
+#define TS_PROGRAM_MAPS(X) X(recent_flows) /* flow -> the backend sk_lookup gave it lately */
+
 /* Value of "meta", a one-entry array written by userspace. */
 struct ts_meta {
 	__u32 abi_version;   /* TS_ABI_VERSION of the tcpshift that attached */

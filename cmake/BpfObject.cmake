@@ -1,7 +1,8 @@
 # bpf_skeleton(NAME SOURCE) compiles SOURCE with clang -target bpf and generates
 # ${CMAKE_CURRENT_BINARY_DIR}/bpf/NAME.skel.h with `bpftool gen skeleton`. The object is
 # embedded in the skeleton header, so nothing is loaded from a path at run time.
-# It defines an INTERFACE target NAME_skel whose include path exposes the header.
+# It defines an INTERFACE target NAME_skel whose include path exposes the header. clang writes
+# the headers SOURCE includes to a depfile, so a change to any of them rebuilds the object.
 function(bpf_skeleton name source)
   find_program(BPF_CLANG clang REQUIRED)
   find_program(BPFTOOL bpftool PATHS /usr/sbin /sbin REQUIRED)
@@ -14,9 +15,10 @@ function(bpf_skeleton name source)
     COMMAND ${BPF_CLANG} -g -O2 -Wall -Werror -target bpf
             -I${CMAKE_SOURCE_DIR}
             -I/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}
+            -MD -MF ${object}.d
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${object}
-    DEPENDS ${source} ${CMAKE_SOURCE_DIR}/bpf/abi.h
-            ${CMAKE_SOURCE_DIR}/bpf/flow_hash.h
+    DEPENDS ${source}
+    DEPFILE ${object}.d
     COMMENT "BPF ${source}"
     VERBATIM)
   add_custom_command(

@@ -77,7 +77,7 @@ Result<Links> attach_programs(steer_bpf* skel, std::string cgroup) {
         bpf_program__attach_netns(skel->progs.steer, netns_fd.get()), bpf_link__destroy);
     if (!steer_link) return fail(system_error("attach sk_lookup to the network namespace (needs Linux 5.9)", errno));
     std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> sockops_link(
-        bpf_program__attach_cgroup(skel->progs.track_sockets, cgroup_fd.get()), bpf_link__destroy);
+        bpf_program__attach_cgroup(skel->progs.register_and_count, cgroup_fd.get()), bpf_link__destroy);
     if (!sockops_link) return fail(system_error("attach sock_ops to cgroup " + cgroup, errno));
     return Links{.steer = std::move(steer_link), .sockops = std::move(sockops_link)};
 }

@@ -4,43 +4,28 @@
 #include <array>
 
 #include "base/fd.h"
+#include "bpf/abi.h"
 
 namespace tcpshift {
 
-// The pinned maps of an attached namespace, by the names they have in bpf/steer.bpf.c and
-// under the pin directory.
+// The pinned maps of an attached namespace, one member for each of TS_PINNED_MAPS (bpf/abi.h),
+// by the names they have in the BPF object and under the pin directory.
 struct DataplaneMaps {
-    Fd frontends;
-    Fd services;
-    Fd tables;
-    Fd sockets;
-    Fd listeners;
-    Fd service_stats;
-    Fd backend_stats;
-    Fd frontend_ports;
-    Fd connections;   // socket storage: a listener's backend, cloned to what it accepts
-    Fd backend_tags;  // backend id -> fingerprint of its address
-    Fd route_stats;   // (service id, backend id) -> counters of connections through the service
-    Fd meta;          // ABI version and the serial of the applied set the maps hold
+#define TS_MAP_MEMBER(name) Fd name;
+    TS_PINNED_MAPS(TS_MAP_MEMBER)
+#undef TS_MAP_MEMBER
 };
 
-// Every map with its name in bpf/steer.bpf.c and under the pin directory: the one list that
-// pinning, opening and granting walk.
+// Every pinned map with its name, built from TS_PINNED_MAPS: the one list that pinning,
+// opening and granting walk.
 struct MapName {
     const char* name;
     Fd DataplaneMaps::*fd;
 };
-inline constexpr std::array<MapName, 12> kDataplaneMaps = {{{"frontends", &DataplaneMaps::frontends},
-                                                           {"services", &DataplaneMaps::services},
-                                                           {"tables", &DataplaneMaps::tables},
-                                                           {"sockets", &DataplaneMaps::sockets},
-                                                           {"listeners", &DataplaneMaps::listeners},
-                                                           {"service_stats", &DataplaneMaps::service_stats},
-                                                           {"backend_stats", &DataplaneMaps::backend_stats},
-                                                           {"frontend_ports", &DataplaneMaps::frontend_ports},
-                                                           {"connections", &DataplaneMaps::connections},
-                                                           {"backend_tags", &DataplaneMaps::backend_tags},
-                                                           {"route_stats", &DataplaneMaps::route_stats},
-                                                           {"meta", &DataplaneMaps::meta}}};
+inline constexpr auto kDataplaneMaps = std::to_array<MapName>({
+#define TS_MAP_NAME(name) {#name, &DataplaneMaps::name},
+    TS_PINNED_MAPS(TS_MAP_NAME)
+#undef TS_MAP_NAME
+});
 
 }  // namespace tcpshift

@@ -79,7 +79,7 @@ Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint64_t netns_cooki
 }
 
 int SteerProgram::steer_fd() const { return bpf_program__fd(skel_->progs.steer); }
-int SteerProgram::track_sockets_fd() const { return bpf_program__fd(skel_->progs.track_sockets); }
+int SteerProgram::register_and_count_fd() const { return bpf_program__fd(skel_->progs.register_and_count); }
 
 Result<DataplaneMaps> SteerProgram::maps() const {
     DataplaneMaps maps;

@@ -24,7 +24,7 @@ class SteerProgram {
     static Result<SteerProgram> load(uint64_t hash_seed, uint64_t netns_cookie, uint32_t max_services = 0);
 
     int steer_fd() const;
-    int track_sockets_fd() const;
+    int register_and_count_fd() const;
     Result<DataplaneMaps> maps() const;  // duplicated fds, independent of this object
     steer_bpf* skeleton() const { return skel_.get(); }
 

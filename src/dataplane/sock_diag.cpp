@@ -1,5 +1,6 @@
 #include "dataplane/sock_diag.h"
 
+#include <linux/bpf.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -17,8 +18,6 @@
 namespace tcpshift {
 
 namespace {
-
-constexpr int kTcpListen = 10;  // TCP_LISTEN in include/net/tcp_states.h
 
 struct DiagRequest {
     nlmsghdr header;
@@ -47,7 +46,7 @@ Result<void> dump_family(int family, std::vector<ListeningSocket>& out) {
     req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     req.request.sdiag_family = static_cast<uint8_t>(family);
     req.request.sdiag_protocol = IPPROTO_TCP;
-    req.request.idiag_states = 1u << kTcpListen;
+    req.request.idiag_states = 1u << BPF_TCP_LISTEN;  // a bit per TCP state; BPF_TCP_* has the kernel's numbers
     if (::send(sock.get(), &req, sizeof(req), 0) != static_cast<ssize_t>(sizeof(req)))
         return fail(system_error("send a sock_diag request", errno));
     std::vector<char> buffer(1 << 16);

@@ -11,9 +11,11 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include "netns_fixture.h"
 #include "stats.h"
+#include "test_names.h"
 #include "bpf/abi.h"
 #include "dataplane/dataplane.h"
 #include "bpf/flow_hash.h"
@@ -119,154 +121,176 @@ class SteerProgramTest : public ::testing::Test {
     Plan plan_;
 };
 
-TEST_F(SteerProgramTest, SelectsTheBackendTheTablePredicts) {
-    Listener v1 = listen_on("127.0.0.1", AF_INET), v2 = listen_on("127.0.0.1", AF_INET);
-    install({two_subsets(v1, v2, 20, 80)});
-    register_backend(v1);
-    register_backend(v2);
-    const std::map<uint32_t, uint64_t> cookie_of = {{plan_.ids.backends.at(v1.local.str()), v1.cookie},
-                                                    {plan_.ids.backends.at(v2.local.str()), v2.cookie}};
-    const Endpoint frontend = ep("127.0.0.1:31400");
-    std::map<uint64_t, int> seen;
-    for (uint16_t port = 40000; port < 40400; ++port) {
-        const Endpoint client = ep("127.0.0.9:" + std::to_string(port));
-        const RunResult r = run(client, frontend);
-        ASSERT_EQ(r.verdict, SK_PASS);
-        ASSERT_EQ(r.cookie, cookie_of.at(predicted_backend(client, frontend, "tcp-echo"))) << "port " << port;
-        ++seen[r.cookie];
+// What each flow of a row must get.
+enum class Expect {
+    kPredicted,  // the listener of the backend the table predicts
+    kFirst,      // the first backend's listener, whatever the table says
+    kSecond,     // the second backend's listener
+    kDropped,    // refused: SK_DROP, no socket
+    kUntouched,  // not a frontend's: SK_PASS, no socket
+};
+
+// One service of two backends, "v1" and "v2", both listening on `backends`, and flows from
+// `client`, one per source port, to `connect_to`.
+struct FlowCase {
+    const char* desc;
+    const char* backends = "127.0.0.1";
+    std::array<uint32_t, 2> weights = {50, 50};
+    const char* listen = "0.0.0.0:31400";        // the service's frontend
+    std::array<bool, 2> registered = {true, true};
+    bool second_closes = false;                  // v2 registers, then closes before the flows
+    const char* client = "127.0.0.9";
+    uint16_t first_port = 40000, flows = 1;
+    const char* connect_to = "127.0.0.1:31400";
+    int protocol = IPPROTO_TCP;
+    Expect expect = Expect::kPredicted;
+    bool both_chosen = false;                    // each backend takes some flow
+    bool some_fall_back = false;                 // the table chose v2 for some flow
+    int64_t lookups = -1, no_backend = -1;       // the service's counters after; -1: not checked
+};
+
+void PrintTo(const FlowCase& c, std::ostream* os) { *os << c.desc; }
+
+class SteerFlowTest : public SteerProgramTest, public ::testing::WithParamInterface<FlowCase> {
+   protected:
+    // The verdict and socket a flow must get.
+    static RunResult expected(Expect expect, const Listener (&v)[2], uint64_t predicted_cookie) {
+        switch (expect) {
+            case Expect::kPredicted: return {.verdict = SK_PASS, .cookie = predicted_cookie};
+            case Expect::kFirst: return {.verdict = SK_PASS, .cookie = v[0].cookie};
+            case Expect::kSecond: return {.verdict = SK_PASS, .cookie = v[1].cookie};
+            case Expect::kDropped: return {.verdict = SK_DROP, .cookie = 0};
+            case Expect::kUntouched: return {.verdict = SK_PASS, .cookie = 0};
+        }
+        return {};
     }
-    EXPECT_EQ(seen.size(), 2u) << "both backends take connections";
+};
+
+TEST_P(SteerFlowTest, EveryFlowGetsWhatTheRowExpects) {
+    const FlowCase& c = GetParam();
+    const int family = std::strchr(c.backends, ':') ? AF_INET6 : AF_INET;
+    Listener v[2] = {listen_on(c.backends, family), listen_on(c.backends, family)};
+    install({two_subsets(v[0], v[1], c.weights[0], c.weights[1], {ep(c.listen)})});
+    for (int i = 0; i < 2; ++i)
+        if (c.registered[i]) register_backend(v[i]);
+    if (c.second_closes) v[1].fd.reset();
+    const uint32_t ids[2] = {plan_.ids.backends.at(v[0].local.str()), plan_.ids.backends.at(v[1].local.str())};
+    const std::map<uint32_t, uint64_t> cookie_of = {{ids[0], v[0].cookie}, {ids[1], v[1].cookie}};
+    const Endpoint frontend = ep(c.connect_to);
+    std::set<uint64_t> seen;
+    int chose_second = 0;
+    for (uint32_t port = c.first_port; port < uint32_t{c.first_port} + c.flows; ++port) {
+        const Endpoint client = *parse_address(c.client, static_cast<uint16_t>(port));
+        const uint32_t predicted = predicted_backend(client, frontend, "tcp-echo");
+        const RunResult want = expected(c.expect, v, cookie_of.at(predicted));
+        const RunResult r = run(client, frontend, c.protocol);
+        ASSERT_EQ(r.verdict, want.verdict) << "port " << port;
+        ASSERT_EQ(r.cookie, want.cookie) << "port " << port;
+        seen.insert(r.cookie);
+        chose_second += predicted == ids[1];
+    }
+    if (c.both_chosen) {
+        EXPECT_EQ(seen.size(), 2u) << "both backends take connections";
+    }
+    if (c.some_fall_back) {
+        EXPECT_GT(chose_second, 0);
+    }
     // sk_lookup runs for every packet that finds no socket (SYN, retransmissions, a SYN
     // cookie's ACK), so it counts only refusals; sock_ops counts established connections.
     auto counters = read_service_counters(maps_, plan_.services[0].id);
     ASSERT_TRUE(counters);
-    EXPECT_EQ(counters->lookups, 0u);
-}
-
-TEST_F(SteerProgramTest, AFrontendWithoutLiveBackendDrops) {
-    Listener v1 = listen_on("127.0.0.1", AF_INET), v2 = listen_on("127.0.0.1", AF_INET);
-    install({two_subsets(v1, v2, 50, 50)});  // no listener registered
-    const RunResult r = run(ep("127.0.0.9:40000"), ep("127.0.0.1:31400"));
-    EXPECT_EQ(r.verdict, SK_DROP);
-    EXPECT_EQ(r.cookie, 0u);
-    auto counters = read_service_counters(maps_, plan_.services[0].id);
-    ASSERT_TRUE(counters);
-    EXPECT_EQ(counters->no_backend, 1u);
-}
-
-TEST_F(SteerProgramTest, OtherPortsAndProtocolsPassUntouched) {
-    Listener v1 = listen_on("127.0.0.1", AF_INET), v2 = listen_on("127.0.0.1", AF_INET);
-    install({two_subsets(v1, v2, 50, 50, {ep("127.0.0.1:31400")})});
-    register_backend(v1);
-    register_backend(v2);
-    for (const auto& [desc, frontend, protocol] :
-         std::vector<std::tuple<const char*, Endpoint, int>>{{"other port", ep("127.0.0.1:31401"), IPPROTO_TCP},
-                                                             {"other address", ep("127.0.0.2:31400"), IPPROTO_TCP},
-                                                             {"udp", ep("127.0.0.1:31400"), IPPROTO_UDP}}) {
-        const RunResult r = run(ep("127.0.0.9:40000"), frontend, protocol);
-        EXPECT_EQ(r.verdict, SK_PASS) << desc;
-        EXPECT_EQ(r.cookie, 0u) << desc;
+    if (c.lookups >= 0) {
+        EXPECT_EQ(counters->lookups, static_cast<uint64_t>(c.lookups));
+    }
+    if (c.no_backend >= 0) {
+        EXPECT_EQ(counters->no_backend, static_cast<uint64_t>(c.no_backend));
     }
 }
 
-TEST_F(SteerProgramTest, FallsBackToALiveBackendWhenTheChosenOneHasNoListener) {
-    Listener v1 = listen_on("127.0.0.1", AF_INET), v2 = listen_on("127.0.0.1", AF_INET);
-    install({two_subsets(v1, v2, 50, 50)});
-    register_backend(v1);  // v2 never registers
-    const Endpoint frontend = ep("127.0.0.1:31400");
-    const uint32_t v2_id = plan_.ids.backends.at(v2.local.str());
-    int fell_back = 0;
-    for (uint16_t port = 40000; port < 40200; ++port) {
-        const Endpoint client = ep("127.0.0.9:" + std::to_string(port));
-        const RunResult r = run(client, frontend);
-        ASSERT_EQ(r.verdict, SK_PASS);
-        ASSERT_EQ(r.cookie, v1.cookie);
-        fell_back += predicted_backend(client, frontend, "tcp-echo") == v2_id;
-    }
-    EXPECT_GT(fell_back, 0);
-}
+INSTANTIATE_TEST_SUITE_P(
+    Table, SteerFlowTest,
+    ::testing::Values(
+        FlowCase{.desc = "IPv4: the backend the table predicts",
+                 .weights = {20, 80}, .flows = 400, .both_chosen = true, .lookups = 0},
+        FlowCase{.desc = "IPv6: an IPv6 listener, the one the table predicts",
+                 .backends = "::1", .weights = {30, 70}, .listen = "[::]:31400", .client = "::1",
+                 .first_port = 50000, .flows = 100, .connect_to = "[::1]:31400"},
+        FlowCase{.desc = "no backend listens: dropped and counted",
+                 .registered = {false, false}, .expect = Expect::kDropped, .no_backend = 1},
+        FlowCase{.desc = "the chosen backend has no listener: a live one takes the flow",
+                 .registered = {true, false}, .flows = 200, .expect = Expect::kFirst, .some_fall_back = true},
+        FlowCase{.desc = "weight 0 is never chosen",
+                 .weights = {0, 100}, .flows = 200, .expect = Expect::kSecond},
+        FlowCase{.desc = "weight 0 is no fallback: refused when the other backend is gone",
+                 .weights = {0, 100}, .second_closes = true, .expect = Expect::kDropped},
+        FlowCase{.desc = "another port passes untouched",
+                 .listen = "127.0.0.1:31400", .connect_to = "127.0.0.1:31401", .expect = Expect::kUntouched},
+        FlowCase{.desc = "another address passes untouched",
+                 .listen = "127.0.0.1:31400", .connect_to = "127.0.0.2:31400", .expect = Expect::kUntouched},
+        FlowCase{.desc = "UDP passes untouched",
+                 .listen = "127.0.0.1:31400", .protocol = IPPROTO_UDP, .expect = Expect::kUntouched}),
+    [](const auto& info) { return test_case_name(info.param.desc); });
 
 // A dead backend's share goes to the live ones by weight, not to its neighbour in the list:
 // a 2% canary beside a 48% stable backend takes 2/50 of what a dead 50% backend leaves.
-TEST_F(SteerProgramTest, ADeadBackendsShareGoesToTheLiveOnesByWeight) {
-    struct Case {
-        const char* desc;
-        std::vector<uint32_t> weights;  // the last backend dies
-    };
-    for (const Case& c : {Case{.desc = "canary 2, stable 48, dead 50", .weights = {2, 48, 50}},
-                          Case{.desc = "canary 2, stable 48, dead 50, listed first", .weights = {50, 2, 48}},
-                          Case{.desc = "10, 30, dead 60", .weights = {10, 30, 60}}}) {
-        SCOPED_TRACE(c.desc);
-        std::vector<Listener> listeners;
-        ServiceSpec spec{.name = "canary", .listen = {ep("0.0.0.0:31400")}};
-        for (size_t i = 0; i < c.weights.size(); ++i) {
-            listeners.push_back(listen_on("127.0.0.1", AF_INET));
-            spec.subsets.push_back({.name = "s" + std::to_string(i), .weight = c.weights[i], .backends = {listeners[i].local}});
-        }
-        plan_ = Plan{};
-        install({spec});
-        // The dead one is the biggest; in the second case it is listed first.
-        const size_t dead = std::max_element(c.weights.begin(), c.weights.end()) - c.weights.begin();
-        std::map<uint64_t, size_t> index_of;
-        for (size_t i = 0; i < listeners.size(); ++i) {
-            if (i != dead) register_backend(listeners[i]);
-            index_of[listeners[i].cookie] = i;
-        }
-        const uint32_t dead_id = plan_.ids.backends.at(listeners[dead].local.str());
-        // Distinct clients: 10.0.x.y with varied ports, so the draws are independent.
-        std::vector<uint64_t> orphans(listeners.size(), 0);
-        std::vector<double> expected(listeners.size(), 0);
-        for (size_t i = 0; i < listeners.size(); ++i)
-            if (i != dead) expected[i] = c.weights[i];
-        const Endpoint frontend = ep("127.0.0.1:31400");
-        for (uint32_t n = 0; n < 12000; ++n) {
-            const Endpoint client =
-                ep("10.0." + std::to_string(n / 250) + "." + std::to_string(n % 250 + 1) + ":" + std::to_string(20000 + n % 7919));
-            const RunResult r = run(client, frontend);
-            ASSERT_EQ(r.verdict, SK_PASS);
-            const uint32_t predicted = predicted_backend(client, frontend, "canary");
-            if (predicted != dead_id) {
-                ASSERT_EQ(plan_.ids.backends.at(listeners[index_of.at(r.cookie)].local.str()), predicted)
-                    << "a flow whose backend lives stays on it";
-                continue;
-            }
-            ++orphans[index_of.at(r.cookie)];
-        }
-        EXPECT_EQ(orphans[dead], 0u);
-        const uint64_t total = std::accumulate(orphans.begin(), orphans.end(), uint64_t{0});
-        ASSERT_GE(total, testing::sample_size_for(expected, 0.02)) << "enough orphaned flows to judge";
-        const auto verdict = testing::chi_square_split(orphans, expected);
-        EXPECT_GT(verdict.p_value, testing::kAlpha) << verdict.table;
+struct DeadShareCase {
+    const char* desc;
+    std::vector<uint32_t> weights;  // the biggest dies
+};
+
+void PrintTo(const DeadShareCase& c, std::ostream* os) { *os << c.desc; }
+
+class DeadShareTest : public SteerProgramTest, public ::testing::WithParamInterface<DeadShareCase> {};
+
+TEST_P(DeadShareTest, GoesToTheLiveBackendsByWeight) {
+    const DeadShareCase& c = GetParam();
+    std::vector<Listener> listeners;
+    ServiceSpec spec{.name = "canary", .listen = {ep("0.0.0.0:31400")}};
+    for (size_t i = 0; i < c.weights.size(); ++i) {
+        listeners.push_back(listen_on("127.0.0.1", AF_INET));
+        spec.subsets.push_back(
+            {.name = "s" + std::to_string(i), .weight = c.weights[i], .backends = {listeners[i].local}});
     }
-}
-
-TEST_F(SteerProgramTest, ZeroWeightIsNeverChosenNorAFallback) {
-    Listener v1 = listen_on("127.0.0.1", AF_INET), v2 = listen_on("127.0.0.1", AF_INET);
-    install({two_subsets(v1, v2, 0, 100)});
-    register_backend(v1);
-    register_backend(v2);
-    for (uint16_t port = 40000; port < 40200; ++port)
-        ASSERT_EQ(run(ep("127.0.0.9:" + std::to_string(port)), ep("127.0.0.1:31400")).cookie, v2.cookie);
-    // v2 gone: the weight-0 subset still takes nothing; the connection is refused.
-    v2.fd.reset();
-    EXPECT_EQ(run(ep("127.0.0.9:40000"), ep("127.0.0.1:31400")).verdict, SK_DROP);
-}
-
-TEST_F(SteerProgramTest, IPv6FrontendSelectsAnIPv6Listener) {
-    Listener v1 = listen_on("::1", AF_INET6), v2 = listen_on("::1", AF_INET6);
-    install({two_subsets(v1, v2, 30, 70, {ep("[::]:31400")})});
-    register_backend(v1);
-    register_backend(v2);
-    const Endpoint frontend = ep("[::1]:31400");
-    const std::map<uint32_t, uint64_t> cookie_of = {{plan_.ids.backends.at(v1.local.str()), v1.cookie},
-                                                    {plan_.ids.backends.at(v2.local.str()), v2.cookie}};
-    for (uint16_t port = 50000; port < 50100; ++port) {
-        const Endpoint client = ep("[::1]:" + std::to_string(port));
+    install({spec});
+    const size_t dead = std::max_element(c.weights.begin(), c.weights.end()) - c.weights.begin();
+    std::map<uint64_t, size_t> index_of;
+    for (size_t i = 0; i < listeners.size(); ++i) {
+        if (i != dead) register_backend(listeners[i]);
+        index_of[listeners[i].cookie] = i;
+    }
+    const uint32_t dead_id = plan_.ids.backends.at(listeners[dead].local.str());
+    // Distinct clients: 10.0.x.y with varied ports, so the draws are independent.
+    std::vector<uint64_t> orphans(listeners.size(), 0);
+    std::vector<double> expected(listeners.size(), 0);
+    for (size_t i = 0; i < listeners.size(); ++i)
+        if (i != dead) expected[i] = c.weights[i];
+    const Endpoint frontend = ep("127.0.0.1:31400");
+    for (uint32_t n = 0; n < 12000; ++n) {
+        const Endpoint client = ep("10.0." + std::to_string(n / 250) + "." + std::to_string(n % 250 + 1) + ":" +
+                                   std::to_string(20000 + n % 7919));
         const RunResult r = run(client, frontend);
         ASSERT_EQ(r.verdict, SK_PASS);
-        ASSERT_EQ(r.cookie, cookie_of.at(predicted_backend(client, frontend, "tcp-echo")));
+        const uint32_t predicted = predicted_backend(client, frontend, "canary");
+        if (predicted != dead_id) {
+            ASSERT_EQ(plan_.ids.backends.at(listeners[index_of.at(r.cookie)].local.str()), predicted)
+                << "a flow whose backend lives stays on it";
+            continue;
+        }
+        ++orphans[index_of.at(r.cookie)];
     }
+    EXPECT_EQ(orphans[dead], 0u);
+    const uint64_t total = std::accumulate(orphans.begin(), orphans.end(), uint64_t{0});
+    ASSERT_GE(total, testing::sample_size_for(expected, 0.02)) << "enough orphaned flows to judge";
+    const auto verdict = testing::chi_square_split(orphans, expected);
+    EXPECT_GT(verdict.p_value, testing::kAlpha) << verdict.table;
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, DeadShareTest,
+    ::testing::Values(DeadShareCase{.desc = "canary 2, stable 48, dead 50", .weights = {2, 48, 50}},
+                      DeadShareCase{.desc = "canary 2, stable 48, dead 50, listed first", .weights = {50, 2, 48}},
+                      DeadShareCase{.desc = "10, 30, dead 60", .weights = {10, 30, 60}}),
+    [](const auto& info) { return test_case_name(info.param.desc); });
 
 TEST_F(SteerProgramTest, IPv4ClientReachesADualStackListener) {
     Listener dual = listen_on("::", AF_INET6, /*v6only=*/false);

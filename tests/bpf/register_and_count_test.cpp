@@ -87,7 +87,7 @@ bool eventually(const std::function<bool()>& done) {
     return true;
 }
 
-class TrackSocketsTest : public ::testing::Test {
+class RegisterAndCountTest : public ::testing::Test {
    protected:
     void SetUp() override {
         TCPSHIFT_REQUIRE_ROOT();
@@ -102,81 +102,105 @@ class TrackSocketsTest : public ::testing::Test {
         std::ofstream(cgroup_ + "/cgroup.procs") << ::getpid() << "\n";
     }
     void TearDown() override {
+        steer_.reset();
+        sockops_.reset();
+        program_.reset();
         if (cgroup_.empty()) return;
         std::ofstream(home_.empty() ? root_ + "/cgroup.procs" : home_ + "/cgroup.procs") << ::getpid() << "\n";
         ::rmdir(cgroup_.c_str());
     }
 
-    std::string root_, cgroup_, home_;
-};
-
-TEST_F(TrackSocketsTest, RegistersListenersAndCountsOnlyItsOwnNamespace) {
-    const Endpoint backend = ep("127.0.0.1:9001"), frontend = ep("127.0.0.1:31400");
-    in_new_netns([&] {
+    // Loads the programs for the calling thread's namespace, attaches sock_ops to the test's
+    // cgroup and sk_lookup to the namespace, and installs one service: `frontend_` to
+    // `backend_`.
+    void attach() {
         auto netns = current_netns();
         ASSERT_TRUE(netns);
-        auto program = SteerProgram::load(0x5eed, netns->cookie);
+        netns_ = *netns;
+        auto program = SteerProgram::load(0x5eed, netns_.cookie);
         ASSERT_TRUE(program) << program.error().message;
-        auto maps = program->maps();
+        program_ = std::make_unique<SteerProgram>(std::move(*program));
+        auto maps = program_->maps();
         ASSERT_TRUE(maps);
+        maps_ = std::move(*maps);
         Fd cgroup_fd(::open(cgroup_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         Fd netns_fd(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-        Fd sockops(bpf_link_create(program->track_sockets_fd(), cgroup_fd.get(), BPF_CGROUP_SOCK_OPS, nullptr));
-        ASSERT_TRUE(sockops) << "attach sock_ops to " << cgroup_ << ": " << std::strerror(errno);
-        Fd steer(bpf_link_create(program->steer_fd(), netns_fd.get(), BPF_SK_LOOKUP, nullptr));
-        ASSERT_TRUE(steer) << std::strerror(errno);
+        sockops_ =
+            Fd(bpf_link_create(program_->register_and_count_fd(), cgroup_fd.get(), BPF_CGROUP_SOCK_OPS, nullptr));
+        ASSERT_TRUE(sockops_) << "attach sock_ops to " << cgroup_ << ": " << std::strerror(errno);
+        steer_ = Fd(bpf_link_create(program_->steer_fd(), netns_fd.get(), BPF_SK_LOOKUP, nullptr));
+        ASSERT_TRUE(steer_) << std::strerror(errno);
 
         auto plan = compile_plan({ServiceSpec{.name = "svc",
-                                              .listen = {frontend},
-                                              .subsets = {{.name = "v1", .weight = 1, .backends = {backend}}}}},
+                                              .listen = {frontend_},
+                                              .subsets = {{.name = "v1", .weight = 1, .backends = {backend_}}}}},
                                  {}, default_limits());
         ASSERT_TRUE(plan);
-        ASSERT_TRUE(install_listener_keys(*maps, *plan, nullptr, *netns));
-        ASSERT_TRUE(install_plan(*maps, *plan, nullptr, *netns));
-        const uint32_t id = plan->ids.backends.at(backend.str());
-        const uint32_t service = plan->services[0].id;
+        ASSERT_TRUE(install_listener_keys(maps_, *plan, nullptr, netns_));
+        ASSERT_TRUE(install_plan(maps_, *plan, nullptr, netns_));
+        plan_ = std::move(*plan);
+    }
+
+    uint32_t backend_id() const { return plan_.ids.backends.at(backend_.str()); }
+
+    // Whether the backend's counters come to `opened` connections, all closed, `steered` of
+    // them through the frontend.
+    bool counted(uint64_t opened, uint64_t steered) const {
+        return eventually([&] {
+            auto c = read_backend_counters(maps_, backend_id());
+            return c && c->opened == opened && c->closed == opened && c->steered == steered;
+        });
+    }
+
+    const Endpoint backend_ = ep("127.0.0.1:9001"), frontend_ = ep("127.0.0.1:31400");
+    std::string root_, cgroup_, home_;
+    NetnsId netns_;
+    std::unique_ptr<SteerProgram> program_;
+    DataplaneMaps maps_;
+    Fd sockops_, steer_;
+    Plan plan_;
+};
+
+TEST_F(RegisterAndCountTest, RegistersListenersAndCountsOnlyItsOwnNamespace) {
+    in_new_netns([&] {
+        ASSERT_NO_FATAL_FAILURE(attach());
+        const uint32_t id = backend_id();
 
         // Two members of a SO_REUSEPORT group register themselves as they listen.
-        Fd a = listen_at(backend), b = listen_at(backend);
-        auto cookies = backend_socket_cookies(*maps, id);
+        Fd a = listen_at(backend_), b = listen_at(backend_);
+        auto cookies = backend_socket_cookies(maps_, id);
         ASSERT_TRUE(cookies);
         EXPECT_EQ(cookies->size(), 2u) << "both members of the group are the backend's listeners";
-        auto ready = ready_backends(*maps, *plan, *netns);
+        auto ready = ready_backends(maps_, plan_, netns_);
         ASSERT_TRUE(ready);
         EXPECT_EQ(ready->size(), 1u);
 
-        EXPECT_GE(round_trip(frontend, {&a, &b}), 0) << "steered through the frontend";
-        EXPECT_GE(round_trip(backend, {&a, &b}), 0) << "direct to the backend";
-        auto counted = [&](uint64_t opened, uint64_t steered) {
-            return eventually([&] {
-                auto c = read_backend_counters(*maps, id);
-                return c && c->opened == opened && c->closed == opened && c->steered == steered;
-            });
-        };
+        EXPECT_GE(round_trip(frontend_, {&a, &b}), 0) << "steered through the frontend";
+        EXPECT_GE(round_trip(backend_, {&a, &b}), 0) << "direct to the backend";
         EXPECT_TRUE(counted(2, 1)) << "opened 2, steered 1, both closed";
 
         // The member that joined last leaves; the other still serves the frontend.
         b.reset();
-        EXPECT_EQ(backend_socket_cookies(*maps, id)->size(), 1u);
-        EXPECT_EQ(round_trip(frontend, {&a}), 0);
+        EXPECT_EQ(backend_socket_cookies(maps_, id)->size(), 1u);
+        EXPECT_EQ(round_trip(frontend_, {&a}), 0);
         EXPECT_TRUE(counted(3, 2));
 
         // Another namespace on the same cgroup, with its own servers on the same ports and
         // no tcpshift: nothing of it is registered or counted here.
         in_new_netns([&] {
-            Fd other_backend = listen_at(backend), other_frontend = listen_at(frontend);
+            Fd other_backend = listen_at(backend_), other_frontend = listen_at(frontend_);
             for (int i = 0; i < 5; ++i) {
-                EXPECT_EQ(round_trip(frontend, {&other_frontend}), 0);
-                EXPECT_EQ(round_trip(backend, {&other_backend}), 0);
+                EXPECT_EQ(round_trip(frontend_, {&other_frontend}), 0);
+                EXPECT_EQ(round_trip(backend_, {&other_backend}), 0);
             }
         });
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        EXPECT_EQ(backend_socket_cookies(*maps, id)->size(), 1u) << "another namespace's listener registered";
-        auto c = read_backend_counters(*maps, id);
+        EXPECT_EQ(backend_socket_cookies(maps_, id)->size(), 1u) << "another namespace's listener registered";
+        auto c = read_backend_counters(maps_, id);
         ASSERT_TRUE(c);
         EXPECT_EQ(c->opened, 3u) << "another namespace's connections were counted";
         EXPECT_EQ(c->steered, 2u);
-        auto s = read_service_counters(*maps, service);
+        auto s = read_service_counters(maps_, plan_.services[0].id);
         ASSERT_TRUE(s);
         EXPECT_EQ(s->lookups, 2u) << "connections through the frontend";
         EXPECT_EQ(s->fallbacks, 0u);

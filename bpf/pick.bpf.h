@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * How a flow finds its frontend and its backend, shared by both programs: sk_lookup steers a
+ * new connection by pick_backend(), and sock_ops counts an established connection as a
+ * fallback when it landed elsewhere than pick_backend() says. The count is right only because
+ * both read the live table through this one function.
+ */
+#ifndef TCPSHIFT_PICK_BPF_H
+#define TCPSHIFT_PICK_BPF_H
+
+#include "bpf/flow_hash.h"
+#include "bpf/maps.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Pins a value in a register so clang cannot rewrite how it was obtained.
+ * Without it clang turns "load a or load b, by family" into "load from (a or
+ * b)", an offset context pointer that the verifier rejects, and drops bound
+ * checks that it can prove but the verifier cannot. */
+#define pin_value(v) asm volatile("" : "+r"(v))
+
+/* The addresses and ports of a new connection, read from the context once. */
+struct flow {
+	__u32 saddr[4]; /* network byte order; IPv4 in [0] */
+	__u32 daddr[4]; /* network byte order; IPv4 in [0] */
+	__u16 sport;    /* host byte order */
+	__u16 dport;    /* host byte order */
+};
+
+static __always_inline struct ts_frontend *find_frontend(__u32 family, const struct flow *f)
+{
+	struct ts_frontend_key key = {
+		.family = family,
+		.port = f->dport,
+		.addr = { f->daddr[0], f->daddr[1], f->daddr[2], f->daddr[3] },
+	};
+	struct ts_frontend *fe;
+
+	fe = bpf_map_lookup_elem(&frontends, &key);
+	if (fe)
+		return fe;
+
+	key.addr[0] = key.addr[1] = key.addr[2] = key.addr[3] = 0;
+	return bpf_map_lookup_elem(&frontends, &key);
+}
+
+/* The live weight table of a service for clients of `family`; NULL when it has none. */
+static __always_inline struct ts_table *service_table(const struct ts_service *service, __u32 service_id,
+						      __u32 family)
+{
+	__u32 table_id = TS_TABLE_ID(service_id, TS_FAMILY_INDEX(family), service->generation & 1);
+
+	return bpf_map_lookup_elem(&tables, &table_id);
+}
+
+static __always_inline struct ts_table *live_table(__u32 service_id, __u32 family)
+{
+	struct ts_service *service = bpf_map_lookup_elem(&services, &service_id);
+
+	return service ? service_table(service, service_id, family) : NULL;
+}
+
+static __always_inline __u32 flow_hash(const struct flow *f, __u32 affinity)
+{
+	if (affinity == TS_AFFINITY_SOURCE_IP)
+		return ts_source_hash(f->saddr, hash_seed);
+	return ts_flow_hash(f->saddr, f->sport, f->daddr, f->dport, hash_seed);
+}
+
+/* The backend in the slot `hash` selects; TS_NO_BACKEND when the table has none. */
+static __always_inline __u32 slot_backend(const struct ts_table *table, __u32 hash)
+{
+	__u32 slot = hash % TS_TABLE_SLOTS;
+
+	pin_value(slot); /* keep the bound check that clang knows is redundant */
+	if (slot >= TS_TABLE_SLOTS)
+		return TS_NO_BACKEND;
+	return table->slots[slot];
+}
+
+/* The backend the table chooses for a flow; TS_NO_BACKEND when the table has none. Sets
+ * *hash to the flow's hash, from which sk_lookup's fallback draws again. */
+static __always_inline __u32 pick_backend(const struct ts_table *table, const struct flow *f, __u32 *hash)
+{
+	*hash = flow_hash(f, table->affinity);
+	return slot_backend(table, *hash);
+}
+
+#endif /* TCPSHIFT_PICK_BPF_H */

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The sk_lookup program "steer": a new TCP connection to a configured frontend picks a backend
+ * from the service's live weight table by a seeded hash, and is assigned to that backend's
+ * listening socket; when the backend has none, to another backend's, by weight.
+ */
+#ifndef TCPSHIFT_SK_LOOKUP_BPF_H
+#define TCPSHIFT_SK_LOOKUP_BPF_H
+
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
+
+#include "bpf/pick.bpf.h"
+
+static __always_inline void read_flow(struct bpf_sk_lookup *ctx, struct flow *f)
+{
+	__u32 i;
+
+	if (ctx->family == AF_INET) {
+		__u32 s = ctx->remote_ip4, d = ctx->local_ip4;
+
+		pin_value(s);
+		pin_value(d);
+		f->saddr[0] = s;
+		f->daddr[0] = d;
+		for (i = 1; i < 4; i++)
+			f->saddr[i] = f->daddr[i] = 0;
+	} else {
+		for (i = 0; i < 4; i++) {
+			__u32 s = ctx->remote_ip6[i], d = ctx->local_ip6[i];
+
+			pin_value(s);
+			pin_value(d);
+			f->saddr[i] = s;
+			f->daddr[i] = d;
+		}
+	}
+	f->sport = bpf_ntohs(ctx->remote_port); /* network byte order in the context */
+	f->dport = (__u16)ctx->local_port;      /* host byte order in the context */
+}
+
+/* Assigns a listener of backend_id (any member of its SO_REUSEPORT group; the kernel then
+ * spreads over the group); 0 on success. Releases the socket on every path. A global
+ * function, so the verifier checks it once instead of at each of the fallback's draws. */
+__noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
+{
+	struct bpf_sock *sk;
+	__u32 member, key;
+	long err;
+
+	for (member = 0; member < TS_GROUP_SLOTS; member++) {
+		key = TS_SOCKET_KEY(backend_id, member);
+		sk = bpf_map_lookup_elem(&sockets, &key);
+		if (!sk)
+			continue;
+		err = bpf_sk_assign(ctx, sk, 0);
+		bpf_sk_release(sk);
+		if (!err)
+			return 0;
+	}
+	return -1;
+}
+
+/* The chosen backend has no listener. Draws again from the same weight table, so the share
+ * of a dead backend goes to the live ones in proportion to their weights; when every draw
+ * lands on a dead backend (most of the weight is dead), walks the weighted backends. Returns
+ * the backend assigned, or -1. */
+static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const struct ts_table *table,
+					   __u32 hash, __u32 dead)
+{
+	__u32 i, backend_id, count = table->backend_count;
+
+	for (i = 1; i <= TS_FALLBACK_REHASHES; i++) {
+		backend_id = slot_backend(table, ts_rehash(hash, i));
+		if (backend_id == dead || backend_id == TS_NO_BACKEND)
+			continue;
+		if (assign_backend(ctx, backend_id) == 0)
+			return backend_id;
+	}
+	if (count == 0 || count > TS_MAX_SERVICE_BACKENDS)
+		return -1;
+	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
+		__u32 idx;
+
+		if (i >= count)
+			break;
+		idx = (hash + i) % count;
+		pin_value(idx);
+		if (idx >= TS_MAX_SERVICE_BACKENDS)
+			break;
+		backend_id = table->backends[idx];
+		if (backend_id != dead && assign_backend(ctx, backend_id) == 0)
+			return backend_id;
+	}
+	return -1;
+}
+
+static __always_inline void flow_key(__u32 family, const struct flow *f, struct ts_flow_key *key)
+{
+	__u32 i;
+
+	key->family = family;
+	for (i = 0; i < 4; i++) {
+		key->remote_addr[i] = f->saddr[i];
+		key->local_addr[i] = f->daddr[i];
+	}
+	key->remote_port = f->sport;
+	key->local_port = f->dport;
+}
+
+/* Around a table change (remember_until_ns), a flow that was given a backend keeps it: the
+ * ACK that completes a SYN cookie handshake finds the backend that sent the cookie. */
+static __always_inline int assign_remembered(struct bpf_sk_lookup *ctx, const struct ts_flow_key *key)
+{
+	__u32 *backend_id = bpf_map_lookup_elem(&recent_flows, key);
+
+	return backend_id ? assign_backend(ctx, *backend_id) : -1;
+}
+
+/* Assigns the table's choice for the flow, or a fallback; the backend assigned, or -1 when
+ * no backend listens. */
+static __always_inline int assign_chosen(struct bpf_sk_lookup *ctx, const struct ts_table *table,
+					 const struct flow *f)
+{
+	__u32 hash, backend_id = pick_backend(table, f, &hash);
+
+	if (backend_id == TS_NO_BACKEND)
+		return -1;
+	if (assign_backend(ctx, backend_id) == 0)
+		return backend_id;
+	return assign_fallback(ctx, table, hash, backend_id);
+}
+
+SEC("sk_lookup")
+int steer(struct bpf_sk_lookup *ctx)
+{
+	struct ts_frontend_ports *ports;
+	struct ts_service_stats *stats;
+	struct ts_service *service;
+	struct ts_flow_key key = {};
+	__u32 zero = 0, port;
+	struct ts_frontend *fe;
+	struct ts_table *table;
+	struct flow flow;
+	int remember, chosen;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return SK_PASS;
+	/* Most connections in a namespace are not to a frontend: let them pass after
+	 * one array lookup. */
+	ports = bpf_map_lookup_elem(&frontend_ports, &zero);
+	if (!ports)
+		return SK_PASS;
+	port = ctx->local_port;
+	if (!(ports->bits[(port >> 5) & (65536 / 32 - 1)] & (1u << (port & 31))))
+		return SK_PASS;
+	read_flow(ctx, &flow);
+	fe = find_frontend(ctx->family, &flow);
+	if (!fe)
+		return SK_PASS;
+
+	/* From here on the connection is ours: it never falls through to
+	 * whatever else listens on the port. sock_ops accounts for it once it is
+	 * established; this program runs for every packet that finds no socket
+	 * (a SYN, its retransmissions, a SYN cookie's ACK), so it counts nothing
+	 * but refusals. */
+	service = bpf_map_lookup_elem(&services, &fe->service_id);
+	if (!service)
+		goto refuse;
+	table = service_table(service, fe->service_id, ctx->family);
+	if (!table)
+		goto refuse;
+	remember = service->remember_until_ns && bpf_ktime_get_ns() < service->remember_until_ns;
+	if (remember) {
+		flow_key(ctx->family, &flow, &key);
+		if (assign_remembered(ctx, &key) == 0)
+			return SK_PASS;
+	}
+	chosen = assign_chosen(ctx, table, &flow);
+	if (chosen >= 0) {
+		if (remember)
+			bpf_map_update_elem(&recent_flows, &key, &chosen, BPF_ANY);
+		return SK_PASS;
+	}
+
+refuse:
+	stats = bpf_map_lookup_elem(&service_stats, &fe->service_id);
+	if (stats) {
+		stats->lookups++;
+		stats->no_backend++;
+	}
+	return SK_DROP;
+}
+
+#endif /* TCPSHIFT_SK_LOOKUP_BPF_H */

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The sock_ops program "register_and_count". A socket that starts listening where a configured
+ * backend lives is registered: put into the "sockets" SOCKHASH, so a backend that starts or
+ * restarts is picked up without the agent, and its socket storage names the backend. Every
+ * connection the listener accepts inherits that storage, and is counted: opened at
+ * establishment, closed with its bytes when the socket reaches TCP_CLOSE. It runs for the
+ * whole cgroup, so every namespace's sockets pass by: only this namespace's are looked at.
+ */
+#ifndef TCPSHIFT_SOCK_OPS_BPF_H
+#define TCPSHIFT_SOCK_OPS_BPF_H
+
+#include <bpf/bpf_endian.h>
+
+#include "bpf/pick.bpf.h"
+
+/* Reads the local or remote address of a socket into addr[4]. */
+static __always_inline void sockops_addr(struct bpf_sock_ops *skops, int local, __u32 addr[4])
+{
+	__u32 a0, a1, a2, a3;
+
+	if (skops->family == AF_INET) {
+		a0 = local ? skops->local_ip4 : skops->remote_ip4;
+		pin_value(a0);
+		addr[0] = a0;
+		addr[1] = addr[2] = addr[3] = 0;
+		return;
+	}
+	a0 = local ? skops->local_ip6[0] : skops->remote_ip6[0];
+	a1 = local ? skops->local_ip6[1] : skops->remote_ip6[1];
+	a2 = local ? skops->local_ip6[2] : skops->remote_ip6[2];
+	a3 = local ? skops->local_ip6[3] : skops->remote_ip6[3];
+	pin_value(a0);
+	pin_value(a1);
+	pin_value(a2);
+	pin_value(a3);
+	addr[0] = a0;
+	addr[1] = a1;
+	addr[2] = a2;
+	addr[3] = a3;
+}
+
+static __always_inline __u32 backend_tag(__u32 backend_id)
+{
+	struct ts_backend_tag *t = bpf_map_lookup_elem(&backend_tags, &backend_id);
+
+	return t ? t->tag : 0;
+}
+
+/* Puts a listener into the first free member slot of a backend; a group larger than the
+ * slots replaces one member by its cookie, and any registered member serves the group. */
+static __always_inline void join_backend(struct bpf_sock_ops *skops, __u32 backend_id)
+{
+	__u32 member, key;
+
+	for (member = 0; member < TS_GROUP_SLOTS; member++) {
+		key = TS_SOCKET_KEY(backend_id, member);
+		if (bpf_sock_hash_update(skops, &sockets, &key, BPF_NOEXIST) == 0)
+			return;
+	}
+	key = TS_SOCKET_KEY(backend_id, bpf_get_socket_cookie(skops) % TS_GROUP_SLOTS);
+	bpf_sock_hash_update(skops, &sockets, &key, BPF_ANY);
+}
+
+/* A socket that starts listening on a backend's (address, port) joins the backend's group in
+ * "sockets" (both backends' for a dual-stack listener that serves an IPv4 and an IPv6
+ * entry), and its storage names them for the connections it will accept. */
+static __always_inline void on_listen(struct bpf_sock_ops *skops)
+{
+	struct ts_listener_key key = {};
+	struct ts_listener *listener;
+	struct ts_connection *storage;
+	struct bpf_sock *sk;
+	__u32 i, id;
+
+	/* Only the listener's own (address, port) registers it: 0.0.0.0 and [::] listeners
+	 * have the wildcard address here, so a concrete listener never takes a wildcard key. */
+	key.netns_cookie = netns_cookie;
+	key.family = skops->family;
+	key.port = skops->local_port; /* host byte order */
+	sockops_addr(skops, 1, key.addr);
+	listener = bpf_map_lookup_elem(&listeners, &key);
+	if (!listener)
+		return;
+	sk = skops->sk;
+	if (!sk)
+		return;
+	storage = bpf_sk_storage_get(&connections, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (storage) {
+		storage->flags = TS_CONN_LISTENER;
+		storage->service_id = 0;
+	}
+	for (i = 0; i < 2; i++) {
+		id = listener->backend_ids[i];
+		if (storage) {
+			storage->backend_ids[i] = id;
+			storage->tags[i] = id == TS_NO_BACKEND ? 0 : backend_tag(id);
+		}
+		if (id != TS_NO_BACKEND)
+			join_backend(skops, id);
+	}
+}
+
+/* The connection's 4-tuple as sk_lookup saw it. An IPv4 client accepted by a dual-stack [::]
+ * listener has v4-mapped addresses (::ffff:a.b.c.d) here; sk_lookup saw it as IPv4. */
+static __always_inline __u32 established_flow(struct bpf_sock_ops *skops, struct flow *f)
+{
+	__u32 family = skops->family;
+
+	sockops_addr(skops, 0, f->saddr);
+	sockops_addr(skops, 1, f->daddr);
+	if (family == AF_INET6 && f->daddr[0] == 0 && f->daddr[1] == 0 && f->daddr[2] == bpf_htonl(0xffff)) {
+		family = AF_INET;
+		f->saddr[0] = f->saddr[3];
+		f->daddr[0] = f->daddr[3];
+		f->saddr[1] = f->saddr[2] = f->saddr[3] = 0;
+		f->daddr[1] = f->daddr[2] = f->daddr[3] = 0;
+	}
+	/* remote_port is network byte order in the upper half of the word on little-endian
+	 * hosts (bpf_ntohl gives the port); local_port is host byte order. */
+	f->sport = (__u16)bpf_ntohl(skops->remote_port);
+	f->dport = (__u16)skops->local_port;
+	return family;
+}
+
+/* Counts a connection that came through a frontend: a lookup of its service, and a fallback
+ * when it landed elsewhere than the live table's choice for its flow. */
+static __always_inline void count_steered(const struct ts_frontend *fe, __u32 family, const struct flow *f,
+					  __u32 backend_id)
+{
+	struct ts_service_stats *stats;
+	struct ts_table *table;
+	__u32 service_id = fe->service_id, hash;
+
+	stats = bpf_map_lookup_elem(&service_stats, &service_id);
+	if (!stats)
+		return;
+	stats->lookups++;
+	table = live_table(service_id, family);
+	if (table && pick_backend(table, f, &hash) != backend_id)
+		stats->fallbacks++;
+}
+
+static __always_inline void on_established(struct bpf_sock_ops *skops)
+{
+	struct ts_connection *conn;
+	struct ts_backend_stats *bs;
+	struct ts_frontend *fe;
+	struct bpf_sock *sk;
+	__u32 backend_id, tag, family;
+	struct flow flow;
+
+	sk = skops->sk;
+	if (!sk)
+		return;
+	/* A backend's connection carries its listener's storage, cloned at accept. */
+	conn = bpf_sk_storage_get(&connections, sk, 0, 0);
+	if (!conn || !(conn->flags & TS_CONN_LISTENER))
+		return;
+	family = established_flow(skops, &flow);
+	if (family == AF_INET6) {
+		backend_id = conn->backend_ids[1];
+		tag = conn->tags[1];
+	} else {
+		backend_id = conn->backend_ids[0];
+		tag = conn->tags[0];
+	}
+	/* Not a backend for this family, or a listener registered under an id that has since
+	 * gone to another address. */
+	if (backend_id == TS_NO_BACKEND || tag != backend_tag(backend_id)) {
+		bpf_sk_storage_delete(&connections, sk);
+		return;
+	}
+	conn->backend_ids[0] = backend_id;
+	conn->tags[0] = tag;
+	conn->flags = 0;
+	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
+	if (!bs)
+		return;
+	bs->opened++;
+	fe = find_frontend(family, &flow);
+	if (fe) {
+		struct ts_route_key route = { .service_id = fe->service_id, .backend_id = backend_id };
+		struct ts_backend_stats *rs = bpf_map_lookup_elem(&route_stats, &route);
+
+		conn->flags |= TS_CONN_STEERED;
+		conn->service_id = fe->service_id;
+		bs->steered++;
+		if (rs) {
+			rs->steered++;
+			rs->opened++;
+		}
+		count_steered(fe, family, &flow, backend_id);
+	}
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* Notes the FINs a state transition shows: the kernel's byte counters count each as a byte. */
+static __always_inline void note_fins(struct ts_connection *conn, __u32 old_state, __u32 new_state)
+{
+	/* The peer's FIN: ESTABLISHED -> CLOSE_WAIT, FIN_WAIT1 -> CLOSING, or FIN_WAIT2 ->
+	 * CLOSE through TIME_WAIT (an orphan's FIN_WAIT2 timeout looks the same; it is rare). */
+	if ((old_state == BPF_TCP_ESTABLISHED && new_state == BPF_TCP_CLOSE_WAIT) ||
+	    (old_state == BPF_TCP_FIN_WAIT1 && new_state == BPF_TCP_CLOSING) ||
+	    (old_state == BPF_TCP_FIN_WAIT2 && new_state == BPF_TCP_CLOSE))
+		conn->flags |= TS_CONN_FIN_IN;
+	if (new_state == BPF_TCP_FIN_WAIT1 || new_state == BPF_TCP_LAST_ACK)
+		conn->flags |= TS_CONN_FIN_OUT;
+}
+
+/* Counts a closed connection and its payload bytes for its backend, and for the route it
+ * came by when it came through a frontend. */
+static __always_inline void count_closed(const struct ts_connection *conn, __u32 backend_id, __u64 sent,
+					 __u64 received)
+{
+	struct ts_backend_stats *bs;
+
+	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
+	if (bs) {
+		bs->closed++;
+		bs->bytes_sent += sent;
+		bs->bytes_received += received;
+	}
+	if (conn->flags & TS_CONN_STEERED) {
+		struct ts_route_key route = { .service_id = conn->service_id, .backend_id = backend_id };
+
+		bs = bpf_map_lookup_elem(&route_stats, &route);
+		if (bs) {
+			bs->closed++;
+			bs->bytes_sent += sent;
+			bs->bytes_received += received;
+		}
+	}
+}
+
+/* Follows an accounted connection to TCP_CLOSE. The kernel's byte counters advance with the
+ * sequence numbers, and a FIN takes one: the transitions seen on the way say which FINs to
+ * take off, so the counters are payload bytes. */
+static __always_inline void on_state_change(struct bpf_sock_ops *skops)
+{
+	__u32 old_state = skops->args[0], new_state = skops->args[1];
+	struct ts_connection *conn;
+	__u64 sent, received;
+	struct bpf_sock *sk;
+	__u32 backend_id;
+
+	sk = skops->sk;
+	if (!sk)
+		return;
+	conn = bpf_sk_storage_get(&connections, sk, 0, 0);
+	if (!conn || (conn->flags & TS_CONN_LISTENER))
+		return;
+	note_fins(conn, old_state, new_state);
+	if (new_state != BPF_TCP_CLOSE)
+		return;
+
+	received = skops->bytes_received;
+	if ((conn->flags & TS_CONN_FIN_IN) && received > 0)
+		received--;
+	sent = skops->bytes_acked;
+	/* Our FIN counts in bytes_acked only once acknowledged: all we sent is acked. */
+	if ((conn->flags & TS_CONN_FIN_OUT) && skops->snd_una == skops->snd_nxt && sent > 0)
+		sent--;
+	backend_id = conn->backend_ids[0];
+	/* The id went to another address while the connection was open: its close and bytes
+	 * are not the new address's. */
+	if (conn->tags[0] == backend_tag(backend_id))
+		count_closed(conn, backend_id, sent, received);
+	bpf_sk_storage_delete(&connections, sk);
+}
+
+SEC("sockops")
+int register_and_count(struct bpf_sock_ops *skops)
+{
+	if (bpf_get_netns_cookie(skops) != netns_cookie)
+		return 1;
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		on_listen(skops);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		on_established(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		on_state_change(skops);
+		break;
+	}
+	return 1;
+}
+
+#endif /* TCPSHIFT_SOCK_OPS_BPF_H */
