@@ -60,10 +60,10 @@ class AppliedView {
         return refreshed_plan(dataplane);
     }
 
-    // The handle is opened (shared) before the view is locked: the main thread holds the
-    // handle exclusive while it asks the view for the plan.
+    // A scrape never waits for a writer (a reload, a `tcpshift set`): it reads the counters
+    // as they are, with the plan last stored.
     Result<std::string> render() {
-        auto dataplane = Dataplane::open("", Dataplane::Access::kShared);
+        auto dataplane = Dataplane::open("", Dataplane::Access::kUnlocked);
         if (!dataplane) return fail(dataplane.error());
         std::lock_guard lock(mutex_);
         auto plan = refreshed_plan(*dataplane);

@@ -8,6 +8,7 @@ Result<Dataplane> Dataplane::open(const std::string& netns, Access access, std::
     if (!scope) return fail(scope.error());
     auto id = current_netns();
     if (!id) return fail(id.error());
+    if (access == Access::kUnlocked) return Dataplane(std::move(*scope), *id, std::nullopt, access);
     auto lock = PinLock::acquire(patience, access == Access::kExclusive ? PinLock::Mode::kExclusive
                                                                              : PinLock::Mode::kShared);
     if (!lock) return fail(lock.error());

@@ -17,13 +17,18 @@ namespace tcpshift {
 
 class Dataplane {
    public:
-    enum class Access { kShared, kExclusive };
+    enum class Access {
+        kShared,     // a reader: waits for the writer before it
+        kExclusive,  // a writer
+        kUnlocked,   // a reader that must answer while a writer works (the metrics endpoint):
+                     // it reads the maps as they are at that instant, and takes no lock
+    };
     // How long a handle waits for the writer before it.
     static constexpr std::chrono::milliseconds kLockPatience{10000};
 
     // Enters `netns` (a name under /var/run/netns or a path; empty: the caller's namespace)
-    // and takes the pin lock, waiting up to `patience` for the writer before it. Refuses
-    // where /sys/fs/bpf is not the host's bpffs.
+    // and takes the pin lock as `access` says, waiting up to `patience` for the writer before
+    // it. Refuses where /sys/fs/bpf is not the host's bpffs.
     static Result<Dataplane> open(const std::string& netns, Access access,
                                   std::chrono::milliseconds patience = kLockPatience);
 
@@ -43,13 +48,13 @@ class Dataplane {
     Result<void> detach();
 
    private:
-    Dataplane(ScopedNetns scope, NetnsId netns, PinLock lock, Access access)
+    Dataplane(ScopedNetns scope, NetnsId netns, std::optional<PinLock> lock, Access access)
         : scope_(std::move(scope)), netns_(netns), lock_(std::move(lock)), access_(access) {}
     Result<void> require_exclusive(const char* what) const;
 
     ScopedNetns scope_;  // declared first: left last, after the maps are closed
     NetnsId netns_;
-    PinLock lock_;
+    std::optional<PinLock> lock_;  // none when kUnlocked
     Access access_;
     std::optional<DataplaneMaps> maps_;
 };
