@@ -18,7 +18,7 @@ namespace tcpshift {
 
 using nlohmann::json;
 
-std::string state_file(uint64_t netns_inode) { return state_dir(netns_inode) + "/applied.json"; }
+std::string state_file(uint64_t netns_inode) { return state_dir(netns_inode) + "/" + kStateFileName; }
 
 namespace {
 
@@ -94,9 +94,16 @@ NextSet only_resources(const AppliedState& applied, std::vector<Resource> resour
     return next;
 }
 
-Result<AppliedState> load_state(uint64_t netns_inode) {
+Result<AppliedState> load_state(uint64_t netns_inode) { return load_state_at(state_dir(netns_inode)); }
+
+Result<void> save_state(uint64_t netns_inode, const AppliedState& state) {
+    return save_state_at(state_dir(netns_inode), state);
+}
+
+Result<AppliedState> load_state_at(const std::string& dir) {
+    const std::string path = dir + "/" + kStateFileName;
     AppliedState state;
-    std::ifstream in(state_file(netns_inode));
+    std::ifstream in(path);
     if (!in) return state;
     try {
         const json j = json::parse(in);
@@ -114,13 +121,13 @@ Result<AppliedState> load_state(uint64_t netns_inode) {
             state.local_routes.push_back(*ep);
         }
     } catch (const json::exception& e) {
-        return fail(system_error(state_file(netns_inode) + ": unreadable applied state: " + e.what() +
+        return fail(system_error(path + ": unreadable applied state: " + e.what() +
                                  "; `tcpshift detach` resets it"));
     }
     return state;
 }
 
-Result<void> save_state(uint64_t netns_inode, const AppliedState& state) {
+Result<void> save_state_at(const std::string& dir, const AppliedState& state) {
     json j;
     j["version"] = 1;
     j["resources"] = json::array();
@@ -131,9 +138,8 @@ Result<void> save_state(uint64_t netns_inode, const AppliedState& state) {
 
     j["serial"] = state.serial;
 
-    const std::string dir = state_dir(netns_inode);
     if (auto ok = make_dirs(dir, 0700); !ok) return ok;
-    const std::string path = state_file(netns_inode);
+    const std::string path = dir + "/" + kStateFileName;
     const std::string tmp = path + ".tmp";
     const std::string text = j.dump(2) + "\n";
     Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

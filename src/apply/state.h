@@ -50,9 +50,13 @@ NextSet only_resources(const AppliedState& applied, std::vector<Resource> resour
 
 // Where the applied set of a namespace is kept.
 std::string state_file(uint64_t netns_inode);
-// An absent file is an empty state.
+// The applied set of a namespace, kept in state_file(): an absent file is an empty state.
 Result<AppliedState> load_state(uint64_t netns_inode);
 // Written to a temporary file, synced, and renamed over the old one.
 Result<void> save_state(uint64_t netns_inode, const AppliedState& state);
+// The same in another directory (tests).
+inline constexpr const char* kStateFileName = "applied.json";
+Result<AppliedState> load_state_at(const std::string& dir);
+Result<void> save_state_at(const std::string& dir, const AppliedState& state);
 
 }  // namespace tcpshift
