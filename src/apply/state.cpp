@@ -1,6 +1,7 @@
 #include "apply/state.h"
 
 #include <map>
+#include <optional>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,21 +55,27 @@ Result<std::vector<Resource>> stored_resources(const AppliedState& state) {
 Result<NextSet> with_resources(const AppliedState& applied, const std::vector<Resource>& incoming,
                                const std::string& source) {
     NextSet next{.state = applied};
-    auto stored = stored_resources(applied);
-    if (!stored) return fail(stored.error());
-    next.resources = std::move(*stored);
+    std::map<ResourceKey, size_t> position;
+    for (size_t i = 0; i < next.state.resources.size(); ++i) position.emplace(next.state.resources[i].key, i);
+    std::vector<std::optional<Resource>> slots(next.state.resources.size());
     for (const auto& r : incoming) {
-        const ResourceKey key = r.key();
-        auto at = std::find_if(next.state.resources.begin(), next.state.resources.end(),
-                               [&](const StoredResource& s) { return s.key == key; });
-        const size_t i = static_cast<size_t>(at - next.state.resources.begin());
-        if (at == next.state.resources.end()) {
+        const auto [it, fresh] = position.emplace(r.key(), next.state.resources.size());
+        if (fresh) {
             next.state.resources.push_back(store_resource(r, source));
-            next.resources.push_back(r);
+            slots.emplace_back(r);
         } else {
-            *at = store_resource(r, source);
-            next.resources[i] = r;
+            next.state.resources[it->second] = store_resource(r, source);
+            slots[it->second] = r;
         }
+    }
+    // Only what stays as stored is parsed back.
+    for (size_t i = 0; i < slots.size(); ++i) {
+        if (!slots[i]) {
+            auto r = parse_stored(next.state.resources[i]);
+            if (!r) return fail(r.error());
+            slots[i] = std::move(*r);
+        }
+        next.resources.push_back(std::move(*slots[i]));
     }
     return next;
 }
