@@ -4,30 +4,15 @@
 #include "compile/plan.h"
 #include "config/config.h"
 #include "config/resolve.h"
+#include "native_documents.h"
 
 namespace tcpshift {
 namespace {
 
-constexpr const char* kValid = R"(apiVersion: tcpshift.io/v1alpha1
-kind: TrafficShift
-metadata:
-  name: tcp-echo
-spec:
-  listen: ["0.0.0.0:31400", "[::]:31400"]
-  affinity: source-ip
-  subsets:
-  - name: v1
-    weight: 20
-    backends: ["127.0.0.1:9001", "[::1]:9001"]
-  - name: v2
-    weight: 80
-    backends: ["127.0.0.1:9002", "127.0.0.1:9003", "[::1]:9002"]
-)";
+constexpr const char* kValid = testing::kNativeShift;
 
 Result<std::vector<ServiceSpec>> parse(const std::string& text, Diagnostics* diag = nullptr) {
-    auto resources = parse_resources(text, "t.yaml", "default", diag);
-    if (!resources) return fail(resources.error());
-    return resolve_services(*resources);
+    return testing::parse_services(text, diag);
 }
 
 TEST(Plan, SharesFollowWeightsAndSplitASubsetEvenly) {
