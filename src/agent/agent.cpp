@@ -21,6 +21,7 @@
 #include "agent/log.h"
 #include "agent/watch.h"
 #include "apply/agent_lock.h"
+#include "apply/session.h"
 #include "apply/transaction.h"
 #include "dataplane/handle.h"
 #include "dataplane/listeners.h"
@@ -259,9 +260,7 @@ Result<Fd> block_signals() {
 }  // namespace
 
 Result<void> run_agent(const AgentOptions& options, Streams io) {
-    if (::geteuid() != 0)
-        return fail(system_error("tcpshift agent: needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN); run it as "
-                                 "root or from the systemd unit"));
+    if (auto ok = require_root("agent", "run it as root or from the systemd unit"); !ok) return ok;
     if (options.config.empty()) return fail(config_error("agent: --config FILE|DIR is required"));
     if (auto ok = check_host_bpffs(); !ok) return fail(ok.error());
     auto listen = parse_endpoint(options.metrics_addr);

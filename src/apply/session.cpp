@@ -25,11 +25,11 @@ Result<void> check_agent(const std::string& verb, const NetnsId& netns, Access a
 
 }  // namespace
 
-Result<void> require_root(const std::string& verb) {
+Result<void> require_root(const std::string& verb, const std::string& how) {
     if (::geteuid() == 0) return {};
     return fail(system_error("tcpshift " + verb +
-                             ": needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to load and pin BPF programs); "
-                             "run it with sudo"));
+                             ": needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to load and pin BPF programs); " +
+                             how));
 }
 
 Result<Dataplane> open_session(const std::string& verb, const TargetOptions& target, Access access,

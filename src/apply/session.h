@@ -19,8 +19,8 @@ enum class Access {
 };
 inline Access config_access(bool force) { return force ? Access::kForcedConfig : Access::kConfig; }
 
-// Fails, naming the verb and the capabilities, unless the caller is root.
-Result<void> require_root(const std::string& verb);
+// Fails, naming the verb, the capabilities and `how` to run it, unless the caller is root.
+Result<void> require_root(const std::string& verb, const std::string& how = "run it with sudo");
 
 Result<Dataplane> open_session(const std::string& verb, const TargetOptions& target, Access access,
                                const Progress& progress);
