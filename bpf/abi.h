@@ -15,7 +15,7 @@
 
 /* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
  * is refused, never written with this layout: its "meta" map says which it has. */
-#define TS_ABI_VERSION 2
+#define TS_ABI_VERSION 3
 
 /* Every map of the data plane, by the name it has in the object. X(name) is applied to each.
  * The pinned ones are also their names under the pin directory, the one list that userspace
@@ -33,6 +33,9 @@
 	X(connections)    /* socket storage: a listener's backend, cloned to what it accepts */ \
 	X(backend_tags)   /* backend id -> fingerprint of its address */                       \
 	X(route_stats)    /* (service id, backend id) -> counters of connections through it */ \
+	X(backend_addrs)  /* backend id -> its address, and how it is reached */               \
+	X(backend_health) /* backend id -> failed handshakes and ejection (connect-time) */    \
+	X(clients)        /* socket storage: a connect-time client's virtual address, backend */ \
 	X(meta)           /* ABI version and the serial of the applied set the maps hold */
 /* Maps only the programs read and write, never pinned: they live as long as the programs. */
 #define TS_PROGRAM_MAPS(X) X(recent_flows) /* flow -> the backend sk_lookup gave it lately */
@@ -131,11 +134,19 @@ struct ts_flow_key {
 struct ts_table {
 	__u32 affinity;     /* TS_AFFINITY_* */
 	__u32 backend_count; /* entries used in backends[] */
+	__u32 flags;         /* TS_TABLE_* */
+	__u32 reserved;
 	/* Backends that carry weight, the order fallback walks them in. */
 	__u16 backends[TS_MAX_SERVICE_BACKENDS];
 	/* slot -> backend id; TS_NO_BACKEND when the service has no weight at all */
 	__u16 slots[TS_TABLE_SLOTS + 1]; /* the last entry pads to 4 bytes */
 };
+
+/* The table names a backend that no listener of this namespace serves: connect-time steering
+ * rewrites the destination of a client's connect() for it. */
+#define TS_TABLE_REMOTE 1
+/* The table names a backend that listens in this namespace: sk_lookup steers to it. */
+#define TS_TABLE_LOCAL 2
 
 /* Key of the "listeners" hash map, written by userspace, read by sock_ops:
  * a listening socket with this key is the backend in the value. */
@@ -160,6 +171,9 @@ struct ts_service_stats {
 			   * flow: its backend had no listener (or, rarely, the table changed
 			   * during the handshake) */
 	__u64 no_backend; /* refused: no backend had a listener (counted per refused packet) */
+	__u64 connects;   /* connect() calls rewritten to a remote backend */
+	__u64 connect_errors; /* connect() calls left as they were on an internal error */
+	__u64 connect_ejected; /* draws that found their backend ejected and drew again */
 };
 
 /* Key of the "sockets" SOCKHASH: backend_id * TS_GROUP_SLOTS + member. */
@@ -207,5 +221,49 @@ struct ts_backend_stats {
 	__u64 bytes_sent;     /* payload bytes the client acknowledged, counted at close */
 	__u64 bytes_received; /* payload bytes the backend received, counted at close */
 };
+
+/* Value of "backend_addrs", an array indexed by backend id, written by userspace with the
+ * plan: where a backend listens, and how connections reach it. */
+struct ts_backend_addr {
+	__u32 family;  /* AF_INET or AF_INET6; 0: the id names no backend */
+	__u32 port;    /* host byte order */
+	__u32 addr[4]; /* network byte order; IPv4 in addr[0] */
+	__u32 flags;   /* TS_BACKEND_* */
+	__u32 eject_after; /* consecutive failed handshakes that eject it; 0: never */
+	__u64 eject_ns;    /* how long the first ejection lasts (Istio's baseEjectionTime) */
+};
+
+/* Not a listener of this namespace (another namespace, another host): reached by rewriting
+ * the destination of a client's connect(). */
+#define TS_BACKEND_REMOTE 1
+/* The longest ejection, in multiples of eject_ns: each ejection in a row lasts one more. */
+#define TS_MAX_EJECTION_FACTOR 10
+
+/* Value of "backend_health", an array indexed by backend id. sock_ops writes it as a
+ * connect-time client's handshake succeeds or fails; the agent's probe writes probe_down. */
+struct ts_backend_health {
+	__u32 failures;       /* failed handshakes since the last good one */
+	__u32 probe_down;     /* 1: the agent's last probe of it failed */
+	__u64 ejected_until_ns; /* bpf_ktime_get_ns() before which it takes no connection */
+	__u32 ejections;      /* ejections since the last good handshake */
+	__u32 reserved;
+	__u64 failed;         /* failed handshakes, ever (a counter) */
+	__u64 ejected;        /* times ejected, ever (a counter) */
+};
+
+/* Value of "clients", the socket storage of a client whose connect() was rewritten: the
+ * virtual address it asked for, which getpeername() returns, and the backend it got. */
+struct ts_client {
+	__u32 family;      /* of the virtual address: AF_INET, or AF_INET6 (then maybe v4-mapped) */
+	__u32 port;        /* host byte order */
+	__u32 addr[4];     /* network byte order, as the application gave it */
+	__u32 service_id;
+	__u32 backend_id;
+	__u32 tag;         /* backend_tags[backend_id] at connect() */
+	__u32 flags;       /* TS_CLIENT_* and TS_CONN_FIN_* */
+};
+
+#define TS_CLIENT_ESTABLISHED 16 /* the handshake succeeded: opened was counted */
+#define TS_CLIENT_DONE 32        /* closed and counted: nothing more to count */
 
 #endif /* TCPSHIFT_BPF_ABI_H */

@@ -57,6 +57,17 @@ static inline __u32 ts_flow_hash(const __u32 saddr[4], __u16 sport, const __u32 
 	return (__u32)(h >> 32);
 }
 
+/* A socket or network namespace cookie: connect-time steering hashes these, since a client's
+ * source port is not chosen yet when connect() is called. */
+static inline __u32 ts_cookie_hash(__u64 cookie, __u64 seed)
+{
+	__u64 h = ts_mix64(seed);
+
+	h = ts_fold(h, (__u32)cookie);
+	h = ts_fold(h, (__u32)(cookie >> 32));
+	return (__u32)(h >> 32);
+}
+
 /* The hash of the attempt-th fallback draw for a flow whose first hash is `hash`. */
 static inline __u32 ts_rehash(__u32 hash, __u32 attempt)
 {

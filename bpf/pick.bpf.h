@@ -87,4 +87,19 @@ static __always_inline __u32 pick_backend(const struct ts_table *table, const st
 	return slot_backend(table, *hash);
 }
 
+static __always_inline __u32 backend_tag(__u32 backend_id)
+{
+	struct ts_backend_tag *t = bpf_map_lookup_elem(&backend_tags, &backend_id);
+
+	return t ? t->tag : 0;
+}
+
+/* Whether connect-time steering, not a listener here, serves the backend. */
+static __always_inline int backend_is_remote(__u32 backend_id)
+{
+	struct ts_backend_addr *a = bpf_map_lookup_elem(&backend_addrs, &backend_id);
+
+	return a && (a->flags & TS_BACKEND_REMOTE);
+}
+
 #endif /* TCPSHIFT_PICK_BPF_H */

@@ -170,6 +170,10 @@ int steer(struct bpf_sk_lookup *ctx)
 	table = service_table(service, fe->service_id, ctx->family);
 	if (!table)
 		goto refuse;
+	/* Only connect-time steering serves this service's backends: a connection that reaches
+	 * the frontend itself is not steered (forwarding to them is not done here). */
+	if (!(table->flags & TS_TABLE_LOCAL) && table->backend_count > 0)
+		return SK_PASS;
 	remember = service->remember_until_ns && bpf_ktime_get_ns() < service->remember_until_ns;
 	if (remember) {
 		flow_key(ctx->family, &flow, &key);

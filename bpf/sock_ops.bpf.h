@@ -12,6 +12,8 @@
 
 #include <bpf/bpf_endian.h>
 
+#include "bpf/client.bpf.h"
+#include "bpf/count.bpf.h"
 #include "bpf/pick.bpf.h"
 
 /* Reads the local or remote address of a socket into addr[4]. */
@@ -38,13 +40,6 @@ static __always_inline void sockops_addr(struct bpf_sock_ops *skops, int local, 
 	addr[1] = a1;
 	addr[2] = a2;
 	addr[3] = a3;
-}
-
-static __always_inline __u32 backend_tag(__u32 backend_id)
-{
-	struct ts_backend_tag *t = bpf_map_lookup_elem(&backend_tags, &backend_id);
-
-	return t ? t->tag : 0;
 }
 
 /* Puts a listener into the first free member slot of a backend; a group larger than the
@@ -130,14 +125,18 @@ static __always_inline void count_steered(const struct ts_frontend *fe, __u32 fa
 {
 	struct ts_service_stats *stats;
 	struct ts_table *table;
-	__u32 service_id = fe->service_id, hash;
+	__u32 service_id = fe->service_id, hash, chosen;
 
 	stats = bpf_map_lookup_elem(&service_stats, &service_id);
 	if (!stats)
 		return;
 	stats->lookups++;
 	table = live_table(service_id, family);
-	if (table && pick_backend(table, f, &hash) != backend_id)
+	if (!table)
+		return;
+	chosen = pick_backend(table, f, &hash);
+	/* A draw of a connect-time backend is no fallback: no listener here is meant to take it. */
+	if (chosen != backend_id && !backend_is_remote(chosen))
 		stats->fallbacks++;
 }
 
@@ -195,47 +194,20 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
-/* Notes the FINs a state transition shows: the kernel's byte counters count each as a byte. */
-static __always_inline void note_fins(struct ts_connection *conn, __u32 old_state, __u32 new_state)
-{
-	/* The peer's FIN: ESTABLISHED -> CLOSE_WAIT, FIN_WAIT1 -> CLOSING, or FIN_WAIT2 ->
-	 * CLOSE through TIME_WAIT (an orphan's FIN_WAIT2 timeout looks the same; it is rare). */
-	if ((old_state == BPF_TCP_ESTABLISHED && new_state == BPF_TCP_CLOSE_WAIT) ||
-	    (old_state == BPF_TCP_FIN_WAIT1 && new_state == BPF_TCP_CLOSING) ||
-	    (old_state == BPF_TCP_FIN_WAIT2 && new_state == BPF_TCP_CLOSE))
-		conn->flags |= TS_CONN_FIN_IN;
-	if (new_state == BPF_TCP_FIN_WAIT1 || new_state == BPF_TCP_LAST_ACK)
-		conn->flags |= TS_CONN_FIN_OUT;
-}
-
 /* Counts a closed connection and its payload bytes for its backend, and for the route it
  * came by when it came through a frontend. */
 static __always_inline void count_closed(const struct ts_connection *conn, __u32 backend_id, __u64 sent,
 					 __u64 received)
 {
-	struct ts_backend_stats *bs;
-
-	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
-	if (bs) {
-		bs->closed++;
-		bs->bytes_sent += sent;
-		bs->bytes_received += received;
-	}
+	add_closed(bpf_map_lookup_elem(&backend_stats, &backend_id), sent, received);
 	if (conn->flags & TS_CONN_STEERED) {
 		struct ts_route_key route = { .service_id = conn->service_id, .backend_id = backend_id };
 
-		bs = bpf_map_lookup_elem(&route_stats, &route);
-		if (bs) {
-			bs->closed++;
-			bs->bytes_sent += sent;
-			bs->bytes_received += received;
-		}
+		add_closed(bpf_map_lookup_elem(&route_stats, &route), sent, received);
 	}
 }
 
-/* Follows an accounted connection to TCP_CLOSE. The kernel's byte counters advance with the
- * sequence numbers, and a FIN takes one: the transitions seen on the way say which FINs to
- * take off, so the counters are payload bytes. */
+/* Follows an accounted connection to TCP_CLOSE, where its payload bytes are counted. */
 static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 {
 	__u32 old_state = skops->args[0], new_state = skops->args[1];
@@ -250,17 +222,10 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 	conn = bpf_sk_storage_get(&connections, sk, 0, 0);
 	if (!conn || (conn->flags & TS_CONN_LISTENER))
 		return;
-	note_fins(conn, old_state, new_state);
+	note_fins(&conn->flags, old_state, new_state);
 	if (new_state != BPF_TCP_CLOSE)
 		return;
-
-	received = skops->bytes_received;
-	if ((conn->flags & TS_CONN_FIN_IN) && received > 0)
-		received--;
-	sent = skops->bytes_acked;
-	/* Our FIN counts in bytes_acked only once acknowledged: all we sent is acked. */
-	if ((conn->flags & TS_CONN_FIN_OUT) && skops->snd_una == skops->snd_nxt && sent > 0)
-		sent--;
+	payload_bytes(skops, conn->flags, &sent, &received);
 	backend_id = conn->backend_ids[0];
 	/* The id went to another address while the connection was open: its close and bytes
 	 * are not the new address's. */
@@ -269,9 +234,23 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 	bpf_sk_storage_delete(&connections, sk);
 }
 
+/* Connect-time clients run in any namespace of the cgroup: their sockets carry "clients"
+ * storage. Backends' listeners and connections are this namespace's only. */
 SEC("sockops")
 int register_and_count(struct bpf_sock_ops *skops)
 {
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		on_client_connect(skops);
+		return 1;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		on_client_established(skops);
+		return 1;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (on_client_state_change(skops))
+			return 1;
+		break;
+	}
 	if (bpf_get_netns_cookie(skops) != netns_cookie)
 		return 1;
 	switch (skops->op) {

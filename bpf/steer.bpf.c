@@ -8,10 +8,14 @@
  *   sk_lookup.bpf.h  "steer": a new connection to a frontend goes to a backend's listener
  *   sock_ops.bpf.h   "register_and_count": listeners register as they start; their
  *                    connections are counted from establishment to close
+ *   connect.bpf.h    "connect_v4/v6", "getpeername_v4/v6": a local client's connect() to a
+ *                    frontend goes to a backend elsewhere; getpeername() shows the frontend
+ *   client.bpf.h     sock_ops for those clients: health of the backends, and counts
  */
 #include "bpf/maps.bpf.h"
 #include "bpf/pick.bpf.h"
 #include "bpf/sk_lookup.bpf.h"
 #include "bpf/sock_ops.bpf.h"
+#include "bpf/connect.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";

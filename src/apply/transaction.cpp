@@ -169,7 +169,10 @@ Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdA
                                Diagnostics* diag, const PlanLimits& limits) {
     auto services = resolve_services(resources, diag);
     if (!services) return fail(services.error());
-    return compile_plan(*services, ids, limits);
+    auto plan = compile_plan(*services, ids, limits);
+    if (!plan) return fail(plan.error());
+    mark_remote_backends(*plan, address_is_local);
+    return plan;
 }
 
 Result<Applied> load_applied(Dataplane& dataplane) {

@@ -38,7 +38,8 @@ struct Applied {
 };
 Result<Applied> load_applied(Dataplane& dataplane);
 
-// Resolves and compiles resources with the ids they had.
+// Resolves and compiles resources with the ids they had. Runs in the target namespace: a
+// backend that no address of it holds is marked remote (served by connect-time steering).
 Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
                                Diagnostics* diag = nullptr, const PlanLimits& limits = default_limits());
 

@@ -35,6 +35,9 @@ Result<void> add_socket_facts(Dataplane& dataplane, const Plan& plan, StatusFact
     if (!maps) return fail(maps.error());
     auto sockets = backend_sockets(**maps, plan, dataplane.netns());
     if (!sockets) return fail(sockets.error());
+    auto health = backend_health(**maps, plan);
+    if (!health) return fail(health.error());
+    facts.health = std::move(*health);
     for (const auto& [id, list] : *sockets)
         for (const auto& s : list) {
             if (s.serves) facts.ready.insert(id);

@@ -155,6 +155,7 @@ Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_i
         .local_addresses = s.local_addresses,
         .where = s.where,
         .origin = s.origin,
+        .outlier = s.outlier,
     };
     uint64_t total = 0;
     size_t backend_count = 0;
@@ -238,6 +239,22 @@ Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssi
     plan.ids.services = service_ids.assigned();
     plan.ids.backends = backend_ids.assigned();
     return plan;
+}
+
+ServicePaths service_paths(const PlanService& service) {
+    ServicePaths paths;
+    for (const auto& subset : service.subsets)
+        for (const auto& b : subset.backends) {
+            if (b.share <= 0) continue;
+            (b.remote ? paths.connect_time : paths.socket) = true;
+        }
+    return paths;
+}
+
+void mark_remote_backends(Plan& plan, const std::function<bool(const Endpoint&)>& is_local) {
+    for (auto& svc : plan.services)
+        for (auto& subset : svc.subsets)
+            for (auto& b : subset.backends) b.remote = !b.address.is_wildcard() && !is_local(b.address);
 }
 
 }  // namespace tcpshift

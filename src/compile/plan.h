@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -30,6 +31,9 @@ struct PlanBackend {
     Endpoint address;
     double share = 0;  // of its service's new connections from clients of its family, 0..1
     SourceRef where;   // the WorkloadEntry or the line that named it
+    // No listener of the frontends' namespace serves it (another namespace or host): a client's
+    // connect() is rewritten to it. Set by mark_remote_backends().
+    bool remote = false;
 };
 
 struct PlanSubset {
@@ -67,6 +71,7 @@ struct PlanService {
     std::array<FamilyTable, 2> tables;
     SourceRef where;
     ResourceKey origin;  // the resource whose weights these are
+    OutlierPolicy outlier;
 };
 
 // Ids are stable across applies so that live listeners stay registered under the same key:
@@ -84,6 +89,17 @@ struct Plan {
     // Every virtual IP some service needs a local route for.
     std::vector<Endpoint> local_addresses() const;
 };
+
+// Which clients a service's frontends serve: a socket backend takes every client that reaches
+// the frontend; a remote one only clients whose connect() runs in the attached cgroup.
+struct ServicePaths {
+    bool socket = false;        // some weighted backend listens in the namespace
+    bool connect_time = false;  // some weighted backend is remote
+};
+ServicePaths service_paths(const PlanService& service);
+
+// Marks each backend that `is_local` says no address of the namespace holds as remote.
+void mark_remote_backends(Plan& plan, const std::function<bool(const Endpoint&)>& is_local);
 
 // Compiles validated services. Fails when the set does not fit the map sizes.
 Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssignment& previous,

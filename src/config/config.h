@@ -94,6 +94,14 @@ struct SubsetSpec {
 };
 
 // One service: where clients connect, and how its subsets split the new connections.
+// When a connect-time backend is ejected after failed handshakes: Istio's outlierDetection,
+// with its defaults. A socket backend needs none: a backend without a listener takes nothing.
+struct OutlierPolicy {
+    uint32_t consecutive_errors = 5;      // consecutive5xxErrors; 0: never eject
+    uint64_t base_ejection_ms = 30000;    // baseEjectionTime; each ejection in a row lasts one more
+    SourceRef where;
+};
+
 struct ServiceSpec {
     std::string name;              // what `set`, `status` and `stats` call it
     std::vector<Endpoint> listen;  // frontends; a wildcard address takes every local address
@@ -107,6 +115,7 @@ struct ServiceSpec {
     // Virtual IPs among the frontends that must be made local (a `local` route) for
     // sk_lookup to see connections to them: the mesh form of Istio.
     std::vector<Endpoint> local_addresses;
+    OutlierPolicy outlier;
 };
 
 std::string affinity_name(Affinity affinity);

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "steer_bpf.skel.h"
 #include "bpf/abi.h"
@@ -58,7 +59,22 @@ using Link = std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)>;
 struct Links {
     Link steer;
     Link sockops;
+    std::vector<Link> connect;  // kConnectLinks, in that order
 };
+
+// Attaches connect-time steering's programs to the cgroup.
+Result<std::vector<Link>> attach_connect_programs(steer_bpf* skel, int cgroup_fd, const std::string& cgroup) {
+    std::vector<Link> links;
+    for (const auto& [program, pin] : kConnectLinks) {
+        bpf_program* prog = bpf_object__find_program_by_name(skel->obj, program);
+        Link link(prog ? bpf_program__attach_cgroup(prog, cgroup_fd) : nullptr, bpf_link__destroy);
+        if (!link)
+            return fail(system_error(std::string("attach ") + program + " to cgroup " + cgroup +
+                                     " (connect-time steering needs Linux 5.8)", errno));
+        links.push_back(std::move(link));
+    }
+    return links;
+}
 
 // Attaches sk_lookup to the calling thread's namespace and sock_ops to `cgroup` (empty: the
 // root of the cgroup2 hierarchy). The links hold them only until they are pinned.
@@ -79,7 +95,9 @@ Result<Links> attach_programs(steer_bpf* skel, std::string cgroup) {
     std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> sockops_link(
         bpf_program__attach_cgroup(skel->progs.register_and_count, cgroup_fd.get()), bpf_link__destroy);
     if (!sockops_link) return fail(system_error("attach sock_ops to cgroup " + cgroup, errno));
-    return Links{.steer = std::move(steer_link), .sockops = std::move(sockops_link)};
+    auto connect = attach_connect_programs(skel, cgroup_fd.get(), cgroup);
+    if (!connect) return fail(connect.error());
+    return Links{.steer = std::move(steer_link), .sockops = std::move(sockops_link), .connect = std::move(*connect)};
 }
 
 // Pins every map and both links into `dir`.
@@ -92,6 +110,9 @@ Result<void> pin_attached(steer_bpf* skel, const Links& links, const std::string
     if (bpf_obj_pin(bpf_link__fd(links.steer.get()), pin_path(dir, kPinSteerLink).c_str()) != 0 ||
         bpf_obj_pin(bpf_link__fd(links.sockops.get()), pin_path(dir, kPinSockopsLink).c_str()) != 0)
         return fail(system_error("pin links", errno));
+    for (size_t i = 0; i < links.connect.size(); ++i)
+        if (bpf_obj_pin(bpf_link__fd(links.connect[i].get()), pin_path(dir, kConnectLinks[i].pin).c_str()) != 0)
+            return fail(system_error(std::string("pin link ") + kConnectLinks[i].pin, errno));
     return {};
 }
 

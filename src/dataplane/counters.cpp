@@ -41,7 +41,12 @@ BackendCounters backend_counters(const ts_backend_stats& b) {
 Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id) {
     auto s = sum_percpu<ts_service_stats>(maps.service_stats, "service_stats", service_id);
     if (!s) return fail(s.error());
-    return ServiceCounters{.lookups = s->lookups, .fallbacks = s->fallbacks, .no_backend = s->no_backend};
+    return ServiceCounters{.lookups = s->lookups,
+                           .fallbacks = s->fallbacks,
+                           .no_backend = s->no_backend,
+                           .connects = s->connects,
+                           .connect_errors = s->connect_errors,
+                           .connect_ejected = s->connect_ejected};
 }
 
 Result<BackendCounters> read_route_counters(const DataplaneMaps& maps, uint32_t service_id, uint32_t backend_id) {

@@ -10,6 +10,9 @@ namespace tcpshift {
 
 struct ServiceCounters {
     uint64_t lookups = 0, fallbacks = 0, no_backend = 0;
+    uint64_t connects = 0;        // connect() calls rewritten to a remote backend
+    uint64_t connect_errors = 0;  // connect() calls left alone on an internal error
+    uint64_t connect_ejected = 0; // draws that found their backend ejected
 };
 struct BackendCounters {
     uint64_t steered = 0;         // new connections sk_lookup handed to its listener

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bpf/abi.h"
+#include "dataplane/backend_health.h"
 #include "dataplane/listener_keys.h"
 #include "dataplane/map_access.h"
 
@@ -45,7 +46,34 @@ Result<void> forget_backend(const DataplaneMaps& maps, uint32_t backend_id) {
         const uint32_t key = TS_SOCKET_KEY(backend_id, member);
         if (auto ok = delete_from_map(maps.sockets, "sockets", &key); !ok) return ok;
     }
+    const ts_backend_health healthy{};
+    if (auto ok = update_map(maps.backend_health, "backend_health", &backend_id, &healthy); !ok) return ok;
     return clear_percpu(maps.backend_stats, "backend_stats", &backend_id, sizeof(ts_backend_stats));
+}
+
+ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier) {
+    ts_backend_addr value{};
+    value.family = static_cast<__u32>(b.address.family);
+    value.port = b.address.port;
+    std::memcpy(value.addr, b.address.addr.data(), sizeof(value.addr));
+    value.flags = b.remote ? TS_BACKEND_REMOTE : 0;
+    value.eject_after = outlier.consecutive_errors;
+    value.eject_ns = outlier.base_ejection_ms * 1000000ull;
+    return value;
+}
+
+// Where each backend of `plan` is and how it is reached; a backend of two services takes the
+// outlier policy of the first.
+Result<void> write_backend_addrs(const DataplaneMaps& maps, const Plan& plan) {
+    std::set<uint32_t> written;
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                if (!written.insert(b.id).second) continue;
+                const ts_backend_addr value = backend_addr(b, svc.outlier);
+                if (auto ok = update_map(maps.backend_addrs, "backend_addrs", &b.id, &value); !ok) return ok;
+            }
+    return {};
 }
 
 // The ids `next` gives to an address that `previous` did not give them to.
@@ -74,6 +102,7 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
         if (auto ok = update_map(maps.backend_tags, "backend_tags", &id, &tag); !ok) return ok;
         if (auto ok = forget_backend(maps, id); !ok) return ok;
     }
+    if (auto ok = write_backend_addrs(maps, next); !ok) return ok;
     for (const auto& [ep, ids] : listener_keys(next)) {
         const ts_listener_key key = listener_key(ep, netns.cookie);
         const ts_listener value{.backend_ids = {ids[0], ids[1]}};
@@ -83,13 +112,6 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
 }
 
 namespace {
-
-// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns().
-uint64_t monotonic_ns() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // Returns once every BPF program that was running when it was called has finished. Replacing
 // an entry of a map-in-map makes the kernel wait for an RCU grace period before the syscall
@@ -105,10 +127,21 @@ Result<void> wait_for_running_programs() {
     return update_map(outer, "ts_rcu_wait", &key, &value);
 }
 
+// Which ways the backends of a table are reached.
+uint32_t table_flags(const PlanService& svc, const FamilyTable& t) {
+    uint32_t flags = 0;
+    for (const auto& subset : svc.subsets)
+        for (const auto& b : subset.backends)
+            if (std::find(t.weighted_backends.begin(), t.weighted_backends.end(), b.id) != t.weighted_backends.end())
+                flags |= b.remote ? TS_TABLE_REMOTE : TS_TABLE_LOCAL;
+    return flags;
+}
+
 bool tables_changed(const PlanService& svc, const PlanService* before) {
     if (!before || before->id != svc.id || before->affinity != svc.affinity) return true;
     for (size_t family = 0; family < svc.tables.size(); ++family)
-        if (before->tables[family].slots != svc.tables[family].slots ||
+        if (table_flags(*before, before->tables[family]) != table_flags(svc, svc.tables[family]) ||
+            before->tables[family].slots != svc.tables[family].slots ||
             before->tables[family].weighted_backends != svc.tables[family].weighted_backends)
             return true;
     return false;
@@ -126,6 +159,8 @@ Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, ui
         std::memset(table.get(), 0xff, sizeof(*table));
         table->affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
         table->backend_count = static_cast<__u32>(t.weighted_backends.size());
+        table->flags = table_flags(svc, t);
+        table->reserved = 0;
         std::copy(t.weighted_backends.begin(), t.weighted_backends.end(), table->backends);
         std::copy(t.slots.begin(), t.slots.end(), table->slots);
         const uint32_t table_id = TS_TABLE_ID(svc.id, family, spare);

@@ -24,6 +24,7 @@ std::vector<std::pair<Endpoint, ListenerIds>> listener_keys(const Plan& plan) {
     for (const auto& svc : plan.services)
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends) {
+                if (b.remote) continue;  // no listener here serves it
                 const size_t family = family_index(b.address.family);
                 exact.emplace(b.address, kNone).first->second[family] = b.id;
                 wildcard[Endpoint{.family = b.address.family, .port = b.address.port}][family].insert(b.id);

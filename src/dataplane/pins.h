@@ -23,6 +23,17 @@ inline constexpr const char* kGroupPinRoot = "/run/tcpshift/bpf";
 // Pin names inside a namespace's directory.
 inline constexpr const char* kPinSteerLink = "link_sk_lookup";
 inline constexpr const char* kPinSockopsLink = "link_sock_ops";
+// The cgroup programs of connect-time steering, by program name and pin name.
+struct CgroupLinkPin {
+    const char* program;
+    const char* pin;
+};
+inline constexpr CgroupLinkPin kConnectLinks[] = {
+    {"connect_v4", "link_connect4"},
+    {"connect_v6", "link_connect6"},
+    {"getpeername_v4", "link_getpeername4"},
+    {"getpeername_v6", "link_getpeername6"},
+};
 
 std::string pin_dir(uint64_t netns_inode);
 std::string state_dir(uint64_t netns_inode);

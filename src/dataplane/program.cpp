@@ -39,6 +39,11 @@ Result<void> probe_kernel_features() {
          libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, nullptr)},
         {"bpf_sk_storage_get in sock_ops (Linux 5.3)",
          libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, nullptr)},
+        {"connect4/6 programs (Linux 4.17)", libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, nullptr)},
+        {"bpf_get_netns_cookie in connect4/6 programs (Linux 5.7)",
+         libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_netns_cookie, nullptr)},
+        {"bpf_sk_storage_get in connect4/6 and getpeername4/6 programs (Linux 5.8)",
+         libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_storage_get, nullptr)},
     };
     for (const auto& f : features) {
         if (f.supported != 0) continue;

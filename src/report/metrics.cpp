@@ -92,7 +92,9 @@ void render_istio_families(std::ostream& out, const Plan& plan, const StatsFacts
         for (const auto& svc : plan.services)
             for (const auto& subset : svc.subsets)
                 for (const auto& b : subset.backends)
-                    f.sample({{"reporter", "destination"},
+                    // Istio's reporter: the side that counted. A backend that listens here
+                    // is counted as it accepts; a connect-time one at its clients.
+                    f.sample({{"reporter", b.remote ? "source" : "destination"},
                               {"destination_service", svc.name},
                               {"destination_version", subset.name},
                               {"destination_workload", b.address.str()}},
@@ -124,6 +126,15 @@ void render_service_families(std::ostream& out, const Plan& plan, const StatsFac
                           &ServiceCounters::fallbacks);
     render_service_family(out, plan, stats, "tcpshift_no_backend_total",
                           "Connections refused: no backend had a listener.", &ServiceCounters::no_backend);
+    render_service_family(out, plan, stats, "tcpshift_connect_rewrites_total",
+                          "connect() calls to a frontend rewritten to a connect-time backend.",
+                          &ServiceCounters::connects);
+    render_service_family(out, plan, stats, "tcpshift_connect_errors_total",
+                          "connect() calls to a frontend left unchanged on an internal error.",
+                          &ServiceCounters::connect_errors);
+    render_service_family(out, plan, stats, "tcpshift_connect_ejected_draws_total",
+                          "connect() draws that found their backend ejected and drew again.",
+                          &ServiceCounters::connect_ejected);
 }
 
 // One sample per (service, subset, backend) of a gauge.

@@ -25,7 +25,11 @@ struct MetricsFacts {
 // The text format (version 0.0.4):
 //   istio_tcp_connections_opened_total, istio_tcp_connections_closed_total,
 //   istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total
-//     {reporter="destination", destination_service, destination_version, destination_workload}
+//     {reporter, destination_service, destination_version, destination_workload}: reporter is
+//     "destination" for a backend that listens in the namespace, "source" for a connect-time
+//     one, counted at its clients
+//   tcpshift_connect_rewrites_total{service}, tcpshift_connect_errors_total{service},
+//   tcpshift_connect_ejected_draws_total{service},
 //   tcpshift_lookups_total{service}, tcpshift_steered_total{service,subset},
 //   tcpshift_fallback_total{service}, tcpshift_no_backend_total{service},
 //   tcpshift_backend_ready{service,subset,backend}, tcpshift_weight{service,subset},

@@ -46,13 +46,35 @@ json frontends_json(const PlanService& svc) {
     return a;
 }
 
+// A connect-time backend is ready unless ejected or down by the agent's probe.
+std::string remote_ready_cell(const BackendHealth& h) {
+    if (h.probe_down) return "no, probe failed";
+    if (h.ejected_ms > 0)
+        return "no, ejected for " + std::to_string((h.ejected_ms + 999) / 1000) + " s after failed handshakes";
+    return h.failures ? "yes, " + std::to_string(h.failures) + " failed handshakes in a row" : "yes";
+}
+
 // "yes", "no", or either with the sockets that do not belong: "no, holds listener on ...".
 std::string ready_cell(uint32_t id, const StatusFacts& facts) {
+    if (auto h = facts.health.find(id); h != facts.health.end() && h->second.remote)
+        return remote_ready_cell(h->second);
     std::string cell = facts.ready.count(id) ? "yes" : "no";
     if (auto it = facts.foreign.find(id); it != facts.foreign.end())
         for (const auto& s : it->second) cell += ", holds " + s;
     return cell;
 }
+
+bool kernel_remote(uint32_t id, const StatusFacts& facts) {
+    auto h = facts.health.find(id);
+    return h != facts.health.end() && h->second.remote;
+}
+
+std::string path_name(bool remote) { return remote ? "connect-time" : "socket"; }
+
+// Forwarding to remote backends for clients that do not connect() through the cgroup is not
+// done: said, so that such a service does not seem to serve everyone.
+const char* kRemoteOnlyNote =
+    "clients elsewhere (other hosts, a gateway port) are not steered to connect-time backends";
 
 std::string set_usage(const PlanService& svc) {
     std::string s = "tcpshift set " + svc.name;
@@ -61,6 +83,15 @@ std::string set_usage(const PlanService& svc) {
 }
 
 }  // namespace
+
+std::string served_clients(const PlanService& service) {
+    const ServicePaths paths = service_paths(service);
+    if (paths.socket && paths.connect_time)
+        return "every client (socket) to its local backends; local clients (connect-time) to all";
+    if (paths.connect_time) return "local clients (connect-time)";
+    if (paths.socket) return "every client (socket)";
+    return "no client: no backend has weight";
+}
 
 json explain_json(const Plan& plan) {
     json services = json::array();
@@ -73,7 +104,10 @@ json explain_json(const Plan& plan) {
         for (const auto& subset : svc.subsets) {
             json backends = json::array();
             for (const auto& b : subset.backends)
-                backends.push_back({{"address", b.address.str()}, {"percent", b.share * 100.0}, {"from", b.where.str()}});
+                backends.push_back({{"address", b.address.str()},
+                                    {"percent", b.share * 100.0},
+                                    {"path", path_name(b.remote)},
+                                    {"from", b.where.str()}});
             subsets.push_back({{"name", subset.name},
                                {"weight", subset.weight},
                                {"percent", subset.share * 100.0},
@@ -89,6 +123,7 @@ json explain_json(const Plan& plan) {
                             {"affinity_from", svc.affinity_where.str()},
                             {"takeover", svc.takeover},
                             {"local_routes", local},
+                            {"serves", served_clients(svc)},
                             {"from", svc.where.str()},
                             {"resource", svc.origin.str()},
                             {"subsets", subsets}});
@@ -106,12 +141,14 @@ void print_explain(const Plan& plan, std::ostream& out) {
             out << "  local route for virtual IP " << vip.address_str() << "\n";
         out << "  affinity " << affinity_name(svc.affinity)
             << (svc.affinity_where.line > 0 ? "  from " + svc.affinity_where.str() : "") << "\n";
+        out << "  serves " << served_clients(svc) << "\n";
+        if (service_paths(svc).connect_time) out << "  note: " << kRemoteOnlyNote << "\n";
         TextTable t;
-        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "BACKEND SHARE", "WEIGHT FROM", "BACKEND FROM"});
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "BACKEND SHARE", "PATH", "WEIGHT FROM", "BACKEND FROM"});
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
                 t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
-                       percent(b.share), subset.weight_where.str(), b.where.str()});
+                       percent(b.share), path_name(b.remote), subset.weight_where.str(), b.where.str()});
         t.print(out, "  ");
     }
 }
@@ -125,7 +162,9 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
             for (const auto& b : subset.backends)
                 backends.push_back({{"address", b.address.str()},
                                     {"id", b.id},
-                                    {"ready", facts.ready.count(b.id) > 0},
+                                    {"path", path_name(kernel_remote(b.id, facts))},
+                                    {"ready", ready_cell(b.id, facts).starts_with("yes")},
+                                    {"status", ready_cell(b.id, facts)},
                                     {"foreign_sockets", facts.foreign.count(b.id) ? facts.foreign.at(b.id)
                                                                                   : std::vector<std::string>{}}});
             subsets.push_back({{"name", subset.name},
@@ -139,6 +178,7 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
                             {"affinity", affinity_name(svc.affinity)},
                             {"takeover", svc.takeover},
                             {"resource", svc.origin.str()},
+                            {"serves", served_clients(svc)},
                             {"set", set_usage(svc)},
                             {"subsets", subsets}});
     }
@@ -166,12 +206,13 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
     for (const auto& svc : plan.services) {
         out << "\nservice " << svc.name << "  frontends " << join_frontends(svc) << "  affinity "
             << affinity_name(svc.affinity) << (svc.takeover ? "  takeover" : "") << "\n";
+        out << "  serves " << served_clients(svc) << "\n";
         TextTable t;
-        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "READY"});
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "PATH", "READY"});
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
                 t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
-                       ready_cell(b.id, facts)});
+                       path_name(kernel_remote(b.id, facts)), ready_cell(b.id, facts)});
         t.print(out, "  ");
         out << "  shift with: " << set_usage(svc) << "\n";
     }
@@ -227,6 +268,9 @@ json stats_json(const Plan& plan, const StatsFacts& facts) {
                             {"lookups", sc.lookups},
                             {"fallbacks", sc.fallbacks},
                             {"refused", sc.no_backend},
+                            {"connect_rewrites", sc.connects},
+                            {"connect_errors", sc.connect_errors},
+                            {"connect_ejected_draws", sc.connect_ejected},
                             {"subsets", subsets}});
     }
     // Every connection each backend accepted, through any service or direct to its address.
@@ -241,8 +285,12 @@ void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out) {
     const json j = stats_json(plan, facts);
     for (const auto& svc : j["services"]) {
         out << "service " << svc["service"].get<std::string>() << "  lookups " << svc["lookups"] << "  fallbacks "
-            << svc["fallbacks"] << "  refused " << svc["refused"] << "\n";
-        const uint64_t lookups = svc["lookups"];
+            << svc["fallbacks"] << "  refused " << svc["refused"];
+        if (svc["connect_rewrites"] != 0 || svc["connect_errors"] != 0)
+            out << "  connect rewrites " << svc["connect_rewrites"] << "  connect errors " << svc["connect_errors"];
+        out << "\n";
+        // New connections: those sk_lookup saw, and those connect-time steering sent elsewhere.
+        const uint64_t lookups = svc["lookups"].get<uint64_t>() + svc["connect_rewrites"].get<uint64_t>();
         TextTable t;
         t.row({"SUBSET", "BACKEND", "STEERED", "SHARE", "OPENED", "CLOSED", "ACTIVE", "SENT", "RECEIVED"});
         for (const auto& subset : svc["subsets"])

@@ -9,9 +9,14 @@
 #include <set>
 
 #include "compile/plan.h"
+#include "dataplane/backend_health.h"
 #include "dataplane/counters.h"
 
 namespace tcpshift {
+
+// Which clients a service's frontends serve, as the plan's paths say:
+// "every client (socket)", "local clients (connect-time)", or both.
+std::string served_clients(const PlanService& service);
 
 nlohmann::json explain_json(const Plan& plan);
 void print_explain(const Plan& plan, std::ostream& out);
@@ -23,6 +28,7 @@ struct StatusFacts {
     // backend id -> the registered sockets that do not serve its address (describe())
     std::map<uint32_t, std::vector<std::string>> foreign;
     std::vector<Endpoint> local_routes;  // virtual IPs tcpshift made local
+    std::map<uint32_t, BackendHealth> health;  // backend id -> how the kernel reaches it
 };
 nlohmann::json status_json(const Plan& plan, const StatusFacts& facts);
 void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out);

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Connect-time steering, for backends that no listener of this namespace serves (another
+ * namespace, another host). "connect_v4" and "connect_v6" (cgroup/connect4, connect6) rewrite
+ * the destination of a client's connect() to a frontend into the chosen backend's address;
+ * the socket's "clients" storage keeps the virtual address, which "getpeername_v4" and
+ * "getpeername_v6" hand back to the application. A draw that lands on a backend that listens
+ * here leaves the connect() as it is: sk_lookup steers it when it arrives.
+ *
+ * Every connect() in the cgroup passes through: one bitmap test lets the ones to other ports
+ * go. On an internal error the connect() goes on unchanged and the error is counted.
+ */
+#ifndef TCPSHIFT_CONNECT_BPF_H
+#define TCPSHIFT_CONNECT_BPF_H
+
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
+
+#include "bpf/pick.bpf.h"
+
+#define SOCK_STREAM 1
+
+static __always_inline int port_is_frontend(__u32 port)
+{
+	__u32 zero = 0;
+	struct ts_frontend_ports *ports = bpf_map_lookup_elem(&frontend_ports, &zero);
+
+	return ports && (ports->bits[(port >> 5) & (65536 / 32 - 1)] & (1u << (port & 31)));
+}
+
+/* Whether a backend may take a new connection: neither ejected after failed handshakes nor
+ * down by the agent's probe. */
+static __always_inline int backend_available(__u32 backend_id, __u64 now)
+{
+	struct ts_backend_health *h = bpf_map_lookup_elem(&backend_health, &backend_id);
+
+	if (!h)
+		return 1;
+	return !h->probe_down && now >= h->ejected_until_ns;
+}
+
+/* The table's choice for `hash`, or when it is unavailable another draw from the same table
+ * (so its share goes to the others by weight), then a walk. When every backend is out, the
+ * first choice: a connection that may fail beats a refusal by tcpshift. */
+static __always_inline __u32 connect_choice(const struct ts_table *table, __u32 hash, __u64 now,
+					    struct ts_service_stats *stats)
+{
+	__u32 i, idx, backend_id, first = slot_backend(table, hash), count = table->backend_count;
+
+	if (first == TS_NO_BACKEND || backend_available(first, now))
+		return first;
+	if (stats)
+		stats->connect_ejected++;
+	for (i = 1; i <= TS_FALLBACK_REHASHES; i++) {
+		backend_id = slot_backend(table, ts_rehash(hash, i));
+		if (backend_id != TS_NO_BACKEND && backend_available(backend_id, now))
+			return backend_id;
+	}
+	if (count == 0 || count > TS_MAX_SERVICE_BACKENDS)
+		return first;
+	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
+		if (i >= count)
+			break;
+		idx = (hash + i) % count;
+		pin_value(idx);
+		if (idx >= TS_MAX_SERVICE_BACKENDS)
+			break;
+		backend_id = table->backends[idx];
+		if (backend_available(backend_id, now))
+			return backend_id;
+	}
+	return first;
+}
+
+/* The backend connect-time steering gives this connect() to `fe`; TS_NO_BACKEND when the
+ * table has none. Source-ip affinity hashes the client's network namespace: its source
+ * address is not bound yet. */
+static __always_inline __u32 connect_backend(struct bpf_sock_addr *ctx, const struct ts_frontend *fe, __u32 family,
+					     struct ts_service_stats *stats)
+{
+	struct ts_table *table = live_table(fe->service_id, family);
+	__u32 hash;
+
+	if (!table || !(table->flags & TS_TABLE_REMOTE))
+		return TS_NO_BACKEND;
+	if (table->affinity == TS_AFFINITY_SOURCE_IP)
+		hash = ts_cookie_hash(bpf_get_netns_cookie(ctx), hash_seed);
+	else
+		hash = ts_cookie_hash(bpf_get_socket_cookie(ctx), hash_seed);
+	return connect_choice(table, hash, bpf_ktime_get_ns(), stats);
+}
+
+/* Records the virtual address and the backend in the socket's storage; NULL on failure. */
+static __always_inline struct ts_client *remember_client(struct bpf_sock_addr *ctx, __u32 family, const __u32 vip[4],
+							 __u16 port, __u32 service_id, __u32 backend_id)
+{
+	struct ts_client *c;
+	struct bpf_sock *sk = ctx->sk;
+
+	if (!sk)
+		return NULL;
+	c = bpf_sk_storage_get(&clients, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!c)
+		return NULL;
+	c->family = family;
+	c->port = port;
+	c->addr[0] = vip[0];
+	c->addr[1] = vip[1];
+	c->addr[2] = vip[2];
+	c->addr[3] = vip[3];
+	c->service_id = service_id;
+	c->backend_id = backend_id;
+	c->tag = backend_tag(backend_id);
+	c->flags = 0;
+	return c;
+}
+
+/* What a connect() to (family, daddr, port) becomes; `vip` is the address as the application
+ * gave it (v4-mapped for an IPv4 frontend reached through an IPv6 socket). Returns the remote
+ * backend to rewrite to, or NULL to leave the connect() alone. */
+static __always_inline const struct ts_backend_addr *steer_connect(struct bpf_sock_addr *ctx, __u32 family,
+								    const struct flow *f, __u32 vip_family,
+								    const __u32 vip[4])
+{
+	struct ts_frontend_key key = {
+		.family = family,
+		.port = f->dport,
+		.addr = { f->daddr[0], f->daddr[1], f->daddr[2], f->daddr[3] },
+	};
+	struct ts_backend_addr *backend;
+	struct ts_service_stats *stats;
+	struct ts_frontend *fe;
+	__u32 service_id, backend_id;
+
+	/* A wildcard frontend is every address of this namespace, not every address a client
+	 * may connect to: only exact frontends steer here. */
+	fe = bpf_map_lookup_elem(&frontends, &key);
+	if (!fe)
+		return NULL;
+	service_id = fe->service_id;
+	stats = bpf_map_lookup_elem(&service_stats, &service_id);
+	backend_id = connect_backend(ctx, fe, family, stats);
+	if (backend_id == TS_NO_BACKEND)
+		return NULL;
+	backend = bpf_map_lookup_elem(&backend_addrs, &backend_id);
+	if (!backend || !(backend->flags & TS_BACKEND_REMOTE))
+		return NULL; /* listens here: sk_lookup steers it */
+	if (backend->family != family || !remember_client(ctx, vip_family, vip, f->dport, service_id, backend_id)) {
+		if (stats)
+			stats->connect_errors++;
+		return NULL;
+	}
+	if (stats)
+		stats->connects++;
+	return backend;
+}
+
+SEC("cgroup/connect4")
+int connect_v4(struct bpf_sock_addr *ctx)
+{
+	const struct ts_backend_addr *backend;
+	struct flow f = {};
+	__u32 port;
+
+	if (ctx->type != SOCK_STREAM)
+		return 1;
+	port = bpf_ntohs((__u16)ctx->user_port); /* network byte order in the context */
+	if (!port_is_frontend(port))
+		return 1;
+	f.daddr[0] = ctx->user_ip4;
+	f.dport = (__u16)port;
+	backend = steer_connect(ctx, AF_INET, &f, AF_INET, f.daddr);
+	if (backend) {
+		ctx->user_ip4 = backend->addr[0];
+		ctx->user_port = bpf_htons((__u16)backend->port);
+	}
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int connect_v6(struct bpf_sock_addr *ctx)
+{
+	const struct ts_backend_addr *backend;
+	__u32 vip[4], i, port, mapped;
+	struct flow f = {};
+
+	if (ctx->type != SOCK_STREAM)
+		return 1;
+	port = bpf_ntohs((__u16)ctx->user_port);
+	if (!port_is_frontend(port))
+		return 1;
+	for (i = 0; i < 4; i++) {
+		__u32 w = ctx->user_ip6[i];
+
+		pin_value(w);
+		vip[i] = w;
+	}
+	f.dport = (__u16)port;
+	/* A dual-stack socket reaches an IPv4 frontend at ::ffff:a.b.c.d. */
+	mapped = vip[0] == 0 && vip[1] == 0 && vip[2] == bpf_htonl(0xffff);
+	if (mapped)
+		f.daddr[0] = vip[3];
+	else
+		for (i = 0; i < 4; i++)
+			f.daddr[i] = vip[i];
+	backend = steer_connect(ctx, mapped ? AF_INET : AF_INET6, &f, AF_INET6, vip);
+	if (!backend)
+		return 1;
+	if (mapped) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = backend->addr[0];
+	} else {
+		ctx->user_ip6[0] = backend->addr[0];
+		ctx->user_ip6[1] = backend->addr[1];
+		ctx->user_ip6[2] = backend->addr[2];
+		ctx->user_ip6[3] = backend->addr[3];
+	}
+	ctx->user_port = bpf_htons((__u16)backend->port);
+	return 1;
+}
+
+static __always_inline struct ts_client *client_of_addr(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	return sk ? bpf_sk_storage_get(&clients, sk, 0, 0) : NULL;
+}
+
+/* The peer of a rewritten connection is the virtual address the application asked for. */
+SEC("cgroup/getpeername4")
+int getpeername_v4(struct bpf_sock_addr *ctx)
+{
+	struct ts_client *c = client_of_addr(ctx);
+
+	if (c && c->family == AF_INET) {
+		ctx->user_ip4 = c->addr[0];
+		ctx->user_port = bpf_htons((__u16)c->port);
+	}
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int getpeername_v6(struct bpf_sock_addr *ctx)
+{
+	struct ts_client *c = client_of_addr(ctx);
+
+	if (c && c->family == AF_INET6) {
+		ctx->user_ip6[0] = c->addr[0];
+		ctx->user_ip6[1] = c->addr[1];
+		ctx->user_ip6[2] = c->addr[2];
+		ctx->user_ip6[3] = c->addr[3];
+		ctx->user_port = bpf_htons((__u16)c->port);
+	}
+	return 1;
+}
+
+#endif /* TCPSHIFT_CONNECT_BPF_H */
