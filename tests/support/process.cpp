@@ -22,15 +22,58 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
     return out;
 }
 
+// The files a child opens to enter its placement, named before fork: after fork in a process
+// with threads only async-signal-safe calls may follow, and building a string allocates.
+struct PlacementFiles {
+    std::string netns;         // /var/run/netns/NAME
+    std::string cgroup_procs;  // CGROUP/cgroup.procs
+};
+
+PlacementFiles placement_files(const Placement& where) {
+    PlacementFiles files;
+    if (!where.netns.empty()) files.netns = "/var/run/netns/" + where.netns;
+    if (!where.cgroup.empty()) files.cgroup_procs = where.cgroup + "/cgroup.procs";
+    return files;
+}
+
+void say(const char* text, size_t size) {
+    if (::write(2, text, size) < 0) return;  // nothing better to do with the error of an error
+}
+
+[[noreturn]] void child_fails(const char* what, const std::string& path, int status) {
+    say(what, std::strlen(what));
+    say(path.c_str(), path.size());
+    say("\n", 1);
+    ::_exit(status);
+}
+
+// In the forked child, before exec: joins the cgroup, then enters the namespace.
+void enter_placement(const PlacementFiles& files) {
+    if (!files.cgroup_procs.empty()) {
+        // "0" names the writer itself.
+        const int fd = ::open(files.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || ::write(fd, "0", 1) != 1) child_fails("cannot join the cgroup through ", files.cgroup_procs, 125);
+        ::close(fd);
+    }
+    if (!files.netns.empty()) {
+        const int fd = ::open(files.netns.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0)
+            child_fails("cannot enter the network namespace ", files.netns, 126);
+        ::close(fd);
+    }
+}
+
 }  // namespace
 
-CommandResult run_command(const std::vector<std::string>& argv) {
+CommandResult run_command(const std::vector<std::string>& argv, const Placement& where) {
+    const PlacementFiles files = placement_files(where);
     int out_pipe[2], err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return {};
     const pid_t pid = ::fork();
     if (pid == 0) {
         ::dup2(out_pipe[1], 1);
         ::dup2(err_pipe[1], 2);
+        enter_placement(files);
         ::execv(argv[0].c_str(), c_argv(argv).data());
         ::_exit(127);
     }
@@ -69,22 +112,19 @@ CommandResult tcpshift(const std::vector<std::string>& args) {
 }
 
 Child Child::start(const std::string& netns, const std::vector<std::string>& argv,
-                   std::chrono::milliseconds ready_within, const std::string& stderr_path) {
+                   std::chrono::milliseconds ready_within, const std::string& stderr_path, const std::string& cgroup) {
+    const PlacementFiles files = placement_files({.netns = netns, .cgroup = cgroup});
     int out_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0) return {};
     Child child;
     child.pid_ = ::fork();
     if (child.pid_ == 0) {
-        if (!netns.empty()) {
-            const std::string path = "/var/run/netns/" + netns;
-            const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-            if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) ::_exit(126);
-        }
         ::dup2(out_pipe[1], 1);
         if (!stderr_path.empty()) {
             const int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
             if (err >= 0) ::dup2(err, 2);
         }
+        enter_placement(files);
         ::execv(argv[0].c_str(), c_argv(argv).data());
         ::_exit(127);
     }

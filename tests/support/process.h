@@ -18,8 +18,16 @@ struct CommandResult {
     long max_rss_kib = 0;  // peak resident memory of the command
 };
 
+// Where a child process runs. Both are entered after fork and before exec, so the program
+// itself runs there from its first instruction; a failure to enter exits the child with 126
+// (netns) or 125 (cgroup), saying why on its stderr.
+struct Placement {
+    std::string netns;   // a name under /var/run/netns; "" keeps the parent's
+    std::string cgroup;  // a cgroup2 directory the child joins; "" keeps the parent's
+};
+
 // Runs argv to completion, capturing stdout and stderr.
-CommandResult run_command(const std::vector<std::string>& argv);
+CommandResult run_command(const std::vector<std::string>& argv, const Placement& where = {});
 // Runs the tcpshift binary under test with these arguments.
 CommandResult tcpshift(const std::vector<std::string>& args);
 
@@ -29,10 +37,11 @@ class Child {
    public:
     // Starts argv in `netns` (a name under /var/run/netns, or "" for the current one) and waits
     // up to `ready_within` for its first line of stdout (zero: does not wait). With
-    // `stderr_path`, stderr goes to that file.
+    // `stderr_path`, stderr goes to that file. With `cgroup` (a cgroup2 directory), the child
+    // joins it before exec.
     static Child start(const std::string& netns, const std::vector<std::string>& argv,
                        std::chrono::milliseconds ready_within = std::chrono::seconds(5),
-                       const std::string& stderr_path = "");
+                       const std::string& stderr_path = "", const std::string& cgroup = "");
     Child() = default;
     Child(Child&& other) noexcept;
     Child& operator=(Child&& other) noexcept;
