@@ -93,6 +93,9 @@ static __always_inline void count_client_closed(struct bpf_sock_ops *skops, cons
 	if (c->tag != backend_tag(backend_id))
 		return;
 	payload_bytes(skops, c->flags, &sent, &received);
+	/* A client's bytes_acked took its SYN too, when the SYN-ACK acknowledged it. */
+	if (sent > 0)
+		sent--;
 	add_closed(bpf_map_lookup_elem(&backend_stats, &backend_id), received, sent);
 	add_closed(bpf_map_lookup_elem(&route_stats, &route), received, sent);
 }

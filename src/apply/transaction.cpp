@@ -72,13 +72,16 @@ std::vector<Endpoint> drop_local_routes(const std::vector<Endpoint>& owned, cons
 // A frontend on an address no interface of the namespace has serves only what is routed to
 // it: legitimate (an address routed to this host), but more often a typo.
 void warn_foreign_frontends(const Plan& plan, const NetnsId& netns, const Progress& progress) {
-    for (const auto& svc : plan.services)
+    for (const auto& svc : plan.services) {
+        // connect() is rewritten before any packet: the address need not be anywhere.
+        if (!service_paths(svc).socket) continue;
         for (const auto& f : svc.frontends)
             if (!f.is_wildcard() && !address_is_local(f))
                 warn(progress, "service " + svc.name + ": frontend " + f.str() + ": no interface of network " +
                                    "namespace " + std::to_string(netns.inode) + " has " + f.address_str() +
                                    ", so only connections routed to it arrive; add the address, or use a "
                                    "wildcard frontend");
+    }
 }
 
 // Puts `before` back after a failed commit: its plan over whatever of `next` went in, its
