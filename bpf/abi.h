@@ -36,6 +36,7 @@
 	X(backend_addrs)  /* backend id -> its address, and how it is reached */               \
 	X(backend_health) /* backend id -> failed handshakes and ejection (connect-time) */    \
 	X(clients)        /* socket storage: a connect-time client's virtual address, backend */ \
+	X(client_scope)   /* netns cookie -> 1: the client namespaces connect-time steering serves */ \
 	X(meta)           /* ABI version and the serial of the applied set the maps hold */
 /* Maps only the programs read and write, never pinned: they live as long as the programs. */
 #define TS_PROGRAM_MAPS(X) X(recent_flows) /* flow -> the backend sk_lookup gave it lately */
@@ -43,7 +44,7 @@
 /* Value of "meta", a one-entry array written by userspace. */
 struct ts_meta {
 	__u32 abi_version;   /* TS_ABI_VERSION of the tcpshift that attached */
-	__u32 reserved;
+	__u32 client_scoped; /* 1: connect-time steering serves only the namespaces in client_scope */
 	__u64 applied_serial; /* the applied set the maps hold; applied.json names the same */
 };
 
@@ -55,6 +56,7 @@ struct ts_meta {
 #define TS_MAX_FRONTENDS 1024         /* (address, port) pairs that steer */
 #define TS_MAX_LISTENER_KEYS 16384    /* listener keys sock_ops matches */
 #define TS_MAX_ROUTES 16384           /* (service, backend) pairs counted apart */
+#define TS_MAX_CLIENT_NAMESPACES 1024 /* client namespaces attach --client-netns names */
 /* Listening sockets one backend may hold in "sockets": the members of a SO_REUSEPORT group
  * (any one of them is enough for the kernel to spread over the whole group). */
 #define TS_GROUP_SLOTS 16

@@ -28,6 +28,20 @@ static __always_inline int port_is_frontend(__u32 port)
 	return ports && (ports->bits[(port >> 5) & (65536 / 32 - 1)] & (1u << (port & 31)));
 }
 
+/* Whether connect-time steering serves the client's namespace: every namespace of the
+ * cgroup, unless attach --client-netns named some. */
+static __always_inline int client_in_scope(struct bpf_sock_addr *ctx)
+{
+	__u32 zero = 0;
+	struct ts_meta *m = bpf_map_lookup_elem(&meta, &zero);
+	__u64 cookie;
+
+	if (!m || !m->client_scoped)
+		return 1;
+	cookie = bpf_get_netns_cookie(ctx);
+	return bpf_map_lookup_elem(&client_scope, &cookie) != NULL;
+}
+
 /* Whether a backend may take a new connection: neither ejected after failed handshakes nor
  * down by the agent's probe. */
 static __always_inline int backend_available(__u32 backend_id, __u64 now)
@@ -135,7 +149,7 @@ static __always_inline const struct ts_backend_addr *steer_connect(struct bpf_so
 	/* A wildcard frontend is every address of this namespace, not every address a client
 	 * may connect to: only exact frontends steer here. */
 	fe = bpf_map_lookup_elem(&frontends, &key);
-	if (!fe)
+	if (!fe || !client_in_scope(ctx))
 		return NULL;
 	service_id = fe->service_id;
 	stats = bpf_map_lookup_elem(&service_stats, &service_id);

@@ -116,6 +116,13 @@ struct {
 } clients SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TS_MAX_CLIENT_NAMESPACES);
+	__type(key, __u64);   /* netns cookie */
+	__type(value, __u32); /* 1 */
+} client_scope SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);

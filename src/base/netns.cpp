@@ -30,6 +30,12 @@ Result<NetnsId> current_netns() {
     return id;
 }
 
+Result<NetnsId> netns_id(const std::string& spec) {
+    auto scope = ScopedNetns::enter(spec);
+    if (!scope) return fail(scope.error());
+    return current_netns();
+}
+
 Result<uint64_t> netns_inode(const std::string& spec) {
     if (spec.empty()) {
         auto here = current_netns();

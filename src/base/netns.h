@@ -18,6 +18,8 @@ struct NetnsId {
     uint64_t cookie = 0;  // what sock_ops sees (bpf_get_netns_cookie)
 };
 Result<NetnsId> current_netns();
+// The identity of a namespace ("NAME" or a path), read by entering it for a moment.
+Result<NetnsId> netns_id(const std::string& spec);
 // The inode of a namespace ("NAME", a path, or "" for the calling thread's) without entering it.
 Result<uint64_t> netns_inode(const std::string& spec);
 

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "apply/session.h"
 #include "bpf/abi.h"
@@ -17,7 +18,19 @@ struct AttachCommand {
     std::string cgroup;
     std::string pin_group;  // a group that may read the maps; empty: root only
     uint32_t max_services = 0;
+    std::vector<std::string> client_netns;  // connect-time steering serves only these
 };
+
+// The cookies of the client namespaces to serve; refuses a name that is no namespace.
+Result<std::vector<uint64_t>> client_cookies(const std::vector<std::string>& specs) {
+    std::vector<uint64_t> cookies;
+    for (const auto& spec : specs) {
+        auto id = netns_id(spec);
+        if (!id) return fail(config_error("attach: --client-netns " + spec + ": " + id.error().message));
+        cookies.push_back(id->cookie);
+    }
+    return cookies;
+}
 
 Result<void> grant_group(const NetnsId& netns, const std::string& name, gid_t gid, std::ostream& out) {
     if (auto ok = grant_pin_group(netns, gid); !ok) return ok;
@@ -40,8 +53,14 @@ Result<void> run_attach(const AttachCommand& cmd, Streams io) {
         if (!g) return fail(config_error("attach: --pin-group " + cmd.pin_group + ": no such group"));
         gid = g->gr_gid;
     }
-    auto attached = dataplane->attach(AttachOptions{.cgroup = cmd.cgroup, .max_services = cmd.max_services});
+    auto cookies = client_cookies(cmd.client_netns);
+    if (!cookies) return fail(cookies.error());
+    auto attached = dataplane->attach(
+        AttachOptions{.cgroup = cmd.cgroup, .max_services = cmd.max_services, .client_netns = *cookies});
     if (!attached) return fail(attached.error());
+    if (!*attached && !cmd.client_netns.empty())
+        return fail(config_error("attach: --client-netns: the namespace is already attached, serving the client "
+                                 "namespaces it was attached with; detach and attach again to change them"));
     auto limits = attached_limits(netns);
     if (!limits) return fail(limits.error());
     io.out << (*attached ? "attached" : "already attached") << " to network namespace " << netns.inode
@@ -59,7 +78,13 @@ Result<void> run_attach(const AttachCommand& cmd, Streams io) {
 Action add_attach(CLI::App& command) {
     auto cmd = std::make_shared<AttachCommand>();
     add_netns_option(command, cmd->target);
-    command.add_option("--cgroup", cmd->cgroup, "cgroup v2 directory for sock_ops (default: the cgroup2 root)");
+    command.add_option("--cgroup", cmd->cgroup,
+                       "cgroup v2 directory for sock_ops and connect-time steering's connect4/6 and getpeername4/6 "
+                       "programs: its processes are the clients connect-time steering serves (default: the "
+                       "cgroup2 root, every process of the host)");
+    command.add_option("--client-netns", cmd->client_netns,
+                       "serve connect-time steering only to clients in this network namespace (a name under "
+                       "/var/run/netns or a path); repeat for more (default: every namespace of the cgroup)");
     command
         .add_option("--max-services", cmd->max_services,
                     "size the maps for this many services (default " + std::to_string(TS_MAX_SERVICES) +

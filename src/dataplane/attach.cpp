@@ -118,6 +118,24 @@ Result<void> pin_attached(steer_bpf* skel, const Links& links, const std::string
 
 }  // namespace
 
+CgroupAttachment cgroup_attachment(uint64_t inode) {
+    CgroupAttachment out;
+    const std::string dir = pin_dir(inode);
+    auto add = [&](const char* pin, const std::string& program) {
+        Fd link(bpf_obj_get(pin_path(dir, pin).c_str()));
+        if (!link) return;
+        bpf_link_info info{};
+        __u32 len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(link.get(), &info, &len) != 0 || info.type != BPF_LINK_TYPE_CGROUP) return;
+        if (info.cgroup.cgroup_id == 0) return;  // detached
+        out.cgroup_id = info.cgroup.cgroup_id;
+        out.programs.push_back(program);
+    };
+    add(kPinSockopsLink, "sock_ops");
+    for (const auto& [program, pin] : kConnectLinks) add(pin, std::string(pin).substr(sizeof("link_") - 1));
+    return out;
+}
+
 bool dataplane_alive(uint64_t inode) { return link_netns_inode(pin_dir(inode)) == inode; }
 
 bool dataplane_attached(const NetnsId& netns) {
@@ -144,8 +162,11 @@ Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options
     auto links = attach_programs(skel, options.cgroup);
     if (!links) return fail(links.error());
 
-    const uint32_t zero = 0;
-    const ts_meta meta{.abi_version = TS_ABI_VERSION};
+    const uint32_t zero = 0, one = 1;
+    for (uint64_t cookie : options.client_netns)
+        if (bpf_map_update_elem(bpf_map__fd(skel->maps.client_scope), &cookie, &one, BPF_ANY) != 0)
+            return fail(system_error("update map \"client_scope\"", errno));
+    const ts_meta meta{.abi_version = TS_ABI_VERSION, .client_scoped = options.client_netns.empty() ? 0u : 1u};
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) != 0)
         return fail(system_error("update map \"meta\"", errno));
 
@@ -244,8 +265,23 @@ Result<uint64_t> applied_serial(const DataplaneMaps& maps) {
 
 Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial) {
     const uint32_t zero = 0;
-    const ts_meta meta{.abi_version = TS_ABI_VERSION, .applied_serial = serial};
-    return update_map(maps.meta, "meta", &zero, &meta);
+    auto meta = read_meta(maps);
+    if (!meta) return fail(meta.error());
+    meta->applied_serial = serial;
+    return update_map(maps.meta, "meta", &zero, &*meta);
+}
+
+Result<std::vector<uint64_t>> client_scope(const DataplaneMaps& maps) {
+    std::vector<uint64_t> cookies;
+    uint64_t key = 0, next = 0;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(maps.client_scope.get(), prev, &next) == 0) {
+        cookies.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    if (errno != ENOENT) return fail(system_error("iterate map \"client_scope\"", errno));
+    return cookies;
 }
 
 Result<void> detach_dataplane(const NetnsId& netns) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "base/netns.h"
@@ -15,6 +16,9 @@ namespace tcpshift {
 struct AttachOptions {
     std::string cgroup;         // empty: the root of the cgroup2 hierarchy
     uint32_t max_services = 0;  // 0: TS_MAX_SERVICES
+    // Cookies of the client namespaces connect-time steering serves; empty: every namespace
+    // of the cgroup.
+    std::vector<uint64_t> client_netns;
 };
 
 // The most services attach --max-services allows: the weight tables alone take
@@ -26,6 +30,13 @@ bool dataplane_attached(const NetnsId& netns);
 // Whether the pins of namespace `inode` still serve it: its sk_lookup link is attached to a
 // live namespace with that inode. False once the namespace is deleted.
 bool dataplane_alive(uint64_t inode);
+// The cgroup programs pinned for namespace `inode` that are attached, and to which cgroup.
+struct CgroupAttachment {
+    uint64_t cgroup_id = 0;             // the cgroup2 directory's inode; 0: none attached
+    std::vector<std::string> programs;  // "sock_ops", "connect4", "connect6", "getpeername4", ...
+};
+CgroupAttachment cgroup_attachment(uint64_t inode);
+
 // Loads, attaches and pins the data plane unless it is already attached. Returns true when it
 // attached now. Stale pins of an earlier namespace with the same inode are removed first.
 Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options);
@@ -38,6 +49,9 @@ Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial);
 Result<PlanLimits> attached_limits(const NetnsId& netns);
 // Removes links, pins and stored state; the programs leave the kernel with their last reference.
 Result<void> detach_dataplane(const NetnsId& netns);
+// The client namespaces connect-time steering is narrowed to, by netns cookie; empty: all.
+Result<std::vector<uint64_t>> client_scope(const DataplaneMaps& maps);
+
 // Lets members of `gid` read the maps of an attached namespace (bpftool, a metrics scraper):
 // its directory becomes 0750 and every map pin 0640, group `gid`. The links stay 0600 root,
 // since holding one is enough to detach. The pin root becomes 0711, so the group can reach

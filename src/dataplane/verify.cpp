@@ -10,9 +10,11 @@
 #include <set>
 
 #include "bpf/abi.h"
+#include "dataplane/attach.h"
 #include "dataplane/backend_sockets.h"
 #include "dataplane/listener_keys.h"
 #include "dataplane/map_access.h"
+#include "dataplane/pins.h"
 
 namespace tcpshift {
 
@@ -127,6 +129,38 @@ Result<void> diff_listeners(const DataplaneMaps& maps, const Plan& plan, const N
     return {};
 }
 
+// Each backend's address and path, as connect-time steering reads them.
+Result<void> diff_backend_addrs(const DataplaneMaps& maps, const Plan& plan, Diff& diff) {
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                ts_backend_addr value{};
+                if (auto ok = read_map(maps.backend_addrs, "backend_addrs", &b.id, &value); !ok) return ok;
+                const Endpoint held = key_endpoint(value.family, value.port, value.addr);
+                const bool remote = (value.flags & TS_BACKEND_REMOTE) != 0;
+                const std::string name = "backend " + b.address.str() + " (id " + std::to_string(b.id) + ")";
+                if (value.family == 0 || held != b.address)
+                    diff.push_back(name + ": the kernel holds address " + (value.family ? held.str() : "none"));
+                else if (remote != b.remote)
+                    diff.push_back(name + ": the kernel reaches it by " + (remote ? "connect-time" : "socket") +
+                                   " steering, configured: " + (b.remote ? "connect-time" : "socket"));
+            }
+    return {};
+}
+
+// Connect-time backends need the cgroup programs attached.
+void diff_cgroup_programs(const Plan& plan, const NetnsId& netns, Diff& diff) {
+    bool connect_time = false;
+    for (const auto& svc : plan.services) connect_time = connect_time || service_paths(svc).connect_time;
+    if (!connect_time) return;
+    const CgroupAttachment attached = cgroup_attachment(netns.inode);
+    for (const auto& [program, pin] : kConnectLinks) {
+        const std::string name = std::string(pin).substr(sizeof("link_") - 1);
+        if (std::find(attached.programs.begin(), attached.programs.end(), name) == attached.programs.end())
+            diff.push_back("the " + name + " program of connect-time steering is not attached to a cgroup");
+    }
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const Plan& plan, const NetnsId& netns) {
@@ -134,6 +168,8 @@ Result<std::vector<std::string>> diff_dataplane(const DataplaneMaps& maps, const
     if (auto ok = diff_frontends(maps, plan, diff); !ok) return fail(ok.error());
     if (auto ok = diff_tables(maps, plan, diff); !ok) return fail(ok.error());
     if (auto ok = diff_listeners(maps, plan, netns, diff); !ok) return fail(ok.error());
+    if (auto ok = diff_backend_addrs(maps, plan, diff); !ok) return fail(ok.error());
+    diff_cgroup_programs(plan, netns, diff);
     auto sockets = backend_sockets(maps, plan, netns);
     if (!sockets) return fail(sockets.error());
     for (const auto& [name, id] : plan.ids.backends)

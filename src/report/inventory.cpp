@@ -31,6 +31,23 @@ std::string netns_name(uint64_t inode) {
     return "";
 }
 
+// The path of the cgroup2 directory whose inode is `id` (the cgroup id), searched from the
+// hierarchy's root; "#ID" when it is not found.
+std::string cgroup_path(uint64_t id) {
+    if (id == 0) return "";
+    auto root = default_cgroup2();
+    if (!root) return "#" + std::to_string(id);
+    struct stat st {};
+    if (::stat(root->c_str(), &st) == 0 && st.st_ino == id) return *root;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(*root, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+        if (!it->is_directory(ec)) continue;
+        if (::stat(it->path().c_str(), &st) == 0 && st.st_ino == id) return it->path();
+    }
+    return "#" + std::to_string(id);
+}
+
 }  // namespace
 
 Result<std::vector<AttachedNamespace>> list_attached() {
@@ -44,6 +61,9 @@ Result<std::vector<AttachedNamespace>> list_attached() {
         ns.gone = !dataplane_alive(ns.inode);
         ns.name = ns.gone ? "" : netns_name(ns.inode);
         if (auto state = load_state(ns.inode)) ns.resources = state->resources.size();
+        const CgroupAttachment cgroup = cgroup_attachment(ns.inode);
+        ns.cgroup = cgroup_path(cgroup.cgroup_id);
+        ns.cgroup_programs = cgroup.programs;
         all.push_back(std::move(ns));
     }
     if (ec) return fail(system_error(std::string("list ") + kPinRoot + ": " + ec.message()));
@@ -58,9 +78,21 @@ nlohmann::json inventory_json(const std::vector<AttachedNamespace>& all) {
                         {"state", ns.gone ? "gone" : "attached"},
                         {"name", ns.name},
                         {"pins", ns.pins},
-                        {"resources", ns.resources}});
+                        {"resources", ns.resources},
+                        {"cgroup", ns.cgroup},
+                        {"cgroup_programs", ns.cgroup_programs}});
     return {{"namespaces", list}};
 }
+
+namespace {
+
+std::string programs_cell(const std::vector<std::string>& programs) {
+    std::string cell;
+    for (const auto& p : programs) cell += (cell.empty() ? "" : ",") + p;
+    return cell.empty() ? "-" : cell;
+}
+
+}  // namespace
 
 void print_inventory(const std::vector<AttachedNamespace>& all, std::ostream& out) {
     if (all.empty()) {
@@ -68,12 +100,13 @@ void print_inventory(const std::vector<AttachedNamespace>& all, std::ostream& ou
         return;
     }
     TextTable t;
-    t.row({"NETNS", "NAME", "STATE", "RESOURCES", "PINS"});
+    t.row({"NETNS", "NAME", "STATE", "RESOURCES", "PINS", "CGROUP", "CGROUP PROGRAMS"});
     size_t gone = 0;
     for (const auto& ns : all) {
         gone += ns.gone;
         t.row({std::to_string(ns.inode), ns.name.empty() ? "-" : ns.name,
-               ns.gone ? "gone (namespace deleted without detach)" : "attached", std::to_string(ns.resources), ns.pins});
+               ns.gone ? "gone (namespace deleted without detach)" : "attached", std::to_string(ns.resources), ns.pins,
+               ns.cgroup.empty() ? "-" : ns.cgroup, programs_cell(ns.cgroup_programs)});
     }
     t.print(out);
     if (gone) out << gone << " left behind by deleted namespaces; `tcpshift prune` removes them\n";

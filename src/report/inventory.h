@@ -18,6 +18,8 @@ struct AttachedNamespace {
     std::string name;           // the name under /var/run/netns with that inode, if any
     std::string pins;           // its pin directory
     size_t resources = 0;       // applied resources, as its applied.json says
+    std::string cgroup;         // where its cgroup programs are attached ("#ID" when not found)
+    std::vector<std::string> cgroup_programs;  // sock_ops, connect4/6, getpeername4/6
 };
 
 // Every namespace directory under the pin root, by inode.

@@ -108,7 +108,7 @@ TEST_F(AgentTest, WithTheUnitsCapabilitiesItAdoptsTheBackendOfAnotherUser) {
     const std::string ready_v1 = R"(tcpshift_backend_ready{service="tcp-echo",subset="v1",backend="127.0.0.1:9001"})";
     EXPECT_EQ(metric(ready_v1), 1) << agent_log();
     const auto status = tcpshift_here({"status"});
-    EXPECT_NE(status.out.find("v1      50      50.0%  127.0.0.1:9001  yes"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("v1      50      50.0%  127.0.0.1:9001  socket  yes"), std::string::npos) << status.out;
     expect_split(50, 50);
 }
 

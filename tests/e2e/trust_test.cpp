@@ -135,7 +135,7 @@ TEST_F(TrustTest, VerifyNamesASocketThatDoesNotBelongToItsBackend) {
               std::string::npos)
         << r.out;
     const auto status = tcpshift_here({"status"});
-    EXPECT_NE(status.out.find("127.0.0.1:9002  no, holds listener on 127.0.0.1:9005"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("127.0.0.1:9002  socket  no, holds listener on 127.0.0.1:9005"), std::string::npos) << status.out;
     const auto doc = json_of({"status", "--json"});
     EXPECT_FALSE(backend(doc, "127.0.0.1:9002")["ready"].get<bool>());
 }
