@@ -119,8 +119,9 @@ if [ -n "${modules:-}" ] && [ -d "$modules" ]; then
   version=$(basename "$modules")
   mkdir -p "$fs/lib/modules/$version"
   # nf_tables needs nfnetlink and libcrc32c, which needs the crc32c algorithm; status,
-  # verify and listener adoption name sockets through sock_diag (inet_diag, tcp_diag).
-  for m in veth crc32c_generic libcrc32c nfnetlink nf_tables sch_ingress inet_diag tcp_diag; do
+  # verify and listener adoption name sockets through sock_diag (inet_diag, tcp_diag); the
+  # pods of the connect-time tests hang on a bridge (bridge, which needs stp and llc).
+  for m in veth llc stp bridge crc32c_generic libcrc32c nfnetlink nf_tables sch_ingress inet_diag tcp_diag; do
     path=$(find "$modules" -name "$m.ko*" | head -1)
     [ -n "$path" ] && cp "$path" "$fs/lib/modules/$version/"
   done
