@@ -59,7 +59,7 @@ static __always_inline int backend_available(__u32 backend_id, __u64 now)
 static __always_inline __u32 connect_choice(const struct ts_table *table, __u32 hash, __u64 now,
 					    struct ts_service_stats *stats)
 {
-	__u32 i, idx, backend_id, first = slot_backend(table, hash), count = table->backend_count;
+	__u32 i, backend_id, first = slot_backend(table, hash);
 
 	if (first == TS_NO_BACKEND || backend_available(first, now))
 		return first;
@@ -70,16 +70,10 @@ static __always_inline __u32 connect_choice(const struct ts_table *table, __u32 
 		if (backend_id != TS_NO_BACKEND && backend_available(backend_id, now))
 			return backend_id;
 	}
-	if (count == 0 || count > TS_MAX_SERVICE_BACKENDS)
-		return first;
 	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
-		if (i >= count)
+		backend_id = walk_backend(table, hash, i);
+		if (backend_id == TS_NO_BACKEND)
 			break;
-		idx = (hash + i) % count;
-		pin_value(idx);
-		if (idx >= TS_MAX_SERVICE_BACKENDS)
-			break;
-		backend_id = table->backends[idx];
 		if (backend_available(backend_id, now))
 			return backend_id;
 	}

@@ -79,6 +79,21 @@ static __always_inline __u32 slot_backend(const struct ts_table *table, __u32 ha
 	return table->slots[slot];
 }
 
+/* Step i of the walk over a table's weighted backends that starts at `hash`, when draws
+ * found no live backend; TS_NO_BACKEND past its end. */
+static __always_inline __u32 walk_backend(const struct ts_table *table, __u32 hash, __u32 i)
+{
+	__u32 idx, count = table->backend_count;
+
+	if (i >= count || count > TS_MAX_SERVICE_BACKENDS)
+		return TS_NO_BACKEND;
+	idx = (hash + i) % count;
+	pin_value(idx);
+	if (idx >= TS_MAX_SERVICE_BACKENDS)
+		return TS_NO_BACKEND;
+	return table->backends[idx];
+}
+
 /* The backend the table chooses for a flow; TS_NO_BACKEND when the table has none. Sets
  * *hash to the flow's hash, from which sk_lookup's fallback draws again. */
 static __always_inline __u32 pick_backend(const struct ts_table *table, const struct flow *f, __u32 *hash)

@@ -68,7 +68,7 @@ __noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const struct ts_table *table,
 					   __u32 hash, __u32 dead)
 {
-	__u32 i, backend_id, count = table->backend_count;
+	__u32 i, backend_id;
 
 	for (i = 1; i <= TS_FALLBACK_REHASHES; i++) {
 		backend_id = slot_backend(table, ts_rehash(hash, i));
@@ -77,18 +77,10 @@ static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const stru
 		if (assign_backend(ctx, backend_id) == 0)
 			return backend_id;
 	}
-	if (count == 0 || count > TS_MAX_SERVICE_BACKENDS)
-		return -1;
 	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
-		__u32 idx;
-
-		if (i >= count)
+		backend_id = walk_backend(table, hash, i);
+		if (backend_id == TS_NO_BACKEND)
 			break;
-		idx = (hash + i) % count;
-		pin_value(idx);
-		if (idx >= TS_MAX_SERVICE_BACKENDS)
-			break;
-		backend_id = table->backends[idx];
 		if (backend_id != dead && assign_backend(ctx, backend_id) == 0)
 			return backend_id;
 	}
