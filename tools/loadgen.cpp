@@ -2,8 +2,11 @@
 // concurrent clients, optionally keeping long-lived ones that echo on an interval, and
 // counts every failure exactly. It prints one JSON summary on stdout.
 //
-//   tcpshift-loadgen --target 127.0.0.1:31400 [--netns NAME] [--concurrency 8]
+//   tcpshift-loadgen --target 127.0.0.1:31400 [--target ...] [--netns NAME] [--concurrency 8]
 //                    [--duration-ms 3000 | --connections 10000] [--long-lived 50 --interval-ms 100]
+//
+// With several targets, each client takes them in turn, one connection each, starting at its
+// own index: an even split with no load balancer in between, the baseline of a benchmark.
 //
 // A reply is right when it is "WORD LINE" for the line sent; WORD (the backend's prefix) is
 // tallied in by_reply. A long-lived connection that answers with another WORD than its first
@@ -82,8 +85,15 @@ uint64_t total_failures(const Counts& counts) {
     return failed;
 }
 
+// "A" for one target, "A,B" for several.
+std::string targets_text(const std::vector<Endpoint>& targets) {
+    std::string out;
+    for (const auto& t : targets) out += (out.empty() ? "" : ",") + t.str();
+    return out;
+}
+
 struct Options {
-    Endpoint target;
+    std::vector<Endpoint> targets;
     std::string netns, line = "hello";
     unsigned concurrency = 8, long_lived = 0;
     uint64_t connections = 0, duration_ms = 0, interval_ms = 100;
@@ -93,10 +103,10 @@ struct Options {
 // Parses the command line into `options`; returns the exit status when the program should
 // stop here (help, or a usage error).
 std::optional<int> parse_options(int argc, char** argv, Options& options) {
-    std::string target_text;
+    std::vector<std::string> target_texts;
     uint64_t timeout_ms = 2000;
     CLI::App app{"tcp-echo load generator: counts every failure exactly; prints a JSON summary", "tcpshift-loadgen"};
-    app.add_option("-t,--target", target_text, "ADDRESS:PORT to connect to")->required();
+    app.add_option("-t,--target", target_texts, "ADDRESS:PORT to connect to; repeated, taken in turn")->required();
     app.add_option("--netns", options.netns, "network namespace to run in (name under /var/run/netns, or a path)");
     app.add_option("-c,--concurrency", options.concurrency, "clients opening connections at once")
         ->capture_default_str();
@@ -117,12 +127,14 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
         std::cerr << "tcpshift-loadgen: give --connections or --duration-ms\n";
         return 2;
     }
-    auto target = parse_endpoint(target_text);
-    if (!target) {
-        std::cerr << "tcpshift-loadgen: --target " << target_text << ": " << target.error().message << "\n";
-        return 2;
+    for (const auto& text : target_texts) {
+        auto target = parse_endpoint(text);
+        if (!target) {
+            std::cerr << "tcpshift-loadgen: --target " << text << ": " << target.error().message << "\n";
+            return 2;
+        }
+        options.targets.push_back(*target);
     }
-    options.target = *target;
     options.timeout = std::chrono::milliseconds(timeout_ms);
     return std::nullopt;
 }
@@ -136,7 +148,8 @@ class LongLived {
     void open() {
         for (unsigned i = 0; i < options_.long_lived; ++i) {
             EchoResult failure;
-            EchoConnection c = EchoConnection::open(options_.target, options_.timeout, &failure);
+            const Endpoint& target = options_.targets[i % options_.targets.size()];
+            EchoConnection c = EchoConnection::open(target, options_.timeout, &failure);
             if (!c.connected()) {
                 ++open_failures_;
                 counts_.failure(failure);
@@ -197,12 +210,15 @@ class LongLived {
     uint64_t open_failures_ = 0, moved_ = 0;
 };
 
-// One client of the load: short connections, one exchange each, until the deadline or until
-// `issued` reaches the limit.
-void run_client(const Options& options, Clock::time_point end, std::atomic<uint64_t>& issued, Counts& c) {
-    while (Clock::now() < end && (options.connections == 0 || issued++ < options.connections)) {
+// One client of the load: short connections, one exchange each, to the targets in turn from
+// the client's own index, until the deadline or until `issued` reaches the limit.
+void run_client(const Options& options, unsigned index, Clock::time_point end, std::atomic<uint64_t>& issued,
+                Counts& c) {
+    for (size_t turn = index; Clock::now() < end && (options.connections == 0 || issued++ < options.connections);
+         ++turn) {
+        const Endpoint& target = options.targets[turn % options.targets.size()];
         const auto begin = Clock::now();
-        const std::string word = tally(echo_once(options.target, options.line, options.timeout), options.line, c);
+        const std::string word = tally(echo_once(target, options.line, options.timeout), options.line, c);
         if (word.empty()) continue;
         ++c.ok;
         ++c.by_reply[word];
@@ -237,7 +253,7 @@ int main(int argc, char** argv) {
     std::vector<Counts> per_thread(options.concurrency);
     std::vector<std::thread> workers;
     for (unsigned t = 0; t < options.concurrency; ++t)
-        workers.emplace_back([&, t] { run_client(options, end, issued, per_thread[t]); });
+        workers.emplace_back([&, t] { run_client(options, t, end, issued, per_thread[t]); });
     for (auto& w : workers) w.join();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     long_lived.stop();
@@ -246,7 +262,7 @@ int main(int argc, char** argv) {
     for (const auto& c : per_thread) total.merge(c);
     const uint64_t failed = total_failures(total);
     nlohmann::json summary = {
-        {"target", options.target.str()},
+        {"target", targets_text(options.targets)},
         {"connections", total.ok + failed},
         {"ok", total.ok},
         {"failed", failed},
