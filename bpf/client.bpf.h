@@ -26,23 +26,29 @@ static __always_inline void on_client_connect(struct bpf_sock_ops *skops)
 }
 
 /* A failed handshake to a backend. The one that makes the failures reach eject_after ejects
- * it, for eject_ns times the number of ejections in a row (at most TS_MAX_EJECTION_FACTOR). */
+ * it, for eject_ns times the number of ejections in a row (at most TS_MAX_EJECTION_FACTOR).
+ * A failure while the backend is ejected is a connection that was under way when it was
+ * ejected: it neither lengthens the ejection nor counts toward the next, as in Envoy, so a
+ * backend that comes back within the base ejection time takes connections again then. */
 static __always_inline void note_failure(__u32 backend_id)
 {
 	struct ts_backend_health *h = bpf_map_lookup_elem(&backend_health, &backend_id);
 	struct ts_backend_addr *a = bpf_map_lookup_elem(&backend_addrs, &backend_id);
+	__u64 now = bpf_ktime_get_ns();
 	__u32 factor;
 
 	if (!h || !a)
 		return;
 	__sync_fetch_and_add(&h->failed, 1);
+	if (now < h->ejected_until_ns)
+		return;
 	__sync_fetch_and_add(&h->failures, 1);
 	if (a->eject_after == 0 || h->failures < a->eject_after)
 		return;
 	factor = h->ejections + 1;
 	if (factor > TS_MAX_EJECTION_FACTOR)
 		factor = TS_MAX_EJECTION_FACTOR;
-	h->ejected_until_ns = bpf_ktime_get_ns() + a->eject_ns * factor;
+	h->ejected_until_ns = now + a->eject_ns * factor;
 	h->ejections = factor;
 	h->failures = 0;
 	__sync_fetch_and_add(&h->ejected, 1);

@@ -19,10 +19,13 @@
 
 #include "agent/http.h"
 #include "agent/log.h"
+#include "agent/probe.h"
 #include "agent/watch.h"
 #include "apply/agent_lock.h"
 #include "apply/session.h"
 #include "apply/transaction.h"
+#include "config/duration.h"
+#include "dataplane/backend_health.h"
 #include "dataplane/handle.h"
 #include "dataplane/listeners.h"
 #include "report/metrics.h"
@@ -79,6 +82,11 @@ class AppliedView {
             auto ready = ready_backends(**maps, **plan, netns_);
             if (!ready) return fail(ready.error());
             facts.ready.insert(ready->begin(), ready->end());
+            // No listener stands for a connect-time backend: its health is its readiness.
+            auto health = backend_health(**maps, **plan);
+            if (!health) return fail(health.error());
+            for (const auto& [id, h] : *health)
+                if (h.remote && h.available()) facts.ready.insert(id);
         }
         return render_metrics(**plan, facts);
     }
@@ -284,10 +292,17 @@ Result<void> run_agent(const AgentOptions& options, Streams io) {
     server->serve({.metrics = [&view] { return view.render(); }, .ready = [&view] { return view.ready(); }});
     Log log(io.err);
     log("info", "agent started: network namespace " + std::to_string(target->netns.inode) + ", metrics on http://" +
-                    options.metrics_addr + "/metrics");
+                    options.metrics_addr + "/metrics, " +
+                    (options.probe_interval.count() ? "connect-time backends probed every " +
+                                                          duration_str(options.probe_interval.count())
+                                                    : std::string("no probe")));
     Agent agent(options, *target, view, log);
     agent.reload("start");
+    // Started here, in the target namespace, which its thread inherits.
+    BackendProber prober(options.probe_interval, [&view](Dataplane& d) { return view.plan(d); }, log);
+    prober.start();
     auto ran = agent.run(*watch, signal_fd->get(), *lock);
+    prober.stop();
     server->stop();  // before `view`, which its handlers read, goes away
     if (!ran) return ran;
     if (options.detach_on_exit) agent.detach();

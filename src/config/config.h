@@ -93,14 +93,26 @@ struct SubsetSpec {
     std::vector<std::string> weight_path;
 };
 
-// One service: where clients connect, and how its subsets split the new connections.
 // When a connect-time backend is ejected after failed handshakes: Istio's outlierDetection,
-// with its defaults. A socket backend needs none: a backend without a listener takes nothing.
+// with Envoy's defaults. A socket backend needs none: a backend without a listener takes
+// nothing. Read from a TrafficShift's spec.outlierDetection or the top-level trafficPolicy of
+// the DestinationRule of a route's hosts; it holds for every connect-time backend of the
+// service.
 struct OutlierPolicy {
-    uint32_t consecutive_errors = 5;      // consecutive5xxErrors; 0: never eject
+    uint32_t consecutive_errors = 5;      // failed connections in a row that eject; 0: never eject
     uint64_t base_ejection_ms = 30000;    // baseEjectionTime; each ejection in a row lasts one more
-    SourceRef where;
+    SourceRef where;                      // the outlierDetection block; none: the defaults
+
+    bool operator==(const OutlierPolicy& other) const {
+        return consecutive_errors == other.consecutive_errors && base_ejection_ms == other.base_ejection_ms;
+    }
 };
+// The bounds of baseEjectionTime: Istio's floor, and a ceiling that keeps ten ejections in a
+// row (TS_MAX_EJECTION_FACTOR) within the kernel's clock arithmetic with room to spare.
+inline constexpr uint64_t kMinBaseEjectionMs = 1;
+inline constexpr uint64_t kMaxBaseEjectionMs = 24ull * 3600 * 1000;
+
+// One service: where clients connect, and how its subsets split the new connections.
 
 struct ServiceSpec {
     std::string name;              // what `set`, `status` and `stats` call it

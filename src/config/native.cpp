@@ -1,5 +1,7 @@
 #include "config/native.h"
 
+#include <cstdint>
+
 #include "config/yaml_fields.h"
 
 namespace tcpshift {
@@ -38,6 +40,29 @@ Result<void> parse_options(const YAML::Node& spec, const std::string& file, Serv
         auto value = scalar_bool(takeover, file, "spec.takeover");
         if (!value) return fail(value.error());
         svc.takeover = *value;
+    }
+    return {};
+}
+
+// spec.outlierDetection: how many failed connections in a row eject a connect-time backend,
+// and for how long; either field left out keeps its default.
+Result<void> parse_outlier(const YAML::Node& spec, const std::string& file, ServiceSpec& svc) {
+    const YAML::Node od = spec["outlierDetection"];
+    if (!od || od.IsNull()) return {};
+    if (!od.IsMap()) return fail(config_error(at(od, file) + ": spec.outlierDetection: must be a mapping"));
+    if (auto ok = check_fields(od, {"consecutiveErrors", "baseEjectionTime"}, file, "spec.outlierDetection."); !ok)
+        return fail(ok.error());
+    svc.outlier.where = {file, key_line_of(spec, "outlierDetection")};
+    if (const YAML::Node n = od["consecutiveErrors"]) {
+        auto errors = scalar_int(n, file, "spec.outlierDetection.consecutiveErrors", 0, UINT32_MAX);
+        if (!errors) return fail(errors.error());
+        svc.outlier.consecutive_errors = static_cast<uint32_t>(*errors);
+    }
+    if (const YAML::Node t = od["baseEjectionTime"]) {
+        auto ms = scalar_duration_ms(t, file, "spec.outlierDetection.baseEjectionTime", kMinBaseEjectionMs,
+                                     kMaxBaseEjectionMs);
+        if (!ms) return fail(ms.error());
+        svc.outlier.base_ejection_ms = *ms;
     }
     return {};
 }
@@ -107,10 +132,12 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
     ServiceSpec svc{.name = r.name, .where = r.where, .origin = r.key()};
     const YAML::Node spec = doc["spec"];
     if (!spec || !spec.IsMap()) return fail(config_error(r.where.str() + ": spec: missing or not a mapping"));
-    if (auto ok = check_fields(spec, {"listen", "affinity", "takeover", "subsets"}, file, "spec."); !ok)
+    if (auto ok = check_fields(spec, {"listen", "affinity", "takeover", "outlierDetection", "subsets"}, file, "spec.");
+        !ok)
         return fail(ok.error());
     if (auto ok = parse_listen(spec, file, svc); !ok) return fail(ok.error());
     if (auto ok = parse_options(spec, file, svc); !ok) return fail(ok.error());
+    if (auto ok = parse_outlier(spec, file, svc); !ok) return fail(ok.error());
 
     const YAML::Node subsets = spec["subsets"];
     if (!subsets || !subsets.IsSequence() || subsets.size() == 0)

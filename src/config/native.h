@@ -1,5 +1,5 @@
 // The native resource, tcpshift.io/v1alpha1 TrafficShift: one service written out in full,
-// its frontends, affinity and weighted subsets of backend addresses.
+// its frontends, affinity, outlier detection and weighted subsets of backend addresses.
 #pragma once
 
 #include "config/config.h"

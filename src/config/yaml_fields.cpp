@@ -2,11 +2,20 @@
 
 #include <charconv>
 
+#include "config/duration.h"
+
 namespace tcpshift {
 
 int line_of(const YAML::Node& node) {
     if (!node.IsDefined()) return 0;
     return node.Mark().line + 1;
+}
+
+int key_line_of(const YAML::Node& map, const std::string& key) {
+    if (!map.IsMap()) return 0;
+    for (const auto& kv : map)
+        if (kv.first.IsScalar() && kv.first.Scalar() == key) return line_of(kv.first);
+    return 0;
 }
 
 std::string at(const YAML::Node& node, const std::string& file) {
@@ -78,6 +87,17 @@ Result<int64_t> scalar_int(const YAML::Node& node, const std::string& file, cons
         return fail(config_error(at(node, file) + ": " + field + ": " + s + " is out of range " + std::to_string(lo) +
                                  "-" + std::to_string(hi)));
     return value;
+}
+
+Result<uint64_t> scalar_duration_ms(const YAML::Node& node, const std::string& file, const std::string& field,
+                                    uint64_t lo_ms, uint64_t hi_ms) {
+    if (!node.IsScalar()) return fail(config_error(at(node, file) + ": " + field + ": must be a duration such as 30s"));
+    auto ms = parse_duration_ms(node.Scalar());
+    if (!ms) return fail(config_error(at(node, file) + ": " + field + ": " + ms.error().message));
+    if (*ms < lo_ms || *ms > hi_ms)
+        return fail(config_error(at(node, file) + ": " + field + ": " + node.Scalar() + " is out of range " +
+                                 duration_str(lo_ms) + " to " + duration_str(hi_ms)));
+    return *ms;
 }
 
 Result<uint32_t> scalar_weight(const YAML::Node& node, const std::string& file, const std::string& field) {

@@ -22,6 +22,9 @@ Result<void> check_fields(const YAML::Node& map, std::initializer_list<std::stri
 
 // The 1-based line of a node; 0 for a node that is missing (whose Mark() would throw).
 int line_of(const YAML::Node& node);
+// The line of `key` in `map`: where a block written under it is named, while the block's own
+// line is that of its first entry. 0 when the key is absent.
+int key_line_of(const YAML::Node& map, const std::string& key);
 // A scalar as text; a sequence or mapping is an error.
 Result<std::string> scalar_string(const YAML::Node& node, const std::string& file, const std::string& field);
 // map[key] as text when present.
@@ -36,5 +39,8 @@ Result<uint32_t> scalar_weight(const YAML::Node& node, const std::string& file, 
 // An integer in [lo, hi].
 Result<int64_t> scalar_int(const YAML::Node& node, const std::string& file, const std::string& field, int64_t lo,
                            int64_t hi);
+// A duration (config/duration.h) in milliseconds, in [lo_ms, hi_ms].
+Result<uint64_t> scalar_duration_ms(const YAML::Node& node, const std::string& file, const std::string& field,
+                                    uint64_t lo_ms, uint64_t hi_ms);
 
 }  // namespace tcpshift

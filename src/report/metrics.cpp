@@ -150,7 +150,9 @@ void render_backend_gauge(std::ostream& out, const Plan& plan, const char* name,
 
 void render_gauges(std::ostream& out, const Plan& plan, const MetricsFacts& facts) {
     render_backend_gauge(
-        out, plan, "tcpshift_backend_ready", "1 when the backend's listener is registered.",
+        out, plan, "tcpshift_backend_ready",
+        "1 when the backend takes new connections: its listener is registered (socket), or it is neither "
+        "ejected nor down by the probe (connect-time).",
         [&](const PlanService&, const PlanBackend& b) { return uint64_t{facts.ready.count(b.id) ? 1u : 0u}; });
     render_backend_gauge(
         out, plan, "tcpshift_connections_active", "Connections a backend accepted and has not closed.",

@@ -18,7 +18,9 @@ Result<StatsFacts> collect_stats(const DataplaneMaps& maps, const Plan& plan);
 
 struct MetricsFacts {
     StatsFacts stats;
-    std::set<uint32_t> ready;                     // backends with a registered listener
+    // Backends that take new connections: a socket backend with a registered listener, a
+    // connect-time one neither ejected nor down by the probe (BackendHealth::available()).
+    std::set<uint32_t> ready;
     std::map<std::string, uint64_t> reloads;      // config reloads by result ("success", "error")
 };
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "bpf/abi.h"
+#include "config/duration.h"
 #include "dataplane/pins.h"
 
 namespace tcpshift {
@@ -64,6 +66,18 @@ std::string ready_cell(uint32_t id, const StatusFacts& facts) {
     return cell;
 }
 
+// The kernel's health of a connect-time backend, for scripts; null for a socket backend.
+json health_json(uint32_t id, const StatusFacts& facts) {
+    auto it = facts.health.find(id);
+    if (it == facts.health.end() || !it->second.remote) return nullptr;
+    const BackendHealth& h = it->second;
+    return {{"probe_down", h.probe_down},
+            {"ejected_ms", h.ejected_ms},
+            {"failures_in_a_row", h.failures},
+            {"failed_handshakes", h.failed},
+            {"ejections", h.ejections}};
+}
+
 bool kernel_remote(uint32_t id, const StatusFacts& facts) {
     auto h = facts.health.find(id);
     return h != facts.health.end() && h->second.remote;
@@ -80,6 +94,21 @@ std::string set_usage(const PlanService& svc) {
     std::string s = "tcpshift set " + svc.name;
     for (const auto& subset : svc.subsets) s += " " + subset.name + "=" + std::to_string(subset.weight);
     return s;
+}
+
+// What the outlier policy does, for a service with connect-time backends.
+std::string outlier_text(const OutlierPolicy& p) {
+    if (p.consecutive_errors == 0) return "off: failed connections never eject a backend";
+    return "eject after " + std::to_string(p.consecutive_errors) + " failed connection" +
+           (p.consecutive_errors == 1 ? "" : "s") + " in a row for " + duration_str(p.base_ejection_ms) +
+           " (each ejection in a row one more, up to " + std::to_string(TS_MAX_EJECTION_FACTOR) + "x)";
+}
+
+json outlier_json(const PlanService& svc) {
+    if (!service_paths(svc).connect_time) return nullptr;
+    return {{"consecutive_errors", svc.outlier.consecutive_errors},
+            {"base_ejection_ms", svc.outlier.base_ejection_ms},
+            {"from", svc.outlier.where.file.empty() ? "default" : svc.outlier.where.str()}};
 }
 
 }  // namespace
@@ -124,6 +153,7 @@ json explain_json(const Plan& plan) {
                             {"takeover", svc.takeover},
                             {"local_routes", local},
                             {"serves", served_clients(svc)},
+                            {"outlier_detection", outlier_json(svc)},
                             {"from", svc.where.str()},
                             {"resource", svc.origin.str()},
                             {"subsets", subsets}});
@@ -142,7 +172,11 @@ void print_explain(const Plan& plan, std::ostream& out) {
         out << "  affinity " << affinity_name(svc.affinity)
             << (svc.affinity_where.line > 0 ? "  from " + svc.affinity_where.str() : "") << "\n";
         out << "  serves " << served_clients(svc) << "\n";
-        if (service_paths(svc).connect_time) out << "  note: " << kRemoteOnlyNote << "\n";
+        if (service_paths(svc).connect_time) {
+            out << "  outlier detection: " << outlier_text(svc.outlier)
+                << (svc.outlier.where.file.empty() ? "  (default)" : "  from " + svc.outlier.where.str()) << "\n";
+            out << "  note: " << kRemoteOnlyNote << "\n";
+        }
         TextTable t;
         t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "BACKEND SHARE", "PATH", "WEIGHT FROM", "BACKEND FROM"});
         for (const auto& subset : svc.subsets)
@@ -165,6 +199,7 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
                                     {"path", path_name(kernel_remote(b.id, facts))},
                                     {"ready", ready_cell(b.id, facts).starts_with("yes")},
                                     {"status", ready_cell(b.id, facts)},
+                                    {"health", health_json(b.id, facts)},
                                     {"foreign_sockets", facts.foreign.count(b.id) ? facts.foreign.at(b.id)
                                                                                   : std::vector<std::string>{}}});
             subsets.push_back({{"name", subset.name},

@@ -40,6 +40,7 @@ struct DestinationRule {
     std::vector<SubsetRule> subsets;
     bool source_ip = false;
     SourceRef source_ip_where;
+    std::optional<OutlierPolicy> outlier;  // spec.trafficPolicy.outlierDetection
     SourceRef where;
 };
 
@@ -53,6 +54,13 @@ Result<Gateway> parse_gateway(const Resource& r, Diagnostics& diag);
 
 // A DestinationRule, its host looked up in the catalog.
 Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog& catalog, Diagnostics& diag);
+
+// Gives `svc` the outlier policy of `rule` (a route destination's DestinationRule; may be
+// null): the first rule with one sets the service's policy, and a later rule of another host
+// whose policy differs is warned about, naming both, since one policy holds for the service.
+// `where` is "file:line: field" of the destination.
+Result<void> take_outlier_policy(const DestinationRule* rule, ServiceSpec& svc, const std::string& where,
+                                 Diagnostics& diag);
 
 // The services of one VirtualService: one per tcp route that keeps a frontend.
 Result<std::vector<ServiceSpec>> resolve_virtual_service(const Resource& vs, const Catalog& catalog,

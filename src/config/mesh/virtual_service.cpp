@@ -353,6 +353,8 @@ class VirtualServiceResolver {
         SubsetSpec subset{.name = **host, .where = {file_, line_of(dest)}};
         auto labels = subset_labels(dest, **host, *service, where, field, subset, svc);
         if (!labels) return fail(labels.error());
+        if (auto ok = take_outlier_policy(rule_for(service), svc, where + ": " + field + ".destination", diag_); !ok)
+            return fail(ok.error());
         auto workloads = destination_workloads(dest, *service, *labels, subset, where, field);
         if (!workloads) return fail(workloads.error());
         auto backends = backend_endpoints(*service, **port, *workloads, where, field + ".destination");
