@@ -4,6 +4,7 @@
 
 #include "base/failpoint.h"
 #include "config/resolve.h"
+#include "dataplane/backend_health.h"
 #include "dataplane/listeners.h"
 #include "dataplane/local_routes.h"
 #include "dataplane/pins.h"
@@ -166,6 +167,28 @@ void report_diagnostics(Diagnostics* diag, const Progress& progress) {
     diag->warnings.clear();
 }
 
+Result<void> take_kernel_paths(Dataplane& dataplane, Plan& plan) {
+    auto maps = dataplane.maps();
+    if (!maps) return fail(maps.error());
+    auto health = backend_health(**maps, plan);
+    if (!health) return fail(health.error());
+    for (auto& svc : plan.services)
+        for (auto& subset : svc.subsets)
+            for (auto& b : subset.backends)
+                if (auto it = health->find(b.id); it != health->end()) b.remote = it->second.remote;
+    return {};
+}
+
+// Whether a backend's address came to the namespace or left it since it was installed: the
+// same resources then need another path.
+bool paths_moved(const Plan& applied) {
+    for (const auto& svc : applied.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends)
+                if (b.remote == (b.address.is_wildcard() || interface_holds(b.address))) return true;
+    return false;
+}
+
 }  // namespace
 
 Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
@@ -174,7 +197,7 @@ Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdA
     if (!services) return fail(services.error());
     auto plan = compile_plan(*services, ids, limits);
     if (!plan) return fail(plan.error());
-    mark_remote_backends(*plan, address_is_local);
+    mark_remote_backends(*plan, interface_holds);
     return plan;
 }
 
@@ -192,6 +215,9 @@ Result<Applied> load_applied(Dataplane& dataplane) {
     if (!resources) return fail(resources.error());
     auto plan = compile_resources(*resources, applied.state.ids, nullptr, applied.limits);
     if (!plan) return fail(plan.error());
+    // The applied plan is what the kernel holds: a backend keeps the path it was installed
+    // with, so one whose address came or went since is installed again by the next change.
+    if (auto ok = take_kernel_paths(dataplane, *plan); !ok) return fail(ok.error());
     applied.plan = std::move(*plan);
     return applied;
 }
@@ -202,7 +228,8 @@ Result<Outcome> run_transaction(Dataplane& dataplane, const Edit& edit, const Tr
     if (!before) return fail(before.error());
     auto next_set = edit(*before);
     if (!next_set) return fail(next_set.error());
-    if (!next_set->changed) return Outcome{.plan = before->plan, .changed = false};
+    if (!next_set->changed && !paths_moved(before->plan))
+        return Outcome{.plan = before->plan, .changed = false};
     auto next = compile_resources(next_set->resources, before->state.ids, options.diagnostics, before->limits);
     if (!next) {
         Error error = next.error();

@@ -1,5 +1,8 @@
 // tcpshift attach: load and pin the data plane, optionally sized and readable by a group.
 #include <grp.h>
+#include <sys/stat.h>
+
+#include <cerrno>
 
 #include <memory>
 #include <optional>
@@ -43,6 +46,17 @@ Result<void> grant_group(const NetnsId& netns, const std::string& name, gid_t gi
     return {};
 }
 
+// An attached namespace keeps the cgroup it was attached to: a different --cgroup is refused.
+Result<void> check_cgroup(bool attached_now, const std::string& cgroup, const NetnsId& netns) {
+    if (attached_now || cgroup.empty()) return {};
+    struct stat st {};
+    if (::stat(cgroup.c_str(), &st) != 0) return fail(system_error("attach: --cgroup " + cgroup, errno));
+    const CgroupAttachment held = cgroup_attachment(netns.inode);
+    if (held.cgroup_id == st.st_ino) return {};
+    return fail(config_error("attach: --cgroup " + cgroup + ": the namespace is already attached to another cgroup "
+                             "(`tcpshift status --all` names it); detach and attach again to move it"));
+}
+
 Result<void> run_attach(const AttachCommand& cmd, Streams io) {
     auto dataplane = open_session("attach", cmd.target, Access::kPins, print_progress(io.err));
     if (!dataplane) return fail(dataplane.error());
@@ -58,6 +72,7 @@ Result<void> run_attach(const AttachCommand& cmd, Streams io) {
     auto attached = dataplane->attach(
         AttachOptions{.cgroup = cmd.cgroup, .max_services = cmd.max_services, .client_netns = *cookies});
     if (!attached) return fail(attached.error());
+    if (auto ok = check_cgroup(*attached, cmd.cgroup, netns); !ok) return ok;
     if (!*attached && !cmd.client_netns.empty())
         return fail(config_error("attach: --client-netns: the namespace is already attached, serving the client "
                                  "namespaces it was attached with; detach and attach again to change them"));

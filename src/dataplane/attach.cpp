@@ -4,7 +4,9 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <sys/random.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -86,6 +88,10 @@ Result<Links> attach_programs(steer_bpf* skel, std::string cgroup) {
     }
     Fd cgroup_fd(::open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!cgroup_fd) return fail(system_error("open cgroup " + cgroup, errno));
+    struct statfs fs {};
+    if (::fstatfs(cgroup_fd.get(), &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC)
+        return fail(config_error("--cgroup " + cgroup + ": not a cgroup2 directory (`stat -f -c %T` says cgroup2fs "
+                                 "for one)"));
     Fd netns_fd(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
     if (!netns_fd) return fail(system_error("open /proc/thread-self/ns/net", errno));
 

@@ -1,8 +1,11 @@
 #include "dataplane/local_routes.h"
 
+#include <ifaddrs.h>
+
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -80,6 +83,26 @@ bool address_is_local(const Endpoint& address) {
     sockaddr_storage ss;
     const socklen_t len = to_sockaddr(any_port, &ss);
     return ::bind(sock.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0;
+}
+
+bool interface_holds(const Endpoint& address) {
+    if (address.family == AF_INET && (ntohl(address.addr[0]) >> 24) == 127) return true;
+    if (address.family == AF_INET6 && address.addr == std::array<uint32_t, 4>{0, 0, 0, htonl(1)}) return true;
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) return address_is_local(address);
+    bool found = false;
+    for (const ifaddrs* ifa = list; ifa && !found; ifa = ifa->ifa_next) {
+        if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != address.family) continue;
+        if (address.family == AF_INET) {
+            const auto* sin = reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr);
+            found = std::memcmp(&sin->sin_addr, address.addr.data(), 4) == 0;
+        } else {
+            const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(ifa->ifa_addr);
+            found = std::memcmp(&sin6->sin6_addr, address.addr.data(), 16) == 0;
+        }
+    }
+    ::freeifaddrs(list);
+    return found;
 }
 
 Result<void> remove_local_route(const Endpoint& address) {

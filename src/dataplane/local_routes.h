@@ -20,5 +20,9 @@ Result<void> remove_local_route(const Endpoint& address);
 // Whether connections to `address` are delivered in the calling thread's namespace: the
 // kernel lets a socket bind it (any 127.0.0.0/8 address is, through lo's /8).
 bool address_is_local(const Endpoint& address);
+// Whether an interface of the calling thread's namespace holds the address (or it is a
+// loopback one: 127.0.0.0/8, ::1): where a backend can listen for sk_lookup. Unlike a bind()
+// test, a namespace with no route at all does not make every address look local.
+bool interface_holds(const Endpoint& address);
 
 }  // namespace tcpshift

@@ -132,7 +132,9 @@ void ConnectHealthTest::expect_split(const nlohmann::json& summary, const std::v
     std::vector<uint64_t> observed;
     for (size_t i = 0; i < weights.size(); ++i) {
         observed.push_back(by_reply.value(kNames[i], uint64_t{0}));
-        if (weights[i] == 0) EXPECT_EQ(observed.back(), 0u) << kNames[i] << " took connections: " << summary.dump();
+        if (weights[i] == 0) {
+            EXPECT_EQ(observed.back(), 0u) << kNames[i] << " took connections: " << summary.dump();
+        }
     }
     const uint64_t total = summary.value("ok", uint64_t{0});
     // Enough for the test to see a split that is off by 10 points of the smallest share.

@@ -108,14 +108,6 @@ TEST_F(ConnectTest, TheSeedsMeshFlowSplitsFiftyFiftyThenTwentyEightyThenFiftyFif
     }
 }
 
-// Istio routes a Service that no VirtualService names to every workload it selects alike: a
-// client of its clusterIP splits 50/50 with the Service and its WorkloadEntries alone.
-TEST_F(ConnectTest, AServiceWithNoVirtualServiceSplitsOverItsWorkloadsAlike) {
-    TCPSHIFT_REQUIRE_ROOT();
-    node().apply(kWorkloads);
-    expect_mesh_split(node(), {50, 50});
-}
-
 // What status says of the 20/80 mesh service: both pods by connect-time steering, for local
 // clients, and the `set` line that the flow's last step uses.
 TEST_F(ConnectTest, StatusShowsTheMeshServiceServedAtConnectTime) {
