@@ -38,6 +38,10 @@ Result<void> add_socket_facts(Dataplane& dataplane, const Plan& plan, StatusFact
     auto health = backend_health(**maps, plan);
     if (!health) return fail(health.error());
     facts.health = std::move(*health);
+    auto scope = client_scope(**maps);
+    if (!scope) return fail(scope.error());
+    facts.client_scope = std::move(*scope);
+    facts.cgroup = cgroup_path(cgroup_attachment(dataplane.netns().inode).cgroup_id);
     for (const auto& [id, list] : *sockets)
         for (const auto& s : list) {
             if (s.serves) facts.ready.insert(id);
@@ -54,7 +58,8 @@ Result<void> run_status(const StatusCommand& cmd, Streams io) {
     if (!applied) return fail(applied.error());
     StatusFacts facts{.netns_inode = dataplane->netns().inode,
                       .attached = dataplane->attached(),
-                      .local_routes = applied->state.local_routes};
+                      .local_routes = applied->state.local_routes,
+                      .netns_option = cmd.target.netns};
     if (facts.attached)
         if (auto ok = add_socket_facts(*dataplane, applied->plan, facts); !ok) return ok;
     if (cmd.json) {

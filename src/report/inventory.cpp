@@ -31,8 +31,8 @@ std::string netns_name(uint64_t inode) {
     return "";
 }
 
-// The path of the cgroup2 directory whose inode is `id` (the cgroup id), searched from the
-// hierarchy's root; "#ID" when it is not found.
+}  // namespace
+
 std::string cgroup_path(uint64_t id) {
     if (id == 0) return "";
     auto root = default_cgroup2();
@@ -47,8 +47,6 @@ std::string cgroup_path(uint64_t id) {
     }
     return "#" + std::to_string(id);
 }
-
-}  // namespace
 
 Result<std::vector<AttachedNamespace>> list_attached() {
     if (auto ok = ensure_bpffs(); !ok) return fail(ok.error());

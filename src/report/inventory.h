@@ -22,6 +22,9 @@ struct AttachedNamespace {
     std::vector<std::string> cgroup_programs;  // sock_ops, connect4/6, getpeername4/6
 };
 
+// The path of the cgroup2 directory with this id (its inode); "#ID" when none is found.
+std::string cgroup_path(uint64_t id);
+
 // Every namespace directory under the pin root, by inode.
 Result<std::vector<AttachedNamespace>> list_attached();
 

@@ -222,6 +222,8 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
     return {{"netns_inode", facts.netns_inode},
             {"attached", facts.attached},
             {"local_routes", routes},
+            {"cgroup", facts.cgroup},
+            {"client_netns_cookies", facts.client_scope},
             {"pins", facts.attached ? pin_dir(facts.netns_inode) : ""},
             {"services", services}};
 }
@@ -233,6 +235,11 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
         out << "local routes added for virtual IPs:";
         for (const auto& vip : facts.local_routes) out << " " << vip.address_str();
         out << "  (ip route show table local proto 250)\n";
+    }
+    if (!facts.cgroup.empty()) {
+        out << "connect-time steering serves clients in cgroup " << facts.cgroup;
+        if (facts.client_scope.empty()) out << ", every network namespace\n";
+        else out << ", only " << facts.client_scope.size() << " network namespaces (attach --client-netns)\n";
     }
     if (plan.services.empty()) {
         out << "no services applied\n";
@@ -249,7 +256,8 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
                 t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
                        path_name(kernel_remote(b.id, facts)), ready_cell(b.id, facts)});
         t.print(out, "  ");
-        out << "  shift with: " << set_usage(svc) << "\n";
+        out << "  shift with: " << set_usage(svc)
+            << (facts.netns_option.empty() ? "" : " --netns " + facts.netns_option) << "\n";
     }
 }
 

@@ -29,6 +29,9 @@ struct StatusFacts {
     std::map<uint32_t, std::vector<std::string>> foreign;
     std::vector<Endpoint> local_routes;  // virtual IPs tcpshift made local
     std::map<uint32_t, BackendHealth> health;  // backend id -> how the kernel reaches it
+    std::string netns_option;                  // the --netns the command was given, for hints
+    std::string cgroup;                        // where the cgroup programs are attached
+    std::vector<uint64_t> client_scope;        // attach --client-netns cookies; empty: all
 };
 nlohmann::json status_json(const Plan& plan, const StatusFacts& facts);
 void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out);
