@@ -182,10 +182,12 @@ Result<void> take_kernel_paths(Dataplane& dataplane, Plan& plan) {
 // Whether a backend's address came to the namespace or left it since it was installed: the
 // same resources then need another path.
 bool paths_moved(const Plan& applied) {
+    const InterfaceAddresses local = InterfaceAddresses::read();
+    const auto is_local = [&](const Endpoint& ep) { return local.holds(ep); };
     for (const auto& svc : applied.services)
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
-                if (b.remote == (b.address.is_wildcard() || interface_holds(b.address))) return true;
+                if (b.remote != reached_remotely(b.address, is_local)) return true;
     return false;
 }
 
@@ -197,7 +199,8 @@ Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdA
     if (!services) return fail(services.error());
     auto plan = compile_plan(*services, ids, limits);
     if (!plan) return fail(plan.error());
-    mark_remote_backends(*plan, interface_holds);
+    const InterfaceAddresses local = InterfaceAddresses::read();
+    mark_remote_backends(*plan, [&](const Endpoint& ep) { return local.holds(ep); });
     return plan;
 }
 

@@ -251,10 +251,14 @@ ServicePaths service_paths(const PlanService& service) {
     return paths;
 }
 
+bool reached_remotely(const Endpoint& address, const std::function<bool(const Endpoint&)>& is_local) {
+    return !address.is_wildcard() && !is_local(address);
+}
+
 void mark_remote_backends(Plan& plan, const std::function<bool(const Endpoint&)>& is_local) {
     for (auto& svc : plan.services)
         for (auto& subset : svc.subsets)
-            for (auto& b : subset.backends) b.remote = !b.address.is_wildcard() && !is_local(b.address);
+            for (auto& b : subset.backends) b.remote = reached_remotely(b.address, is_local);
 }
 
 }  // namespace tcpshift

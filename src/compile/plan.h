@@ -98,7 +98,10 @@ struct ServicePaths {
 };
 ServicePaths service_paths(const PlanService& service);
 
-// Marks each backend that `is_local` says no address of the namespace holds as remote.
+// Whether a backend at `address` is reached by connect-time steering: `is_local` says no
+// address of the namespace holds it (a wildcard one is always local).
+bool reached_remotely(const Endpoint& address, const std::function<bool(const Endpoint&)>& is_local);
+// Marks each backend that reached_remotely() says so as remote.
 void mark_remote_backends(Plan& plan, const std::function<bool(const Endpoint&)>& is_local);
 
 // Compiles validated services. Fails when the set does not fit the map sizes.

@@ -85,24 +85,30 @@ bool address_is_local(const Endpoint& address) {
     return ::bind(sock.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0;
 }
 
-bool interface_holds(const Endpoint& address) {
-    if (address.family == AF_INET && (ntohl(address.addr[0]) >> 24) == 127) return true;
-    if (address.family == AF_INET6 && address.addr == std::array<uint32_t, 4>{0, 0, 0, htonl(1)}) return true;
+InterfaceAddresses InterfaceAddresses::read() {
+    InterfaceAddresses out;
     ifaddrs* list = nullptr;
-    if (::getifaddrs(&list) != 0) return address_is_local(address);
-    bool found = false;
-    for (const ifaddrs* ifa = list; ifa && !found; ifa = ifa->ifa_next) {
-        if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != address.family) continue;
-        if (address.family == AF_INET) {
-            const auto* sin = reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr);
-            found = std::memcmp(&sin->sin_addr, address.addr.data(), 4) == 0;
-        } else {
-            const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(ifa->ifa_addr);
-            found = std::memcmp(&sin6->sin6_addr, address.addr.data(), 16) == 0;
-        }
+    if (::getifaddrs(&list) != 0) return out;
+    for (const ifaddrs* ifa = list; ifa; ifa = ifa->ifa_next) {
+        if (!ifa->ifa_addr) continue;
+        Endpoint ep{.family = ifa->ifa_addr->sa_family};
+        if (ep.family == AF_INET)
+            std::memcpy(ep.addr.data(), &reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr)->sin_addr, 4);
+        else if (ep.family == AF_INET6)
+            std::memcpy(ep.addr.data(), &reinterpret_cast<const sockaddr_in6*>(ifa->ifa_addr)->sin6_addr, 16);
+        else
+            continue;
+        out.addresses_.insert(ep);
     }
     ::freeifaddrs(list);
-    return found;
+    return out;
+}
+
+bool InterfaceAddresses::holds(const Endpoint& address) const {
+    if (address.family == AF_INET && (ntohl(address.addr[0]) >> 24) == 127) return true;
+    if (address.family == AF_INET6 && address.addr == std::array<uint32_t, 4>{0, 0, 0, htonl(1)}) return true;
+    Endpoint key{.family = address.family, .addr = address.addr};
+    return addresses_.count(key) > 0;
 }
 
 Result<void> remove_local_route(const Endpoint& address) {

@@ -4,6 +4,8 @@
 // only what it added: `ip route show table local proto 250` lists them.
 #pragma once
 
+#include <set>
+
 #include "base/endpoint.h"
 #include "base/error.h"
 
@@ -20,9 +22,18 @@ Result<void> remove_local_route(const Endpoint& address);
 // Whether connections to `address` are delivered in the calling thread's namespace: the
 // kernel lets a socket bind it (any 127.0.0.0/8 address is, through lo's /8).
 bool address_is_local(const Endpoint& address);
-// Whether an interface of the calling thread's namespace holds the address (or it is a
-// loopback one: 127.0.0.0/8, ::1): where a backend can listen for sk_lookup. Unlike a bind()
-// test, a namespace with no route at all does not make every address look local.
-bool interface_holds(const Endpoint& address);
+// The addresses the interfaces of the calling thread's namespace hold, read once: where a
+// backend can listen for sk_lookup. Unlike a bind() test, a namespace with no route at all
+// does not make every address look local.
+class InterfaceAddresses {
+   public:
+    static InterfaceAddresses read();
+    // Whether an interface holds the address (the port is ignored), or it is a loopback one:
+    // 127.0.0.0/8, ::1.
+    bool holds(const Endpoint& address) const;
+
+   private:
+    std::set<Endpoint> addresses_;  // port 0
+};
 
 }  // namespace tcpshift
