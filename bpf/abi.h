@@ -15,7 +15,7 @@
 
 /* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
  * is refused, never written with this layout: its "meta" map says which it has. */
-#define TS_ABI_VERSION 3
+#define TS_ABI_VERSION 4
 
 /* Every map of the data plane, by the name it has in the object. X(name) is applied to each.
  * The pinned ones are also their names under the pin directory, the one list that userspace
@@ -39,7 +39,9 @@
 	X(client_scope)   /* netns cookie -> 1: the client namespaces connect-time steering serves */ \
 	X(meta)           /* ABI version and the serial of the applied set the maps hold */
 /* Maps only the programs read and write, never pinned: they live as long as the programs. */
-#define TS_PROGRAM_MAPS(X) X(recent_flows) /* flow -> the backend sk_lookup gave it lately */
+#define TS_PROGRAM_MAPS(X)                                                                     \
+	X(recent_flows) /* flow -> the backend sk_lookup gave it lately, and its first choice */ \
+	X(turns)        /* service -> its round-robin turn counter */
 
 /* Value of "meta", a one-entry array written by userspace. */
 struct ts_meta {
@@ -120,7 +122,12 @@ struct ts_service {
 #define TS_REMEMBER_AFTER_NS (60ULL * 1000000000ULL)      /* their ACKs, and SYN retries */
 #define TS_MAX_RECENT_FLOWS 65536                          /* remembered choices (LRU) */
 
-/* Key of "recent_flows", an LRU hash: a flow's 4-tuple as sk_lookup sees it. */
+/* Key of "recent_flows", an LRU hash: a flow's 4-tuple as sk_lookup sees it. The value is
+ * TS_FLOW_CHOICE(assigned backend, the table's first choice). A table that draws by RANDOM or
+ * ROUND_ROBIN remembers every flow: its choice cannot be computed again from the flow. */
+#define TS_FLOW_CHOICE(assigned, chosen) ((assigned) | ((chosen) << 16))
+#define TS_FLOW_ASSIGNED(v) ((v) & 0xffff)
+#define TS_FLOW_CHOSEN(v) ((v) >> 16)
 struct ts_flow_key {
 	__u32 family;
 	__u32 remote_addr[4]; /* network byte order: the client */
@@ -137,7 +144,16 @@ struct ts_table {
 	__u32 affinity;     /* TS_AFFINITY_* */
 	__u32 backend_count; /* entries used in backends[] */
 	__u32 flags;         /* TS_TABLE_* */
-	__u32 reserved;
+	/* Slots in use, 1..TS_TABLE_SLOTS: the Maglev table size (a prime) of a hashing table,
+	 * or the length of a round-robin cycle; slots past it are never read. */
+	__u32 slot_count;
+	__u32 balance;       /* TS_BALANCE_* */
+	/* TCP keepalive of every connection the service accepts, when flags has
+	 * TS_TABLE_KEEPALIVE: seconds idle before the first probe, seconds between probes, and
+	 * unanswered probes before the connection is dropped; 0 keeps the kernel's setting. */
+	__u32 keepalive_time;
+	__u32 keepalive_interval;
+	__u32 keepalive_probes;
 	/* Backends that carry weight, the order fallback walks them in. */
 	__u16 backends[TS_MAX_SERVICE_BACKENDS];
 	/* slot -> backend id; TS_NO_BACKEND when the service has no weight at all */
@@ -149,6 +165,16 @@ struct ts_table {
 #define TS_TABLE_REMOTE 1
 /* The table names a backend that listens in this namespace: sk_lookup steers to it. */
 #define TS_TABLE_LOCAL 2
+/* Connections of the service get SO_KEEPALIVE, with the table's keepalive_* settings. */
+#define TS_TABLE_KEEPALIVE 4
+
+/* How a table is drawn from. HASH: the flow's hash picks the slot (the 4-tuple, the client
+ * address or the socket, per affinity). RANDOM: a random number does, for each connection.
+ * ROUND_ROBIN: the service's turn counter does, and the slots hold one cycle of a smooth
+ * weighted round robin, so every slot_count connections in a row split exactly by weight. */
+#define TS_BALANCE_HASH 0
+#define TS_BALANCE_RANDOM 1
+#define TS_BALANCE_ROUND_ROBIN 2
 
 /* Key of the "listeners" hash map, written by userspace, read by sock_ops:
  * a listening socket with this key is the backend in the value. */

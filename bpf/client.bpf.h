@@ -10,6 +10,7 @@
 
 #include "bpf/count.bpf.h"
 #include "bpf/pick.bpf.h"
+#include "bpf/socket_options.bpf.h"
 
 static __always_inline struct ts_client *client_of(struct bpf_sock_ops *skops)
 {
@@ -65,6 +66,7 @@ static __always_inline void on_client_established(struct bpf_sock_ops *skops)
 	if (!c)
 		return;
 	c->flags |= TS_CLIENT_ESTABLISHED;
+	set_keepalive(skops, live_table(c->service_id, c->family));
 	backend_id = c->backend_id;
 	h = bpf_map_lookup_elem(&backend_health, &backend_id);
 	if (h) {

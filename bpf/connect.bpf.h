@@ -95,7 +95,7 @@ static __always_inline __u32 connect_backend(struct bpf_sock_addr *ctx, const st
 		hash = ts_cookie_hash(bpf_get_netns_cookie(ctx), hash_seed);
 	else
 		hash = ts_cookie_hash(bpf_get_socket_cookie(ctx), hash_seed);
-	return connect_choice(table, hash, bpf_ktime_get_ns(), stats);
+	return connect_choice(table, draw(table, fe->service_id, hash), bpf_ktime_get_ns(), stats);
 }
 
 /* Records the virtual address and the backend in the socket's storage; NULL on failure. */

@@ -133,7 +133,16 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TS_MAX_RECENT_FLOWS);
 	__type(key, struct ts_flow_key);
-	__type(value, __u32); /* backend id */
+	__type(value, __u32); /* TS_FLOW_CHOICE(assigned, chosen) */
 } recent_flows SEC(".maps");
+
+/* The round-robin turn of each service: sk_lookup and connect() take the next one with an
+ * atomic add; a turn indexes the live table's cycle. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+} turns SEC(".maps");
 
 #endif /* TCPSHIFT_MAPS_BPF_H */

@@ -71,12 +71,32 @@ static __always_inline __u32 flow_hash(const struct flow *f, __u32 affinity)
 /* The backend in the slot `hash` selects; TS_NO_BACKEND when the table has none. */
 static __always_inline __u32 slot_backend(const struct ts_table *table, __u32 hash)
 {
-	__u32 slot = hash % TS_TABLE_SLOTS;
+	__u32 count = table->slot_count, slot;
 
+	if (count == 0 || count > TS_TABLE_SLOTS)
+		return TS_NO_BACKEND;
+	slot = hash % count;
 	pin_value(slot); /* keep the bound check that clang knows is redundant */
 	if (slot >= TS_TABLE_SLOTS)
 		return TS_NO_BACKEND;
 	return table->slots[slot];
+}
+
+/* What a new connection draws its slot with: `flow_hash` for a hashing table, a random number
+ * for RANDOM, the service's next turn for ROUND_ROBIN. */
+static __always_inline __u32 draw(const struct ts_table *table, __u32 service_id, __u32 flow_hash)
+{
+	__u32 *turn;
+
+	switch (table->balance) {
+	case TS_BALANCE_RANDOM:
+		return bpf_get_prandom_u32();
+	case TS_BALANCE_ROUND_ROBIN:
+		turn = bpf_map_lookup_elem(&turns, &service_id);
+		return turn ? __sync_fetch_and_add(turn, 1) : flow_hash;
+	default:
+		return flow_hash;
+	}
 }
 
 /* Step i of the walk over a table's weighted backends that starts at `hash`, when draws
@@ -94,12 +114,33 @@ static __always_inline __u32 walk_backend(const struct ts_table *table, __u32 ha
 	return table->backends[idx];
 }
 
-/* The backend the table chooses for a flow; TS_NO_BACKEND when the table has none. Sets
- * *hash to the flow's hash, from which sk_lookup's fallback draws again. */
-static __always_inline __u32 pick_backend(const struct ts_table *table, const struct flow *f, __u32 *hash)
+/* The backend a hashing table chooses for a flow; TS_NO_BACKEND when the table has none. */
+static __always_inline __u32 hashed_backend(const struct ts_table *table, const struct flow *f)
 {
-	*hash = flow_hash(f, table->affinity);
+	return slot_backend(table, flow_hash(f, table->affinity));
+}
+
+/* The backend the table chooses for a new flow of `service_id`; TS_NO_BACKEND when the table
+ * has none. Sets *hash to what the slot was drawn with, from which sk_lookup's fallback draws
+ * again. A RANDOM or ROUND_ROBIN table draws anew at each call. */
+static __always_inline __u32 pick_backend(const struct ts_table *table, __u32 service_id, const struct flow *f,
+					  __u32 *hash)
+{
+	*hash = draw(table, service_id, flow_hash(f, table->affinity));
 	return slot_backend(table, *hash);
+}
+
+static __always_inline void flow_key(__u32 family, const struct flow *f, struct ts_flow_key *key)
+{
+	__u32 i;
+
+	key->family = family;
+	for (i = 0; i < 4; i++) {
+		key->remote_addr[i] = f->saddr[i];
+		key->local_addr[i] = f->daddr[i];
+	}
+	key->remote_port = f->sport;
+	key->local_port = f->dport;
 }
 
 static __always_inline __u32 backend_tag(__u32 backend_id)

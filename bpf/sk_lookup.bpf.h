@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The sk_lookup program "steer": a new TCP connection to a configured frontend picks a backend
- * from the service's live weight table by a seeded hash, and is assigned to that backend's
+ * from the service's live weight table (by a seeded hash, at random, or in turn), and is assigned to that backend's
  * listening socket; when the backend has none, to another backend's, by weight.
  */
 #ifndef TCPSHIFT_SK_LOOKUP_BPF_H
@@ -87,35 +87,23 @@ static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const stru
 	return -1;
 }
 
-static __always_inline void flow_key(__u32 family, const struct flow *f, struct ts_flow_key *key)
-{
-	__u32 i;
-
-	key->family = family;
-	for (i = 0; i < 4; i++) {
-		key->remote_addr[i] = f->saddr[i];
-		key->local_addr[i] = f->daddr[i];
-	}
-	key->remote_port = f->sport;
-	key->local_port = f->dport;
-}
-
 /* Around a table change (remember_until_ns), a flow that was given a backend keeps it: the
  * ACK that completes a SYN cookie handshake finds the backend that sent the cookie. */
 static __always_inline int assign_remembered(struct bpf_sk_lookup *ctx, const struct ts_flow_key *key)
 {
-	__u32 *backend_id = bpf_map_lookup_elem(&recent_flows, key);
+	__u32 *choice = bpf_map_lookup_elem(&recent_flows, key);
 
-	return backend_id ? assign_backend(ctx, *backend_id) : -1;
+	return choice ? assign_backend(ctx, TS_FLOW_ASSIGNED(*choice)) : -1;
 }
 
 /* Assigns the table's choice for the flow, or a fallback; the backend assigned, or -1 when
- * no backend listens. */
+ * no backend listens. Sets *chosen to the table's first choice. */
 static __always_inline int assign_chosen(struct bpf_sk_lookup *ctx, const struct ts_table *table,
-					 const struct flow *f)
+					 __u32 service_id, const struct flow *f, __u32 *chosen)
 {
-	__u32 hash, backend_id = pick_backend(table, f, &hash);
+	__u32 hash, backend_id = pick_backend(table, service_id, f, &hash);
 
+	*chosen = backend_id;
 	if (backend_id == TS_NO_BACKEND)
 		return -1;
 	if (assign_backend(ctx, backend_id) == 0)
@@ -130,11 +118,11 @@ int steer(struct bpf_sk_lookup *ctx)
 	struct ts_service_stats *stats;
 	struct ts_service *service;
 	struct ts_flow_key key = {};
-	__u32 zero = 0, port;
+	__u32 zero = 0, port, chosen, choice;
 	struct ts_frontend *fe;
 	struct ts_table *table;
 	struct flow flow;
-	int remember, chosen;
+	int remember, assigned;
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return SK_PASS;
@@ -166,16 +154,21 @@ int steer(struct bpf_sk_lookup *ctx)
 	 * the frontend itself is not steered (forwarding to them is not done here). */
 	if (!(table->flags & TS_TABLE_LOCAL) && table->backend_count > 0)
 		return SK_PASS;
-	remember = service->remember_until_ns && bpf_ktime_get_ns() < service->remember_until_ns;
+	/* A table that draws anew for each lookup remembers every flow: the ACK of a SYN cookie
+	 * finds its backend again, and sock_ops finds the first choice. */
+	remember = table->balance != TS_BALANCE_HASH ||
+		   (service->remember_until_ns && bpf_ktime_get_ns() < service->remember_until_ns);
 	if (remember) {
 		flow_key(ctx->family, &flow, &key);
 		if (assign_remembered(ctx, &key) == 0)
 			return SK_PASS;
 	}
-	chosen = assign_chosen(ctx, table, &flow);
-	if (chosen >= 0) {
-		if (remember)
-			bpf_map_update_elem(&recent_flows, &key, &chosen, BPF_ANY);
+	assigned = assign_chosen(ctx, table, fe->service_id, &flow, &chosen);
+	if (assigned >= 0) {
+		if (remember) {
+			choice = TS_FLOW_CHOICE((__u32)assigned, chosen);
+			bpf_map_update_elem(&recent_flows, &key, &choice, BPF_ANY);
+		}
 		return SK_PASS;
 	}
 

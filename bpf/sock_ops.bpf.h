@@ -118,25 +118,37 @@ static __always_inline __u32 established_flow(struct bpf_sock_ops *skops, struct
 	return family;
 }
 
+/* The live table's first choice for an established flow: computed again for a hashing
+ * table, remembered by sk_lookup for one that draws anew; TS_NO_BACKEND when unknown. */
+static __always_inline __u32 first_choice(const struct ts_table *table, __u32 family, const struct flow *f)
+{
+	struct ts_flow_key key = {};
+	__u32 *choice;
+
+	if (table->balance == TS_BALANCE_HASH)
+		return hashed_backend(table, f);
+	flow_key(family, f, &key);
+	choice = bpf_map_lookup_elem(&recent_flows, &key);
+	return choice ? TS_FLOW_CHOSEN(*choice) : TS_NO_BACKEND;
+}
+
 /* Counts a connection that came through a frontend: a lookup of its service, and a fallback
  * when it landed elsewhere than the live table's choice for its flow. */
-static __always_inline void count_steered(const struct ts_frontend *fe, __u32 family, const struct flow *f,
-					  __u32 backend_id)
+static __always_inline void count_steered(const struct ts_frontend *fe, const struct ts_table *table,
+					  __u32 family, const struct flow *f, __u32 backend_id)
 {
 	struct ts_service_stats *stats;
-	struct ts_table *table;
-	__u32 service_id = fe->service_id, hash, chosen;
+	__u32 service_id = fe->service_id, chosen;
 
 	stats = bpf_map_lookup_elem(&service_stats, &service_id);
 	if (!stats)
 		return;
 	stats->lookups++;
-	table = live_table(service_id, family);
 	if (!table)
 		return;
-	chosen = pick_backend(table, f, &hash);
+	chosen = first_choice(table, family, f);
 	/* A draw of a connect-time backend is no fallback: no listener here is meant to take it. */
-	if (chosen != backend_id && !backend_is_remote(chosen))
+	if (chosen != TS_NO_BACKEND && chosen != backend_id && !backend_is_remote(chosen))
 		stats->fallbacks++;
 }
 
@@ -189,7 +201,10 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 			rs->steered++;
 			rs->opened++;
 		}
-		count_steered(fe, family, &flow, backend_id);
+		struct ts_table *table = live_table(fe->service_id, family);
+
+		count_steered(fe, table, family, &flow, backend_id);
+		set_keepalive(skops, table);
 	}
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }

@@ -11,6 +11,7 @@
  *   connect.bpf.h    "connect_v4/v6", "getpeername_v4/v6": a local client's connect() to a
  *                    frontend goes to a backend elsewhere; getpeername() shows the frontend
  *   client.bpf.h     sock_ops for those clients: health of the backends, and counts
+ *   socket_options.bpf.h  what a service's policy sets on its connections (keepalive)
  */
 #include "bpf/maps.bpf.h"
 #include "bpf/pick.bpf.h"

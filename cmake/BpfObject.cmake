@@ -1,6 +1,8 @@
 # bpf_skeleton(NAME SOURCE) compiles SOURCE with clang -target bpf and generates
 # ${CMAKE_CURRENT_BINARY_DIR}/bpf/NAME.skel.h with `bpftool gen skeleton`. The object is
 # embedded in the skeleton header, so nothing is loaded from a path at run time.
+# -mcpu=v3 (kernel 5.1+ for its jumps, 5.12+ for atomics that return the old value): a
+# round-robin turn is taken with one atomic fetch-and-add.
 # It defines an INTERFACE target NAME_skel whose include path exposes the header. clang writes
 # the headers SOURCE includes to a depfile, so a change to any of them rebuilds the object.
 function(bpf_skeleton name source)
@@ -12,7 +14,7 @@ function(bpf_skeleton name source)
   file(MAKE_DIRECTORY ${out_dir})
   add_custom_command(
     OUTPUT ${object}
-    COMMAND ${BPF_CLANG} -g -O2 -Wall -Werror -target bpf
+    COMMAND ${BPF_CLANG} -g -O2 -Wall -Werror -target bpf -mcpu=v3
             -I${CMAKE_SOURCE_DIR}
             -I/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}
             -MD -MF ${object}.d

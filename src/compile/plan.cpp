@@ -7,6 +7,8 @@
 #include "bpf/abi.h"
 #include "compile/weight_table.h"
 
+static_assert(tcpshift::kMaxTableSlots == TS_TABLE_SLOTS, "config/config.h and bpf/abi.h disagree");
+
 namespace tcpshift {
 
 PlanLimits default_limits() {
@@ -120,6 +122,28 @@ Result<void> check_family(const ServiceSpec& s, int family, const Endpoint& fron
     return {};
 }
 
+// A ROUND_ROBIN table: one cycle in which each subset takes turns by weight and its backends of
+// the family take the subset's turns in rotation.
+Result<FamilyTable> compile_round_robin(const ServiceSpec& s, const PlanService& ps, int family,
+                                        const PlanLimits& limits, FamilyTable table) {
+    std::vector<RoundRobinGroup> groups;
+    for (const auto& subset : ps.subsets) {
+        RoundRobinGroup g{.weight = subset.weight};
+        for (const auto& b : subset.backends)
+            if (b.address.family == family && b.share > 0) g.ids.push_back(static_cast<uint16_t>(b.id));
+        groups.push_back(std::move(g));
+    }
+    table.slots = build_round_robin(groups, limits.table_slots);
+    for (size_t k = 0; k < groups.size(); ++k)
+        if (!groups[k].ids.empty() && std::find(table.slots.begin(), table.slots.end(), groups[k].ids.front()) ==
+                                          table.slots.end())
+            return fail(config_error(s.where.str() + ": service \"" + s.name + "\": subset \"" + ps.subsets[k].name +
+                                     "\" would take less than one turn in a round-robin cycle of " +
+                                     std::to_string(limits.table_slots) + " for " + family_name(family) +
+                                     " clients; raise its weight or set it to 0"));
+    return table;
+}
+
 // The table of one client family: each subset's share spread over its backends of that family.
 Result<FamilyTable> compile_table(const ServiceSpec& s, const PlanService& ps, int family, const PlanLimits& limits) {
     FamilyTable table;
@@ -130,14 +154,17 @@ Result<FamilyTable> compile_table(const ServiceSpec& s, const PlanService& ps, i
                 weighted.push_back(WeightedBackend{.id = static_cast<uint16_t>(b.id), .name = b.address.str(), .weight = b.share});
                 table.weighted_backends.push_back(static_cast<uint16_t>(b.id));
             }
-    const auto quotas = slot_quotas(weighted, limits.table_slots);
+    if (s.balance.mode == Balance::kRoundRobin) return compile_round_robin(s, ps, family, limits, std::move(table));
+    const uint32_t size = s.balance.table_size ? std::min(s.balance.table_size, limits.table_slots) : limits.table_slots;
+    const auto quotas = slot_quotas(weighted, size);
     for (size_t i = 0; i < weighted.size(); ++i)
         if (quotas[i] == 0)
             return fail(config_error(s.where.str() + ": service \"" + s.name + "\": backend " + weighted[i].name +
                                      " would take " + percent_of(weighted[i].weight) + " of the " +
-                                     family_name(family) + " clients, less than one slot of " +
-                                     std::to_string(limits.table_slots) + "; raise its subset's weight or set it to 0"));
-    table.slots = build_weight_table(weighted, limits.table_slots, TS_NO_BACKEND);
+                                     family_name(family) + " clients, less than one slot of " + std::to_string(size) +
+                                     "; raise its subset's weight or set it to 0" +
+                                     (size < limits.table_slots ? ", or raise the table size" : "")));
+    table.slots = build_weight_table(weighted, size, TS_NO_BACKEND);
     return table;
 }
 
@@ -156,6 +183,8 @@ Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_i
         .where = s.where,
         .origin = s.origin,
         .outlier = s.outlier,
+        .balance = s.balance,
+        .keepalive = s.keepalive,
     };
     uint64_t total = 0;
     size_t backend_count = 0;

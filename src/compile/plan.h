@@ -49,7 +49,9 @@ struct PlanSubset {
 // The weight table of one client family: what sk_lookup indexes with a flow hash.
 struct FamilyTable {
     std::vector<uint16_t> weighted_backends;  // ids with a share > 0, fallback order
-    std::vector<uint16_t> slots;              // slot -> backend id; empty: no frontend of the family
+    // slot -> backend id; empty: no frontend of the family. Its size is the table's slot
+    // count: the Maglev table size of a hashing or RANDOM table, the cycle of a ROUND_ROBIN one.
+    std::vector<uint16_t> slots;
 };
 // Index into PlanService::tables of a client family (AF_INET or AF_INET6).
 inline size_t family_index(int family) { return family == AF_INET6 ? 1 : 0; }
@@ -72,6 +74,8 @@ struct PlanService {
     SourceRef where;
     ResourceKey origin;  // the resource whose weights these are
     OutlierPolicy outlier;
+    BalancePolicy balance;
+    KeepalivePolicy keepalive;
 };
 
 // Ids are stable across applies so that live listeners stay registered under the same key:

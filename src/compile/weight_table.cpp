@@ -75,4 +75,42 @@ std::vector<uint16_t> build_weight_table(const std::vector<WeightedBackend>& bac
     return table;
 }
 
+std::vector<uint16_t> build_round_robin(const std::vector<RoundRobinGroup>& groups, uint32_t max_slots) {
+    std::vector<uint64_t> weight;
+    for (const auto& g : groups) weight.push_back(g.ids.empty() ? 0 : g.weight);
+    uint64_t divisor = 0, total = 0;
+    for (uint64_t w : weight) divisor = std::gcd(divisor, w);
+    if (divisor == 0) return {};
+    for (uint64_t& w : weight) total += w /= divisor;
+    if (total > max_slots) {
+        std::vector<WeightedBackend> scaled;
+        for (uint64_t w : weight) scaled.push_back({.weight = static_cast<double>(w)});
+        const auto quota = slot_quotas(scaled, max_slots);
+        divisor = 0;
+        total = 0;
+        for (size_t k = 0; k < weight.size(); ++k) divisor = std::gcd(divisor, weight[k] = quota[k]);
+        for (uint64_t& w : weight) total += w /= divisor;
+    }
+    // Repeats of the weights' cycle after which each group's backends have had equal turns.
+    uint64_t repeats = 1;
+    for (size_t k = 0; k < groups.size(); ++k)
+        if (weight[k]) repeats = std::lcm(repeats, groups[k].ids.size() / std::gcd(groups[k].ids.size(), weight[k]));
+    if (total * repeats > max_slots) repeats = std::max<uint64_t>(1, max_slots / total);
+
+    std::vector<uint16_t> cycle;
+    std::vector<int64_t> current(groups.size(), 0);
+    std::vector<size_t> taken(groups.size(), 0);
+    for (uint64_t turn = 0; turn < total * repeats; ++turn) {
+        size_t best = 0;
+        for (size_t k = 0; k < groups.size(); ++k) {
+            current[k] += static_cast<int64_t>(weight[k]);
+            if (current[k] > current[best]) best = k;
+        }
+        current[best] -= static_cast<int64_t>(total);
+        const auto& ids = groups[best].ids;
+        cycle.push_back(ids[taken[best]++ % ids.size()]);
+    }
+    return cycle;
+}
+
 }  // namespace tcpshift

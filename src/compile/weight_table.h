@@ -25,4 +25,19 @@ std::vector<uint32_t> slot_quotas(const std::vector<WeightedBackend>& backends, 
 std::vector<uint16_t> build_weight_table(const std::vector<WeightedBackend>& backends, uint32_t slots,
                                          uint16_t empty);
 
+// A subset in a round robin: its weight and the ids of its backends, which take its turns in
+// rotation.
+struct RoundRobinGroup {
+    uint64_t weight = 0;
+    std::vector<uint16_t> ids;
+};
+
+// One cycle of a smooth weighted round robin over the groups, at most `max_slots` long: turn t
+// of the service takes entry t mod the cycle's length, so every cycle's worth of consecutive
+// turns splits exactly by weight (20/80: a cycle of 5 turns, 1 and 4), and the turns of a group
+// are spread through the cycle rather than bunched. The cycle repeats the weights' smallest
+// cycle as often as needed for each group's backends to take equal turns, when that fits; when
+// the weights' own cycle does not fit, they are rounded to `max_slots` by largest remainder.
+std::vector<uint16_t> build_round_robin(const std::vector<RoundRobinGroup>& groups, uint32_t max_slots);
+
 }  // namespace tcpshift

@@ -31,6 +31,15 @@ Result<void> Diagnostics::warn(std::string message) {
 
 std::string affinity_name(Affinity affinity) { return affinity == Affinity::kSourceIp ? "source-ip" : "none"; }
 
+std::string balance_name(Balance balance) {
+    switch (balance) {
+        case Balance::kRandom: return "RANDOM";
+        case Balance::kRoundRobin: return "ROUND_ROBIN";
+        case Balance::kHash: break;
+    }
+    return "hash";
+}
+
 bool is_config_file_name(const std::string& name) {
     if (name.starts_with("..")) return false;
     return name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json");

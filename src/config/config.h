@@ -112,6 +112,49 @@ struct OutlierPolicy {
 inline constexpr uint64_t kMinBaseEjectionMs = 1;
 inline constexpr uint64_t kMaxBaseEjectionMs = 24ull * 3600 * 1000;
 
+// How a service's new connections draw from its weights: Istio's loadBalancer.simple, or a
+// consistent hash. In every mode the subsets split by weight.
+enum class Balance {
+    kHash,        // a seeded hash of the 4-tuple (or of the source address: Affinity) picks a slot
+    kRandom,      // RANDOM: a random draw for each connection
+    kRoundRobin,  // ROUND_ROBIN: a smooth weighted round robin, exact over each cycle
+};
+std::string balance_name(Balance balance);
+
+struct BalancePolicy {
+    Balance mode = Balance::kHash;
+    // Slots of a hashing table (consistentHash.maglev.tableSize, a prime); 0: the map's size,
+    // TS_TABLE_SLOTS. Fewer slots round the shares more coarsely.
+    uint32_t table_size = 0;
+    SourceRef where;  // the loadBalancer block; none: the default
+
+    bool operator==(const BalancePolicy& other) const {
+        return mode == other.mode && table_size == other.table_size;
+    }
+};
+
+// The slots of a kernel weight table (TS_TABLE_SLOTS; the compiler asserts they agree): the
+// largest table size a policy may ask for.
+inline constexpr uint32_t kMaxTableSlots = 4093;
+
+// TCP keepalive on every connection of the service: connectionPool.tcp.tcpKeepalive. A
+// setting of 0 keeps the kernel's (net.ipv4.tcp_keepalive_*).
+struct KeepalivePolicy {
+    bool enabled = false;
+    uint32_t time_s = 0;      // idle seconds before the first probe
+    uint32_t interval_s = 0;  // seconds between probes
+    uint32_t probes = 0;      // unanswered probes before the connection is dropped
+    SourceRef where;          // the tcpKeepalive block
+
+    bool operator==(const KeepalivePolicy& other) const {
+        return enabled == other.enabled && time_s == other.time_s && interval_s == other.interval_s &&
+               probes == other.probes;
+    }
+};
+// The kernel's bounds (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT).
+inline constexpr uint32_t kMaxKeepaliveSeconds = 32767;
+inline constexpr uint32_t kMaxKeepaliveProbes = 127;
+
 // One service: where clients connect, and how its subsets split the new connections.
 
 struct ServiceSpec {
@@ -128,6 +171,8 @@ struct ServiceSpec {
     // sk_lookup to see connections to them: the mesh form of Istio.
     std::vector<Endpoint> local_addresses;
     OutlierPolicy outlier;
+    BalancePolicy balance;
+    KeepalivePolicy keepalive;
 };
 
 std::string affinity_name(Affinity affinity);

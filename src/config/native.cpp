@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "config/traffic_policy.h"
 #include "config/yaml_fields.h"
 
 namespace tcpshift {
@@ -67,6 +68,40 @@ Result<void> parse_outlier(const YAML::Node& spec, const std::string& file, Serv
     return {};
 }
 
+// spec.policy: Istio's trafficPolicy, for the service's frontend port. A service has one
+// policy, so port settings that give its frontend ports different ones are refused, and so is
+// a part that spec.affinity or spec.outlierDetection sets already.
+Result<void> parse_policy(const YAML::Node& spec, const std::string& file, ServiceSpec& svc, Diagnostics& diag) {
+    const YAML::Node node = spec["policy"];
+    if (!node) return {};
+    auto policy = parse_destination_policy(node, file, "spec.policy", diag);
+    if (!policy) return fail(policy.error());
+    const TrafficPolicy& first = policy->for_port(svc.listen.front().port);
+    for (const auto& ep : svc.listen) {
+        const TrafficPolicy& p = policy->for_port(ep.port);
+        if (&p != &first)
+            return fail(config_error(at(node, file) + ": spec.policy.portLevelSettings: frontends " +
+                                     svc.listen.front().str() + " and " + ep.str() +
+                                     " would get different policies, and a service has one; split it into a "
+                                     "TrafficShift per port"));
+    }
+    if (first.balance && spec["affinity"])
+        return fail(config_error(at(node, file) + ": spec.policy.loadBalancer: spec.affinity (line " +
+                                 std::to_string(line_of(spec["affinity"])) +
+                                 ") sets the load balancing already; set one of them"));
+    if (first.outlier && spec["outlierDetection"])
+        return fail(config_error(at(node, file) + ": spec.policy.outlierDetection: spec.outlierDetection (line " +
+                                 std::to_string(line_of(spec["outlierDetection"])) + ") is set already; set one of them"));
+    if (first.source_ip) {
+        svc.affinity = Affinity::kSourceIp;
+        svc.affinity_where = first.source_ip_where;
+    }
+    if (first.outlier) svc.outlier = *first.outlier;
+    if (first.balance) svc.balance = *first.balance;
+    if (first.keepalive) svc.keepalive = *first.keepalive;
+    return {};
+}
+
 // A subset's weight; a lone subset may leave it out and takes everything.
 Result<void> parse_weight(const YAML::Node& s, const std::string& file, const std::string& field, size_t subsets,
                           SubsetSpec& subset) {
@@ -123,7 +158,7 @@ Result<SubsetSpec> parse_subset(const YAML::Node& s, const std::string& file, si
 
 }  // namespace
 
-Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
+Result<ServiceSpec> parse_traffic_shift(const Resource& r, Diagnostics& diag) {
     const std::string& file = r.where.file;
     const YAML::Node& doc = r.node;
     if (auto ok = check_fields(doc, {"apiVersion", "kind", "metadata", "spec"}, file, ""); !ok) return fail(ok.error());
@@ -132,12 +167,14 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r) {
     ServiceSpec svc{.name = r.name, .where = r.where, .origin = r.key()};
     const YAML::Node spec = doc["spec"];
     if (!spec || !spec.IsMap()) return fail(config_error(r.where.str() + ": spec: missing or not a mapping"));
-    if (auto ok = check_fields(spec, {"listen", "affinity", "takeover", "outlierDetection", "subsets"}, file, "spec.");
+    if (auto ok = check_fields(spec, {"listen", "affinity", "takeover", "outlierDetection", "policy", "subsets"}, file,
+                               "spec.");
         !ok)
         return fail(ok.error());
     if (auto ok = parse_listen(spec, file, svc); !ok) return fail(ok.error());
     if (auto ok = parse_options(spec, file, svc); !ok) return fail(ok.error());
     if (auto ok = parse_outlier(spec, file, svc); !ok) return fail(ok.error());
+    if (auto ok = parse_policy(spec, file, svc, diag); !ok) return fail(ok.error());
 
     const YAML::Node subsets = spec["subsets"];
     if (!subsets || !subsets.IsSequence() || subsets.size() == 0)

@@ -71,7 +71,7 @@ Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& r
     std::vector<ServiceSpec> services;
     for (const auto& r : resources) {
         if (r.kind != "TrafficShift") continue;
-        auto svc = parse_traffic_shift(r);
+        auto svc = parse_traffic_shift(r, diag);
         if (!svc) return fail(svc.error());
         services.push_back(std::move(*svc));
     }

@@ -137,8 +137,20 @@ uint32_t table_flags(const PlanService& svc, const FamilyTable& t) {
     return flags;
 }
 
+uint32_t balance_code(Balance balance) {
+    switch (balance) {
+        case Balance::kRandom: return TS_BALANCE_RANDOM;
+        case Balance::kRoundRobin: return TS_BALANCE_ROUND_ROBIN;
+        case Balance::kHash: break;
+    }
+    return TS_BALANCE_HASH;
+}
+
+
 bool tables_changed(const PlanService& svc, const PlanService* before) {
-    if (!before || before->id != svc.id || before->affinity != svc.affinity) return true;
+    if (!before || before->id != svc.id || before->affinity != svc.affinity || !(before->balance == svc.balance) ||
+        !(before->keepalive == svc.keepalive))
+        return true;
     for (size_t family = 0; family < svc.tables.size(); ++family)
         if (table_flags(*before, before->tables[family]) != table_flags(svc, svc.tables[family]) ||
             before->tables[family].slots != svc.tables[family].slots ||
@@ -157,10 +169,7 @@ Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, ui
     for (size_t family = 0; family < svc.tables.size(); ++family) {
         const FamilyTable& t = svc.tables[family];
         std::memset(table.get(), 0xff, sizeof(*table));
-        table->affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
-        table->backend_count = static_cast<__u32>(t.weighted_backends.size());
-        table->flags = table_flags(svc, t);
-        table->reserved = 0;
+        table_header(svc, t, *table);
         std::copy(t.weighted_backends.begin(), t.weighted_backends.end(), table->backends);
         std::copy(t.slots.begin(), t.slots.end(), table->slots);
         const uint32_t table_id = TS_TABLE_ID(svc.id, family, spare);
@@ -317,6 +326,17 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
 }
 
 }  // namespace
+
+void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table) {
+    table.affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
+    table.backend_count = static_cast<__u32>(t.weighted_backends.size());
+    table.flags = table_flags(svc, t) | (svc.keepalive.enabled ? TS_TABLE_KEEPALIVE : 0);
+    table.slot_count = static_cast<__u32>(t.slots.size());
+    table.balance = balance_code(svc.balance.mode);
+    table.keepalive_time = svc.keepalive.time_s;
+    table.keepalive_interval = svc.keepalive.interval_s;
+    table.keepalive_probes = svc.keepalive.probes;
+}
 
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
     // 1. Tables: write the spare generation, then flip.

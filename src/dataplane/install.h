@@ -6,6 +6,8 @@
 #include "compile/plan.h"
 #include "dataplane/maps.h"
 
+struct ts_table;
+
 namespace tcpshift {
 
 // Prepares the maps for the backend ids of `next`, given that they hold `previous` (nullptr:
@@ -21,5 +23,9 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
 // them; removals go last. Each table is written into the spare generation and made live by
 // one 4-byte write.
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns);
+
+// The fields before the backends and slots of the kernel table that holds `t`, a table of
+// `svc`: affinity, paths, slot count, balance mode and keepalive. verify compares them.
+void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table);
 
 }  // namespace tcpshift

@@ -12,6 +12,7 @@
 #include "bpf/abi.h"
 #include "dataplane/attach.h"
 #include "dataplane/backend_sockets.h"
+#include "dataplane/install.h"
 #include "dataplane/listener_keys.h"
 #include "dataplane/map_access.h"
 #include "dataplane/pins.h"
@@ -83,8 +84,19 @@ Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff
             if (auto ok = read_map(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
             const std::string prefix = "service " + svc.name + " (id " + std::to_string(svc.id) + "), " +
                                        (family ? "IPv6" : "IPv4") + " clients: ";
-            const __u32 affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
-            if (table->affinity != affinity) diff.push_back(prefix + "live table has another affinity");
+            ts_table header{};
+            table_header(svc, want, header);
+            if (table->affinity != header.affinity) diff.push_back(prefix + "live table has another affinity");
+            if (table->balance != header.balance || table->slot_count != header.slot_count)
+                diff.push_back(prefix + "live table draws by mode " + std::to_string(table->balance) + " over " +
+                               std::to_string(table->slot_count) + " slots; configured: mode " +
+                               std::to_string(header.balance) + " (" + balance_name(svc.balance.mode) + ") over " +
+                               std::to_string(header.slot_count));
+            if ((table->flags & TS_TABLE_KEEPALIVE) != (header.flags & TS_TABLE_KEEPALIVE) ||
+                table->keepalive_time != header.keepalive_time ||
+                table->keepalive_interval != header.keepalive_interval ||
+                table->keepalive_probes != header.keepalive_probes)
+                diff.push_back(prefix + "live table has another TCP keepalive");
             if (table->backend_count != want.weighted_backends.size() ||
                 !std::equal(want.weighted_backends.begin(), want.weighted_backends.end(), table->backends))
                 diff.push_back(prefix + "live table has other weighted backends");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/mesh/mesh.h"
+#include "config/traffic_policy.h"
 
 namespace tcpshift::mesh::istio {
 
@@ -30,7 +31,7 @@ struct Gateway {
 struct SubsetRule {
     std::string name;
     Labels labels;
-    bool source_ip = false;
+    DestinationPolicy policy;  // the subset's trafficPolicy
     SourceRef where;
 };
 
@@ -38,10 +39,12 @@ struct DestinationRule {
     const MeshService* service = nullptr;
     std::string ns;
     std::vector<SubsetRule> subsets;
-    bool source_ip = false;
-    SourceRef source_ip_where;
-    std::optional<OutlierPolicy> outlier;  // spec.trafficPolicy.outlierDetection
+    DestinationPolicy policy;  // spec.trafficPolicy
     SourceRef where;
+
+    // The policy of connections to `port` of the host, in `subset` (null: none): the subset's
+    // blocks over the host's, each level's port settings replacing its policy for that port.
+    TrafficPolicy policy_for(const SubsetRule* subset, uint32_t port) const;
 };
 
 inline std::optional<std::string> scalar_or_none(const YAML::Node& node) {
@@ -54,13 +57,6 @@ Result<Gateway> parse_gateway(const Resource& r, Diagnostics& diag);
 
 // A DestinationRule, its host looked up in the catalog.
 Result<DestinationRule> parse_destination_rule(const Resource& r, const Catalog& catalog, Diagnostics& diag);
-
-// Gives `svc` the outlier policy of `rule` (a route destination's DestinationRule; may be
-// null): the first rule with one sets the service's policy, and a later rule of another host
-// whose policy differs is warned about, naming both, since one policy holds for the service.
-// `where` is "file:line: field" of the destination.
-Result<void> take_outlier_policy(const DestinationRule* rule, ServiceSpec& svc, const std::string& where,
-                                 Diagnostics& diag);
 
 // The services of one VirtualService: one per tcp route that keeps a frontend.
 Result<std::vector<ServiceSpec>> resolve_virtual_service(const Resource& vs, const Catalog& catalog,

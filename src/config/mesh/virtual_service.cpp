@@ -262,38 +262,40 @@ class VirtualServiceResolver {
     }
 
     // The labels a destination's subset adds to its service's selector (none without a
-    // subset), naming `subset` after it; a DestinationRule with useSourceIp (for the host or
-    // the subset) gives the whole service source-IP affinity.
+    // subset), naming `subset` after it. The DestinationRule's policy for the destination's
+    // port (the subset's over the host's) becomes the service's: useSourceIp in it gives the
+    // whole service source-IP affinity.
     Result<Labels> subset_labels(const YAML::Node& dest, const std::string& host, const MeshService& service,
-                                 const std::string& where, const std::string& field, SubsetSpec& subset,
-                                 ServiceSpec& svc) {
+                                 uint16_t port, const std::string& where, const std::string& field,
+                                 SubsetSpec& subset, ServiceSpec& svc) {
         const DestinationRule* dr = rule_for(&service);
-        if (dr && dr->source_ip) {
-            svc.affinity = Affinity::kSourceIp;
-            svc.affinity_where = dr->source_ip_where;
-        }
-        auto name = scalar_or_none(dest["subset"]);
-        if (!name) return Labels{};
-        subset.name = *name;
-        if (!dr)
-            return fail(config_error(where + ": " + field + ".destination.subset: \"" + *name +
-                                     "\": no DestinationRule defines subsets for host \"" + host +
-                                     "\"; add one with spec.host: " + host));
         const SubsetRule* rule = nullptr;
-        std::string known;
-        for (const auto& s : dr->subsets) {
-            if (s.name == *name) rule = &s;
-            known += (known.empty() ? "" : ", ") + s.name;
+        auto name = scalar_or_none(dest["subset"]);
+        if (name) {
+            subset.name = *name;
+            if (!dr)
+                return fail(config_error(where + ": " + field + ".destination.subset: \"" + *name +
+                                         "\": no DestinationRule defines subsets for host \"" + host +
+                                         "\"; add one with spec.host: " + host));
+            std::string known;
+            for (const auto& s : dr->subsets) {
+                if (s.name == *name) rule = &s;
+                known += (known.empty() ? "" : ", ") + s.name;
+            }
+            if (!rule)
+                return fail(config_error(where + ": " + field + ".destination.subset: \"" + *name +
+                                         "\" is not a subset of host \"" + host + "\"; DestinationRule " + dr->ns +
+                                         " (" + dr->where.str() + ") defines: " + (known.empty() ? "none" : known)));
         }
-        if (!rule)
-            return fail(config_error(where + ": " + field + ".destination.subset: \"" + *name +
-                                     "\" is not a subset of host \"" + host + "\"; DestinationRule " + dr->ns + " (" +
-                                     dr->where.str() + ") defines: " + (known.empty() ? "none" : known)));
-        if (rule->source_ip) {
+        if (!dr) return Labels{};
+        const TrafficPolicy policy = dr->policy_for(rule, port);
+        if (policy.source_ip) {
             svc.affinity = Affinity::kSourceIp;
-            svc.affinity_where = rule->where;
+            svc.affinity_where = policy.source_ip_where;
         }
-        return rule->labels;
+        if (auto ok = take_policy(policy, svc.subsets.empty(), svc, where + ": " + field + ".destination", diag_); !ok)
+            return fail(ok.error());
+        return rule ? rule->labels : Labels{};
     }
 
     // The workloads of a destination; none is an error that says which labels found none.
@@ -351,10 +353,8 @@ class VirtualServiceResolver {
         if (!port) return fail(port.error());
 
         SubsetSpec subset{.name = **host, .where = {file_, line_of(dest)}};
-        auto labels = subset_labels(dest, **host, *service, where, field, subset, svc);
+        auto labels = subset_labels(dest, **host, *service, (*port)->number, where, field, subset, svc);
         if (!labels) return fail(labels.error());
-        if (auto ok = take_outlier_policy(rule_for(service), svc, where + ": " + field + ".destination", diag_); !ok)
-            return fail(ok.error());
         auto workloads = destination_workloads(dest, *service, *labels, subset, where, field);
         if (!workloads) return fail(workloads.error());
         auto backends = backend_endpoints(*service, **port, *workloads, where, field + ".destination");
