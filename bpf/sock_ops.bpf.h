@@ -119,17 +119,23 @@ static __always_inline __u32 established_flow(struct bpf_sock_ops *skops, struct
 }
 
 /* The live table's first choice for an established flow: computed again for a hashing
- * table, remembered by sk_lookup for one that draws anew; TS_NO_BACKEND when unknown. */
+ * table, remembered by sk_lookup for one that draws anew; TS_NO_BACKEND when unknown. The
+ * memory of a flow that draws anew is forgotten here: established, it needs none, and a later
+ * connection of the same 4-tuple draws afresh. */
 static __always_inline __u32 first_choice(const struct ts_table *table, __u32 family, const struct flow *f)
 {
 	struct ts_flow_key key = {};
-	__u32 *choice;
+	__u32 *choice, chosen;
 
 	if (table->balance == TS_BALANCE_HASH)
 		return hashed_backend(table, f);
 	flow_key(family, f, &key);
 	choice = bpf_map_lookup_elem(&recent_flows, &key);
-	return choice ? TS_FLOW_CHOSEN(*choice) : TS_NO_BACKEND;
+	if (!choice)
+		return TS_NO_BACKEND;
+	chosen = TS_FLOW_CHOSEN(*choice);
+	bpf_map_delete_elem(&recent_flows, &key);
+	return chosen;
 }
 
 /* Counts a connection that came through a frontend: a lookup of its service, and a fallback

@@ -111,6 +111,45 @@ json outlier_json(const PlanService& svc) {
             {"from", svc.outlier.where.file.empty() ? "default" : svc.outlier.where.str()}};
 }
 
+// The slots of a service's table: a hashing one's size, a round robin's cycle.
+size_t table_slots(const PlanService& svc) {
+    for (const auto& t : svc.tables)
+        if (!t.slots.empty()) return t.slots.size();
+    return 0;
+}
+
+// How new connections draw from the weights.
+std::string balance_text(const PlanService& svc) {
+    const std::string slots = std::to_string(table_slots(svc));
+    switch (svc.balance.mode) {
+        case Balance::kRoundRobin:
+            return "ROUND_ROBIN: a weighted cycle of " + slots + " connections, each cycle split exactly";
+        case Balance::kRandom:
+            return "RANDOM: a random draw per connection from a table of " + slots + " slots";
+        case Balance::kHash: break;
+    }
+    return std::string("hash of the ") + (svc.affinity == Affinity::kSourceIp ? "client address" : "4-tuple") +
+           " into a Maglev table of " + slots + " slots";
+}
+
+json balance_json(const PlanService& svc) {
+    return {{"mode", balance_name(svc.balance.mode)},
+            {"slots", table_slots(svc)},
+            {"from", svc.balance.where.file.empty() ? "default" : svc.balance.where.str()}};
+}
+
+std::string keepalive_text(const KeepalivePolicy& k) {
+    if (!k.enabled) return "not set (the kernel's: off unless the application sets it)";
+    auto part = [](uint32_t v, const std::string& unit) { return v ? std::to_string(v) + unit : "the kernel's"; };
+    return "on: first probe after " + part(k.time_s, " s") + " idle, then every " + part(k.interval_s, " s") + ", " +
+           part(k.probes, "") + " unanswered probes drop the connection";
+}
+
+json keepalive_json(const KeepalivePolicy& k) {
+    if (!k.enabled) return nullptr;
+    return {{"time_s", k.time_s}, {"interval_s", k.interval_s}, {"probes", k.probes}, {"from", k.where.str()}};
+}
+
 }  // namespace
 
 std::string served_clients(const PlanService& service) {
@@ -154,6 +193,8 @@ json explain_json(const Plan& plan) {
                             {"local_routes", local},
                             {"serves", served_clients(svc)},
                             {"outlier_detection", outlier_json(svc)},
+                            {"load_balancing", balance_json(svc)},
+                            {"tcp_keepalive", keepalive_json(svc.keepalive)},
                             {"from", svc.where.str()},
                             {"resource", svc.origin.str()},
                             {"subsets", subsets}});
@@ -172,6 +213,10 @@ void print_explain(const Plan& plan, std::ostream& out) {
         out << "  affinity " << affinity_name(svc.affinity)
             << (svc.affinity_where.line > 0 ? "  from " + svc.affinity_where.str() : "") << "\n";
         out << "  serves " << served_clients(svc) << "\n";
+        out << "  load balancing: " << balance_text(svc)
+            << (svc.balance.where.file.empty() ? "  (default)" : "  from " + svc.balance.where.str()) << "\n";
+        out << "  tcp keepalive: " << keepalive_text(svc.keepalive)
+            << (svc.keepalive.enabled ? "  from " + svc.keepalive.where.str() : "") << "\n";
         if (service_paths(svc).connect_time) {
             out << "  outlier detection: " << outlier_text(svc.outlier)
                 << (svc.outlier.where.file.empty() ? "  (default)" : "  from " + svc.outlier.where.str()) << "\n";
