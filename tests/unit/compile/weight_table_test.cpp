@@ -157,3 +157,49 @@ TEST(WeightTable, RemovingABackendMovesLittleMoreThanItsShare) {
 
 }  // namespace
 }  // namespace tcpshift
+
+namespace tcpshift {
+namespace {
+
+// How often each id appears in `turns` consecutive turns starting at `start`, the cycle repeating.
+std::map<uint16_t, size_t> turns_taken(const std::vector<uint16_t>& cycle, size_t start, size_t turns) {
+    std::map<uint16_t, size_t> count;
+    for (size_t t = start; t < start + turns; ++t) ++count[cycle[t % cycle.size()]];
+    return count;
+}
+
+TEST(RoundRobin, TwentyEightyIsExactOverEveryFiveTurns) {
+    const auto cycle = build_round_robin({{.weight = 20, .ids = {1}}, {.weight = 80, .ids = {2}}}, 4093);
+    ASSERT_EQ(cycle.size(), 5u);
+    for (size_t start = 0; start < 5; ++start) {
+        const auto count = turns_taken(cycle, start, 20);
+        EXPECT_EQ(count.at(1), 4u);
+        EXPECT_EQ(count.at(2), 16u);
+    }
+    // Smooth: v1's turn is not at an end of the cycle next to the next cycle's.
+    EXPECT_NE(cycle.front(), 1);
+}
+
+TEST(RoundRobin, BackendsOfASubsetTakeItsTurnsInRotation) {
+    const auto cycle = build_round_robin(
+        {{.weight = 10, .ids = {1}}, {.weight = 30, .ids = {2, 3}}, {.weight = 60, .ids = {4}}}, 4093);
+    ASSERT_EQ(cycle.size(), 20u) << "the 10-turn cycle twice, so that 2 and 3 take 3 turns each";
+    const auto count = turns_taken(cycle, 7, 20);
+    EXPECT_EQ(count.at(1), 2u);
+    EXPECT_EQ(count.at(2), 3u);
+    EXPECT_EQ(count.at(3), 3u);
+    EXPECT_EQ(count.at(4), 12u);
+}
+
+TEST(RoundRobin, WeightsWithoutACommonFactorAreRoundedToTheLimit) {
+    const auto cycle = build_round_robin({{.weight = 4001, .ids = {1}}, {.weight = 3999, .ids = {2}}}, 4093);
+    ASSERT_LE(cycle.size(), 4093u);
+    const auto count = turns_taken(cycle, 0, cycle.size());
+    EXPECT_NEAR(static_cast<double>(count.at(1)) / cycle.size(), 4001.0 / 8000, 1.0 / 4093);
+    EXPECT_TRUE(build_round_robin({{.weight = 0, .ids = {1}}}, 4093).empty()) << "no weight: no cycle";
+    const auto zero = build_round_robin({{.weight = 0, .ids = {1}}, {.weight = 5, .ids = {2}}}, 4093);
+    EXPECT_EQ(zero, (std::vector<uint16_t>{2}));
+}
+
+}  // namespace
+}  // namespace tcpshift

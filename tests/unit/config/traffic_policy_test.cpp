@@ -1,0 +1,170 @@
+// trafficPolicy as tcpshift reads it: loadBalancer modes and table sizes, tcpKeepalive, how a
+// subset's policy overrides its host's and a port's replaces it, and what is refused or warned
+// about, each with file:line and the field.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "mesh_documents.h"
+#include "native_documents.h"
+#include "test_names.h"
+
+namespace tcpshift {
+namespace {
+
+using mesh_testing::docs;
+using mesh_testing::replaced;
+
+// The tcp-echo task with `policy` as the DestinationRule's spec.trafficPolicy (indented by four).
+std::string mesh_with(const std::string& policy) {
+    const std::string dr =
+        replaced(mesh_testing::kDestinationRule, "  host: tcp-echo\n", "  host: tcp-echo\n  trafficPolicy:\n" + policy);
+    return docs({mesh_testing::kWorkloads, mesh_testing::kGateway, dr, mesh_testing::kVirtualService});
+}
+
+// kNativeShift without its affinity, with `policy` as spec.policy (indented by four).
+std::string native_with(const std::string& policy) {
+    return replaced(testing::kNativeShift, "  affinity: source-ip\n", "  policy:\n" + policy);
+}
+
+TEST(TrafficPolicy, SimpleModesAndTableSizes) {
+    struct Case {
+        std::string policy;
+        Balance mode;
+        uint32_t table_size;
+    } cases[] = {
+        {"    loadBalancer: {simple: ROUND_ROBIN}\n", Balance::kRoundRobin, 0},
+        {"    loadBalancer: {simple: RANDOM}\n", Balance::kRandom, 0},
+        {"    loadBalancer: {simple: UNSPECIFIED}\n", Balance::kHash, 0},
+        {"    loadBalancer: {consistentHash: {maglev: {tableSize: 251}}}\n", Balance::kHash, 251},
+        {"    loadBalancer: {consistentHash: {ringHash: {minimumRingSize: 1000}}}\n", Balance::kHash, 1009},
+        {"    loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 65537}}}\n", Balance::kHash,
+         4093},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.policy);
+        Diagnostics diag;
+        auto services = mesh_testing::resolve(mesh_with(c.policy), &diag);
+        ASSERT_TRUE(services) << services.error().message;
+        EXPECT_EQ((*services)[0].balance.mode, c.mode);
+        EXPECT_EQ((*services)[0].balance.table_size, c.table_size);
+        EXPECT_EQ((*services)[0].balance.where.line, 39) << "the loadBalancer line";
+        auto native = testing::parse_services(native_with(c.policy));
+        ASSERT_TRUE(native) << native.error().message;
+        EXPECT_EQ((*native)[0].balance.mode, c.mode);
+        EXPECT_EQ((*native)[0].balance.table_size, c.table_size);
+    }
+}
+
+TEST(TrafficPolicy, KeepaliveInWholeSecondsWithinTheKernelsBounds) {
+    auto services = mesh_testing::resolve(
+        mesh_with("    connectionPool:\n      tcp:\n        tcpKeepalive: {time: 2m, interval: 1500ms, probes: 4}\n"));
+    ASSERT_TRUE(services) << services.error().message;
+    const KeepalivePolicy& k = (*services)[0].keepalive;
+    EXPECT_TRUE(k.enabled);
+    EXPECT_EQ(k.time_s, 120u);
+    EXPECT_EQ(k.interval_s, 2u) << "a fraction of a second rounds up";
+    EXPECT_EQ(k.probes, 4u);
+    EXPECT_EQ(k.where.line, 41) << "the tcpKeepalive line";
+
+    services = mesh_testing::resolve(mesh_with("    connectionPool: {tcp: {tcpKeepalive: {}}}\n"));
+    ASSERT_TRUE(services) << services.error().message;
+    EXPECT_TRUE((*services)[0].keepalive.enabled);
+    EXPECT_EQ((*services)[0].keepalive.time_s, 0u) << "left out: the kernel's";
+}
+
+TEST(TrafficPolicy, RefusalsNameFileLineAndField) {
+    const std::string lb = "t.yaml:40: spec.trafficPolicy.loadBalancer.";
+    struct Case {
+        std::string policy, want;
+    } cases[] = {
+        {"    loadBalancer:\n      simple: PASSTHROUGH\n", lb + "simple: PASSTHROUGH sends a connection to the address"},
+        {"    loadBalancer:\n      simple: WEIGHTED\n", lb + "simple: \"WEIGHTED\" is not UNSPECIFIED, RANDOM"},
+        {"    loadBalancer:\n      consistentHash: {maglev: {tableSize: 100}}\n",
+         lb + "consistentHash.maglev.tableSize: 100 is not a prime"},
+        {"    loadBalancer:\n      simple: RANDOM\n      consistentHash: {useSourceIp: true}\n",
+         "t.yaml:41: spec.trafficPolicy.loadBalancer: simple and consistentHash are alternatives"},
+        {"    connectionPool:\n      tcp:\n        tcpKeepalive: {time: 10h}\n",
+         "t.yaml:41: spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.time"},
+        {"    connectionPool:\n      tcp:\n        tcpKeepalive: {probes: 200}\n",
+         "t.yaml:41: spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.probes: 200 is out of range 1-127"},
+        {"    portLevelSettings:\n    - loadBalancer: {simple: RANDOM}\n",
+         "t.yaml:40: spec.trafficPolicy.portLevelSettings[0].port: missing"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.policy);
+        auto services = mesh_testing::resolve(mesh_with(c.policy));
+        ASSERT_FALSE(services) << "accepted";
+        EXPECT_NE(services.error().message.find(c.want), std::string::npos)
+            << "\n got: " << services.error().message << "\nwant: " << c.want;
+        EXPECT_EQ(services.error().message.find('\n'), std::string::npos) << "errors are one line";
+    }
+}
+
+TEST(TrafficPolicy, WhatIsNotHonouredIsWarnedAboutAndStrictRefusesIt) {
+    for (const std::string policy : {"    loadBalancer: {simple: LEAST_REQUEST}\n",
+                                     "    connectionPool: {tcp: {maxConnections: 10}}\n",
+                                     "    connectionPool: {tcp: {idleTimeout: 1h}}\n",
+                                     "    connectionPool: {tcp: {connectTimeout: 1s}}\n",
+                                     "    loadBalancer: {warmup: {duration: 30s}}\n",
+                                     "    loadBalancer: {consistentHash: {httpHeaderName: x-user}}\n"}) {
+        SCOPED_TRACE(policy);
+        Diagnostics diag;
+        auto services = mesh_testing::resolve(mesh_with(policy), &diag);
+        ASSERT_TRUE(services) << services.error().message;
+        ASSERT_EQ(diag.warnings.size(), 1u);
+        EXPECT_EQ(diag.warnings[0].rfind("t.yaml:", 0), 0u) << diag.warnings[0];
+        Diagnostics strict{.strict = true};
+        EXPECT_FALSE(mesh_testing::resolve(mesh_with(policy), &strict)) << "--strict accepted it";
+    }
+}
+
+// A subset's loadBalancer overrides the host's; a port's settings replace the host's policy
+// for that port whole (its keepalive is not inherited), and other ports keep the host's.
+TEST(TrafficPolicy, SubsetOverridesHostAndPortSettingsDoNotInherit) {
+    const std::string host = "    loadBalancer: {simple: RANDOM}\n"
+                             "    connectionPool: {tcp: {tcpKeepalive: {time: 60s}}}\n";
+    auto services = mesh_testing::resolve(mesh_with(host));
+    ASSERT_TRUE(services) << services.error().message;
+    EXPECT_EQ((*services)[0].balance.mode, Balance::kRandom);
+    EXPECT_TRUE((*services)[0].keepalive.enabled);
+
+    services = mesh_testing::resolve(mesh_with(host + "    portLevelSettings:\n    - port: {number: 9000}\n"
+                                                      "      loadBalancer: {simple: ROUND_ROBIN}\n"));
+    ASSERT_TRUE(services) << services.error().message;
+    EXPECT_EQ((*services)[0].balance.mode, Balance::kRoundRobin) << "the destinations use port 9000";
+    EXPECT_FALSE((*services)[0].keepalive.enabled) << "a port's settings inherit nothing from the host's";
+
+    services = mesh_testing::resolve(mesh_with(host + "    portLevelSettings:\n    - port: {number: 9001}\n"
+                                                      "      loadBalancer: {simple: ROUND_ROBIN}\n"));
+    ASSERT_TRUE(services) << services.error().message;
+    EXPECT_EQ((*services)[0].balance.mode, Balance::kRandom) << "another port's settings do not apply";
+    EXPECT_TRUE((*services)[0].keepalive.enabled);
+
+    // Both subsets override the host's mode alike: the service takes theirs, with no warning.
+    std::string dr = replaced(mesh_testing::kDestinationRule, "  host: tcp-echo\n",
+                              "  host: tcp-echo\n  trafficPolicy:\n" + host);
+    for (const char* name : {"v1", "v2"})
+        dr = replaced(dr, std::string("  - {name: ") + name + ", labels: {version: " + name + "}}\n",
+                      std::string("  - name: ") + name + "\n    labels: {version: " + name +
+                          "}\n    trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n");
+    Diagnostics diag;
+    services = mesh_testing::resolve(
+        docs({mesh_testing::kWorkloads, mesh_testing::kGateway, dr, mesh_testing::kVirtualService}), &diag);
+    ASSERT_TRUE(services) << services.error().message;
+    EXPECT_EQ((*services)[0].balance.mode, Balance::kRoundRobin);
+    EXPECT_TRUE((*services)[0].keepalive.enabled) << "the subsets leave connectionPool to the host";
+    EXPECT_TRUE(diag.warnings.empty()) << diag.warnings[0];
+}
+
+TEST(TrafficPolicy, NativePolicyCannotRepeatAffinityOrGiveFrontendsTwoPolicies) {
+    auto twice = testing::parse_services(replaced(testing::kNativeShift, "  affinity: source-ip\n",
+                                                  "  affinity: source-ip\n  policy:\n"
+                                                  "    loadBalancer: {simple: RANDOM}\n"));
+    ASSERT_FALSE(twice);
+    EXPECT_NE(twice.error().message.find("spec.policy.loadBalancer: spec.affinity (line"), std::string::npos)
+        << twice.error().message;
+}
+
+}  // namespace
+}  // namespace tcpshift
