@@ -37,6 +37,7 @@
 	X(backend_health) /* backend id -> failed handshakes and ejection (connect-time) */    \
 	X(clients)        /* socket storage: a connect-time client's virtual address, backend */ \
 	X(client_scope)   /* netns cookie -> 1: the client namespaces connect-time steering serves */ \
+	X(backend_load)   /* backend id -> its established connections and handshakes in flight */ \
 	X(meta)           /* ABI version and the serial of the applied set the maps hold */
 /* Maps only the programs read and write, never pinned: they live as long as the programs. */
 #define TS_PROGRAM_MAPS(X)                                                                     \
@@ -167,6 +168,8 @@ struct ts_table {
 #define TS_TABLE_LOCAL 2
 /* Connections of the service get SO_KEEPALIVE, with the table's keepalive_* settings. */
 #define TS_TABLE_KEEPALIVE 4
+/* Some backend of the table has max_connections. */
+#define TS_TABLE_CAPPED 8
 
 /* How a table is drawn from. HASH: the flow's hash picks the slot (the 4-tuple, the client
  * address or the socket, per affinity). RANDOM: a random number does, for each connection.
@@ -202,6 +205,8 @@ struct ts_service_stats {
 	__u64 connects;   /* connect() calls rewritten to a remote backend */
 	__u64 connect_errors; /* connect() calls left as they were on an internal error */
 	__u64 connect_ejected; /* draws that found their backend ejected and drew again */
+	__u64 spills;     /* draws that found their backend at its max_connections and drew again */
+	__u64 overflows;  /* connections refused because every backend was at its max_connections */
 };
 
 /* Key of the "sockets" SOCKHASH: backend_id * TS_GROUP_SLOTS + member. */
@@ -259,6 +264,10 @@ struct ts_backend_addr {
 	__u32 flags;   /* TS_BACKEND_* */
 	__u32 eject_after; /* consecutive failed handshakes that eject it; 0: never */
 	__u64 eject_ns;    /* how long the first ejection lasts (Istio's baseEjectionTime) */
+	/* Istio's connectionPool.tcp.maxConnections: established connections plus handshakes in
+	 * flight it may hold; at the cap a new connection draws another backend. 0: no cap. */
+	__u32 max_connections;
+	__u32 reserved;
 };
 
 /* Not a listener of this namespace (another namespace, another host): reached by rewriting
@@ -266,6 +275,21 @@ struct ts_backend_addr {
 #define TS_BACKEND_REMOTE 1
 /* The longest ejection, in multiples of eject_ns: each ejection in a row lasts one more. */
 #define TS_MAX_EJECTION_FACTOR 10
+
+/* Handshakes in flight a capped backend may hold reservations for, and how long a reservation
+ * lasts when no establishment releases it (the handshake failed, the client gave up). */
+#define TS_MAX_PENDING 32
+#define TS_RESERVATION_NS (3ULL * 1000000000ULL)
+
+/* Value of "backend_load", an array indexed by backend id, written by the programs only
+ * (userspace zeroes an id that goes to another address). A new connection to a backend with
+ * max_connections reserves a slot when it is drawn (sk_lookup, connect()), and gives one back
+ * when it is established, so a burst of handshakes cannot overshoot the cap. */
+struct ts_backend_load {
+	__u32 active;   /* established connections not yet closed, by every path */
+	__u32 reserved;
+	__u64 pending_until_ns[TS_MAX_PENDING]; /* a reservation, live until then; 0: free */
+};
 
 /* Value of "backend_health", an array indexed by backend id. sock_ops writes it as a
  * connect-time client's handshake succeeds or fails; the agent's probe writes probe_down. */

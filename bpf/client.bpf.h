@@ -9,6 +9,7 @@
 #define TCPSHIFT_CLIENT_BPF_H
 
 #include "bpf/count.bpf.h"
+#include "bpf/load.bpf.h"
 #include "bpf/pick.bpf.h"
 #include "bpf/socket_options.bpf.h"
 
@@ -68,6 +69,7 @@ static __always_inline void on_client_established(struct bpf_sock_ops *skops)
 	c->flags |= TS_CLIENT_ESTABLISHED;
 	set_keepalive(skops, live_table(c->service_id, c->family));
 	backend_id = c->backend_id;
+	count_active(backend_id, backend_cap(backend_id) > 0);
 	h = bpf_map_lookup_elem(&backend_health, &backend_id);
 	if (h) {
 		h->failures = 0;
@@ -124,9 +126,12 @@ static __always_inline int on_client_state_change(struct bpf_sock_ops *skops)
 		return 1;
 	c->flags |= TS_CLIENT_DONE;
 	if (!(c->flags & TS_CLIENT_ESTABLISHED)) {
+		if (backend_cap(c->backend_id))
+			release_reservation(c->backend_id); /* the handshake failed */
 		note_failure(c->backend_id);
 		return 1;
 	}
+	count_inactive(c->backend_id);
 	if (old_state == BPF_TCP_ESTABLISHED && skops->bytes_received == 0)
 		note_failure(c->backend_id);
 	count_client_closed(skops, c);

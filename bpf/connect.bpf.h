@@ -16,6 +16,7 @@
 #include <linux/in.h>
 #include <bpf/bpf_endian.h>
 
+#include "bpf/load.bpf.h"
 #include "bpf/pick.bpf.h"
 
 #define SOCK_STREAM 1
@@ -53,29 +54,64 @@ static __always_inline int backend_available(__u32 backend_id, __u64 now)
 	return !h->probe_down && now >= h->ejected_until_ns;
 }
 
+#define TS_TAKES 1
+#define TS_OUT 0
+#define TS_FULL 2
+
+/* Whether a backend may take a new connection: TS_TAKES when it is available and a place is
+ * reserved under its cap, TS_OUT when it is ejected or down, TS_FULL at its cap. A backend that
+ * listens here reserves in sk_lookup, where the connection goes. A global function, verified
+ * once rather than at each draw. */
+__noinline int backend_takes(__u32 backend_id, __u64 now)
+{
+	if (!backend_available(backend_id, now))
+		return TS_OUT;
+	if (!backend_is_remote(backend_id) || reserve_connection(backend_id))
+		return TS_TAKES;
+	return TS_FULL;
+}
+
+/* backend_takes(), noting in *capped a backend passed over for its cap; 1 when it takes it. */
+static __always_inline int takes(__u32 backend_id, __u64 now, int *capped)
+{
+	int r = backend_takes(backend_id, now);
+
+	if (r == TS_FULL)
+		*capped = 1;
+	return r == TS_TAKES;
+}
+
 /* The table's choice for `hash`, or when it is unavailable another draw from the same table
  * (so its share goes to the others by weight), then a walk. When every backend is out, the
- * first choice: a connection that may fail beats a refusal by tcpshift. */
+ * first choice: a connection that may fail beats a refusal by tcpshift. When every backend that
+ * is not out is at its cap, none (TS_NO_BACKEND): the connect() goes to the frontend address,
+ * where nothing listens, and is refused. */
 static __always_inline __u32 connect_choice(const struct ts_table *table, __u32 hash, __u64 now,
 					    struct ts_service_stats *stats)
 {
 	__u32 i, backend_id, first = slot_backend(table, hash);
+	int capped = 0;
 
-	if (first == TS_NO_BACKEND || backend_available(first, now))
+	if (first == TS_NO_BACKEND || takes(first, now, &capped))
 		return first;
 	if (stats)
-		stats->connect_ejected++;
+		(capped ? stats->spills++ : stats->connect_ejected++);
 	for (i = 1; i <= TS_FALLBACK_REHASHES; i++) {
 		backend_id = slot_backend(table, ts_rehash(hash, i));
-		if (backend_id != TS_NO_BACKEND && backend_available(backend_id, now))
+		if (backend_id != TS_NO_BACKEND && backend_id != first && takes(backend_id, now, &capped))
 			return backend_id;
 	}
 	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
 		backend_id = walk_backend(table, hash, i);
 		if (backend_id == TS_NO_BACKEND)
 			break;
-		if (backend_available(backend_id, now))
+		if (backend_id != first && takes(backend_id, now, &capped))
 			return backend_id;
+	}
+	if (capped) {
+		if (stats)
+			stats->overflows++;
+		return TS_NO_BACKEND;
 	}
 	return first;
 }

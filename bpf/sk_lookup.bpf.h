@@ -10,6 +10,7 @@
 #include <linux/in.h>
 #include <bpf/bpf_endian.h>
 
+#include "bpf/load.bpf.h"
 #include "bpf/pick.bpf.h"
 
 static __always_inline void read_flow(struct bpf_sk_lookup *ctx, struct flow *f)
@@ -61,27 +62,55 @@ __noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 	return -1;
 }
 
-/* The chosen backend has no listener. Draws again from the same weight table, so the share
- * of a dead backend goes to the live ones in proportion to their weights; when every draw
- * lands on a dead backend (most of the weight is dead), walks the weighted backends. Returns
- * the backend assigned, or -1. */
+#define TS_TAKEN 0
+#define TS_NO_LISTENER 1
+#define TS_CAPPED 2
+
+/* Hands the connection to backend_id: reserves a place under its cap, then assigns one of its
+ * listeners. TS_TAKEN, TS_NO_LISTENER, or TS_CAPPED when the backend is at its cap. A global
+ * function, verified once rather than at each draw of the fallback. */
+__noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
+{
+	if (!reserve_connection(backend_id))
+		return TS_CAPPED;
+	if (assign_backend(ctx, backend_id) == 0)
+		return TS_TAKEN;
+	if (backend_cap(backend_id))
+		release_reservation(backend_id);
+	return TS_NO_LISTENER;
+}
+
+/* take_backend(), noting in *capped a backend passed over for its cap; 1 when taken. */
+static __always_inline int taken(struct bpf_sk_lookup *ctx, __u32 backend_id, int *capped)
+{
+	int r = take_backend(ctx, backend_id);
+
+	if (r == TS_CAPPED)
+		*capped = 1;
+	return r == TS_TAKEN;
+}
+
+/* The first choice has no listener or is at its cap. Draws again from the same weight table,
+ * so its share goes to the others in proportion to their weights; when every draw lands on a
+ * backend that cannot take it (most of the weight is dead or full), walks the weighted
+ * backends. Returns the backend assigned, or -1. */
 static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const struct ts_table *table,
-					   __u32 hash, __u32 dead)
+					   __u32 hash, __u32 first, int *capped)
 {
 	__u32 i, backend_id;
 
 	for (i = 1; i <= TS_FALLBACK_REHASHES; i++) {
 		backend_id = slot_backend(table, ts_rehash(hash, i));
-		if (backend_id == dead || backend_id == TS_NO_BACKEND)
+		if (backend_id == first || backend_id == TS_NO_BACKEND)
 			continue;
-		if (assign_backend(ctx, backend_id) == 0)
+		if (taken(ctx, backend_id, capped))
 			return backend_id;
 	}
 	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
 		backend_id = walk_backend(table, hash, i);
 		if (backend_id == TS_NO_BACKEND)
 			break;
-		if (backend_id != dead && assign_backend(ctx, backend_id) == 0)
+		if (backend_id != first && taken(ctx, backend_id, capped))
 			return backend_id;
 	}
 	return -1;
@@ -97,32 +126,33 @@ static __always_inline int assign_remembered(struct bpf_sk_lookup *ctx, const st
 }
 
 /* Assigns the table's choice for the flow, or a fallback; the backend assigned, or -1 when
- * no backend listens. Sets *chosen to the table's first choice. */
+ * no backend can take it. Sets *chosen to the table's first choice, and *capped when a backend
+ * was passed over for its cap. */
 static __always_inline int assign_chosen(struct bpf_sk_lookup *ctx, const struct ts_table *table,
-					 __u32 service_id, const struct flow *f, __u32 *chosen)
+					 __u32 service_id, const struct flow *f, __u32 *chosen, int *capped)
 {
 	__u32 hash, backend_id = pick_backend(table, service_id, f, &hash);
 
 	*chosen = backend_id;
 	if (backend_id == TS_NO_BACKEND)
 		return -1;
-	if (assign_backend(ctx, backend_id) == 0)
+	if (taken(ctx, backend_id, capped))
 		return backend_id;
-	return assign_fallback(ctx, table, hash, backend_id);
+	return assign_fallback(ctx, table, hash, backend_id, capped);
 }
 
 SEC("sk_lookup")
 int steer(struct bpf_sk_lookup *ctx)
 {
 	struct ts_frontend_ports *ports;
-	struct ts_service_stats *stats;
+	struct ts_service_stats *stats = NULL;
 	struct ts_service *service;
 	struct ts_flow_key key = {};
 	__u32 zero = 0, port, chosen, choice;
 	struct ts_frontend *fe;
 	struct ts_table *table;
 	struct flow flow;
-	int remember, assigned;
+	int remember, assigned, capped = 0;
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return SK_PASS;
@@ -155,21 +185,34 @@ int steer(struct bpf_sk_lookup *ctx)
 	if (!(table->flags & TS_TABLE_LOCAL) && table->backend_count > 0)
 		return SK_PASS;
 	/* A table that draws anew for each lookup remembers every flow: the ACK of a SYN cookie
-	 * finds its backend again, and sock_ops finds the first choice. */
-	remember = table->balance != TS_BALANCE_HASH ||
+	 * finds its backend again, and sock_ops finds the first choice. So does one with a capped
+	 * backend: the ACK must not reserve a second place. */
+	remember = table->balance != TS_BALANCE_HASH || (table->flags & TS_TABLE_CAPPED) ||
 		   (service->remember_until_ns && bpf_ktime_get_ns() < service->remember_until_ns);
 	if (remember) {
 		flow_key(ctx->family, &flow, &key);
 		if (assign_remembered(ctx, &key) == 0)
 			return SK_PASS;
 	}
-	assigned = assign_chosen(ctx, table, fe->service_id, &flow, &chosen);
+	assigned = assign_chosen(ctx, table, fe->service_id, &flow, &chosen, &capped);
+	if (capped)
+		stats = bpf_map_lookup_elem(&service_stats, &fe->service_id);
 	if (assigned >= 0) {
 		if (remember) {
 			choice = TS_FLOW_CHOICE((__u32)assigned, chosen);
 			bpf_map_update_elem(&recent_flows, &key, &choice, BPF_ANY);
 		}
+		if (capped && stats)
+			stats->spills++;
 		return SK_PASS;
+	}
+	/* Refused with a reset: every backend that could take it is at its cap. */
+	if (capped) {
+		if (stats) {
+			stats->lookups++;
+			stats->overflows++;
+		}
+		return SK_DROP;
 	}
 
 refuse:

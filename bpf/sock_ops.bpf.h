@@ -14,6 +14,7 @@
 
 #include "bpf/client.bpf.h"
 #include "bpf/count.bpf.h"
+#include "bpf/load.bpf.h"
 #include "bpf/pick.bpf.h"
 
 /* Reads the local or remote address of a socket into addr[4]. */
@@ -127,7 +128,7 @@ static __always_inline __u32 first_choice(const struct ts_table *table, __u32 fa
 	struct ts_flow_key key = {};
 	__u32 *choice, chosen;
 
-	if (table->balance == TS_BALANCE_HASH)
+	if (table->balance == TS_BALANCE_HASH && !(table->flags & TS_TABLE_CAPPED))
 		return hashed_backend(table, f);
 	flow_key(family, f, &key);
 	choice = bpf_map_lookup_elem(&recent_flows, &key);
@@ -191,11 +192,13 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	conn->backend_ids[0] = backend_id;
 	conn->tags[0] = tag;
 	conn->flags = 0;
+	fe = find_frontend(family, &flow);
+	/* A connection through a frontend to a capped backend was drawn with a reservation. */
+	count_active(backend_id, fe && backend_cap(backend_id));
 	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
 	if (!bs)
 		return;
 	bs->opened++;
-	fe = find_frontend(family, &flow);
 	if (fe) {
 		struct ts_route_key route = { .service_id = fe->service_id, .backend_id = backend_id };
 		struct ts_backend_stats *rs = bpf_map_lookup_elem(&route_stats, &route);
@@ -250,8 +253,10 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 	backend_id = conn->backend_ids[0];
 	/* The id went to another address while the connection was open: its close and bytes
 	 * are not the new address's. */
-	if (conn->tags[0] == backend_tag(backend_id))
+	if (conn->tags[0] == backend_tag(backend_id)) {
 		count_closed(conn, backend_id, sent, received);
+		count_inactive(backend_id);
+	}
 	bpf_sk_storage_delete(&connections, sk);
 }
 

@@ -185,6 +185,7 @@ Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_i
         .outlier = s.outlier,
         .balance = s.balance,
         .keepalive = s.keepalive,
+        .cap = s.cap,
     };
     uint64_t total = 0;
     size_t backend_count = 0;
@@ -268,6 +269,17 @@ Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssi
     plan.ids.services = service_ids.assigned();
     plan.ids.backends = backend_ids.assigned();
     return plan;
+}
+
+uint32_t backend_cap(const Plan& plan, uint32_t backend_id) {
+    uint32_t cap = 0;
+    for (const auto& svc : plan.services) {
+        if (!svc.cap.max_connections) continue;
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends)
+                if (b.id == backend_id && (!cap || svc.cap.max_connections < cap)) cap = svc.cap.max_connections;
+    }
+    return cap;
 }
 
 ServicePaths service_paths(const PlanService& service) {

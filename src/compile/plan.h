@@ -76,6 +76,7 @@ struct PlanService {
     OutlierPolicy outlier;
     BalancePolicy balance;
     KeepalivePolicy keepalive;
+    ConnectionCap cap;
 };
 
 // Ids are stable across applies so that live listeners stay registered under the same key:
@@ -107,6 +108,10 @@ ServicePaths service_paths(const PlanService& service);
 bool reached_remotely(const Endpoint& address, const std::function<bool(const Endpoint&)>& is_local);
 // Marks each backend that reached_remotely() says so as remote.
 void mark_remote_backends(Plan& plan, const std::function<bool(const Endpoint&)>& is_local);
+
+// The cap a backend holds in the kernel: the smallest maxConnections of the services that
+// name it; 0 when none caps it.
+uint32_t backend_cap(const Plan& plan, uint32_t backend_id);
 
 // Compiles validated services. Fails when the set does not fit the map sizes.
 Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssignment& previous,

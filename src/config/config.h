@@ -151,6 +151,16 @@ struct KeepalivePolicy {
                probes == other.probes;
     }
 };
+// connectionPool.tcp.maxConnections: the connections each backend of the service may hold,
+// established or in the handshake; at the cap a new connection goes to another backend by
+// weight, and with every backend at its cap it is refused. 0: no cap.
+struct ConnectionCap {
+    uint32_t max_connections = 0;
+    SourceRef where;  // the maxConnections line
+
+    bool operator==(const ConnectionCap& other) const { return max_connections == other.max_connections; }
+};
+
 // The kernel's bounds (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT).
 inline constexpr uint32_t kMaxKeepaliveSeconds = 32767;
 inline constexpr uint32_t kMaxKeepaliveProbes = 127;
@@ -173,6 +183,7 @@ struct ServiceSpec {
     OutlierPolicy outlier;
     BalancePolicy balance;
     KeepalivePolicy keepalive;
+    ConnectionCap cap;
 };
 
 std::string affinity_name(Affinity affinity);

@@ -99,6 +99,7 @@ Result<void> parse_policy(const YAML::Node& spec, const std::string& file, Servi
     if (first.outlier) svc.outlier = *first.outlier;
     if (first.balance) svc.balance = *first.balance;
     if (first.keepalive) svc.keepalive = *first.keepalive;
+    if (first.cap) svc.cap = *first.cap;
     return {};
 }
 

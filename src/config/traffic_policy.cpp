@@ -238,10 +238,15 @@ Result<void> parse_connection_pool(const YAML::Node& holder, const std::string& 
                                diag);
         !ok)
         return fail(ok.error());
-    if (auto ok = warn_ignored(tcp, {"maxConnections", "maxConnectionDuration", "idleTimeout"}, file, tfield,
-                               "not honoured; connections are neither capped nor closed by tcpshift", diag);
+    if (auto ok = warn_ignored(tcp, {"maxConnectionDuration", "idleTimeout"}, file, tfield,
+                               "not honoured; connections are not closed by tcpshift", diag);
         !ok)
         return fail(ok.error());
+    if (const YAML::Node max = tcp["maxConnections"]) {
+        auto n = scalar_int(max, file, tfield + ".maxConnections", 1, UINT32_MAX);
+        if (!n) return fail(n.error());
+        out.cap = ConnectionCap{.max_connections = static_cast<uint32_t>(*n), .where = {file, line_of(max)}};
+    }
     const YAML::Node ka = tcp["tcpKeepalive"];
     if (!ka) return {};
     const std::string kfield = tfield + ".tcpKeepalive";
@@ -321,6 +326,7 @@ TrafficPolicy TrafficPolicy::over(const TrafficPolicy& base) const {
         out.source_ip_where = source_ip_where;
     }
     if (keepalive) out.keepalive = keepalive;
+    if (cap) out.cap = cap;
     if (outlier) out.outlier = outlier;
     return out;
 }
@@ -369,7 +375,9 @@ Result<void> take_policy(const TrafficPolicy& policy, bool first, ServiceSpec& s
         return ok;
     if (auto ok = take_part(policy.balance, first, svc.balance, "loadBalancer", svc.name, where, diag); !ok)
         return ok;
-    return take_part(policy.keepalive, first, svc.keepalive, "tcpKeepalive", svc.name, where, diag);
+    if (auto ok = take_part(policy.keepalive, first, svc.keepalive, "tcpKeepalive", svc.name, where, diag); !ok)
+        return ok;
+    return take_part(policy.cap, first, svc.cap, "maxConnections", svc.name, where, diag);
 }
 
 }  // namespace tcpshift

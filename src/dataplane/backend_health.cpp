@@ -21,12 +21,16 @@ Result<std::map<uint32_t, BackendHealth>> backend_health(const DataplaneMaps& ma
         ts_backend_health h{};
         if (auto ok = read_map(maps.backend_addrs, "backend_addrs", &id, &addr); !ok) return fail(ok.error());
         if (auto ok = read_map(maps.backend_health, "backend_health", &id, &h); !ok) return fail(ok.error());
+        auto load = read_backend_load(maps, id, now);
+        if (!load) return fail(load.error());
         out[id] = BackendHealth{.remote = (addr.flags & TS_BACKEND_REMOTE) != 0,
                                 .probe_down = h.probe_down != 0,
                                 .ejected_ms = h.ejected_until_ns > now ? (h.ejected_until_ns - now) / 1000000 : 0,
                                 .failures = h.failures,
                                 .failed = h.failed,
-                                .ejections = h.ejected};
+                                .ejections = h.ejected,
+                                .max_connections = addr.max_connections,
+                                .load = *load};
     }
     return out;
 }

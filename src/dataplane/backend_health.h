@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "compile/plan.h"
+#include "dataplane/counters.h"
 #include "dataplane/maps.h"
 
 namespace tcpshift {
@@ -18,6 +19,8 @@ struct BackendHealth {
     uint32_t failures = 0;      // failed handshakes since the last good one
     uint64_t failed = 0;        // failed handshakes, ever
     uint64_t ejections = 0;     // times ejected, ever
+    uint32_t max_connections = 0;  // the cap "backend_addrs" holds; 0: none
+    BackendLoad load;              // "backend_load": established, and handshakes holding a place
 
     bool available() const { return !probe_down && ejected_ms == 0; }
 };

@@ -46,7 +46,17 @@ Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_
                            .no_backend = s->no_backend,
                            .connects = s->connects,
                            .connect_errors = s->connect_errors,
-                           .connect_ejected = s->connect_ejected};
+                           .connect_ejected = s->connect_ejected,
+                           .spills = s->spills,
+                           .overflows = s->overflows};
+}
+
+Result<BackendLoad> read_backend_load(const DataplaneMaps& maps, uint32_t backend_id, uint64_t now_ns) {
+    ts_backend_load load{};
+    if (auto ok = read_map(maps.backend_load, "backend_load", &backend_id, &load); !ok) return fail(ok.error());
+    BackendLoad out{.active = load.active};
+    for (uint64_t until : load.pending_until_ns) out.pending += until > now_ns;
+    return out;
 }
 
 Result<BackendCounters> read_route_counters(const DataplaneMaps& maps, uint32_t service_id, uint32_t backend_id) {

@@ -48,11 +48,14 @@ Result<void> forget_backend(const DataplaneMaps& maps, uint32_t backend_id) {
     }
     const ts_backend_health healthy{};
     if (auto ok = update_map(maps.backend_health, "backend_health", &backend_id, &healthy); !ok) return ok;
+    const ts_backend_load idle{};
+    if (auto ok = update_map(maps.backend_load, "backend_load", &backend_id, &idle); !ok) return ok;
     return clear_percpu(maps.backend_stats, "backend_stats", &backend_id, sizeof(ts_backend_stats));
 }
 
-ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier) {
+ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier, uint32_t max_connections) {
     ts_backend_addr value{};
+    value.max_connections = max_connections;
     value.family = static_cast<__u32>(b.address.family);
     value.port = b.address.port;
     std::memcpy(value.addr, b.address.addr.data(), sizeof(value.addr));
@@ -63,14 +66,14 @@ ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier)
 }
 
 // Where each backend of `plan` is and how it is reached; a backend of two services takes the
-// outlier policy of the first.
+// outlier policy of the first, and the smaller cap.
 Result<void> write_backend_addrs(const DataplaneMaps& maps, const Plan& plan) {
     std::set<uint32_t> written;
     for (const auto& svc : plan.services)
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends) {
                 if (!written.insert(b.id).second) continue;
-                const ts_backend_addr value = backend_addr(b, svc.outlier);
+                const ts_backend_addr value = backend_addr(b, svc.outlier, backend_cap(plan, b.id));
                 if (auto ok = update_map(maps.backend_addrs, "backend_addrs", &b.id, &value); !ok) return ok;
             }
     return {};
@@ -149,7 +152,7 @@ uint32_t balance_code(Balance balance) {
 
 bool tables_changed(const PlanService& svc, const PlanService* before) {
     if (!before || before->id != svc.id || before->affinity != svc.affinity || !(before->balance == svc.balance) ||
-        !(before->keepalive == svc.keepalive))
+        !(before->keepalive == svc.keepalive) || !(before->cap == svc.cap))
         return true;
     for (size_t family = 0; family < svc.tables.size(); ++family)
         if (table_flags(*before, before->tables[family]) != table_flags(svc, svc.tables[family]) ||
@@ -330,7 +333,8 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
 void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table) {
     table.affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
     table.backend_count = static_cast<__u32>(t.weighted_backends.size());
-    table.flags = table_flags(svc, t) | (svc.keepalive.enabled ? TS_TABLE_KEEPALIVE : 0);
+    table.flags = table_flags(svc, t) | (svc.keepalive.enabled ? TS_TABLE_KEEPALIVE : 0) |
+                  (svc.cap.max_connections ? TS_TABLE_CAPPED : 0);
     table.slot_count = static_cast<__u32>(t.slots.size());
     table.balance = balance_code(svc.balance.mode);
     table.keepalive_time = svc.keepalive.time_s;

@@ -156,6 +156,9 @@ Result<void> diff_backend_addrs(const DataplaneMaps& maps, const Plan& plan, Dif
                 else if (remote != b.remote)
                     diff.push_back(name + ": the kernel reaches it by " + (remote ? "connect-time" : "socket") +
                                    " steering, configured: " + (b.remote ? "connect-time" : "socket"));
+                else if (value.max_connections != backend_cap(plan, b.id))
+                    diff.push_back(name + ": the kernel caps it at " + std::to_string(value.max_connections) +
+                                   " connections (0: none), configured: " + std::to_string(backend_cap(plan, b.id)));
             }
     return {};
 }

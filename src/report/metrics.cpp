@@ -135,6 +135,12 @@ void render_service_families(std::ostream& out, const Plan& plan, const StatsFac
     render_service_family(out, plan, stats, "tcpshift_connect_ejected_draws_total",
                           "connect() draws that found their backend ejected and drew again.",
                           &ServiceCounters::connect_ejected);
+    render_service_family(out, plan, stats, "tcpshift_spilled_total",
+                          "Connections whose chosen backend was at its maxConnections and went to another.",
+                          &ServiceCounters::spills);
+    render_service_family(out, plan, stats, "tcpshift_overflow_total",
+                          "Connections refused: every backend was at its maxConnections.",
+                          &ServiceCounters::overflows);
 }
 
 // One sample per (service, subset, backend) of a gauge.

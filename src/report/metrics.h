@@ -32,6 +32,7 @@ struct MetricsFacts {
 //     one, counted at its clients
 //   tcpshift_connect_rewrites_total{service}, tcpshift_connect_errors_total{service},
 //   tcpshift_connect_ejected_draws_total{service},
+//   tcpshift_spilled_total{service}, tcpshift_overflow_total{service},
 //   tcpshift_lookups_total{service}, tcpshift_steered_total{service,subset},
 //   tcpshift_fallback_total{service}, tcpshift_no_backend_total{service},
 //   tcpshift_backend_ready{service,subset,backend}, tcpshift_weight{service,subset},

@@ -195,6 +195,9 @@ json explain_json(const Plan& plan) {
                             {"outlier_detection", outlier_json(svc)},
                             {"load_balancing", balance_json(svc)},
                             {"tcp_keepalive", keepalive_json(svc.keepalive)},
+                            {"max_connections", svc.cap.max_connections ? json{{"per_backend", svc.cap.max_connections},
+                                                                               {"from", svc.cap.where.str()}}
+                                                                         : json(nullptr)},
                             {"from", svc.where.str()},
                             {"resource", svc.origin.str()},
                             {"subsets", subsets}});
@@ -217,6 +220,11 @@ void print_explain(const Plan& plan, std::ostream& out) {
             << (svc.balance.where.file.empty() ? "  (default)" : "  from " + svc.balance.where.str()) << "\n";
         out << "  tcp keepalive: " << keepalive_text(svc.keepalive)
             << (svc.keepalive.enabled ? "  from " + svc.keepalive.where.str() : "") << "\n";
+        if (svc.cap.max_connections)
+            out << "  max connections: " << svc.cap.max_connections
+                << " per backend, established or in the handshake; at the cap a connection draws another backend "
+                   "by weight, and with all at their caps it is refused  from "
+                << svc.cap.where.str() << "\n";
         if (service_paths(svc).connect_time) {
             out << "  outlier detection: " << outlier_text(svc.outlier)
                 << (svc.outlier.where.file.empty() ? "  (default)" : "  from " + svc.outlier.where.str()) << "\n";
@@ -232,6 +240,25 @@ void print_explain(const Plan& plan, std::ostream& out) {
     }
 }
 
+// A backend's established connections as the kernel counts them, its handshakes holding a
+// place under its cap, and the cap: "3", "5 of max 5 (+1 in handshake)".
+std::string connections_cell(uint32_t backend_id, const StatusFacts& facts) {
+    auto it = facts.health.find(backend_id);
+    if (it == facts.health.end()) return "-";
+    const BackendHealth& h = it->second;
+    std::string cell = std::to_string(h.load.active);
+    if (h.max_connections) cell += " of max " + std::to_string(h.max_connections);
+    if (h.load.pending) cell += " (+" + std::to_string(h.load.pending) + " in handshake)";
+    return cell;
+}
+
+json load_json(uint32_t backend_id, const StatusFacts& facts) {
+    auto it = facts.health.find(backend_id);
+    if (it == facts.health.end()) return nullptr;
+    const BackendHealth& h = it->second;
+    return {{"active", h.load.active}, {"in_handshake", h.load.pending}, {"max", h.max_connections}};
+}
+
 json status_json(const Plan& plan, const StatusFacts& facts) {
     json services = json::array();
     for (const auto& svc : plan.services) {
@@ -245,6 +272,7 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
                                     {"ready", ready_cell(b.id, facts).starts_with("yes")},
                                     {"status", ready_cell(b.id, facts)},
                                     {"health", health_json(b.id, facts)},
+                                    {"connections", load_json(b.id, facts)},
                                     {"foreign_sockets", facts.foreign.count(b.id) ? facts.foreign.at(b.id)
                                                                                   : std::vector<std::string>{}}});
             subsets.push_back({{"name", subset.name},
@@ -295,11 +323,11 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
             << affinity_name(svc.affinity) << (svc.takeover ? "  takeover" : "") << "\n";
         out << "  serves " << served_clients(svc) << "\n";
         TextTable t;
-        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "PATH", "READY"});
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "PATH", "CONNECTIONS", "READY"});
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
                 t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
-                       path_name(kernel_remote(b.id, facts)), ready_cell(b.id, facts)});
+                       path_name(kernel_remote(b.id, facts)), connections_cell(b.id, facts), ready_cell(b.id, facts)});
         t.print(out, "  ");
         out << "  shift with: " << set_usage(svc)
             << (facts.netns_option.empty() ? "" : " --netns " + facts.netns_option) << "\n";
@@ -359,6 +387,8 @@ json stats_json(const Plan& plan, const StatsFacts& facts) {
                             {"connect_rewrites", sc.connects},
                             {"connect_errors", sc.connect_errors},
                             {"connect_ejected_draws", sc.connect_ejected},
+                            {"spilled", sc.spills},
+                            {"overflow", sc.overflows},
                             {"subsets", subsets}});
     }
     // Every connection each backend accepted, through any service or direct to its address.
@@ -376,6 +406,8 @@ void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out) {
             << svc["fallbacks"] << "  refused " << svc["refused"];
         if (svc["connect_rewrites"] != 0 || svc["connect_errors"] != 0)
             out << "  connect rewrites " << svc["connect_rewrites"] << "  connect errors " << svc["connect_errors"];
+        if (svc["spilled"] != 0 || svc["overflow"] != 0)
+            out << "  spilled at a cap " << svc["spilled"] << "  overflow " << svc["overflow"];
         out << "\n";
         // New connections: those sk_lookup saw, and those connect-time steering sent elsewhere.
         const uint64_t lookups = svc["lookups"].get<uint64_t>() + svc["connect_rewrites"].get<uint64_t>();

@@ -17,50 +17,6 @@
 namespace tcpshift::testing {
 namespace {
 
-// Holds every handshake to a port of the namespace half-way: an nftables rule drops the
-// clients' packets to the port that carry an ACK without a SYN, so each SYN is looked up,
-// steered and answered (the client is established), but the server sees the final ACK only
-// when TCP retransmits it, with the client's data, after release(). netem, the usual way to
-// slow a handshake, is not in the test host's kernel (CONFIG_NET_SCH_NETEM is not set, and it
-// loads no modules), and a delay would leave the overlap with a flip to timing: this holds
-// every handshake for exactly as long as the test needs.
-class HeldHandshakes {
-   public:
-    HeldHandshakes(const std::string& netns, int port) : netns_(netns) {
-        const std::string rules = "table inet tcpshift_test_hold {\n"
-                                  "  chain out {\n"
-                                  "    type filter hook output priority 0; policy accept;\n"
-                                  "    tcp dport " +
-                                  std::to_string(port) +
-                                  " tcp flags & (syn | ack) == ack drop\n"
-                                  "  }\n"
-                                  "}\n";
-        const auto r = run_command(
-            {"/sbin/ip", "netns", "exec", netns_, "/usr/sbin/nft", "-f", write_temp_file("hold.nft", rules)});
-        held_ = r.exit_code == 0;
-        error_ = r.err;
-    }
-    ~HeldHandshakes() { release(); }
-    HeldHandshakes(const HeldHandshakes&) = delete;
-    HeldHandshakes& operator=(const HeldHandshakes&) = delete;
-
-    bool held() const { return held_; }
-    const std::string& error() const { return error_; }
-    // Lets the final ACKs through; false when the rule could not be removed.
-    bool release() {
-        if (!held_) return true;
-        held_ = false;
-        return run_command({"/sbin/ip", "netns", "exec", netns_, "/usr/sbin/nft", "delete", "table", "inet",
-                            "tcpshift_test_hold"})
-                   .exit_code == 0;
-    }
-
-   private:
-    std::string netns_;
-    bool held_ = false;
-    std::string error_;
-};
-
 // A TcpExt counter of the calling thread's namespace (/proc/net/netstat), e.g. SyncookiesRecv.
 uint64_t tcp_ext_counter(const std::string& name) {
     std::ifstream in("/proc/thread-self/net/netstat");

@@ -103,7 +103,7 @@ TEST(TrafficPolicy, RefusalsNameFileLineAndField) {
 
 TEST(TrafficPolicy, WhatIsNotHonouredIsWarnedAboutAndStrictRefusesIt) {
     for (const std::string policy : {"    loadBalancer: {simple: LEAST_REQUEST}\n",
-                                     "    connectionPool: {tcp: {maxConnections: 10}}\n",
+                                     "    connectionPool: {http: {http1MaxPendingRequests: 10}}\n",
                                      "    connectionPool: {tcp: {idleTimeout: 1h}}\n",
                                      "    connectionPool: {tcp: {connectTimeout: 1s}}\n",
                                      "    loadBalancer: {warmup: {duration: 30s}}\n",
