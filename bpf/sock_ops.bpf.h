@@ -84,6 +84,7 @@ static __always_inline void on_listen(struct bpf_sock_ops *skops)
 	if (storage) {
 		storage->flags = TS_CONN_LISTENER;
 		storage->service_id = 0;
+		storage->established_ns = 0;
 	}
 	for (i = 0; i < 2; i++) {
 		id = listener->backend_ids[i];
@@ -191,6 +192,7 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	conn->backend_ids[0] = backend_id;
 	conn->tags[0] = tag;
 	conn->flags = 0;
+	conn->established_ns = bpf_ktime_get_ns();
 	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
 	if (!bs)
 		return;

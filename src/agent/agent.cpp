@@ -22,6 +22,7 @@
 #include "agent/probe.h"
 #include "agent/watch.h"
 #include "apply/agent_lock.h"
+#include "apply/closing.h"
 #include "apply/session.h"
 #include "apply/transaction.h"
 #include "config/duration.h"
@@ -163,6 +164,44 @@ class Agent {
         if (!adopted) log_("warn", "adopt listeners: " + adopted.error().message);
     }
 
+    // Closes the connections past their service's maxConnectionDuration or idleTimeout, one
+    // log line each. Without the pin lock: it only reads the connections' storage and the
+    // plan last stored, and a connection is named by its cookie, never by an id a writer
+    // could be reassigning.
+    void sweep_lifetimes() {
+        auto dataplane = Dataplane::open("", Dataplane::Access::kUnlocked);
+        if (!dataplane || !dataplane->attached()) return;
+        auto plan = view_.plan(*dataplane);
+        if (!plan) return;
+        if (std::none_of((*plan)->services.begin(), (*plan)->services.end(),
+                         [](const PlanService& s) { return s.lifetime.any(); }))
+            return;
+        if (!announced_path_) {
+            log_("info", std::string("maxConnectionDuration and idleTimeout close connections by ") +
+                             destroy_path_name(destroy_path()) + " (a reset to the client)");
+            announced_path_ = true;
+        }
+        auto maps = dataplane->maps();
+        if (!maps) return;
+        auto live = steered_connections((*maps)->connections);
+        if (!live) {
+            log_("warn", "list connections for maxConnectionDuration and idleTimeout: " + live.error().message);
+            return;
+        }
+        const auto expired = expired_connections(**plan, *live, monotonic_ns());
+        if (expired.empty()) return;
+        std::vector<LiveConnection> doomed;
+        for (const auto& e : expired) doomed.push_back(e.connection);
+        auto closed = destroy_connections(doomed);
+        if (!closed) {
+            log_("warn", "close expired connections: " + closed.error().message);
+            return;
+        }
+        for (const auto& e : expired)
+            log_("info", "closed " + e.service + " connection " + e.connection.remote.str() + " -> " +
+                             e.connection.local.str() + ": " + e.why);
+    }
+
     void detach() {
         auto dataplane = Dataplane::open("", Dataplane::Access::kExclusive);
         if (!dataplane) {
@@ -196,6 +235,7 @@ class Agent {
             if (Clock::now() >= next_tick) {
                 if (auto kept = lock.keep(); !kept) return fail(kept.error());
                 adopt();
+                sweep_lifetimes();
                 next_tick = Clock::now() + kAdoptEvery;
             }
         }
@@ -240,6 +280,7 @@ class Agent {
     const Target& target_;
     AppliedView& view_;
     Log& log_;
+    bool announced_path_ = false;
 };
 
 // One agent per namespace. The lock is taken before anything is bound or applied, so a

@@ -185,6 +185,8 @@ Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_i
         .outlier = s.outlier,
         .balance = s.balance,
         .keepalive = s.keepalive,
+        .lifetime = s.lifetime,
+        .rebalance = s.rebalance,
     };
     uint64_t total = 0;
     size_t backend_count = 0;

@@ -76,6 +76,8 @@ struct PlanService {
     OutlierPolicy outlier;
     BalancePolicy balance;
     KeepalivePolicy keepalive;
+    LifetimePolicy lifetime;
+    RebalancePolicy rebalance;
 };
 
 // Ids are stable across applies so that live listeners stay registered under the same key:

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <tuple>
 
 #include "config/duration.h"
 #include "config/yaml_fields.h"
@@ -238,10 +239,23 @@ Result<void> parse_connection_pool(const YAML::Node& holder, const std::string& 
                                diag);
         !ok)
         return fail(ok.error());
-    if (auto ok = warn_ignored(tcp, {"maxConnections", "maxConnectionDuration", "idleTimeout"}, file, tfield,
-                               "not honoured; connections are neither capped nor closed by tcpshift", diag);
+    if (auto ok = warn_ignored(tcp, {"maxConnections"}, file, tfield,
+                               "not honoured; connections are not capped by tcpshift", diag);
         !ok)
         return fail(ok.error());
+    if (tcp["maxConnectionDuration"] || tcp["idleTimeout"]) {
+        LifetimePolicy lifetime{.where = {file, key_line_of(pool, "tcp")}};
+        for (auto [name, value, where] :
+             {std::tuple{"maxConnectionDuration", &lifetime.max_duration_ms, &lifetime.duration_where},
+              std::tuple{"idleTimeout", &lifetime.idle_timeout_ms, &lifetime.idle_where}}) {
+            if (!tcp[name]) continue;
+            auto ms = scalar_duration_ms(tcp[name], file, tfield + "." + name, kMinLifetimeMs, kMaxLifetimeMs);
+            if (!ms) return fail(ms.error());
+            *value = *ms;
+            *where = {file, key_line_of(tcp, name)};
+        }
+        out.lifetime = lifetime;
+    }
     const YAML::Node ka = tcp["tcpKeepalive"];
     if (!ka) return {};
     const std::string kfield = tfield + ".tcpKeepalive";
@@ -321,6 +335,7 @@ TrafficPolicy TrafficPolicy::over(const TrafficPolicy& base) const {
         out.source_ip_where = source_ip_where;
     }
     if (keepalive) out.keepalive = keepalive;
+    if (lifetime) out.lifetime = lifetime;
     if (outlier) out.outlier = outlier;
     return out;
 }
@@ -368,6 +383,10 @@ Result<void> take_policy(const TrafficPolicy& policy, bool first, ServiceSpec& s
     if (auto ok = take_part(policy.outlier, first, svc.outlier, "outlierDetection", svc.name, where, diag); !ok)
         return ok;
     if (auto ok = take_part(policy.balance, first, svc.balance, "loadBalancer", svc.name, where, diag); !ok)
+        return ok;
+    if (auto ok = take_part(policy.lifetime, first, svc.lifetime, "maxConnectionDuration and idleTimeout", svc.name,
+                            where, diag);
+        !ok)
         return ok;
     return take_part(policy.keepalive, first, svc.keepalive, "tcpKeepalive", svc.name, where, diag);
 }

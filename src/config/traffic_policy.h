@@ -23,6 +23,8 @@ struct TrafficPolicy {
     bool source_ip = false;                   // loadBalancer.consistentHash.useSourceIp
     SourceRef source_ip_where;
     std::optional<KeepalivePolicy> keepalive;  // connectionPool.tcp.tcpKeepalive
+    // connectionPool.tcp.maxConnectionDuration and idleTimeout, as one part
+    std::optional<LifetimePolicy> lifetime;
     std::optional<OutlierPolicy> outlier;      // outlierDetection
 
     // This policy, with what it leaves out taken from `base`: how a subset's trafficPolicy
@@ -49,7 +51,7 @@ struct DestinationPolicy {
 Result<DestinationPolicy> parse_destination_policy(const YAML::Node& policy, const std::string& file,
                                                    const std::string& field, Diagnostics& diag);
 
-// Gives `svc` the balance, keepalive and outlier parts of `policy`, the effective policy of
+// Gives `svc` the balance, keepalive, lifetime and outlier parts of `policy`, the effective policy of
 // one of its destinations (a part left out: the default): the `first` destination's hold for
 // the service, and a later one whose parts differ is warned about, naming both, since one
 // policy holds for every backend of a service. `where` is "file:line: field" of the destination.
