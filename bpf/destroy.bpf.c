@@ -43,7 +43,10 @@ int destroy_marked(struct bpf_iter__tcp *ctx)
 	struct sock_common *sk = ctx->sk_common;
 	__u64 cookie;
 
-	if (!sk)
+	/* Reading the family also makes clang emit sock_common whole: the kfunc's declaration
+	 * must name a struct, not a forward declaration, for libbpf to match it with the
+	 * kernel's. */
+	if (!sk || (sk->skc_family != 2 /* AF_INET */ && sk->skc_family != 10 /* AF_INET6 */))
 		return 0;
 	cookie = bpf_get_socket_cookie(sk);
 	if (!bpf_map_lookup_elem(&marked, &cookie))
