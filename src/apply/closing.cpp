@@ -128,6 +128,8 @@ Result<RebalanceReport> run_rebalance(Dataplane& dataplane, const PlanService& s
     auto last = start;
     double allowance = 0;  // connections the rate allows and no round has closed yet
     std::array<size_t, 2> floor_total = {0, 0};
+    constexpr int kQuietRounds = 3;
+    int quiet_rounds = 0;
     for (;;) {
         auto live = steered_connections((*maps)->connections);
         if (!live) return fail(live.error());
@@ -140,6 +142,10 @@ Result<RebalanceReport> run_rebalance(Dataplane& dataplane, const PlanService& s
                                        floor_total);
         if (report.rounds == 0) {
             report.before = choice.backends;
+            // Nothing above its target at the start: nothing is waiting to reconnect either.
+            if (std::none_of(choice.backends.begin(), choice.backends.end(),
+                             [](const BackendBalance& b) { return b.excess() > 0; }))
+                quiet_rounds = kQuietRounds - 1;
             for (const auto& b : choice.backends) floor_total[family_index(b.address.family)] += b.live;
         }
         report.after = choice.backends;
@@ -147,7 +153,11 @@ Result<RebalanceReport> run_rebalance(Dataplane& dataplane, const PlanService& s
                                       [](const BackendBalance& b) { return b.excess() > 0; });
         report.converged = !over;
         ++report.rounds;
-        if (!over || left == 0 || now - start >= options.timeout) break;
+        // Balanced now, but clients reset in the last rounds may still be reconnecting, and
+        // their new connections split by weight again: only rounds in a row with nothing
+        // above its target, spanning a few hundred ms, end it.
+        quiet_rounds = over ? 0 : quiet_rounds + 1;
+        if (quiet_rounds >= kQuietRounds || left == 0 || now - start >= options.timeout) break;
         if (!choice.to_close.empty()) {
             auto closed = destroy_connections(choice.to_close);
             if (!closed) return fail(closed.error());

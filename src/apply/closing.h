@@ -74,7 +74,8 @@ struct RebalanceReport {
 
 // Closes the excess of `service` in rounds of about 100 ms (jittered 50-150 ms), each round
 // listing the connections again and closing what the rate allows since the last, until no
-// backend is above its target, `max` are closed or the timeout passes. `progress` gets one
+// backend has been above its target for three rounds in a row (the reset clients have
+// reconnected, by the weights), `max` are closed or the timeout passes. `progress` gets one
 // line per round that closed some.
 Result<RebalanceReport> run_rebalance(Dataplane& dataplane, const PlanService& service, const RebalanceOptions& options,
                                       const std::function<void(const std::string&)>& progress);
