@@ -178,9 +178,9 @@ inline constexpr uint32_t kLifetimeJitterPercent = 10;
 inline constexpr uint64_t kMinLifetimeMs = 1;
 inline constexpr uint64_t kMaxLifetimeMs = 100ull * 24 * 3600 * 1000;
 
-// Whether `tcpshift set` and `apply` close the excess connections of a service after they
-// change its weights (TrafficShift spec.rebalance, or the annotation tcpshift.io/rebalance on
-// a VirtualService): what `tcpshift rebalance` does, at `rate` connections a second, at most
+// Whether `tcpshift set` closes the excess connections of a service after it shifts its
+// weights (TrafficShift spec.rebalance, or the annotation tcpshift.io/rebalance on a
+// VirtualService: "true" or "rate=N,max=K"): what `tcpshift rebalance` does, at `rate` connections a second, at most
 // `max` in all (0: no cap).
 struct RebalancePolicy {
     bool enabled = false;

@@ -133,6 +133,45 @@ TEST(TrafficPolicy, NativeRebalancePolicy) {
     }
 }
 
+TEST(TrafficPolicy, VirtualServiceRebalanceAnnotation) {
+    struct Case {
+        std::string value;
+        bool enabled;
+        uint32_t rate, max;
+        std::string error;  // empty: accepted
+    } cases[] = {
+        {"\"true\"", true, 50, 0, ""},
+        {"\"false\"", false, 50, 0, ""},
+        {"\"rate=20,max=500\"", true, 20, 500, ""},
+        {"\"max=7\"", true, 50, 7, ""},
+        {"\"rate=0\"", false, 0, 0, "rate out of range"},
+        {"\"burst=3\"", false, 0, 0, "names \"burst\", which is not rate or max"},
+        {"\"rate=fast\"", false, 0, 0, "not a whole number"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.value);
+        const std::string vs =
+            replaced(mesh_testing::kVirtualService, "metadata: {name: tcp-echo-routing, namespace: shift}\n",
+                     "metadata:\n  name: tcp-echo-routing\n  namespace: shift\n  annotations:\n"
+                     "    tcpshift.io/rebalance: " + c.value + "\n");
+        auto services = mesh_testing::resolve(docs({mesh_testing::kWorkloads, mesh_testing::kGateway,
+                                                   mesh_testing::kDestinationRule, vs}));
+        if (!c.error.empty()) {
+            ASSERT_FALSE(services) << "accepted";
+            EXPECT_NE(services.error().message.find(c.error), std::string::npos) << services.error().message;
+            EXPECT_NE(services.error().message.find("t.yaml:"), std::string::npos) << services.error().message;
+            EXPECT_NE(services.error().message.find("metadata.annotations[tcpshift.io/rebalance]"), std::string::npos);
+            continue;
+        }
+        ASSERT_TRUE(services) << services.error().message;
+        EXPECT_EQ((*services)[0].rebalance.enabled, c.enabled);
+        if (c.enabled) {
+            EXPECT_EQ((*services)[0].rebalance.rate, c.rate);
+            EXPECT_EQ((*services)[0].rebalance.max, c.max);
+        }
+    }
+}
+
 TEST(TrafficPolicy, RefusalsNameFileLineAndField) {
     const std::string lb = "t.yaml:40: spec.trafficPolicy.loadBalancer.";
     struct Case {
