@@ -81,15 +81,15 @@ Result<void> run_rebalance_command(const RebalanceCommand& cmd, Streams io) {
 
 Action add_rebalance(CLI::App& command) {
     auto cmd = std::make_shared<RebalanceCommand>();
-    command.description(
-        "Close the excess connections of a service's backends above their share, so that the live connections "
-        "follow the weights after a shift.\n"
-        "A weight change steers new connections only; long-lived ones stay where they are. rebalance counts each "
+    command.footer(
+        "\nA weight change steers new connections only; long-lived ones stay where they are. rebalance counts each "
         "backend's established connections, gives it a target (its share of the weights times the service's "
         "connections) and closes connections of the backends above it, the longest idle first, at --rate a second "
         "with jitter, until none is above (the clients' reconnections follow the weights), --max are closed or "
         "--timeout passes. A backend at or under its target loses none.\n"
         "The close is an abort: the client gets a reset (RST), not a FIN, as with `ss -K`; clients must reconnect.\n"
+        "Run it after the shift, or give the service spec.rebalance (TrafficShift) or the annotation "
+        "tcpshift.io/rebalance (VirtualService) and `set` runs it.\n\n"
         "Example: tcpshift set tcp-echo v1=50 v2=50 && tcpshift rebalance tcp-echo --rate 20/s --max 500");
     command.add_option("service", cmd->service, "service name, as `status` shows it")->required();
     command.add_option("--rate", cmd->rate, "connections closed a second, N or N/s (default 50/s)");

@@ -257,6 +257,37 @@ TEST_P(RebalanceTest, ClosesTheExcessOfV1OnlyAndConvergesWithinTheBudget) {
     EXPECT_LE(static_cast<double>(closed), 100 * report["seconds"].get<double>() + 15) << "closed faster than --rate";
 }
 
+// spec.rebalance: `set` alone moves the long-lived connections to the new weights.
+TEST_P(RebalanceTest, SetRebalancesAServiceWhosePolicyAsksForIt) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    apply(traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])",
+                        {{"v1", 100, {"127.0.0.1:9001"}}, {"v2", 0, {"127.0.0.1:9002"}}},
+                        "  rebalance: {rate: 200, max: 150}\n"));
+    constexpr size_t kClients = 40;
+    auto in = enter();
+    LongLivedClients clients(in, kClients);
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (clients.on("one") < kClients && Clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_EQ(clients.on("one"), kClients);
+    ForcedPath forced(GetParam());
+    auto set = tcpshift_here({"set", "tcp-echo", "v1=25", "v2=75"});
+    ASSERT_EQ(set.exit_code, 0) << set.err;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const size_t on_one = clients.on("one"), on_two = clients.on("two");
+    clients.stop();
+    std::cout << "[ figures ] " << GetParam().name << ": set 25/75 with spec.rebalance, " << kClients
+              << " connections: now v1 " << on_one << ", v2 " << on_two << "; resets v1 " << clients.resets_one
+              << ", v2 " << clients.resets_two << "\n";
+    EXPECT_NE(set.out.find("no backend is above its share"), std::string::npos) << set.out;
+    EXPECT_NE(set.out.find("by " + GetParam().name), std::string::npos) << set.out;
+    EXPECT_EQ(clients.resets_two, 0u);
+    EXPECT_EQ(clients.failures, 0u);
+    EXPECT_LE(on_one, kClients / 4 + 2);
+    EXPECT_GE(on_two, kClients * 3 / 4 - 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, RebalanceTest, ::testing::Values(kIterator, kNetlink),
                          [](const auto& info) { return info.param.env.empty() ? "Iterator" : "Netlink"; });
 
