@@ -40,6 +40,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kDebounce = std::chrono::milliseconds(200);
 constexpr auto kAdoptEvery = std::chrono::seconds(1);
+// Finer than the jitter of a short maxConnectionDuration or idleTimeout (10% of 2 s is 200 ms),
+// so that connections opened together are closed spread over their jitter, not in one tick.
+constexpr auto kSweepEvery = std::chrono::milliseconds(250);
 
 // The agent's view of the applied set, shared by the main loop (adoption) and the HTTP thread
 // (metrics), with the reload counters.
@@ -215,15 +218,17 @@ class Agent {
         }
     }
 
-    // Reloads on change (debounced) and SIGHUP, adopts every second, until SIGTERM or SIGINT.
+    // Reloads on change (debounced) and SIGHUP, adopts every second, closes expired connections
+    // every 250 ms, until SIGTERM or SIGINT.
     // Fails when another agent took the namespace's lock.
     Result<void> run(ConfigWatch& watch, int signal_fd, AgentLock& lock) {
         constexpr auto kNever = Clock::time_point::max();
         Clock::time_point reload_at = kNever;  // a debounced reload is due then
         auto next_tick = Clock::now() + kAdoptEvery;
+        auto next_sweep = Clock::now() + kSweepEvery;
         for (;;) {
-            const auto wait =
-                std::chrono::duration_cast<std::chrono::milliseconds>(std::min(next_tick, reload_at) - Clock::now());
+            const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::min({next_tick, next_sweep, reload_at}) - Clock::now());
             pollfd fds[2] = {{signal_fd, POLLIN, 0}, {watch.fd(), POLLIN, 0}};
             ::poll(fds, 2, static_cast<int>(std::max<int64_t>(wait.count(), 0)));
             if ((fds[0].revents & POLLIN) && stop_requested(signal_fd)) return {};
@@ -235,8 +240,11 @@ class Agent {
             if (Clock::now() >= next_tick) {
                 if (auto kept = lock.keep(); !kept) return fail(kept.error());
                 adopt();
-                sweep_lifetimes();
                 next_tick = Clock::now() + kAdoptEvery;
+            }
+            if (Clock::now() >= next_sweep) {
+                sweep_lifetimes();
+                next_sweep = Clock::now() + kSweepEvery;
             }
         }
     }

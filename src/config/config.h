@@ -156,7 +156,7 @@ inline constexpr uint32_t kMaxKeepaliveSeconds = 32767;
 inline constexpr uint32_t kMaxKeepaliveProbes = 127;
 
 // How long a connection of the service may stay open: connectionPool.tcp.maxConnectionDuration
-// and idleTimeout. The agent sweeps the service's connections every second and aborts (RST,
+// and idleTimeout. The agent sweeps the service's connections every 250 ms and aborts (RST,
 // not FIN: the kernel's socket destroy) each one older than max_duration_ms, or with no
 // payload received or sent for idle_timeout_ms; each limit is stretched by a per-connection
 // jitter of up to kLifetimeJitterPercent, so that clients do not reconnect in one storm.
