@@ -222,6 +222,9 @@ struct ts_connection {
 	__u32 tags[2];        /* backend_tags[backend_ids[i]] when the listener registered */
 	__u32 flags;          /* TS_CONN_* */
 	__u32 service_id;     /* the service whose frontend the connection came through */
+	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the connection was established; 0 on a
+	 * listener. The agent closes a connection older than its service's maxConnectionDuration. */
+	__u64 established_ns;
 };
 
 #define TS_CONN_LISTENER 4 /* the storage of a listener, not yet of a connection */

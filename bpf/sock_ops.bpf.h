@@ -85,6 +85,7 @@ static __always_inline void on_listen(struct bpf_sock_ops *skops)
 	if (storage) {
 		storage->flags = TS_CONN_LISTENER;
 		storage->service_id = 0;
+		storage->established_ns = 0;
 	}
 	for (i = 0; i < 2; i++) {
 		id = listener->backend_ids[i];
@@ -195,6 +196,7 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	fe = find_frontend(family, &flow);
 	/* A connection through a frontend to a capped backend was drawn with a reservation. */
 	count_active(backend_id, fe && backend_cap(backend_id));
+	conn->established_ns = bpf_ktime_get_ns();
 	bs = bpf_map_lookup_elem(&backend_stats, &backend_id);
 	if (!bs)
 		return;

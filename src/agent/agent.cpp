@@ -22,6 +22,7 @@
 #include "agent/probe.h"
 #include "agent/watch.h"
 #include "apply/agent_lock.h"
+#include "apply/closing.h"
 #include "apply/session.h"
 #include "apply/transaction.h"
 #include "config/duration.h"
@@ -39,6 +40,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kDebounce = std::chrono::milliseconds(200);
 constexpr auto kAdoptEvery = std::chrono::seconds(1);
+// Finer than the jitter of a short maxConnectionDuration or idleTimeout (10% of 2 s is 200 ms),
+// so that connections opened together are closed spread over their jitter, not in one tick.
+constexpr auto kSweepEvery = std::chrono::milliseconds(250);
 
 // The agent's view of the applied set, shared by the main loop (adoption) and the HTTP thread
 // (metrics), with the reload counters.
@@ -163,6 +167,44 @@ class Agent {
         if (!adopted) log_("warn", "adopt listeners: " + adopted.error().message);
     }
 
+    // Closes the connections past their service's maxConnectionDuration or idleTimeout, one
+    // log line each. Without the pin lock: it only reads the connections' storage and the
+    // plan last stored, and a connection is named by its cookie, never by an id a writer
+    // could be reassigning.
+    void sweep_lifetimes() {
+        auto dataplane = Dataplane::open("", Dataplane::Access::kUnlocked);
+        if (!dataplane || !dataplane->attached()) return;
+        auto plan = view_.plan(*dataplane);
+        if (!plan) return;
+        if (std::none_of((*plan)->services.begin(), (*plan)->services.end(),
+                         [](const PlanService& s) { return s.lifetime.any(); }))
+            return;
+        if (!announced_path_) {
+            log_("info", std::string("maxConnectionDuration and idleTimeout close connections by ") +
+                             destroy_path_name(destroy_path()) + " (a reset to the client)");
+            announced_path_ = true;
+        }
+        auto maps = dataplane->maps();
+        if (!maps) return;
+        auto live = steered_connections((*maps)->connections);
+        if (!live) {
+            log_("warn", "list connections for maxConnectionDuration and idleTimeout: " + live.error().message);
+            return;
+        }
+        const auto expired = expired_connections(**plan, *live, monotonic_ns());
+        if (expired.empty()) return;
+        std::vector<LiveConnection> doomed;
+        for (const auto& e : expired) doomed.push_back(e.connection);
+        auto closed = destroy_connections(doomed);
+        if (!closed) {
+            log_("warn", "close expired connections: " + closed.error().message);
+            return;
+        }
+        for (const auto& e : expired)
+            log_("info", "closed " + e.service + " connection " + e.connection.remote.str() + " -> " +
+                             e.connection.local.str() + ": " + e.why);
+    }
+
     void detach() {
         auto dataplane = Dataplane::open("", Dataplane::Access::kExclusive);
         if (!dataplane) {
@@ -176,15 +218,17 @@ class Agent {
         }
     }
 
-    // Reloads on change (debounced) and SIGHUP, adopts every second, until SIGTERM or SIGINT.
+    // Reloads on change (debounced) and SIGHUP, adopts every second, closes expired connections
+    // every 250 ms, until SIGTERM or SIGINT.
     // Fails when another agent took the namespace's lock.
     Result<void> run(ConfigWatch& watch, int signal_fd, AgentLock& lock) {
         constexpr auto kNever = Clock::time_point::max();
         Clock::time_point reload_at = kNever;  // a debounced reload is due then
         auto next_tick = Clock::now() + kAdoptEvery;
+        auto next_sweep = Clock::now() + kSweepEvery;
         for (;;) {
-            const auto wait =
-                std::chrono::duration_cast<std::chrono::milliseconds>(std::min(next_tick, reload_at) - Clock::now());
+            const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::min({next_tick, next_sweep, reload_at}) - Clock::now());
             pollfd fds[2] = {{signal_fd, POLLIN, 0}, {watch.fd(), POLLIN, 0}};
             ::poll(fds, 2, static_cast<int>(std::max<int64_t>(wait.count(), 0)));
             if ((fds[0].revents & POLLIN) && stop_requested(signal_fd)) return {};
@@ -197,6 +241,10 @@ class Agent {
                 if (auto kept = lock.keep(); !kept) return fail(kept.error());
                 adopt();
                 next_tick = Clock::now() + kAdoptEvery;
+            }
+            if (Clock::now() >= next_sweep) {
+                sweep_lifetimes();
+                next_sweep = Clock::now() + kSweepEvery;
             }
         }
     }
@@ -240,6 +288,7 @@ class Agent {
     const Target& target_;
     AppliedView& view_;
     Log& log_;
+    bool announced_path_ = false;
 };
 
 // One agent per namespace. The lock is taken before anything is bound or applied, so a

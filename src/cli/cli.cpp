@@ -25,6 +25,10 @@ constexpr Verb kVerbs[] = {
      "on any difference",
      add_verify},
     {"set", "shift a service's weights, e.g. `set tcp-echo v1=20 v2=80`", add_set},
+    {"rebalance",
+     "close the excess connections of backends above their share, at a budgeted rate, so live connections follow "
+     "the weights",
+     add_rebalance},
     {"status", "frontends, services, subsets, weights, backend readiness", add_status},
     {"prune", "remove the pins, state and sock_ops links of namespaces deleted without detach", add_prune},
     {"stats", "per service and backend: steered, fallbacks, refused", add_stats},
@@ -43,6 +47,8 @@ Examples:
                                            ServiceEntry, WorkloadEntry, Service; Gateway API
                                            Gateway and TCPRoute
   tcpshift set tcp-echo v1=20 v2=80        shift new connections, 20% to v1 and 80% to v2
+  tcpshift rebalance tcp-echo --rate 20/s  move long-lived connections to the new weights
+                                           (closes the excess with a reset; clients reconnect)
   tcpshift status                          frontends, weights, backends ready or not
   tcpshift stats --json                    connections steered per backend
   tcpshift get virtualservices             the applied resources

@@ -3,7 +3,9 @@
 #include <map>
 #include <memory>
 
+#include "apply/closing.h"
 #include "apply/session.h"
+#include "cli/rebalance_output.h"
 #include "cli/verbs.h"
 #include "config/edit.h"
 
@@ -66,13 +68,28 @@ Result<void> run_set(const SetCommand& cmd, Streams io) {
         weights[assignment->first] = assignment->second;
     }
     const Progress progress = print_progress(io.err);
-    auto dataplane = open_session("set", cmd.target, config_access(cmd.force), progress);
+    PlanService shifted;
+    {
+        auto dataplane = open_session("set", cmd.target, config_access(cmd.force), progress);
+        if (!dataplane) return fail(dataplane.error());
+        const NetnsId netns = dataplane->netns();
+        const Edit edit = [&](const Applied& before) { return reweighted(before, cmd.service, weights, netns); };
+        auto outcome = run_transaction(*dataplane, edit, {}, progress);
+        if (!outcome) return fail(outcome.error());
+        shifted = *outcome->plan.find_service(cmd.service);
+    }
+    print_applied(Plan{.services = {shifted}}, io.out);
+    if (!shifted.rebalance.enabled) return {};
+    // The service's policy asks for its live connections to follow the new weights: the
+    // closing runs after the pin lock is let go, so that it keeps no writer waiting.
+    auto dataplane = Dataplane::open(cmd.target.netns, Dataplane::Access::kUnlocked);
     if (!dataplane) return fail(dataplane.error());
-    const NetnsId netns = dataplane->netns();
-    const Edit edit = [&](const Applied& before) { return reweighted(before, cmd.service, weights, netns); };
-    auto outcome = run_transaction(*dataplane, edit, {}, progress);
-    if (!outcome) return fail(outcome.error());
-    print_applied(Plan{.services = {*outcome->plan.find_service(cmd.service)}}, io.out);
+    const RebalanceOptions options{.rate = shifted.rebalance.rate, .max = shifted.rebalance.max};
+    auto report = run_rebalance(*dataplane, shifted, options, [&](const std::string& line) {
+        io.err << "rebalance " << shifted.name << ": " << line << "\n";
+    });
+    if (!report) return fail(report.error());
+    print_rebalance(shifted.name, options, *report, io.out);
     return {};
 }
 

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "apply/session.h"
+#include "dataplane/live_connections.h"
 #include "cli/verbs.h"
 #include "report/inventory.h"
 #include "report/report.h"
@@ -42,6 +43,13 @@ Result<void> add_socket_facts(Dataplane& dataplane, const Plan& plan, StatusFact
     if (!scope) return fail(scope.error());
     facts.client_scope = std::move(*scope);
     facts.cgroup = cgroup_path(cgroup_attachment(dataplane.netns().inode).cgroup_id);
+    // Connections of a remote backend are the clients' sockets, which carry no storage here:
+    // only socket backends' connections are listed.
+    if (auto live = steered_connections((*maps)->connections)) {
+        facts.live.emplace();
+        for (const auto& c : *live) ++(*facts.live)[{c.service_id, c.backend_id}];
+    }
+    facts.destroy_path = destroy_path_name(destroy_path());
     for (const auto& [id, list] : *sockets)
         for (const auto& s : list) {
             if (s.serves) facts.ready.insert(id);

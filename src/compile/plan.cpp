@@ -186,6 +186,8 @@ Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_i
         .balance = s.balance,
         .keepalive = s.keepalive,
         .cap = s.cap,
+        .lifetime = s.lifetime,
+        .rebalance = s.rebalance,
     };
     uint64_t total = 0;
     size_t backend_count = 0;

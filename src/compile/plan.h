@@ -77,6 +77,8 @@ struct PlanService {
     BalancePolicy balance;
     KeepalivePolicy keepalive;
     ConnectionCap cap;
+    LifetimePolicy lifetime;
+    RebalancePolicy rebalance;
 };
 
 // Ids are stable across applies so that live listeners stay registered under the same key:

@@ -165,6 +165,45 @@ struct ConnectionCap {
 inline constexpr uint32_t kMaxKeepaliveSeconds = 32767;
 inline constexpr uint32_t kMaxKeepaliveProbes = 127;
 
+// How long a connection of the service may stay open: connectionPool.tcp.maxConnectionDuration
+// and idleTimeout. The agent sweeps the service's connections every 250 ms and aborts (RST,
+// not FIN: the kernel's socket destroy) each one older than max_duration_ms, or with no
+// payload received or sent for idle_timeout_ms; each limit is stretched by a per-connection
+// jitter of up to kLifetimeJitterPercent, so that clients do not reconnect in one storm.
+// 0: no limit.
+struct LifetimePolicy {
+    uint64_t max_duration_ms = 0;
+    uint64_t idle_timeout_ms = 0;
+    SourceRef where;           // the connectionPool.tcp block
+    SourceRef duration_where;  // maxConnectionDuration
+    SourceRef idle_where;      // idleTimeout
+
+    bool any() const { return max_duration_ms || idle_timeout_ms; }
+    bool operator==(const LifetimePolicy& other) const {
+        return max_duration_ms == other.max_duration_ms && idle_timeout_ms == other.idle_timeout_ms;
+    }
+};
+inline constexpr uint32_t kLifetimeJitterPercent = 10;
+// The bounds of either limit: Istio's floor of a millisecond; duration.h's 100 days above.
+inline constexpr uint64_t kMinLifetimeMs = 1;
+inline constexpr uint64_t kMaxLifetimeMs = 100ull * 24 * 3600 * 1000;
+
+// Whether `tcpshift set` closes the excess connections of a service after it shifts its
+// weights (TrafficShift spec.rebalance, or the annotation tcpshift.io/rebalance on a
+// VirtualService: "true" or "rate=N,max=K"): what `tcpshift rebalance` does, at `rate` connections a second, at most
+// `max` in all (0: no cap).
+struct RebalancePolicy {
+    bool enabled = false;
+    uint32_t rate = 50;
+    uint32_t max = 0;
+    SourceRef where;
+
+    bool operator==(const RebalancePolicy& other) const {
+        return enabled == other.enabled && rate == other.rate && max == other.max;
+    }
+};
+inline constexpr uint32_t kMaxRebalanceRate = 100000;
+
 // One service: where clients connect, and how its subsets split the new connections.
 
 struct ServiceSpec {
@@ -184,6 +223,8 @@ struct ServiceSpec {
     BalancePolicy balance;
     KeepalivePolicy keepalive;
     ConnectionCap cap;
+    LifetimePolicy lifetime;
+    RebalancePolicy rebalance;
 };
 
 std::string affinity_name(Affinity affinity);

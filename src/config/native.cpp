@@ -100,6 +100,37 @@ Result<void> parse_policy(const YAML::Node& spec, const std::string& file, Servi
     if (first.balance) svc.balance = *first.balance;
     if (first.keepalive) svc.keepalive = *first.keepalive;
     if (first.cap) svc.cap = *first.cap;
+    if (first.lifetime) svc.lifetime = *first.lifetime;
+    return {};
+}
+
+// spec.rebalance: `true`, or {rate: N, max: K}: after `set` or `apply` changes the weights,
+// the excess connections of the backends above their new share are closed, as
+// `tcpshift rebalance` does.
+Result<void> parse_rebalance(const YAML::Node& spec, const std::string& file, ServiceSpec& svc) {
+    const YAML::Node node = spec["rebalance"];
+    if (!node || node.IsNull()) return {};
+    svc.rebalance.where = {file, key_line_of(spec, "rebalance")};
+    if (node.IsScalar()) {
+        auto on = scalar_bool(node, file, "spec.rebalance");
+        if (!on) return fail(on.error());
+        svc.rebalance.enabled = *on;
+        return {};
+    }
+    if (!node.IsMap())
+        return fail(config_error(at(node, file) + ": spec.rebalance: must be true, false or {rate: N, max: K}"));
+    if (auto ok = check_fields(node, {"rate", "max"}, file, "spec.rebalance."); !ok) return fail(ok.error());
+    svc.rebalance.enabled = true;
+    if (const YAML::Node rate = node["rate"]) {
+        auto n = scalar_int(rate, file, "spec.rebalance.rate", 1, kMaxRebalanceRate);
+        if (!n) return fail(n.error());
+        svc.rebalance.rate = static_cast<uint32_t>(*n);
+    }
+    if (const YAML::Node max = node["max"]) {
+        auto n = scalar_int(max, file, "spec.rebalance.max", 0, UINT32_MAX);
+        if (!n) return fail(n.error());
+        svc.rebalance.max = static_cast<uint32_t>(*n);
+    }
     return {};
 }
 
@@ -168,7 +199,7 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r, Diagnostics& diag) {
     ServiceSpec svc{.name = r.name, .where = r.where, .origin = r.key()};
     const YAML::Node spec = doc["spec"];
     if (!spec || !spec.IsMap()) return fail(config_error(r.where.str() + ": spec: missing or not a mapping"));
-    if (auto ok = check_fields(spec, {"listen", "affinity", "takeover", "outlierDetection", "policy", "subsets"}, file,
+    if (auto ok = check_fields(spec, {"listen", "affinity", "takeover", "outlierDetection", "policy", "rebalance", "subsets"}, file,
                                "spec.");
         !ok)
         return fail(ok.error());
@@ -176,6 +207,7 @@ Result<ServiceSpec> parse_traffic_shift(const Resource& r, Diagnostics& diag) {
     if (auto ok = parse_options(spec, file, svc); !ok) return fail(ok.error());
     if (auto ok = parse_outlier(spec, file, svc); !ok) return fail(ok.error());
     if (auto ok = parse_policy(spec, file, svc, diag); !ok) return fail(ok.error());
+    if (auto ok = parse_rebalance(spec, file, svc); !ok) return fail(ok.error());
 
     const YAML::Node subsets = spec["subsets"];
     if (!subsets || !subsets.IsSequence() || subsets.size() == 0)

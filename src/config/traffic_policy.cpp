@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <tuple>
 
 #include "config/duration.h"
 #include "config/yaml_fields.h"
@@ -238,14 +239,23 @@ Result<void> parse_connection_pool(const YAML::Node& holder, const std::string& 
                                diag);
         !ok)
         return fail(ok.error());
-    if (auto ok = warn_ignored(tcp, {"maxConnectionDuration", "idleTimeout"}, file, tfield,
-                               "not honoured; connections are not closed by tcpshift", diag);
-        !ok)
-        return fail(ok.error());
     if (const YAML::Node max = tcp["maxConnections"]) {
         auto n = scalar_int(max, file, tfield + ".maxConnections", 1, UINT32_MAX);
         if (!n) return fail(n.error());
         out.cap = ConnectionCap{.max_connections = static_cast<uint32_t>(*n), .where = {file, line_of(max)}};
+    }
+    if (tcp["maxConnectionDuration"] || tcp["idleTimeout"]) {
+        LifetimePolicy lifetime{.where = {file, key_line_of(pool, "tcp")}};
+        for (auto [name, value, where] :
+             {std::tuple{"maxConnectionDuration", &lifetime.max_duration_ms, &lifetime.duration_where},
+              std::tuple{"idleTimeout", &lifetime.idle_timeout_ms, &lifetime.idle_where}}) {
+            if (!tcp[name]) continue;
+            auto ms = scalar_duration_ms(tcp[name], file, tfield + "." + name, kMinLifetimeMs, kMaxLifetimeMs);
+            if (!ms) return fail(ms.error());
+            *value = *ms;
+            *where = {file, key_line_of(tcp, name)};
+        }
+        out.lifetime = lifetime;
     }
     const YAML::Node ka = tcp["tcpKeepalive"];
     if (!ka) return {};
@@ -327,6 +337,7 @@ TrafficPolicy TrafficPolicy::over(const TrafficPolicy& base) const {
     }
     if (keepalive) out.keepalive = keepalive;
     if (cap) out.cap = cap;
+    if (lifetime) out.lifetime = lifetime;
     if (outlier) out.outlier = outlier;
     return out;
 }
@@ -376,6 +387,10 @@ Result<void> take_policy(const TrafficPolicy& policy, bool first, ServiceSpec& s
     if (auto ok = take_part(policy.balance, first, svc.balance, "loadBalancer", svc.name, where, diag); !ok)
         return ok;
     if (auto ok = take_part(policy.keepalive, first, svc.keepalive, "tcpKeepalive", svc.name, where, diag); !ok)
+        return ok;
+    if (auto ok = take_part(policy.lifetime, first, svc.lifetime, "maxConnectionDuration and idleTimeout", svc.name,
+                            where, diag);
+        !ok)
         return ok;
     return take_part(policy.cap, first, svc.cap, "maxConnections", svc.name, where, diag);
 }

@@ -24,6 +24,8 @@ struct TrafficPolicy {
     SourceRef source_ip_where;
     std::optional<KeepalivePolicy> keepalive;  // connectionPool.tcp.tcpKeepalive
     std::optional<ConnectionCap> cap;          // connectionPool.tcp.maxConnections
+    // connectionPool.tcp.maxConnectionDuration and idleTimeout, as one part
+    std::optional<LifetimePolicy> lifetime;
     std::optional<OutlierPolicy> outlier;      // outlierDetection
 
     // This policy, with what it leaves out taken from `base`: how a subset's trafficPolicy
@@ -50,7 +52,7 @@ struct DestinationPolicy {
 Result<DestinationPolicy> parse_destination_policy(const YAML::Node& policy, const std::string& file,
                                                    const std::string& field, Diagnostics& diag);
 
-// Gives `svc` the balance, keepalive, cap and outlier parts of `policy`, the effective policy of
+// Gives `svc` the balance, keepalive, cap, lifetime and outlier parts of `policy`, the effective policy of
 // one of its destinations (a part left out: the default): the `first` destination's hold for
 // the service, and a later one whose parts differ is warned about, naming both, since one
 // policy holds for every backend of a service. `where` is "file:line: field" of the destination.

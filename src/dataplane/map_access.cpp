@@ -25,7 +25,7 @@ static_assert(sizeof(ts_client) == 40);
 static_assert(sizeof(ts_listener_key) == 32);
 static_assert(sizeof(ts_service_stats) == 64);
 static_assert(sizeof(ts_backend_stats) == 40);
-static_assert(sizeof(ts_connection) == 24);
+static_assert(sizeof(ts_connection) == 32);
 static_assert(sizeof(ts_listener) == 8);
 static_assert(sizeof(ts_backend_tag) == 4);
 static_assert(sizeof(ts_meta) == 16);

@@ -150,6 +150,34 @@ json keepalive_json(const KeepalivePolicy& k) {
     return {{"time_s", k.time_s}, {"interval_s", k.interval_s}, {"probes", k.probes}, {"from", k.where.str()}};
 }
 
+std::string lifetime_text(const LifetimePolicy& l) {
+    if (!l.any()) return "no limit";
+    std::string text;
+    if (l.max_duration_ms)
+        text += "closed after " + duration_str(l.max_duration_ms) + " (maxConnectionDuration, from " +
+                l.duration_where.str() + ")";
+    if (l.idle_timeout_ms)
+        text += std::string(text.empty() ? "closed" : ", or") + " after " + duration_str(l.idle_timeout_ms) +
+                " idle (idleTimeout, from " + l.idle_where.str() + ")";
+    return text + "; plus up to " + std::to_string(kLifetimeJitterPercent) +
+           "% jitter, by the agent, with a reset (RST)";
+}
+
+json lifetime_json(const LifetimePolicy& l) {
+    if (!l.any()) return nullptr;
+    json out = {{"jitter_percent", kLifetimeJitterPercent}, {"by", "agent"}, {"close", "reset"}};
+    if (l.max_duration_ms)
+        out["max_connection_duration_ms"] = l.max_duration_ms, out["max_connection_duration_from"] = l.duration_where.str();
+    if (l.idle_timeout_ms)
+        out["idle_timeout_ms"] = l.idle_timeout_ms, out["idle_timeout_from"] = l.idle_where.str();
+    return out;
+}
+
+json rebalance_json(const RebalancePolicy& r) {
+    if (!r.enabled) return nullptr;
+    return {{"rate", r.rate}, {"max", r.max}, {"from", r.where.str()}};
+}
+
 }  // namespace
 
 std::string served_clients(const PlanService& service) {
@@ -198,6 +226,8 @@ json explain_json(const Plan& plan) {
                             {"max_connections", svc.cap.max_connections ? json{{"per_backend", svc.cap.max_connections},
                                                                                {"from", svc.cap.where.str()}}
                                                                          : json(nullptr)},
+                            {"connection_lifetime", lifetime_json(svc.lifetime)},
+                            {"rebalance_after_shift", rebalance_json(svc.rebalance)},
                             {"from", svc.where.str()},
                             {"resource", svc.origin.str()},
                             {"subsets", subsets}});
@@ -225,6 +255,11 @@ void print_explain(const Plan& plan, std::ostream& out) {
                 << " per backend, established or in the handshake; at the cap a connection draws another backend "
                    "by weight, and with all at their caps it is refused  from "
                 << svc.cap.where.str() << "\n";
+        out << "  connection lifetime: " << lifetime_text(svc.lifetime) << "\n";
+        if (svc.rebalance.enabled)
+            out << "  rebalance after each shift: " << svc.rebalance.rate << "/s"
+                << (svc.rebalance.max ? ", at most " + std::to_string(svc.rebalance.max) : std::string())
+                << "  from " << svc.rebalance.where.str() << "\n";
         if (service_paths(svc).connect_time) {
             out << "  outlier detection: " << outlier_text(svc.outlier)
                 << (svc.outlier.where.file.empty() ? "  (default)" : "  from " + svc.outlier.where.str()) << "\n";
@@ -238,6 +273,28 @@ void print_explain(const Plan& plan, std::ostream& out) {
                        percent(b.share), path_name(b.remote), subset.weight_where.str(), b.where.str()});
         t.print(out, "  ");
     }
+}
+
+namespace {
+
+size_t live_of(const StatusFacts& facts, uint32_t service_id, uint32_t backend_id) {
+    if (!facts.live) return 0;
+    auto it = facts.live->find({service_id, backend_id});
+    return it == facts.live->end() ? 0 : it->second;
+}
+
+size_t live_of(const StatusFacts& facts, const PlanService& svc) {
+    size_t n = 0;
+    for (const auto& subset : svc.subsets)
+        for (const auto& b : subset.backends) n += live_of(facts, svc.id, b.id);
+    return n;
+}
+
+// "12 (40.0%)": a backend's established connections and their share of its service's.
+std::string live_cell(const StatusFacts& facts, const PlanService& svc, uint32_t backend_id) {
+    if (!facts.live) return "?";
+    const size_t n = live_of(facts, svc.id, backend_id), total = live_of(facts, svc);
+    return std::to_string(n) + (total ? " (" + percent(static_cast<double>(n) / static_cast<double>(total)) + ")" : "");
 }
 
 // A backend's established connections as the kernel counts them, its handshakes holding a
@@ -259,6 +316,8 @@ json load_json(uint32_t backend_id, const StatusFacts& facts) {
     return {{"active", h.load.active}, {"in_handshake", h.load.pending}, {"max", h.max_connections}};
 }
 
+}  // namespace
+
 json status_json(const Plan& plan, const StatusFacts& facts) {
     json services = json::array();
     for (const auto& svc : plan.services) {
@@ -274,7 +333,8 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
                                     {"health", health_json(b.id, facts)},
                                     {"connections", load_json(b.id, facts)},
                                     {"foreign_sockets", facts.foreign.count(b.id) ? facts.foreign.at(b.id)
-                                                                                  : std::vector<std::string>{}}});
+                                                                                  : std::vector<std::string>{}},
+                                    {"live_connections", facts.live ? json(live_of(facts, svc.id, b.id)) : json()}});
             subsets.push_back({{"name", subset.name},
                                {"weight", subset.weight},
                                {"percent", subset.share * 100.0},
@@ -288,6 +348,7 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
                             {"resource", svc.origin.str()},
                             {"serves", served_clients(svc)},
                             {"set", set_usage(svc)},
+                            {"live_connections", facts.live ? json(live_of(facts, svc)) : json()},
                             {"subsets", subsets}});
     }
     json routes = json::array();
@@ -297,6 +358,7 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
             {"local_routes", routes},
             {"cgroup", facts.cgroup},
             {"client_netns_cookies", facts.client_scope},
+            {"destroy_path", facts.destroy_path},
             {"pins", facts.attached ? pin_dir(facts.netns_inode) : ""},
             {"services", services}};
 }
@@ -314,6 +376,9 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
         if (facts.client_scope.empty()) out << ", every network namespace\n";
         else out << ", only " << facts.client_scope.size() << " network namespaces (attach --client-netns)\n";
     }
+    if (!facts.destroy_path.empty())
+        out << "connections are closed (maxConnectionDuration, idleTimeout, rebalance) by " << facts.destroy_path
+            << ", a reset to the client\n";
     if (plan.services.empty()) {
         out << "no services applied\n";
         return;
@@ -323,11 +388,12 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
             << affinity_name(svc.affinity) << (svc.takeover ? "  takeover" : "") << "\n";
         out << "  serves " << served_clients(svc) << "\n";
         TextTable t;
-        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "PATH", "CONNECTIONS", "READY"});
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "LIVE CONNECTIONS", "HELD (CAP)", "PATH", "READY"});
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
                 t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
-                       path_name(kernel_remote(b.id, facts)), connections_cell(b.id, facts), ready_cell(b.id, facts)});
+                       live_cell(facts, svc, b.id), connections_cell(b.id, facts), path_name(kernel_remote(b.id, facts)),
+                       ready_cell(b.id, facts)});
         t.print(out, "  ");
         out << "  shift with: " << set_usage(svc)
             << (facts.netns_option.empty() ? "" : " --netns " + facts.netns_option) << "\n";

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
@@ -32,6 +33,10 @@ struct StatusFacts {
     std::string netns_option;                  // the --netns the command was given, for hints
     std::string cgroup;                        // where the cgroup programs are attached
     std::vector<uint64_t> client_scope;        // attach --client-netns cookies; empty: all
+    // (service id, backend id) -> established connections that came through the service's
+    // frontends, from sock_diag; absent when they could not be listed
+    std::optional<std::map<std::pair<uint32_t, uint32_t>, size_t>> live;
+    std::string destroy_path;  // how connections are closed: destroy_path_name()
 };
 nlohmann::json status_json(const Plan& plan, const StatusFacts& facts);
 void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out);

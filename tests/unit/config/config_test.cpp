@@ -120,7 +120,7 @@ INSTANTIATE_TEST_SUITE_P(
                   .want = "t.yaml:3: status: unknown field; known here: apiVersion, kind, metadata, spec"},
         ErrorCase{.desc = "unknown spec field", .from = "  affinity: source-ip\n", .to = "  affinty: source-ip\n",
                   .want = "t.yaml:7: spec.affinty: unknown field; known here: listen, affinity, takeover, "
-                          "outlierDetection, policy, subsets"},
+                          "outlierDetection, policy, rebalance, subsets"},
         ErrorCase{.desc = "unknown subset field", .from = "    weight: 80\n", .to = "    weight: 80\n    wieght: 1\n",
                   .want = "t.yaml:14: spec.subsets[1].wieght: unknown field"},
         ErrorCase{.desc = "bad affinity", .from = "affinity: source-ip", .to = "affinity: cookie",

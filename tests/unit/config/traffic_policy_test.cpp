@@ -73,6 +73,105 @@ TEST(TrafficPolicy, KeepaliveInWholeSecondsWithinTheKernelsBounds) {
     EXPECT_EQ((*services)[0].keepalive.time_s, 0u) << "left out: the kernel's";
 }
 
+TEST(TrafficPolicy, ConnectionLifetimeFromIstioAndNativePolicies) {
+    struct Case {
+        std::string policy;
+        uint64_t duration_ms, idle_ms;
+    } cases[] = {
+        {"    connectionPool:\n      tcp: {maxConnectionDuration: 2s}\n", 2000, 0},
+        {"    connectionPool:\n      tcp: {idleTimeout: 1h30m}\n", 0, 5400000},
+        {"    connectionPool:\n      tcp: {maxConnectionDuration: 1.5s, idleTimeout: 500ms}\n", 1500, 500},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.policy);
+        Diagnostics diag;
+        auto services = mesh_testing::resolve(mesh_with(c.policy), &diag);
+        ASSERT_TRUE(services) << services.error().message;
+        EXPECT_TRUE(diag.warnings.empty()) << diag.warnings[0];
+        const LifetimePolicy& l = (*services)[0].lifetime;
+        EXPECT_EQ(l.max_duration_ms, c.duration_ms);
+        EXPECT_EQ(l.idle_timeout_ms, c.idle_ms);
+        EXPECT_EQ((c.duration_ms ? l.duration_where : l.idle_where).str(), "t.yaml:40");
+        auto native = testing::parse_services(native_with(c.policy));
+        ASSERT_TRUE(native) << native.error().message;
+        EXPECT_EQ((*native)[0].lifetime, l);
+    }
+    auto none = mesh_testing::resolve(mesh_with("    connectionPool: {tcp: {tcpKeepalive: {}}}\n"));
+    ASSERT_TRUE(none) << none.error().message;
+    EXPECT_FALSE((*none)[0].lifetime.any()) << "left out: no limit";
+}
+
+TEST(TrafficPolicy, NativeRebalancePolicy) {
+    struct Case {
+        std::string spec;
+        bool enabled;
+        uint32_t rate, max;
+        std::string error;  // empty: accepted
+    } cases[] = {
+        {"  rebalance: true\n", true, 50, 0, ""},
+        {"  rebalance: false\n", false, 50, 0, ""},
+        {"  rebalance: {rate: 20, max: 500}\n", true, 20, 500, ""},
+        {"  rebalance: {rate: 0}\n", false, 0, 0, "spec.rebalance.rate: 0 is out of range"},
+        {"  rebalance: {burst: 3}\n", false, 0, 0, "spec.rebalance.burst"},
+        {"  rebalance: [1]\n", false, 0, 0, "spec.rebalance: must be true, false or {rate: N, max: K}"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.spec);
+        auto native = testing::parse_services(replaced(testing::kNativeShift, "  affinity: source-ip\n", c.spec));
+        if (!c.error.empty()) {
+            ASSERT_FALSE(native) << "accepted";
+            EXPECT_NE(native.error().message.find(c.error), std::string::npos) << native.error().message;
+            EXPECT_NE(native.error().message.find(".yaml:"), std::string::npos) << native.error().message;
+            continue;
+        }
+        ASSERT_TRUE(native) << native.error().message;
+        EXPECT_EQ((*native)[0].rebalance.enabled, c.enabled);
+        if (c.enabled) {
+            EXPECT_EQ((*native)[0].rebalance.rate, c.rate);
+            EXPECT_EQ((*native)[0].rebalance.max, c.max);
+        }
+    }
+}
+
+TEST(TrafficPolicy, VirtualServiceRebalanceAnnotation) {
+    struct Case {
+        std::string value;
+        bool enabled;
+        uint32_t rate, max;
+        std::string error;  // empty: accepted
+    } cases[] = {
+        {"\"true\"", true, 50, 0, ""},
+        {"\"false\"", false, 50, 0, ""},
+        {"\"rate=20,max=500\"", true, 20, 500, ""},
+        {"\"max=7\"", true, 50, 7, ""},
+        {"\"rate=0\"", false, 0, 0, "rate out of range"},
+        {"\"burst=3\"", false, 0, 0, "names \"burst\", which is not rate or max"},
+        {"\"rate=fast\"", false, 0, 0, "not a whole number"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.value);
+        const std::string vs =
+            replaced(mesh_testing::kVirtualService, "metadata: {name: tcp-echo-routing, namespace: shift}\n",
+                     "metadata:\n  name: tcp-echo-routing\n  namespace: shift\n  annotations:\n"
+                     "    tcpshift.io/rebalance: " + c.value + "\n");
+        auto services = mesh_testing::resolve(docs({mesh_testing::kWorkloads, mesh_testing::kGateway,
+                                                   mesh_testing::kDestinationRule, vs}));
+        if (!c.error.empty()) {
+            ASSERT_FALSE(services) << "accepted";
+            EXPECT_NE(services.error().message.find(c.error), std::string::npos) << services.error().message;
+            EXPECT_NE(services.error().message.find("t.yaml:"), std::string::npos) << services.error().message;
+            EXPECT_NE(services.error().message.find("metadata.annotations[tcpshift.io/rebalance]"), std::string::npos);
+            continue;
+        }
+        ASSERT_TRUE(services) << services.error().message;
+        EXPECT_EQ((*services)[0].rebalance.enabled, c.enabled);
+        if (c.enabled) {
+            EXPECT_EQ((*services)[0].rebalance.rate, c.rate);
+            EXPECT_EQ((*services)[0].rebalance.max, c.max);
+        }
+    }
+}
+
 TEST(TrafficPolicy, RefusalsNameFileLineAndField) {
     const std::string lb = "t.yaml:40: spec.trafficPolicy.loadBalancer.";
     struct Case {
@@ -88,6 +187,10 @@ TEST(TrafficPolicy, RefusalsNameFileLineAndField) {
          "t.yaml:41: spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.time"},
         {"    connectionPool:\n      tcp:\n        tcpKeepalive: {probes: 200}\n",
          "t.yaml:41: spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.probes: 200 is out of range 1-127"},
+        {"    connectionPool:\n      tcp:\n        maxConnectionDuration: -2s\n",
+         "t.yaml:41: spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration"},
+        {"    connectionPool:\n      tcp:\n        idleTimeout: soon\n",
+         "t.yaml:41: spec.trafficPolicy.connectionPool.tcp.idleTimeout"},
         {"    portLevelSettings:\n    - loadBalancer: {simple: RANDOM}\n",
          "t.yaml:40: spec.trafficPolicy.portLevelSettings[0].port: missing"},
     };
@@ -104,7 +207,6 @@ TEST(TrafficPolicy, RefusalsNameFileLineAndField) {
 TEST(TrafficPolicy, WhatIsNotHonouredIsWarnedAboutAndStrictRefusesIt) {
     for (const std::string policy : {"    loadBalancer: {simple: LEAST_REQUEST}\n",
                                      "    connectionPool: {http: {http1MaxPendingRequests: 10}}\n",
-                                     "    connectionPool: {tcp: {idleTimeout: 1h}}\n",
                                      "    connectionPool: {tcp: {connectTimeout: 1s}}\n",
                                      "    loadBalancer: {warmup: {duration: 30s}}\n",
                                      "    loadBalancer: {consistentHash: {httpHeaderName: x-user}}\n"}) {
