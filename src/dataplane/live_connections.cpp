@@ -20,6 +20,7 @@
 
 #include "bpf/abi.h"
 #include "destroy_bpf.skel.h"
+#include "dataplane/sock_diag.h"
 
 namespace tcpshift {
 
@@ -83,8 +84,6 @@ bool from_message(const nlmsghdr* header, LiveConnection& out) {
 }
 
 Result<void> dump_family(int family, const Fd& connections, std::vector<LiveConnection>& out) {
-    Fd sock(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-    if (!sock) return fail(system_error("open NETLINK_SOCK_DIAG", errno));
     StorageDumpRequest req{};
     req.header.nlmsg_len = sizeof(req);
     req.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
@@ -99,24 +98,11 @@ Result<void> dump_family(int family, const Fd& connections, std::vector<LiveConn
     req.map_fd.rta_len = RTA_LENGTH(sizeof(uint32_t));
     req.map_fd.rta_type = SK_DIAG_BPF_STORAGE_REQ_MAP_FD;
     req.fd = static_cast<uint32_t>(connections.get());
-    if (::send(sock.get(), &req, sizeof(req), 0) != static_cast<ssize_t>(sizeof(req)))
-        return fail(system_error("send a sock_diag request", errno));
-    std::vector<char> buffer(1 << 16);
-    for (;;) {
-        const ssize_t n = ::recv(sock.get(), buffer.data(), buffer.size(), 0);
-        if (n < 0) return fail(system_error("read sock_diag", errno));
-        int len = static_cast<int>(n);
-        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-            if (h->nlmsg_type == NLMSG_DONE) return {};
-            if (h->nlmsg_type == NLMSG_ERROR) {
-                const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-                return fail(system_error("list TCP connections with their \"connections\" storage (sock_diag)",
-                                         -e->error));
-            }
-            LiveConnection c;
-            if (from_message(h, c)) out.push_back(c);
-        }
-    }
+    return sock_diag_dump(&req, sizeof(req), "list TCP connections with their \"connections\" storage (sock_diag)",
+                          [&](const nlmsghdr* h) {
+                              LiveConnection c;
+                              if (from_message(h, c)) out.push_back(c);
+                          });
 }
 
 struct DestroySkeletonDeleter {

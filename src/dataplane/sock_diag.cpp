@@ -38,8 +38,6 @@ ListeningSocket from_message(const nlmsghdr* header) {
 }
 
 Result<void> dump_family(int family, std::vector<ListeningSocket>& out) {
-    Fd sock(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-    if (!sock) return fail(system_error("open NETLINK_SOCK_DIAG", errno));
     DiagRequest req{};
     req.header.nlmsg_len = sizeof(req);
     req.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
@@ -47,7 +45,17 @@ Result<void> dump_family(int family, std::vector<ListeningSocket>& out) {
     req.request.sdiag_family = static_cast<uint8_t>(family);
     req.request.sdiag_protocol = IPPROTO_TCP;
     req.request.idiag_states = 1u << BPF_TCP_LISTEN;  // a bit per TCP state; BPF_TCP_* has the kernel's numbers
-    if (::send(sock.get(), &req, sizeof(req), 0) != static_cast<ssize_t>(sizeof(req)))
+    return sock_diag_dump(&req, sizeof(req), "list listening TCP sockets with sock_diag",
+                          [&](const nlmsghdr* h) { out.push_back(from_message(h)); });
+}
+
+}  // namespace
+
+Result<void> sock_diag_dump(const void* request, size_t size, const std::string& what,
+                            const std::function<void(const nlmsghdr*)>& each) {
+    Fd sock(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+    if (!sock) return fail(system_error("open NETLINK_SOCK_DIAG", errno));
+    if (::send(sock.get(), request, size, 0) != static_cast<ssize_t>(size))
         return fail(system_error("send a sock_diag request", errno));
     std::vector<char> buffer(1 << 16);
     for (;;) {
@@ -60,16 +68,13 @@ Result<void> dump_family(int family, std::vector<ListeningSocket>& out) {
                 const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
                 // ENOENT: no handler for the family; the kernel loads tcp_diag on demand,
                 // unless modules cannot be loaded here.
-                return fail(system_error(std::string("list listening TCP sockets with sock_diag") +
-                                             (e->error == -ENOENT ? " (load the tcp_diag module: modprobe tcp_diag)" : ""),
+                return fail(system_error(what + (e->error == -ENOENT ? " (load the tcp_diag module: modprobe tcp_diag)" : ""),
                                          -e->error));
             }
-            out.push_back(from_message(h));
+            each(h);
         }
     }
 }
-
-}  // namespace
 
 Result<std::vector<ListeningSocket>> listening_sockets() {
     std::vector<ListeningSocket> out;
