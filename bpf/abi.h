@@ -127,6 +127,14 @@ struct ts_service {
  * TS_FLOW_CHOICE(assigned backend, the table's first choice). A table that draws by RANDOM or
  * ROUND_ROBIN remembers every flow: its choice cannot be computed again from the flow. */
 #define TS_FLOW_CHOICE(assigned, chosen) ((assigned) | ((chosen) << 16))
+/* Value of "recent_flows". A memory lapses at until_ns (TS_REMEMBER_AFTER_NS after it was
+ * written), so that one left by a handshake that never completed, or by another mode, cannot
+ * send a later connection of the same 4-tuple past the weights or a cap. */
+struct ts_flow_memory {
+	__u32 choice; /* TS_FLOW_CHOICE(assigned, chosen) */
+	__u32 reserved;
+	__u64 until_ns; /* bpf_ktime_get_ns() */
+};
 #define TS_FLOW_ASSIGNED(v) ((v) & 0xffff)
 #define TS_FLOW_CHOSEN(v) ((v) >> 16)
 struct ts_flow_key {

@@ -140,7 +140,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TS_MAX_RECENT_FLOWS);
 	__type(key, struct ts_flow_key);
-	__type(value, __u32); /* TS_FLOW_CHOICE(assigned, chosen) */
+	__type(value, struct ts_flow_memory);
 } recent_flows SEC(".maps");
 
 /* The round-robin turn of each service: sk_lookup and connect() take the next one with an

@@ -120,9 +120,11 @@ static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const stru
  * ACK that completes a SYN cookie handshake finds the backend that sent the cookie. */
 static __always_inline int assign_remembered(struct bpf_sk_lookup *ctx, const struct ts_flow_key *key)
 {
-	__u32 *choice = bpf_map_lookup_elem(&recent_flows, key);
+	struct ts_flow_memory *m = bpf_map_lookup_elem(&recent_flows, key);
 
-	return choice ? assign_backend(ctx, TS_FLOW_ASSIGNED(*choice)) : -1;
+	if (!m || bpf_ktime_get_ns() >= m->until_ns)
+		return -1;
+	return assign_backend(ctx, TS_FLOW_ASSIGNED(m->choice));
 }
 
 /* Assigns the table's choice for the flow, or a fallback; the backend assigned, or -1 when
@@ -148,7 +150,8 @@ int steer(struct bpf_sk_lookup *ctx)
 	struct ts_service_stats *stats = NULL;
 	struct ts_service *service;
 	struct ts_flow_key key = {};
-	__u32 zero = 0, port, chosen, choice;
+	struct ts_flow_memory memory = {};
+	__u32 zero = 0, port, chosen;
 	struct ts_frontend *fe;
 	struct ts_table *table;
 	struct flow flow;
@@ -199,8 +202,9 @@ int steer(struct bpf_sk_lookup *ctx)
 		stats = bpf_map_lookup_elem(&service_stats, &fe->service_id);
 	if (assigned >= 0) {
 		if (remember) {
-			choice = TS_FLOW_CHOICE((__u32)assigned, chosen);
-			bpf_map_update_elem(&recent_flows, &key, &choice, BPF_ANY);
+			memory.choice = TS_FLOW_CHOICE((__u32)assigned, chosen);
+			memory.until_ns = bpf_ktime_get_ns() + TS_REMEMBER_AFTER_NS;
+			bpf_map_update_elem(&recent_flows, &key, &memory, BPF_ANY);
 		}
 		if (capped && stats)
 			stats->spills++;

@@ -127,15 +127,16 @@ static __always_inline __u32 established_flow(struct bpf_sock_ops *skops, struct
 static __always_inline __u32 first_choice(const struct ts_table *table, __u32 family, const struct flow *f)
 {
 	struct ts_flow_key key = {};
-	__u32 *choice, chosen;
+	struct ts_flow_memory *m;
+	__u32 chosen;
 
 	if (table->balance == TS_BALANCE_HASH && !(table->flags & TS_TABLE_CAPPED))
 		return hashed_backend(table, f);
 	flow_key(family, f, &key);
-	choice = bpf_map_lookup_elem(&recent_flows, &key);
-	if (!choice)
+	m = bpf_map_lookup_elem(&recent_flows, &key);
+	if (!m)
 		return TS_NO_BACKEND;
-	chosen = TS_FLOW_CHOSEN(*choice);
+	chosen = TS_FLOW_CHOSEN(m->choice);
 	bpf_map_delete_elem(&recent_flows, &key);
 	return chosen;
 }

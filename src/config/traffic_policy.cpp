@@ -194,8 +194,9 @@ Result<void> parse_load_balancer(const YAML::Node& holder, const std::string& fi
         out.balance->mode = Balance::kRoundRobin;
     } else if (*mode == "UNSPECIFIED") {
     } else if (*mode == "LEAST_REQUEST" || *mode == "LEAST_CONN") {
-        if (auto ok = diag.warn(where + *mode + " is not honoured; new connections are drawn by a hash of the "
-                                "4-tuple, in proportion to weight");
+        if (auto ok = diag.warn(where + *mode + " is not honoured here; new connections are drawn by the "
+                                "service's mode (a hash of the 4-tuple unless another sets one), in proportion to "
+                                "weight");
             !ok)
             return fail(ok.error());
     } else if (*mode == "PASSTHROUGH") {
@@ -240,7 +241,8 @@ Result<void> parse_connection_pool(const YAML::Node& holder, const std::string& 
         !ok)
         return fail(ok.error());
     if (const YAML::Node max = tcp["maxConnections"]) {
-        auto n = scalar_int(max, file, tfield + ".maxConnections", 1, UINT32_MAX);
+        // 0 leaves the cap unset, as Istio reads it.
+        auto n = scalar_int(max, file, tfield + ".maxConnections", 0, UINT32_MAX);
         if (!n) return fail(n.error());
         out.cap = ConnectionCap{.max_connections = static_cast<uint32_t>(*n), .where = {file, line_of(max)}};
     }
