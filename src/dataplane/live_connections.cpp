@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "bpf/abi.h"
 #include "destroy_bpf.skel.h"
@@ -41,24 +42,28 @@ Endpoint endpoint_of(int family, const __be32* addr, __be16 port) {
     return e;
 }
 
-// The storage value of the one map the request named, if the socket has it.
-const ts_connection* storage_of(const rtattr* storages) {
+// The storage value of the one map the request named, if the socket has it. Netlink aligns an
+// attribute to 4 bytes only, and the value holds a __u64: read it with memcpy.
+std::optional<ts_connection> storage_of(const rtattr* storages) {
     int len = static_cast<int>(RTA_PAYLOAD(storages));
     for (const auto* s = static_cast<const rtattr*>(RTA_DATA(storages)); RTA_OK(s, len); s = RTA_NEXT(s, len)) {
         if ((s->rta_type & NLA_TYPE_MASK) != SK_DIAG_BPF_STORAGE) continue;
         int inner = static_cast<int>(RTA_PAYLOAD(s));
         for (const auto* a = static_cast<const rtattr*>(RTA_DATA(s)); RTA_OK(a, inner); a = RTA_NEXT(a, inner))
             if ((a->rta_type & NLA_TYPE_MASK) == SK_DIAG_BPF_STORAGE_MAP_VALUE &&
-                RTA_PAYLOAD(a) >= sizeof(ts_connection))
-                return static_cast<const ts_connection*>(RTA_DATA(a));
+                RTA_PAYLOAD(a) >= sizeof(ts_connection)) {
+                ts_connection value;
+                std::memcpy(&value, RTA_DATA(a), sizeof(value));
+                return value;
+            }
     }
-    return nullptr;
+    return std::nullopt;
 }
 
 // One listed socket, when it is a steered connection of a backend.
 bool from_message(const nlmsghdr* header, LiveConnection& out) {
     const auto* msg = static_cast<const inet_diag_msg*>(NLMSG_DATA(header));
-    const ts_connection* conn = nullptr;
+    std::optional<ts_connection> conn;
     const tcp_info* info = nullptr;
     int len = static_cast<int>(header->nlmsg_len - NLMSG_LENGTH(sizeof(*msg)));
     for (const auto* attr = reinterpret_cast<const rtattr*>(msg + 1); RTA_OK(attr, len); attr = RTA_NEXT(attr, len)) {

@@ -388,12 +388,12 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
             << affinity_name(svc.affinity) << (svc.takeover ? "  takeover" : "") << "\n";
         out << "  serves " << served_clients(svc) << "\n";
         TextTable t;
-        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "LIVE CONNECTIONS", "HELD (CAP)", "PATH", "READY"});
+        t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "PATH", "READY", "LIVE CONNECTIONS", "HELD (CAP)"});
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
                 t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
-                       live_cell(facts, svc, b.id), connections_cell(b.id, facts), path_name(kernel_remote(b.id, facts)),
-                       ready_cell(b.id, facts)});
+                       path_name(kernel_remote(b.id, facts)), ready_cell(b.id, facts), live_cell(facts, svc, b.id),
+                       connections_cell(b.id, facts)});
         t.print(out, "  ");
         out << "  shift with: " << set_usage(svc)
             << (facts.netns_option.empty() ? "" : " --netns " + facts.netns_option) << "\n";
