@@ -64,14 +64,20 @@ std::optional<ts_connection> storage_of(const rtattr* storages) {
 bool from_message(const nlmsghdr* header, LiveConnection& out) {
     const auto* msg = static_cast<const inet_diag_msg*>(NLMSG_DATA(header));
     std::optional<ts_connection> conn;
-    const tcp_info* info = nullptr;
+    std::optional<uint32_t> idle_ms;
     int len = static_cast<int>(header->nlmsg_len - NLMSG_LENGTH(sizeof(*msg)));
     for (const auto* attr = reinterpret_cast<const rtattr*>(msg + 1); RTA_OK(attr, len); attr = RTA_NEXT(attr, len)) {
         const int type = attr->rta_type & NLA_TYPE_MASK;
         if (type == INET_DIAG_SK_BPF_STORAGES) conn = storage_of(attr);
         // An older kernel's tcp_info is shorter; the fields read here are in every version.
-        if (type == INET_DIAG_INFO && RTA_PAYLOAD(attr) >= offsetof(tcp_info, tcpi_rcv_ssthresh))
-            info = static_cast<const tcp_info*>(RTA_DATA(attr));
+        // tcp_info holds __u64s and netlink aligns to 4 bytes: copy the two fields out.
+        if (type == INET_DIAG_INFO && RTA_PAYLOAD(attr) >= offsetof(tcp_info, tcpi_rcv_ssthresh)) {
+            const auto* data = static_cast<const char*>(RTA_DATA(attr));
+            uint32_t received = 0, sent = 0;
+            std::memcpy(&received, data + offsetof(tcp_info, tcpi_last_data_recv), sizeof(received));
+            std::memcpy(&sent, data + offsetof(tcp_info, tcpi_last_data_sent), sizeof(sent));
+            idle_ms = std::min(received, sent);
+        }
     }
     if (!conn || (conn->flags & TS_CONN_LISTENER) || !(conn->flags & TS_CONN_STEERED)) return false;
     out = LiveConnection{
@@ -81,7 +87,7 @@ bool from_message(const nlmsghdr* header, LiveConnection& out) {
         .service_id = conn->service_id,
         .backend_id = conn->backend_ids[0],
         .established_ns = conn->established_ns,
-        .idle_ms = info ? std::min(info->tcpi_last_data_recv, info->tcpi_last_data_sent) : 0,
+        .idle_ms = idle_ms.value_or(0),
         .family = msg->idiag_family,
         .id = msg->id,
     };
