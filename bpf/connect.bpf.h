@@ -76,44 +76,57 @@ __noinline int backend_takes(__u32 backend_id, __u64 now)
 	return TS_FULL;
 }
 
-/* backend_takes(), noting in *capped a backend passed over for its cap; 1 when it takes it. */
-static __always_inline int takes(__u32 backend_id, __u64 now, int *capped)
+/* The first choice cannot take the connection: the first fallback_candidate() that does. A
+ * global function that finds the table by id, so the verifier checks its long loop once. */
+__noinline int connect_fallback(__u32 table_id, __u32 hash, __u32 first, __u64 now)
 {
-	int r = backend_takes(backend_id, now);
+	struct ts_table *table = bpf_map_lookup_elem(&tables, &table_id);
+	__u32 i, backend_id;
+	int r, capped = 0;
 
-	if (r == TS_FULL)
-		*capped = 1;
-	return r == TS_TAKES;
+	if (!table)
+		return TS_NO_BACKEND;
+	for (i = 0; i < TS_FALLBACK_STEPS; i++) {
+		backend_id = fallback_candidate(table, hash, i);
+		if (backend_id == TS_NO_BACKEND) {
+			if (i >= TS_FALLBACK_REHASHES)
+				break; /* past the walk's end */
+			continue;
+		}
+		if (backend_id == first)
+			continue;
+		r = backend_takes(backend_id, now);
+		if (r == TS_TAKES)
+			return (int)backend_id | (capped ? TS_FALLBACK_CAPPED : 0);
+		if (r == TS_FULL)
+			capped = 1;
+	}
+	return TS_NO_BACKEND | (capped ? TS_FALLBACK_CAPPED : 0);
 }
 
-/* The table's choice for `hash`, or when it is unavailable another draw from the same table
- * (so its share goes to the others by weight), then a walk. When every backend is out, the
- * first choice: a connection that may fail beats a refusal by tcpshift. When every backend that
- * is not out is at its cap, none (TS_NO_BACKEND): the connect() goes to the frontend address,
- * where nothing listens, and is refused. */
-static __always_inline __u32 connect_choice(const struct ts_table *table, __u32 hash, __u64 now,
+/* The table's choice for `hash`, or when it cannot take the connection connect_fallback()'s.
+ * When every backend is out, the first choice: a connection that may fail beats a refusal by
+ * tcpshift. When every backend that is not out is at its cap, none (TS_NO_BACKEND): the
+ * connect() goes to the frontend address, where nothing listens, and is refused. */
+static __always_inline __u32 connect_choice(const struct ts_table *table, __u32 table_id, __u32 hash, __u64 now,
 					    struct ts_service_stats *stats)
 {
-	__u32 i, backend_id, first = slot_backend(table, hash);
-	int capped = 0;
+	__u32 backend_id, first = slot_backend(table, hash);
+	int r, capped;
 
-	if (first == TS_NO_BACKEND || takes(first, now, &capped))
+	if (first == TS_NO_BACKEND)
 		return first;
+	r = backend_takes(first, now);
+	if (r == TS_TAKES)
+		return first;
+	capped = r == TS_FULL;
 	if (stats)
 		(capped ? stats->spills++ : stats->connect_ejected++);
-	for (i = 1; i <= TS_FALLBACK_REHASHES; i++) {
-		backend_id = slot_backend(table, ts_rehash(hash, i));
-		if (backend_id != TS_NO_BACKEND && backend_id != first && takes(backend_id, now, &capped))
-			return backend_id;
-	}
-	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
-		backend_id = walk_backend(table, hash, i);
-		if (backend_id == TS_NO_BACKEND)
-			break;
-		if (backend_id != first && takes(backend_id, now, &capped))
-			return backend_id;
-	}
-	if (capped) {
+	r = connect_fallback(table_id, hash, first, now);
+	backend_id = TS_FALLBACK_BACKEND(r);
+	if (backend_id != TS_NO_BACKEND)
+		return backend_id;
+	if (capped || (r & TS_FALLBACK_CAPPED)) {
 		if (stats)
 			stats->overflows++;
 		return TS_NO_BACKEND;
@@ -127,16 +140,21 @@ static __always_inline __u32 connect_choice(const struct ts_table *table, __u32 
 static __always_inline __u32 connect_backend(struct bpf_sock_addr *ctx, const struct ts_frontend *fe, __u32 family,
 					     struct ts_service_stats *stats)
 {
-	struct ts_table *table = live_table(fe->service_id, family);
-	__u32 hash;
+	struct ts_service *service = bpf_map_lookup_elem(&services, &fe->service_id);
+	struct ts_table *table;
+	__u32 hash, table_id;
 
+	if (!service)
+		return TS_NO_BACKEND;
+	table_id = live_table_id(service, fe->service_id, family);
+	table = bpf_map_lookup_elem(&tables, &table_id);
 	if (!table || !(table->flags & TS_TABLE_REMOTE))
 		return TS_NO_BACKEND;
 	if (table->affinity == TS_AFFINITY_SOURCE_IP)
 		hash = ts_cookie_hash(bpf_get_netns_cookie(ctx), hash_seed);
 	else
 		hash = ts_cookie_hash(bpf_get_socket_cookie(ctx), hash_seed);
-	return connect_choice(table, draw(table, fe->service_id, hash), bpf_ktime_get_ns(), stats);
+	return connect_choice(table, table_id, draw(table, fe->service_id, hash), bpf_ktime_get_ns(), stats);
 }
 
 /* Records the virtual address and the backend in the socket's storage; NULL on failure. */

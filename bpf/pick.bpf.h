@@ -45,11 +45,17 @@ static __always_inline struct ts_frontend *find_frontend(__u32 family, const str
 	return bpf_map_lookup_elem(&frontends, &key);
 }
 
+/* The id of a service's live weight table for clients of `family`. */
+static __always_inline __u32 live_table_id(const struct ts_service *service, __u32 service_id, __u32 family)
+{
+	return TS_TABLE_ID(service_id, TS_FAMILY_INDEX(family), service->generation & 1);
+}
+
 /* The live weight table of a service for clients of `family`; NULL when it has none. */
 static __always_inline struct ts_table *service_table(const struct ts_service *service, __u32 service_id,
 						      __u32 family)
 {
-	__u32 table_id = TS_TABLE_ID(service_id, TS_FAMILY_INDEX(family), service->generation & 1);
+	__u32 table_id = live_table_id(service, service_id, family);
 
 	return bpf_map_lookup_elem(&tables, &table_id);
 }
@@ -112,6 +118,25 @@ static __always_inline __u32 walk_backend(const struct ts_table *table, __u32 ha
 	if (idx >= TS_MAX_SERVICE_BACKENDS)
 		return TS_NO_BACKEND;
 	return table->backends[idx];
+}
+
+/* The fallback's candidate at step i (from 0) when the first choice cannot take a connection:
+ * TS_FALLBACK_REHASHES draws again from the table (so its share goes to the others by weight),
+ * then a walk over the table's weighted backends, for when most of the weight cannot take it.
+ * TS_NO_BACKEND for a step that names nobody. */
+#define TS_FALLBACK_STEPS (TS_FALLBACK_REHASHES + TS_MAX_SERVICE_BACKENDS)
+
+/* What a fallback returns: the backend that takes the connection in the low 16 bits
+ * (TS_NO_BACKEND for none), with TS_FALLBACK_CAPPED set when a backend was passed over for its
+ * cap. */
+#define TS_FALLBACK_CAPPED (1 << 16)
+#define TS_FALLBACK_BACKEND(r) ((__u32)(r) & 0xffff)
+
+static __always_inline __u32 fallback_candidate(const struct ts_table *table, __u32 hash, __u32 i)
+{
+	if (i < TS_FALLBACK_REHASHES)
+		return slot_backend(table, ts_rehash(hash, i + 1));
+	return walk_backend(table, hash, i - TS_FALLBACK_REHASHES);
 }
 
 /* The backend a hashing table chooses for a flow; TS_NO_BACKEND when the table has none. */

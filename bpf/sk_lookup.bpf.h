@@ -80,40 +80,33 @@ __noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 	return TS_NO_LISTENER;
 }
 
-/* take_backend(), noting in *capped a backend passed over for its cap; 1 when taken. */
-static __always_inline int taken(struct bpf_sk_lookup *ctx, __u32 backend_id, int *capped)
+/* The first choice has no listener or is at its cap: assigns the first fallback_candidate()
+ * that takes the connection. A global function that finds the table by id, so the verifier
+ * checks its long loop once, not once for every way steer() reaches it. */
+__noinline int assign_fallback(struct bpf_sk_lookup *ctx, __u32 table_id, __u32 hash, __u32 first)
 {
-	int r = take_backend(ctx, backend_id);
-
-	if (r == TS_CAPPED)
-		*capped = 1;
-	return r == TS_TAKEN;
-}
-
-/* The first choice has no listener or is at its cap. Draws again from the same weight table,
- * so its share goes to the others in proportion to their weights; when every draw lands on a
- * backend that cannot take it (most of the weight is dead or full), walks the weighted
- * backends. Returns the backend assigned, or -1. */
-static __always_inline int assign_fallback(struct bpf_sk_lookup *ctx, const struct ts_table *table,
-					   __u32 hash, __u32 first, int *capped)
-{
+	struct ts_table *table = bpf_map_lookup_elem(&tables, &table_id);
 	__u32 i, backend_id;
+	int r, capped = 0;
 
-	for (i = 1; i <= TS_FALLBACK_REHASHES; i++) {
-		backend_id = slot_backend(table, ts_rehash(hash, i));
-		if (backend_id == first || backend_id == TS_NO_BACKEND)
+	if (!table)
+		return TS_NO_BACKEND;
+	for (i = 0; i < TS_FALLBACK_STEPS; i++) {
+		backend_id = fallback_candidate(table, hash, i);
+		if (backend_id == TS_NO_BACKEND) {
+			if (i >= TS_FALLBACK_REHASHES)
+				break; /* past the walk's end */
 			continue;
-		if (taken(ctx, backend_id, capped))
-			return backend_id;
+		}
+		if (backend_id == first)
+			continue;
+		r = take_backend(ctx, backend_id);
+		if (r == TS_TAKEN)
+			return (int)backend_id | (capped ? TS_FALLBACK_CAPPED : 0);
+		if (r == TS_CAPPED)
+			capped = 1;
 	}
-	for (i = 0; i < TS_MAX_SERVICE_BACKENDS; i++) {
-		backend_id = walk_backend(table, hash, i);
-		if (backend_id == TS_NO_BACKEND)
-			break;
-		if (backend_id != first && taken(ctx, backend_id, capped))
-			return backend_id;
-	}
-	return -1;
+	return TS_NO_BACKEND | (capped ? TS_FALLBACK_CAPPED : 0);
 }
 
 /* Around a table change (remember_until_ns), a flow that was given a backend keeps it: the
@@ -130,17 +123,25 @@ static __always_inline int assign_remembered(struct bpf_sk_lookup *ctx, const st
 /* Assigns the table's choice for the flow, or a fallback; the backend assigned, or -1 when
  * no backend can take it. Sets *chosen to the table's first choice, and *capped when a backend
  * was passed over for its cap. */
-static __always_inline int assign_chosen(struct bpf_sk_lookup *ctx, const struct ts_table *table,
+static __always_inline int assign_chosen(struct bpf_sk_lookup *ctx, const struct ts_table *table, __u32 table_id,
 					 __u32 service_id, const struct flow *f, __u32 *chosen, int *capped)
 {
 	__u32 hash, backend_id = pick_backend(table, service_id, f, &hash);
+	int r;
 
 	*chosen = backend_id;
 	if (backend_id == TS_NO_BACKEND)
 		return -1;
-	if (taken(ctx, backend_id, capped))
+	r = take_backend(ctx, backend_id);
+	if (r == TS_TAKEN)
 		return backend_id;
-	return assign_fallback(ctx, table, hash, backend_id, capped);
+	if (r == TS_CAPPED)
+		*capped = 1;
+	r = assign_fallback(ctx, table_id, hash, backend_id);
+	if (r & TS_FALLBACK_CAPPED)
+		*capped = 1;
+	backend_id = TS_FALLBACK_BACKEND(r);
+	return backend_id == TS_NO_BACKEND ? -1 : (int)backend_id;
 }
 
 SEC("sk_lookup")
@@ -151,7 +152,7 @@ int steer(struct bpf_sk_lookup *ctx)
 	struct ts_service *service;
 	struct ts_flow_key key = {};
 	struct ts_flow_memory memory = {};
-	__u32 zero = 0, port, chosen;
+	__u32 zero = 0, port, chosen, table_id;
 	struct ts_frontend *fe;
 	struct ts_table *table;
 	struct flow flow;
@@ -180,7 +181,8 @@ int steer(struct bpf_sk_lookup *ctx)
 	service = bpf_map_lookup_elem(&services, &fe->service_id);
 	if (!service)
 		goto refuse;
-	table = service_table(service, fe->service_id, ctx->family);
+	table_id = live_table_id(service, fe->service_id, ctx->family);
+	table = bpf_map_lookup_elem(&tables, &table_id);
 	if (!table)
 		goto refuse;
 	/* Only connect-time steering serves this service's backends: a connection that reaches
@@ -197,7 +199,7 @@ int steer(struct bpf_sk_lookup *ctx)
 		if (assign_remembered(ctx, &key) == 0)
 			return SK_PASS;
 	}
-	assigned = assign_chosen(ctx, table, fe->service_id, &flow, &chosen, &capped);
+	assigned = assign_chosen(ctx, table, table_id, fe->service_id, &flow, &chosen, &capped);
 	if (capped)
 		stats = bpf_map_lookup_elem(&service_stats, &fe->service_id);
 	if (assigned >= 0) {

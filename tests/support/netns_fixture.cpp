@@ -61,8 +61,11 @@ Child start_agent(const std::string& netns, const std::string& config_dir, int p
     argv.insert(argv.end(), command.begin(), command.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     Child agent = Child::start("", argv, std::chrono::milliseconds(0), log);
+    // The first apply loads the programs: well under a second on a host, tens of seconds in
+    // an emulated guest, whose verifier runs many times slower.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     *healthy = false;
-    for (int i = 0; i < 200 && !*healthy; ++i) {
+    while (!*healthy && std::chrono::steady_clock::now() < deadline && !agent.wait(std::chrono::milliseconds(0))) {
         *healthy = http_get(port, "/healthz").status == 200;
         if (!*healthy) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }

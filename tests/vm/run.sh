@@ -20,10 +20,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 
 kernel=""
 # Left out of the guest by default: the Prometheus test (it needs the 100 MB server), the
-# SO_REUSEPORT handover, which on 6.1 under TCG reset 1 of ~1,100 connections in 1 of 2 runs,
-# and the connection-closing tests (lifetime, rebalance), which fail on 6.1 as the README's
-# "Tests on another kernel" says.
-filter="${TCPSHIFT_VM_FILTER:--AgentTest.APrometheusServerScrapesTheSplit:ReliabilityTest.AGracefulReuseportHandoverFailsNothing:Paths/CloseTest.*:Paths/RebalanceTest.*}"
+# and the SO_REUSEPORT handover, which on 6.1 under TCG reset 1 of ~1,100 connections in 1 of
+# 2 runs.
+filter="${TCPSHIFT_VM_FILTER:--AgentTest.APrometheusServerScrapesTheSplit:ReliabilityTest.AGracefulReuseportHandoverFailsNothing}"
 limit=2400
 while [ $# -gt 0 ]; do
   case "$1" in
