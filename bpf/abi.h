@@ -237,6 +237,12 @@ struct ts_connection {
 
 #define TS_CONN_LISTENER 4 /* the storage of a listener, not yet of a connection */
 #define TS_CONN_STEERED 8  /* came through a frontend (service_id is set) */
+#define TS_CONN_JUDGED 16  /* its close was judged for the backend's health already */
+
+/* A steered connection that its backend closes or resets within this time of establishment,
+ * having written it nothing, is a failure of the backend (outlierDetection for a backend
+ * that listens here); one that got a byte is a success. */
+#define TS_EARLY_CLOSE_NS (1000ULL * 1000000ULL)
 #define TS_CONN_FIN_IN 1  /* the peer's FIN arrived: bytes_received counts it as one byte */
 #define TS_CONN_FIN_OUT 2 /* our FIN went out: bytes_acked counts it once it is acked */
 
@@ -303,14 +309,15 @@ struct ts_backend_load {
 };
 
 /* Value of "backend_health", an array indexed by backend id. sock_ops writes it as a
- * connect-time client's handshake succeeds or fails; the agent's probe writes probe_down. */
+ * connect-time client's handshake succeeds or fails, and as a socket backend's steered
+ * connections are answered or closed early; the agent's probe writes probe_down. */
 struct ts_backend_health {
-	__u32 failures;       /* failed handshakes since the last good one */
+	__u32 failures;       /* failed connections since the last good one */
 	__u32 probe_down;     /* 1: the agent's last probe of it failed */
 	__u64 ejected_until_ns; /* bpf_ktime_get_ns() before which it takes no connection */
 	__u32 ejections;      /* ejections since the last good handshake */
 	__u32 reserved;
-	__u64 failed;         /* failed handshakes, ever (a counter) */
+	__u64 failed;         /* failed connections, ever (a counter) */
 	__u64 ejected;        /* times ejected, ever (a counter) */
 };
 

@@ -56,10 +56,20 @@ static __always_inline void note_failure(__u32 backend_id)
 	__sync_fetch_and_add(&h->ejected, 1);
 }
 
+/* A good connection to a backend: its failures and ejections in a row start over. */
+static __always_inline void note_success(__u32 backend_id)
+{
+	struct ts_backend_health *h = bpf_map_lookup_elem(&backend_health, &backend_id);
+
+	if (h && (h->failures || h->ejections)) {
+		h->failures = 0;
+		h->ejections = 0;
+	}
+}
+
 static __always_inline void on_client_established(struct bpf_sock_ops *skops)
 {
 	struct ts_client *c = client_of(skops);
-	struct ts_backend_health *h;
 	struct ts_backend_stats *bs;
 	struct ts_route_key route;
 	__u32 backend_id;
@@ -70,11 +80,7 @@ static __always_inline void on_client_established(struct bpf_sock_ops *skops)
 	set_keepalive(skops, live_table(c->service_id, c->family));
 	backend_id = c->backend_id;
 	count_active(backend_id, backend_cap(backend_id) > 0);
-	h = bpf_map_lookup_elem(&backend_health, &backend_id);
-	if (h) {
-		h->failures = 0;
-		h->ejections = 0;
-	}
+	note_success(backend_id);
 	/* The id went to another address since connect(): not the new address's connection. */
 	if (c->tag != backend_tag(backend_id))
 		return;

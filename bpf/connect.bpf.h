@@ -48,17 +48,6 @@ static __always_inline int client_in_scope(struct bpf_sock_addr *ctx)
 	return bpf_map_lookup_elem(&client_scope, &cookie) != NULL;
 }
 
-/* Whether a backend may take a new connection: neither ejected after failed handshakes nor
- * down by the agent's probe. */
-static __always_inline int backend_available(__u32 backend_id, __u64 now)
-{
-	struct ts_backend_health *h = bpf_map_lookup_elem(&backend_health, &backend_id);
-
-	if (!h)
-		return 1;
-	return !h->probe_down && now >= h->ejected_until_ns;
-}
-
 #define TS_TAKES 1
 #define TS_OUT 0
 #define TS_FULL 2

@@ -175,6 +175,17 @@ static __always_inline __u32 backend_tag(__u32 backend_id)
 	return t ? t->tag : 0;
 }
 
+/* Whether a backend may take a new connection: neither ejected after failed connections nor
+ * down by the agent's probe. */
+static __always_inline int backend_available(__u32 backend_id, __u64 now)
+{
+	struct ts_backend_health *h = bpf_map_lookup_elem(&backend_health, &backend_id);
+
+	if (!h)
+		return 1;
+	return !h->probe_down && now >= h->ejected_until_ns;
+}
+
 /* Whether connect-time steering, not a listener here, serves the backend. */
 static __always_inline int backend_is_remote(__u32 backend_id)
 {

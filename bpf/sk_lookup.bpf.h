@@ -65,12 +65,16 @@ __noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 #define TS_TAKEN 0
 #define TS_NO_LISTENER 1
 #define TS_CAPPED 2
+#define TS_EJECTED 3
 
 /* Hands the connection to backend_id: reserves a place under its cap, then assigns one of its
- * listeners. TS_TAKEN, TS_NO_LISTENER, or TS_CAPPED when the backend is at its cap. A global
- * function, verified once rather than at each draw of the fallback. */
-__noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
+ * listeners. TS_TAKEN, TS_NO_LISTENER, TS_CAPPED when the backend is at its cap, or TS_EJECTED
+ * when it is ejected and `heed_ejection` is set. A global function, verified once rather than
+ * at each draw of the fallback. */
+__noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id, int heed_ejection)
 {
+	if (heed_ejection && !backend_available(backend_id, bpf_ktime_get_ns()))
+		return TS_EJECTED;
 	if (!reserve_connection(backend_id))
 		return TS_CAPPED;
 	if (assign_backend(ctx, backend_id) == 0)
@@ -100,7 +104,7 @@ __noinline int assign_fallback(struct bpf_sk_lookup *ctx, __u32 table_id, __u32 
 		}
 		if (backend_id == first)
 			continue;
-		r = take_backend(ctx, backend_id);
+		r = take_backend(ctx, backend_id, 1);
 		if (r == TS_TAKEN)
 			return (int)backend_id | (capped ? TS_FALLBACK_CAPPED : 0);
 		if (r == TS_CAPPED)
@@ -127,21 +131,26 @@ static __always_inline int assign_chosen(struct bpf_sk_lookup *ctx, const struct
 					 __u32 service_id, const struct flow *f, __u32 *chosen, int *capped)
 {
 	__u32 hash, backend_id = pick_backend(table, service_id, f, &hash);
-	int r;
+	int r, first;
 
 	*chosen = backend_id;
 	if (backend_id == TS_NO_BACKEND)
 		return -1;
-	r = take_backend(ctx, backend_id);
-	if (r == TS_TAKEN)
+	first = take_backend(ctx, backend_id, 1);
+	if (first == TS_TAKEN)
 		return backend_id;
-	if (r == TS_CAPPED)
+	if (first == TS_CAPPED)
 		*capped = 1;
 	r = assign_fallback(ctx, table_id, hash, backend_id);
 	if (r & TS_FALLBACK_CAPPED)
 		*capped = 1;
-	backend_id = TS_FALLBACK_BACKEND(r);
-	return backend_id == TS_NO_BACKEND ? -1 : (int)backend_id;
+	if (TS_FALLBACK_BACKEND(r) != TS_NO_BACKEND)
+		return TS_FALLBACK_BACKEND(r);
+	/* Every backend that could take it is ejected: the first choice takes it after all, as
+	 * connect-time steering does, since a connection that may fail beats a refusal. */
+	if (first == TS_EJECTED && !*capped && take_backend(ctx, backend_id, 0) == TS_TAKEN)
+		return backend_id;
+	return -1;
 }
 
 SEC("sk_lookup")

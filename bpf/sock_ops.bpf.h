@@ -234,6 +234,34 @@ static __always_inline void count_closed(const struct ts_connection *conn, __u32
 	}
 }
 
+/* Judges a steered connection for its backend's health, once: closed or reset by the
+ * backend (ESTABLISHED -> FIN_WAIT1 or CLOSE) within TS_EARLY_CLOSE_NS having written nothing
+ * is a failure; one that got a byte from the backend is a success. A close that the client
+ * began (CLOSE_WAIT) says nothing of the backend. A client's own reset looks like the
+ * backend's here: it is rare on a connection the client has just opened. */
+static __always_inline void judge_close(struct bpf_sock_ops *skops, struct ts_connection *conn, __u32 backend_id,
+					__u32 old_state, __u32 new_state)
+{
+	if (!(conn->flags & TS_CONN_STEERED) || (conn->flags & TS_CONN_JUDGED))
+		return;
+	if (skops->data_segs_out > 0) {
+		conn->flags |= TS_CONN_JUDGED;
+		note_success(backend_id);
+		return;
+	}
+	if (old_state != BPF_TCP_ESTABLISHED)
+		return;
+	if (new_state == BPF_TCP_CLOSE_WAIT) {
+		conn->flags |= TS_CONN_JUDGED;
+		return;
+	}
+	if (new_state != BPF_TCP_FIN_WAIT1 && new_state != BPF_TCP_CLOSE)
+		return;
+	conn->flags |= TS_CONN_JUDGED;
+	if (bpf_ktime_get_ns() - conn->established_ns < TS_EARLY_CLOSE_NS)
+		note_failure(backend_id);
+}
+
 /* Follows an accounted connection to TCP_CLOSE, where its payload bytes are counted. */
 static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 {
@@ -250,16 +278,20 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 	if (!conn || (conn->flags & TS_CONN_LISTENER))
 		return;
 	note_fins(&conn->flags, old_state, new_state);
+	backend_id = conn->backend_ids[0];
+	/* The id went to another address while the connection was open: its close, bytes and
+	 * health are not the new address's. */
+	if (conn->tags[0] != backend_tag(backend_id)) {
+		if (new_state == BPF_TCP_CLOSE)
+			bpf_sk_storage_delete(&connections, sk);
+		return;
+	}
+	judge_close(skops, conn, backend_id, old_state, new_state);
 	if (new_state != BPF_TCP_CLOSE)
 		return;
 	payload_bytes(skops, conn->flags, &sent, &received);
-	backend_id = conn->backend_ids[0];
-	/* The id went to another address while the connection was open: its close and bytes
-	 * are not the new address's. */
-	if (conn->tags[0] == backend_tag(backend_id)) {
-		count_closed(conn, backend_id, sent, received);
-		count_inactive(backend_id);
-	}
+	count_closed(conn, backend_id, sent, received);
+	count_inactive(backend_id);
 	bpf_sk_storage_delete(&connections, sk);
 }
 

@@ -89,8 +89,10 @@ class AppliedView {
             // No listener stands for a connect-time backend: its health is its readiness.
             auto health = backend_health(**maps, **plan);
             if (!health) return fail(health.error());
-            for (const auto& [id, h] : *health)
+            for (const auto& [id, h] : *health) {
                 if (h.remote && h.available()) facts.ready.insert(id);
+                if (!h.available()) facts.ready.erase(id);  // a socket backend ejected after early closes
+            }
         }
         return render_metrics(**plan, facts);
     }

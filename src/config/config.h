@@ -93,15 +93,18 @@ struct SubsetSpec {
     std::vector<std::string> weight_path;
 };
 
-// When a connect-time backend is ejected after failed handshakes: Istio's outlierDetection,
-// with Envoy's defaults. A socket backend needs none: a backend without a listener takes
-// nothing. Read from a TrafficShift's spec.outlierDetection or the top-level trafficPolicy of
-// the DestinationRule of a route's hosts; it holds for every connect-time backend of the
-// service.
+// When a backend is ejected after failed connections: Istio's outlierDetection, with Envoy's
+// defaults. A connect-time backend is judged by its handshakes, always. A socket backend (a
+// listener here) only when the block is written, as in Istio: by its steered connections that
+// it closes or resets early having written nothing. Read from a TrafficShift's
+// spec.outlierDetection or the top-level trafficPolicy of the DestinationRule of a route's
+// hosts; it holds for every backend of the service.
 struct OutlierPolicy {
     uint32_t consecutive_errors = 5;      // failed connections in a row that eject; 0: never eject
     uint64_t base_ejection_ms = 30000;    // baseEjectionTime; each ejection in a row lasts one more
     SourceRef where;                      // the outlierDetection block; none: the defaults
+
+    bool written() const { return !where.file.empty(); }
 
     bool operator==(const OutlierPolicy& other) const {
         return consecutive_errors == other.consecutive_errors && base_ejection_ms == other.base_ejection_ms;

@@ -53,18 +53,6 @@ Result<void> forget_backend(const DataplaneMaps& maps, uint32_t backend_id) {
     return clear_percpu(maps.backend_stats, "backend_stats", &backend_id, sizeof(ts_backend_stats));
 }
 
-ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier, uint32_t max_connections) {
-    ts_backend_addr value{};
-    value.max_connections = max_connections;
-    value.family = static_cast<__u32>(b.address.family);
-    value.port = b.address.port;
-    std::memcpy(value.addr, b.address.addr.data(), sizeof(value.addr));
-    value.flags = b.remote ? TS_BACKEND_REMOTE : 0;
-    value.eject_after = outlier.consecutive_errors;
-    value.eject_ns = outlier.base_ejection_ms * 1000000ull;
-    return value;
-}
-
 // Where each backend of `plan` is and how it is reached; a backend of two services takes the
 // outlier policy of the first, and the smaller cap.
 Result<void> write_backend_addrs(const DataplaneMaps& maps, const Plan& plan) {
@@ -329,6 +317,18 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
 }
 
 }  // namespace
+
+ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier, uint32_t max_connections) {
+    ts_backend_addr value{};
+    value.max_connections = max_connections;
+    value.family = static_cast<__u32>(b.address.family);
+    value.port = b.address.port;
+    std::memcpy(value.addr, b.address.addr.data(), sizeof(value.addr));
+    value.flags = b.remote ? TS_BACKEND_REMOTE : 0;
+    value.eject_after = b.remote || outlier.written() ? outlier.consecutive_errors : 0;
+    value.eject_ns = outlier.base_ejection_ms * 1000000ull;
+    return value;
+}
 
 void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table) {
     table.affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;

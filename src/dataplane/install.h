@@ -7,6 +7,7 @@
 #include "dataplane/maps.h"
 
 struct ts_table;
+struct ts_backend_addr;
 
 namespace tcpshift {
 
@@ -27,5 +28,9 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
 // The fields before the backends and slots of the kernel table that holds `t`, a table of
 // `svc`: affinity, paths, slot count, balance mode and keepalive. verify compares them.
 void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table);
+
+// What "backend_addrs" holds for backend `b` of a service with `outlier`: its address, path,
+// cap, and when failures eject it. verify compares it.
+ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier, uint32_t max_connections);
 
 }  // namespace tcpshift

@@ -143,9 +143,12 @@ Result<void> diff_listeners(const DataplaneMaps& maps, const Plan& plan, const N
 
 // Each backend's address and path, as connect-time steering reads them.
 Result<void> diff_backend_addrs(const DataplaneMaps& maps, const Plan& plan, Diff& diff) {
+    std::set<uint32_t> seen;  // a backend of two services has the first one's outlier policy
     for (const auto& svc : plan.services)
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends) {
+                if (!seen.insert(b.id).second) continue;
+                const ts_backend_addr planned = backend_addr(b, svc.outlier, backend_cap(plan, b.id));
                 ts_backend_addr value{};
                 if (auto ok = read_map(maps.backend_addrs, "backend_addrs", &b.id, &value); !ok) return ok;
                 const Endpoint held = key_endpoint(value.family, value.port, value.addr);
@@ -159,6 +162,11 @@ Result<void> diff_backend_addrs(const DataplaneMaps& maps, const Plan& plan, Dif
                 else if (value.max_connections != backend_cap(plan, b.id))
                     diff.push_back(name + ": the kernel caps it at " + std::to_string(value.max_connections) +
                                    " connections (0: none), configured: " + std::to_string(backend_cap(plan, b.id)));
+                else if (value.eject_after != planned.eject_after || value.eject_ns != planned.eject_ns)
+                    diff.push_back(name + ": the kernel ejects it after " + std::to_string(value.eject_after) +
+                                   " failures for " + std::to_string(value.eject_ns / 1000000) +
+                                   " ms (0 failures: never), configured: after " + std::to_string(planned.eject_after) +
+                                   " for " + std::to_string(planned.eject_ns / 1000000) + " ms");
             }
     return {};
 }

@@ -58,18 +58,24 @@ std::string remote_ready_cell(const BackendHealth& h) {
 
 // "yes", "no", or either with the sockets that do not belong: "no, holds listener on ...".
 std::string ready_cell(uint32_t id, const StatusFacts& facts) {
-    if (auto h = facts.health.find(id); h != facts.health.end() && h->second.remote)
-        return remote_ready_cell(h->second);
+    auto h = facts.health.find(id);
+    if (h != facts.health.end() && h->second.remote) return remote_ready_cell(h->second);
     std::string cell = facts.ready.count(id) ? "yes" : "no";
+    // A socket backend is ejected after early closes only with outlierDetection written.
+    if (h != facts.health.end() && h->second.ejected_ms > 0)
+        cell = "no, ejected for " + std::to_string((h->second.ejected_ms + 999) / 1000) +
+               " s after connections it closed early";
     if (auto it = facts.foreign.find(id); it != facts.foreign.end())
         for (const auto& s : it->second) cell += ", holds " + s;
     return cell;
 }
 
-// The kernel's health of a connect-time backend, for scripts; null for a socket backend.
+// The kernel's health of a backend, for scripts; null for a socket backend that was never
+// judged (no outlierDetection, or no failure yet).
 json health_json(uint32_t id, const StatusFacts& facts) {
     auto it = facts.health.find(id);
-    if (it == facts.health.end() || !it->second.remote) return nullptr;
+    if (it == facts.health.end()) return nullptr;
+    if (!it->second.remote && it->second.failed == 0 && it->second.ejected_ms == 0) return nullptr;
     const BackendHealth& h = it->second;
     return {{"probe_down", h.probe_down},
             {"ejected_ms", h.ejected_ms},
@@ -105,7 +111,7 @@ std::string outlier_text(const OutlierPolicy& p) {
 }
 
 json outlier_json(const PlanService& svc) {
-    if (!service_paths(svc).connect_time) return nullptr;
+    if (!service_paths(svc).connect_time && !svc.outlier.written()) return nullptr;
     return {{"consecutive_errors", svc.outlier.consecutive_errors},
             {"base_ejection_ms", svc.outlier.base_ejection_ms},
             {"from", svc.outlier.where.file.empty() ? "default" : svc.outlier.where.str()}};
@@ -260,11 +266,15 @@ void print_explain(const Plan& plan, std::ostream& out) {
             out << "  rebalance after each shift: " << svc.rebalance.rate << "/s"
                 << (svc.rebalance.max ? ", at most " + std::to_string(svc.rebalance.max) : std::string())
                 << "  from " << svc.rebalance.where.str() << "\n";
-        if (service_paths(svc).connect_time) {
+        if (service_paths(svc).connect_time || svc.outlier.written())
             out << "  outlier detection: " << outlier_text(svc.outlier)
-                << (svc.outlier.where.file.empty() ? "  (default)" : "  from " + svc.outlier.where.str()) << "\n";
-            out << "  note: " << kRemoteOnlyNote << "\n";
-        }
+                << (svc.outlier.written() ? "  from " + svc.outlier.where.str() : "  (default)")
+                << (service_paths(svc).socket && svc.outlier.written()
+                        ? "; a socket backend fails by closing or resetting a connection within 1 s, having "
+                          "written nothing"
+                        : "")
+                << "\n";
+        if (service_paths(svc).connect_time) out << "  note: " << kRemoteOnlyNote << "\n";
         TextTable t;
         t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "BACKEND SHARE", "PATH", "WEIGHT FROM", "BACKEND FROM"});
         for (const auto& subset : svc.subsets)

@@ -1,0 +1,150 @@
+// outlierDetection for a backend that listens here: a steered connection that the backend resets
+// or closes within a second, having written nothing, is a failure. consecutiveErrors of them
+// eject it for baseEjectionTime (times the ejections in a row); meanwhile its share goes to the
+// others by weight, status says so, and a connection the backend answers clears the count.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "base/fd.h"
+#include "stats.h"
+#include "steering_fixture.h"
+
+namespace tcpshift::testing {
+namespace {
+
+using json = nlohmann::json;
+
+// A backend that accepts every connection and resets it at once, having written nothing: a
+// crashing server behind a live listener. The listener belongs to the namespace of the thread
+// that constructs it.
+class ResettingBackend {
+   public:
+    explicit ResettingBackend(uint16_t port) : listener_(::socket(AF_INET, SOCK_STREAM, 0)) {
+        const int one = 1;
+        ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        sockaddr_in addr{.sin_family = AF_INET, .sin_port = htons(port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
+        ok_ = ::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+              ::listen(listener_.get(), 128) == 0;
+        if (ok_) thread_ = std::thread([this] { serve(); });
+    }
+    ~ResettingBackend() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    bool ok() const { return ok_; }
+    uint64_t reset() const { return reset_; }
+
+   private:
+    void serve() {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+        while (!stop_ && std::chrono::steady_clock::now() < deadline) {
+            pollfd p{listener_.get(), POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0) continue;
+            const int fd = ::accept(listener_.get(), nullptr, nullptr);
+            if (fd < 0) continue;
+            const linger abort{.l_onoff = 1, .l_linger = 0};
+            ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+            ::close(fd);
+            ++reset_;
+        }
+    }
+
+    Fd listener_;
+    bool ok_ = false;
+    std::atomic<bool> stop_{false};
+    std::atomic<uint64_t> reset_{0};
+    std::thread thread_;
+};
+
+const json* backend_of(const json& status, const std::string& address) {
+    for (const auto& svc : status["services"])
+        for (const auto& subset : svc["subsets"])
+            for (const auto& b : subset["backends"])
+                if (b["address"] == address) return &b;
+    return nullptr;
+}
+
+TEST_F(SteeringTest, ABackendThatResetsAtOnceIsEjectedItsShareGoesByWeightAndItReturns) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    apply(traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])",
+                        {{"v1", 20, {"127.0.0.1:9001"}}, {"v2", 30, {"127.0.0.1:9002"}}, {"v3", 50, {"127.0.0.1:9003"}}},
+                        "  outlierDetection: {consecutiveErrors: 3, baseEjectionTime: 15s}\n"));
+    auto in = enter();
+    ResettingBackend v3(9003);
+    ASSERT_TRUE(v3.ok());
+    const Endpoint frontend = endpoint("127.0.0.1:31400");
+    const auto status = [&] { return json::parse(tcpshift_here({"status", "--json"}).out); };
+    // sock_ops registers v3's listener as it listens; the agent is not needed.
+    for (int i = 0; i < 100 && !(*backend_of(status(), "127.0.0.1:9003"))["ready"].get<bool>(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+
+    // One client at a time: the third judged reset ejects v3, and nothing fails after it. A
+    // reset can beat sock_ops to the new connection (the backend accepts and closes it before
+    // the kernel runs the establishment callback) and go unjudged: a few more may fail first.
+    const Tally first = tally_from_many_sources(frontend, 60);
+    const json ejected = status();
+    const json& v3_now = *backend_of(ejected, "127.0.0.1:9003");
+    EXPECT_GE(first.failures, 3u) << first.str() << "\n" << v3_now.dump();
+    EXPECT_LE(first.failures, 6u) << first.str() << "\n" << v3_now.dump();
+    EXPECT_EQ(v3.reset(), first.failures) << "a failure that was not v3's";
+    EXPECT_EQ(v3_now["health"]["failed_handshakes"], 3) << v3_now.dump();
+    const uint64_t reset_before = v3.reset();
+    EXPECT_FALSE(v3_now["ready"].get<bool>()) << v3_now.dump();
+    EXPECT_NE(v3_now["status"].get<std::string>().find("ejected for"), std::string::npos) << v3_now.dump();
+    EXPECT_GT(v3_now["health"]["ejected_ms"].get<uint64_t>(), 10000u) << v3_now.dump();
+    EXPECT_EQ(v3_now["health"]["ejections"], 1) << v3_now.dump();
+    // The backends that answer are never judged failed.
+    EXPECT_TRUE((*backend_of(ejected, "127.0.0.1:9001"))["health"].is_null()) << ejected.dump();
+    EXPECT_TRUE((*backend_of(ejected, "127.0.0.1:9002"))["health"].is_null()) << ejected.dump();
+
+    // Ejected, its 50% goes to v1 and v2 as 20 to 30, not to its neighbour in the list.
+    const Tally during = tally_from_many_sources(frontend, 800);
+    ASSERT_EQ(during.failures, 0u) << during.str();
+    EXPECT_EQ(v3.reset(), reset_before) << "v3 took connections while ejected";
+    const SplitVerdict v = chi_square_split({during["one"], during["two"]}, {20, 30});
+    EXPECT_GE(v.p_value, kAlpha) << during.str() << "\n" << v.table;
+    const auto ejected_ms = (*backend_of(status(), "127.0.0.1:9003"))["health"]["ejected_ms"].get<uint64_t>();
+    ASSERT_GT(ejected_ms, 0u) << "the ejection ended before the split was measured; too slow a host";
+
+    // After baseEjectionTime it takes connections again: still resetting, it is ejected again
+    // after three more, for twice as long.
+    std::this_thread::sleep_for(std::chrono::milliseconds(ejected_ms + 200));
+    const Tally again = tally_from_many_sources(frontend, 60);
+    const json twice = *backend_of(status(), "127.0.0.1:9003");
+    EXPECT_GE(again.failures, 3u) << again.str() << "\n" << twice.dump();
+    EXPECT_LE(again.failures, 6u) << again.str() << "\n" << twice.dump();
+    EXPECT_EQ(v3.reset(), reset_before + again.failures);
+    EXPECT_EQ(twice["health"]["failed_handshakes"], 6) << twice.dump();
+    EXPECT_EQ(twice["health"]["ejections"], 2) << twice.dump();
+    EXPECT_GT(twice["health"]["ejected_ms"].get<uint64_t>(), 25000u) << twice.dump();
+}
+
+TEST_F(SteeringTest, WithoutOutlierDetectionABackendThatResetsIsNeverEjected) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    apply(traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])",
+                        {{"v1", 50, {"127.0.0.1:9001"}}, {"v3", 50, {"127.0.0.1:9003"}}}));
+    auto in = enter();
+    ResettingBackend v3(9003);
+    ASSERT_TRUE(v3.ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const Tally t = tally_from_many_sources(endpoint("127.0.0.1:31400"), 200);
+    // Istio ejects nothing unless outlierDetection is written: v3 keeps its half, and fails it.
+    const SplitVerdict v = chi_square_split({t["one"], t.failures}, {50, 50});
+    EXPECT_GE(v.p_value, kAlpha) << t.str() << "\n" << v.table;
+    EXPECT_EQ(v3.reset(), t.failures);
+}
+
+}  // namespace
+}  // namespace tcpshift::testing
