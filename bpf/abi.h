@@ -284,7 +284,10 @@ struct ts_backend_addr {
 	/* Istio's connectionPool.tcp.maxConnections: established connections plus handshakes in
 	 * flight it may hold; at the cap a new connection draws another backend. 0: no cap. */
 	__u32 max_connections;
-	__u32 reserved;
+	/* Istio's maxEjectionPercent: a failure ejects it only while the backends of its service
+	 * (its family's live table) that are ejected, it included, stay within this share, or
+	 * when none is. 100: any number. */
+	__u32 max_ejection_percent;
 };
 
 /* Not a listener of this namespace (another namespace, another host): reached by rewriting

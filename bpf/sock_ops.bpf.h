@@ -259,7 +259,7 @@ static __always_inline void judge_close(struct bpf_sock_ops *skops, struct ts_co
 		return;
 	conn->flags |= TS_CONN_JUDGED;
 	if (bpf_ktime_get_ns() - conn->established_ns < TS_EARLY_CLOSE_NS)
-		note_failure(backend_id);
+		note_failure(backend_id, conn->service_id);
 }
 
 /* Follows an accounted connection to TCP_CLOSE, where its payload bytes are counted. */

@@ -102,17 +102,23 @@ struct SubsetSpec {
 struct OutlierPolicy {
     uint32_t consecutive_errors = 5;      // failed connections in a row that eject; 0: never eject
     uint64_t base_ejection_ms = 30000;    // baseEjectionTime; each ejection in a row lasts one more
+    // maxEjectionPercent: Istio's 10 once the block is written; with no block (connect-time
+    // backends' defaults), any number. The first ejection of a service is always allowed.
+    uint32_t max_ejection_percent = 100;
     SourceRef where;                      // the outlierDetection block; none: the defaults
 
     bool written() const { return !where.file.empty(); }
 
     bool operator==(const OutlierPolicy& other) const {
-        return consecutive_errors == other.consecutive_errors && base_ejection_ms == other.base_ejection_ms;
+        return consecutive_errors == other.consecutive_errors && base_ejection_ms == other.base_ejection_ms &&
+               max_ejection_percent == other.max_ejection_percent;
     }
 };
 // The bounds of baseEjectionTime: Istio's floor, and a ceiling that keeps ten ejections in a
 // row (TS_MAX_EJECTION_FACTOR) within the kernel's clock arithmetic with room to spare.
 inline constexpr uint64_t kMinBaseEjectionMs = 1;
+// Istio's maxEjectionPercent when an outlierDetection block leaves it out.
+inline constexpr uint32_t kDefaultMaxEjectionPercent = 10;
 inline constexpr uint64_t kMaxBaseEjectionMs = 24ull * 3600 * 1000;
 
 // How a service's new connections draw from its weights: Istio's loadBalancer.simple, or a

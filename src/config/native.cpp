@@ -45,15 +45,24 @@ Result<void> parse_options(const YAML::Node& spec, const std::string& file, Serv
     return {};
 }
 
-// spec.outlierDetection: how many failed connections in a row eject a connect-time backend,
-// and for how long; either field left out keeps its default.
+// spec.outlierDetection: how many failed connections in a row eject a backend, for how long,
+// and how many of the service's backends may be out at once; a field left out keeps its
+// default (Istio's maxEjectionPercent 10, once the block is written).
 Result<void> parse_outlier(const YAML::Node& spec, const std::string& file, ServiceSpec& svc) {
     const YAML::Node od = spec["outlierDetection"];
     if (!od || od.IsNull()) return {};
     if (!od.IsMap()) return fail(config_error(at(od, file) + ": spec.outlierDetection: must be a mapping"));
-    if (auto ok = check_fields(od, {"consecutiveErrors", "baseEjectionTime"}, file, "spec.outlierDetection."); !ok)
+    if (auto ok = check_fields(od, {"consecutiveErrors", "baseEjectionTime", "maxEjectionPercent"}, file,
+                               "spec.outlierDetection.");
+        !ok)
         return fail(ok.error());
     svc.outlier.where = {file, key_line_of(spec, "outlierDetection")};
+    svc.outlier.max_ejection_percent = kDefaultMaxEjectionPercent;
+    if (const YAML::Node n = od["maxEjectionPercent"]) {
+        auto percent = scalar_int(n, file, "spec.outlierDetection.maxEjectionPercent", 0, 100);
+        if (!percent) return fail(percent.error());
+        svc.outlier.max_ejection_percent = static_cast<uint32_t>(*percent);
+    }
     if (const YAML::Node n = od["consecutiveErrors"]) {
         auto errors = scalar_int(n, file, "spec.outlierDetection.consecutiveErrors", 0, UINT32_MAX);
         if (!errors) return fail(errors.error());

@@ -46,9 +46,9 @@ Result<OutlierPolicy> parse_outlier_detection(const YAML::Node& policy, const st
                                diag);
         !ok)
         return fail(ok.error());
-    if (auto ok = warn_ignored(od, {"maxEjectionPercent", "minHealthPercent"}, file, field,
-                               "ignored; any number of backends may be ejected (with all of them out, a connection "
-                               "takes its first choice)",
+    if (auto ok = warn_ignored(od, {"minHealthPercent"}, file, field,
+                               "ignored; ejections are bounded by maxEjectionPercent alone (with every backend "
+                               "out, a connection takes its first choice)",
                                diag);
         !ok)
         return fail(ok.error());
@@ -57,7 +57,13 @@ Result<OutlierPolicy> parse_outlier_detection(const YAML::Node& policy, const st
         !ok)
         return fail(ok.error());
 
-    OutlierPolicy outlier{.where = {file, key_line_of(policy, "outlierDetection")}};
+    OutlierPolicy outlier{.max_ejection_percent = kDefaultMaxEjectionPercent,
+                          .where = {file, key_line_of(policy, "outlierDetection")}};
+    if (od["maxEjectionPercent"]) {
+        auto n = scalar_int(od["maxEjectionPercent"], file, field + ".maxEjectionPercent", 0, 100);
+        if (!n) return fail(n.error());
+        outlier.max_ejection_percent = static_cast<uint32_t>(*n);
+    }
     uint32_t five_xx = outlier.consecutive_errors, gateway = 0;
     for (auto [name, value] :
          {std::pair{"consecutive5xxErrors", &five_xx}, std::pair{"consecutiveGatewayErrors", &gateway}}) {

@@ -53,6 +53,18 @@ Result<void> forget_backend(const DataplaneMaps& maps, uint32_t backend_id) {
     return clear_percpu(maps.backend_stats, "backend_stats", &backend_id, sizeof(ts_backend_stats));
 }
 
+// A backend whose policy no longer ejects is back at once: an ejection under the policy it
+// had ends with it. Its counters stay.
+Result<void> end_ejection(const DataplaneMaps& maps, uint32_t backend_id) {
+    ts_backend_health h{};
+    if (auto ok = read_map(maps.backend_health, "backend_health", &backend_id, &h); !ok) return ok;
+    if (h.ejected_until_ns == 0 && h.failures == 0 && h.ejections == 0) return {};
+    h.ejected_until_ns = 0;
+    h.failures = 0;
+    h.ejections = 0;
+    return update_map(maps.backend_health, "backend_health", &backend_id, &h);
+}
+
 // Where each backend of `plan` is and how it is reached; a backend of two services takes the
 // outlier policy of the first, and the smaller cap.
 Result<void> write_backend_addrs(const DataplaneMaps& maps, const Plan& plan) {
@@ -63,6 +75,8 @@ Result<void> write_backend_addrs(const DataplaneMaps& maps, const Plan& plan) {
                 if (!written.insert(b.id).second) continue;
                 const ts_backend_addr value = backend_addr(b, svc.outlier, backend_cap(plan, b.id));
                 if (auto ok = update_map(maps.backend_addrs, "backend_addrs", &b.id, &value); !ok) return ok;
+                if (value.eject_after == 0)
+                    if (auto ok = end_ejection(maps, b.id); !ok) return ok;
             }
     return {};
 }
@@ -327,6 +341,7 @@ ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier,
     value.flags = b.remote ? TS_BACKEND_REMOTE : 0;
     value.eject_after = b.remote || outlier.written() ? outlier.consecutive_errors : 0;
     value.eject_ns = outlier.base_ejection_ms * 1000000ull;
+    value.max_ejection_percent = outlier.max_ejection_percent;
     return value;
 }
 

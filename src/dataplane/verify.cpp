@@ -162,11 +162,15 @@ Result<void> diff_backend_addrs(const DataplaneMaps& maps, const Plan& plan, Dif
                 else if (value.max_connections != backend_cap(plan, b.id))
                     diff.push_back(name + ": the kernel caps it at " + std::to_string(value.max_connections) +
                                    " connections (0: none), configured: " + std::to_string(backend_cap(plan, b.id)));
-                else if (value.eject_after != planned.eject_after || value.eject_ns != planned.eject_ns)
+                else if (value.eject_after != planned.eject_after || value.eject_ns != planned.eject_ns ||
+                         value.max_ejection_percent != planned.max_ejection_percent)
                     diff.push_back(name + ": the kernel ejects it after " + std::to_string(value.eject_after) +
                                    " failures for " + std::to_string(value.eject_ns / 1000000) +
-                                   " ms (0 failures: never), configured: after " + std::to_string(planned.eject_after) +
-                                   " for " + std::to_string(planned.eject_ns / 1000000) + " ms");
+                                   " ms with at most " + std::to_string(value.max_ejection_percent) +
+                                   "% out (0 failures: never), configured: after " +
+                                   std::to_string(planned.eject_after) + " for " +
+                                   std::to_string(planned.eject_ns / 1000000) + " ms with at most " +
+                                   std::to_string(planned.max_ejection_percent) + "%");
             }
     return {};
 }

@@ -107,13 +107,17 @@ std::string outlier_text(const OutlierPolicy& p) {
     if (p.consecutive_errors == 0) return "off: failed connections never eject a backend";
     return "eject after " + std::to_string(p.consecutive_errors) + " failed connection" +
            (p.consecutive_errors == 1 ? "" : "s") + " in a row for " + duration_str(p.base_ejection_ms) +
-           " (each ejection in a row one more, up to " + std::to_string(TS_MAX_EJECTION_FACTOR) + "x)";
+           " (each ejection in a row one more, up to " + std::to_string(TS_MAX_EJECTION_FACTOR) + "x)" +
+           (p.max_ejection_percent < 100
+                ? ", at most " + std::to_string(p.max_ejection_percent) + "% of the backends out (always one)"
+                : std::string());
 }
 
 json outlier_json(const PlanService& svc) {
     if (!service_paths(svc).connect_time && !svc.outlier.written()) return nullptr;
     return {{"consecutive_errors", svc.outlier.consecutive_errors},
             {"base_ejection_ms", svc.outlier.base_ejection_ms},
+            {"max_ejection_percent", svc.outlier.max_ejection_percent},
             {"from", svc.outlier.where.file.empty() ? "default" : svc.outlier.where.str()}};
 }
 

@@ -131,6 +131,61 @@ TEST_F(SteeringTest, ABackendThatResetsAtOnceIsEjectedItsShareGoesByWeightAndItR
     EXPECT_GT(twice["health"]["ejected_ms"].get<uint64_t>(), 25000u) << twice.dump();
 }
 
+TEST_F(SteeringTest, MaxEjectionPercentBoundsHowManyBackendsAreOutAtOnce) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    const auto config = [](int max_percent) {
+        return traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])",
+                             {{"v1", 20, {"127.0.0.1:9001"}},
+                              {"v2", 30, {"127.0.0.1:9002"}},
+                              {"v3", 25, {"127.0.0.1:9003"}},
+                              {"v4", 25, {"127.0.0.1:9004"}}},
+                             "  outlierDetection: {consecutiveErrors: 3, baseEjectionTime: 60s, maxEjectionPercent: " +
+                                 std::to_string(max_percent) + "}\n");
+    };
+    apply(config(10));
+    auto in = enter();
+    ResettingBackend v3(9003), v4(9004);
+    ASSERT_TRUE(v3.ok() && v4.ok());
+    const Endpoint frontend = endpoint("127.0.0.1:31400");
+    const auto status = [&] { return json::parse(tcpshift_here({"status", "--json"}).out); };
+    const auto ejected = [](const json& st, const std::string& address) {
+        const json* b = backend_of(st, address);
+        return b && !(*b)["health"].is_null() && (*b)["health"]["ejected_ms"].get<uint64_t>() > 0;
+    };
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+    // 10% of 4 backends is none, but one may always go: the first to fail 3 times is out, the
+    // other keeps its share and keeps failing.
+    const Tally t10 = tally_from_many_sources(frontend, 300);
+    const json at10 = status();
+    EXPECT_EQ(ejected(at10, "127.0.0.1:9003") + ejected(at10, "127.0.0.1:9004"), 1) << at10.dump();
+    EXPECT_GT(t10.failures, 20u) << "the backend left in failed too rarely to show it stayed in: " << t10.str();
+
+    // At 50% both may be out: the next failures eject the other, then nothing fails.
+    apply(config(50));
+    const Tally settle = tally_from_many_sources(frontend, 100);
+    const json at50 = status();
+    EXPECT_TRUE(ejected(at50, "127.0.0.1:9003") && ejected(at50, "127.0.0.1:9004")) << at50.dump();
+    const uint64_t resets = v3.reset() + v4.reset();
+    const Tally after = tally_from_many_sources(frontend, 500);
+    EXPECT_EQ(after.failures, 0u) << after.str();
+    EXPECT_EQ(v3.reset() + v4.reset(), resets);
+    const SplitVerdict v = chi_square_split({after["one"], after["two"]}, {20, 30});
+    EXPECT_GE(v.p_value, kAlpha) << after.str() << "\n" << v.table;
+
+    // With the block removed nothing ejects, and the ejections under way end with it.
+    apply(traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])",
+                        {{"v1", 20, {"127.0.0.1:9001"}},
+                         {"v2", 30, {"127.0.0.1:9002"}},
+                         {"v3", 25, {"127.0.0.1:9003"}},
+                         {"v4", 25, {"127.0.0.1:9004"}}}));
+    const json off = status();
+    EXPECT_FALSE(ejected(off, "127.0.0.1:9003") || ejected(off, "127.0.0.1:9004")) << off.dump();
+    const Tally back = tally_from_many_sources(frontend, 100);
+    EXPECT_GT(back.failures, 20u) << "v3 and v4 take their shares again: " << back.str();
+}
+
 TEST_F(SteeringTest, WithoutOutlierDetectionABackendThatResetsIsNeverEjected) {
     Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
     apply(traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])",

@@ -114,10 +114,13 @@ TEST(Outlier, ADestinationRuleGivesItsHostsServiceItsPolicy) {
         uint32_t errors;
         uint64_t ms;
         std::vector<std::string> warnings;
+        uint32_t max_percent = kDefaultMaxEjectionPercent;  // Istio's 10 once the block is written
     };
     const Case cases[] = {
         {.desc = "5xx and time", .policy = "    outlierDetection: {consecutive5xxErrors: 3, baseEjectionTime: 2s}\n",
          .errors = 3, .ms = 2000},
+        {.desc = "max ejection percent", .policy = "    outlierDetection: {maxEjectionPercent: 50}\n", .errors = 5,
+         .ms = 30000, .max_percent = 50},
         {.desc = "gateway below the 5xx default", .policy = "    outlierDetection: {consecutiveGatewayErrors: 2}\n",
          .errors = 2, .ms = 30000},
         {.desc = "gateway above the 5xx default", .policy = "    outlierDetection: {consecutiveGatewayErrors: 10}\n",
@@ -140,11 +143,11 @@ TEST(Outlier, ADestinationRuleGivesItsHostsServiceItsPolicy) {
                       "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors: ignored; for TCP every "
                       "failure is a failed connection",
                       "spec.trafficPolicy.outlierDetection.consecutiveLocalOriginFailures: ignored",
-                      "t.yaml:42: spec.trafficPolicy.outlierDetection.maxEjectionPercent: ignored; any number of "
-                      "backends may be ejected",
-                      "spec.trafficPolicy.outlierDetection.minHealthPercent: ignored",
+                      "t.yaml:43: spec.trafficPolicy.outlierDetection.minHealthPercent: ignored; ejections are "
+                      "bounded by maxEjectionPercent alone",
                       "spec.trafficPolicy.outlierDetection.consecutiveErrors: ignored; deprecated by Istio: use "
-                      "consecutive5xxErrors"}},
+                      "consecutive5xxErrors"},
+         .max_percent = 100},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.desc);
@@ -154,6 +157,7 @@ TEST(Outlier, ADestinationRuleGivesItsHostsServiceItsPolicy) {
         const OutlierPolicy& p = (*services)[0].outlier;
         EXPECT_EQ(p.consecutive_errors, c.errors);
         EXPECT_EQ(p.base_ejection_ms, c.ms);
+        EXPECT_EQ(p.max_ejection_percent, c.max_percent);
         EXPECT_EQ(p.where.str(), "t.yaml:39");
         ASSERT_EQ(diag.warnings.size(), c.warnings.size());
         for (size_t i = 0; i < c.warnings.size(); ++i)
