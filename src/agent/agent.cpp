@@ -90,6 +90,7 @@ class AppliedView {
             auto health = backend_health(**maps, **plan);
             if (!health) return fail(health.error());
             for (const auto& [id, h] : *health) {
+                facts.ejections[id] = h.ejections;
                 if (h.remote && h.available()) facts.ready.insert(id);
                 if (!h.available()) facts.ready.erase(id);  // a socket backend ejected after early closes
             }

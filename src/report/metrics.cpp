@@ -157,8 +157,8 @@ void render_backend_gauge(std::ostream& out, const Plan& plan, const char* name,
 void render_gauges(std::ostream& out, const Plan& plan, const MetricsFacts& facts) {
     render_backend_gauge(
         out, plan, "tcpshift_backend_ready",
-        "1 when the backend takes new connections: its listener is registered (socket), or it is neither "
-        "ejected nor down by the probe (connect-time).",
+        "1 when the backend takes new connections: its listener is registered and it is not ejected "
+        "(socket), or it is neither ejected nor down by the probe (connect-time).",
         [&](const PlanService&, const PlanBackend& b) { return uint64_t{facts.ready.count(b.id) ? 1u : 0u}; });
     render_backend_gauge(
         out, plan, "tcpshift_connections_active", "Connections a backend accepted and has not closed.",
@@ -167,6 +167,18 @@ void render_gauges(std::ostream& out, const Plan& plan, const MetricsFacts& fact
     for (const auto& svc : plan.services)
         for (const auto& subset : svc.subsets)
             f.sample({{"service", svc.name}, {"subset", subset.name}}, subset.weight);
+}
+
+void render_ejections(std::ostream& out, const Plan& plan, const std::map<uint32_t, uint64_t>& ejections) {
+    Family f(out, "tcpshift_backend_ejections_total", "counter",
+             "Times outlier detection ejected the backend (the kernel's count, kept per address).");
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                auto it = ejections.find(b.id);
+                f.sample({{"service", svc.name}, {"subset", subset.name}, {"backend", b.address.str()}},
+                         it == ejections.end() ? 0 : it->second);
+            }
 }
 
 void render_reloads(std::ostream& out, const std::map<std::string, uint64_t>& reloads) {
@@ -184,6 +196,7 @@ std::string render_metrics(const Plan& plan, const MetricsFacts& facts) {
     render_istio_families(out, plan, facts.stats);
     render_service_families(out, plan, facts.stats);
     render_gauges(out, plan, facts);
+    render_ejections(out, plan, facts.ejections);
     render_reloads(out, facts.reloads);
     return out.str();
 }

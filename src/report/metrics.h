@@ -22,6 +22,7 @@ struct MetricsFacts {
     // connect-time one neither ejected nor down by the probe (BackendHealth::available()).
     std::set<uint32_t> ready;
     std::map<std::string, uint64_t> reloads;      // config reloads by result ("success", "error")
+    std::map<uint32_t, uint64_t> ejections;       // times each backend was ejected, ever
 };
 
 // The text format (version 0.0.4):
@@ -36,7 +37,8 @@ struct MetricsFacts {
 //   tcpshift_lookups_total{service}, tcpshift_steered_total{service,subset},
 //   tcpshift_fallback_total{service}, tcpshift_no_backend_total{service},
 //   tcpshift_backend_ready{service,subset,backend}, tcpshift_weight{service,subset},
-//   tcpshift_connections_active{service,subset,backend}, tcpshift_config_reloads_total{result}
+//   tcpshift_connections_active{service,subset,backend}, tcpshift_config_reloads_total{result},
+//   tcpshift_backend_ejections_total{service,subset,backend}
 std::string render_metrics(const Plan& plan, const MetricsFacts& facts);
 
 }  // namespace tcpshift

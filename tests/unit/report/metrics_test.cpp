@@ -25,6 +25,7 @@ TEST(Metrics, RendersIstioAndTcpshiftFamilies) {
                                                        .bytes_received = 30}}}},
         .ready = {0},
         .reloads = {{"success", 2}},
+        .ejections = {{1, 3}},
     };
     const std::string text = render_metrics(two_subset_plan(), facts);
     using testing::metric_value;
@@ -44,6 +45,8 @@ TEST(Metrics, RendersIstioAndTcpshiftFamilies) {
     EXPECT_EQ(metric_value(text, R"(tcpshift_weight{service="tcp-echo",subset="v2"})"), 80);
     EXPECT_EQ(metric_value(text, R"(tcpshift_config_reloads_total{result="success"})"), 2);
     EXPECT_EQ(metric_value(text, R"(tcpshift_config_reloads_total{result="error"})"), 0);
+    EXPECT_EQ(metric_value(text, R"(tcpshift_backend_ejections_total{service="tcp-echo",subset="v1",backend="127.0.0.1:9001"})"), 0);
+    EXPECT_EQ(metric_value(text, R"(tcpshift_backend_ejections_total{service="tcp-echo",subset="v2",backend="127.0.0.1:9002"})"), 3);
     EXPECT_NE(text.find("# TYPE istio_tcp_connections_opened_total counter\n"), std::string::npos);
     EXPECT_NE(text.find("# TYPE tcpshift_backend_ready gauge\n"), std::string::npos);
 }
