@@ -15,7 +15,7 @@
 
 /* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
  * is refused, never written with this layout: its "meta" map says which it has. */
-#define TS_ABI_VERSION 4
+#define TS_ABI_VERSION 5
 
 /* Every map of the data plane, by the name it has in the object. X(name) is applied to each.
  * The pinned ones are also their names under the pin directory, the one list that userspace
@@ -163,8 +163,12 @@ struct ts_table {
 	__u32 keepalive_time;
 	__u32 keepalive_interval;
 	__u32 keepalive_probes;
-	/* Backends that carry weight, the order fallback walks them in. */
+	/* Backends that carry weight, the order fallback walks them in; a subset's are together. */
 	__u16 backends[TS_MAX_SERVICE_BACKENDS];
+	/* For the backend at each position of backends[]: the first position of its subset and
+	 * how many backends the subset has there. LEAST_CONN draws its second choice among them. */
+	__u16 group_first[TS_MAX_SERVICE_BACKENDS];
+	__u16 group_size[TS_MAX_SERVICE_BACKENDS];
 	/* slot -> backend id; TS_NO_BACKEND when the service has no weight at all */
 	__u16 slots[TS_TABLE_SLOTS + 1]; /* the last entry pads to 4 bytes */
 };
@@ -186,6 +190,11 @@ struct ts_table {
 #define TS_BALANCE_HASH 0
 #define TS_BALANCE_RANDOM 1
 #define TS_BALANCE_ROUND_ROBIN 2
+/* LEAST_CONN: a random slot names a backend (so a subset is drawn by weight), a second backend
+ * of the same subset is drawn at random, and the one with fewer active connections takes it:
+ * the power of two choices, over the counts in "backend_load". sk_lookup only: connect-time
+ * steering draws as RANDOM, since a remote backend's load is only its clients' here. */
+#define TS_BALANCE_LEAST_CONN 3
 
 /* Key of the "listeners" hash map, written by userspace, read by sock_ops:
  * a listening socket with this key is the backend in the value. */

@@ -89,13 +89,14 @@ static __always_inline __u32 slot_backend(const struct ts_table *table, __u32 ha
 }
 
 /* What a new connection draws its slot with: `flow_hash` for a hashing table, a random number
- * for RANDOM, the service's next turn for ROUND_ROBIN. */
+ * for RANDOM and LEAST_CONN, the service's next turn for ROUND_ROBIN. */
 static __always_inline __u32 draw(const struct ts_table *table, __u32 service_id, __u32 flow_hash)
 {
 	__u32 *turn;
 
 	switch (table->balance) {
 	case TS_BALANCE_RANDOM:
+	case TS_BALANCE_LEAST_CONN:
 		return bpf_get_prandom_u32();
 	case TS_BALANCE_ROUND_ROBIN:
 		turn = bpf_map_lookup_elem(&turns, &service_id);

@@ -113,6 +113,42 @@ __noinline int assign_fallback(struct bpf_sk_lookup *ctx, __u32 table_id, __u32 
 	return TS_NO_BACKEND | (capped ? TS_FALLBACK_CAPPED : 0);
 }
 
+static __always_inline __u32 active_connections(__u32 backend_id)
+{
+	struct ts_backend_load *load = bpf_map_lookup_elem(&backend_load, &backend_id);
+
+	return load ? load->active : 0;
+}
+
+/* LEAST_CONN: of `first` and another backend of its subset drawn at random, the one with fewer
+ * active connections (`first` on a tie). A subset's backends weigh the same, so the counts
+ * compare as they are. A global function that finds the table by id: its search for `first`
+ * is verified once. */
+__noinline __u32 less_loaded(__u32 table_id, __u32 first)
+{
+	struct ts_table *table = bpf_map_lookup_elem(&tables, &table_id);
+	__u32 pos, count, group, size, other, peer;
+
+	if (!table)
+		return first;
+	count = table->backend_count;
+	for (pos = 0; pos < TS_MAX_SERVICE_BACKENDS && pos < count; pos++)
+		if (table->backends[pos] == first)
+			break;
+	if (pos >= count || pos >= TS_MAX_SERVICE_BACKENDS)
+		return first;
+	group = table->group_first[pos];
+	size = table->group_size[pos];
+	if (size < 2 || group > pos || pos - group >= size)
+		return first;
+	other = group + (pos - group + 1 + bpf_get_prandom_u32() % (size - 1)) % size;
+	pin_value(other);
+	if (other >= TS_MAX_SERVICE_BACKENDS)
+		return first;
+	peer = table->backends[other];
+	return active_connections(peer) < active_connections(first) ? peer : first;
+}
+
 /* Around a table change (remember_until_ns), a flow that was given a backend keeps it: the
  * ACK that completes a SYN cookie handshake finds the backend that sent the cookie. */
 static __always_inline int assign_remembered(struct bpf_sk_lookup *ctx, const struct ts_flow_key *key)
@@ -133,6 +169,8 @@ static __always_inline int assign_chosen(struct bpf_sk_lookup *ctx, const struct
 	__u32 hash, backend_id = pick_backend(table, service_id, f, &hash);
 	int r, first;
 
+	if (backend_id != TS_NO_BACKEND && table->balance == TS_BALANCE_LEAST_CONN)
+		backend_id = less_loaded(table_id, backend_id);
 	*chosen = backend_id;
 	if (backend_id == TS_NO_BACKEND)
 		return -1;

@@ -234,14 +234,17 @@ static __always_inline void count_closed(const struct ts_connection *conn, __u32
 	}
 }
 
-/* Judges a steered connection for its backend's health, once: closed or reset by the
- * backend (ESTABLISHED -> FIN_WAIT1 or CLOSE) within TS_EARLY_CLOSE_NS having written nothing
- * is a failure; one that got a byte from the backend is a success. A close that the client
- * began (CLOSE_WAIT) says nothing of the backend. A client's own reset looks like the
- * backend's here: it is rare on a connection the client has just opened. */
+/* Judges a steered connection for its backend's health, once. One that got a byte from the
+ * backend is a success. Within TS_EARLY_CLOSE_NS of establishment, having written nothing, the
+ * backend closing it (ESTABLISHED -> FIN_WAIT1) or resetting it (-> CLOSE, also after the
+ * client's FIN: CLOSE_WAIT -> CLOSE) is a failure. An orderly close after the client's FIN
+ * (CLOSE_WAIT -> LAST_ACK) says nothing of the backend: an upload ends so. A client's own reset
+ * looks like the backend's here: it is rare on a connection the client has just opened. */
 static __always_inline void judge_close(struct bpf_sock_ops *skops, struct ts_connection *conn, __u32 backend_id,
 					__u32 old_state, __u32 new_state)
 {
+	int backend_ended;
+
 	if (!(conn->flags & TS_CONN_STEERED) || (conn->flags & TS_CONN_JUDGED))
 		return;
 	if (skops->data_segs_out > 0) {
@@ -249,13 +252,14 @@ static __always_inline void judge_close(struct bpf_sock_ops *skops, struct ts_co
 		note_success(backend_id);
 		return;
 	}
-	if (old_state != BPF_TCP_ESTABLISHED)
-		return;
-	if (new_state == BPF_TCP_CLOSE_WAIT) {
+	if (old_state == BPF_TCP_CLOSE_WAIT && new_state == BPF_TCP_LAST_ACK) {
 		conn->flags |= TS_CONN_JUDGED;
 		return;
 	}
-	if (new_state != BPF_TCP_FIN_WAIT1 && new_state != BPF_TCP_CLOSE)
+	backend_ended = (old_state == BPF_TCP_ESTABLISHED &&
+			 (new_state == BPF_TCP_FIN_WAIT1 || new_state == BPF_TCP_CLOSE)) ||
+			(old_state == BPF_TCP_CLOSE_WAIT && new_state == BPF_TCP_CLOSE);
+	if (!backend_ended)
 		return;
 	conn->flags |= TS_CONN_JUDGED;
 	if (bpf_ktime_get_ns() - conn->established_ns < TS_EARLY_CLOSE_NS)

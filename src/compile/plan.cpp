@@ -148,12 +148,17 @@ Result<FamilyTable> compile_round_robin(const ServiceSpec& s, const PlanService&
 Result<FamilyTable> compile_table(const ServiceSpec& s, const PlanService& ps, int family, const PlanLimits& limits) {
     FamilyTable table;
     std::vector<WeightedBackend> weighted;
-    for (const auto& subset : ps.subsets)
+    for (const auto& subset : ps.subsets) {
+        const auto first = static_cast<uint16_t>(table.weighted_backends.size());
         for (const auto& b : subset.backends)
             if (b.address.family == family && b.share > 0) {
                 weighted.push_back(WeightedBackend{.id = static_cast<uint16_t>(b.id), .name = b.address.str(), .weight = b.share});
                 table.weighted_backends.push_back(static_cast<uint16_t>(b.id));
             }
+        const auto size = static_cast<uint16_t>(table.weighted_backends.size() - first);
+        table.group_first.insert(table.group_first.end(), size, first);
+        table.group_size.insert(table.group_size.end(), size, size);
+    }
     if (s.balance.mode == Balance::kRoundRobin) return compile_round_robin(s, ps, family, limits, std::move(table));
     const uint32_t size = s.balance.table_size ? std::min(s.balance.table_size, limits.table_slots) : limits.table_slots;
     const auto quotas = slot_quotas(weighted, size);

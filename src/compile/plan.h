@@ -48,7 +48,10 @@ struct PlanSubset {
 
 // The weight table of one client family: what sk_lookup indexes with a flow hash.
 struct FamilyTable {
-    std::vector<uint16_t> weighted_backends;  // ids with a share > 0, fallback order
+    std::vector<uint16_t> weighted_backends;  // ids with a share > 0, fallback order, by subset
+    // Parallel to weighted_backends: where the backend's subset starts in it, and its size
+    // there (LEAST_CONN draws its second choice in the subset).
+    std::vector<uint16_t> group_first, group_size;
     // slot -> backend id; empty: no frontend of the family. Its size is the table's slot
     // count: the Maglev table size of a hashing or RANDOM table, the cycle of a ROUND_ROBIN one.
     std::vector<uint16_t> slots;

@@ -35,6 +35,7 @@ std::string balance_name(Balance balance) {
     switch (balance) {
         case Balance::kRandom: return "RANDOM";
         case Balance::kRoundRobin: return "ROUND_ROBIN";
+        case Balance::kLeastConn: return "LEAST_CONN";
         case Balance::kHash: break;
     }
     return "hash";

@@ -127,6 +127,7 @@ enum class Balance {
     kHash,        // a seeded hash of the 4-tuple (or of the source address: Affinity) picks a slot
     kRandom,      // RANDOM: a random draw for each connection
     kRoundRobin,  // ROUND_ROBIN: a smooth weighted round robin, exact over each cycle
+    kLeastConn,   // LEAST_CONN, LEAST_REQUEST: two choices in a subset, the fewer active connections
 };
 std::string balance_name(Balance balance);
 

@@ -200,11 +200,8 @@ Result<void> parse_load_balancer(const YAML::Node& holder, const std::string& fi
         out.balance->mode = Balance::kRoundRobin;
     } else if (*mode == "UNSPECIFIED") {
     } else if (*mode == "LEAST_REQUEST" || *mode == "LEAST_CONN") {
-        if (auto ok = diag.warn(where + *mode + " is not honoured here; new connections are drawn by the "
-                                "service's mode (a hash of the 4-tuple unless another sets one), in proportion to "
-                                "weight");
-            !ok)
-            return fail(ok.error());
+        // For TCP a request is a connection: both pick the backend with fewer active ones.
+        out.balance->mode = Balance::kLeastConn;
     } else if (*mode == "PASSTHROUGH") {
         return fail(config_error(where + "PASSTHROUGH sends a connection to the address the client asked for, "
                                  "which is the frontend itself; tcpshift steers to the subsets' backends: use "

@@ -146,6 +146,7 @@ uint32_t balance_code(Balance balance) {
     switch (balance) {
         case Balance::kRandom: return TS_BALANCE_RANDOM;
         case Balance::kRoundRobin: return TS_BALANCE_ROUND_ROBIN;
+        case Balance::kLeastConn: return TS_BALANCE_LEAST_CONN;
         case Balance::kHash: break;
     }
     return TS_BALANCE_HASH;
@@ -176,6 +177,8 @@ Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, ui
         std::memset(table.get(), 0xff, sizeof(*table));
         table_header(svc, t, *table);
         std::copy(t.weighted_backends.begin(), t.weighted_backends.end(), table->backends);
+        std::copy(t.group_first.begin(), t.group_first.end(), table->group_first);
+        std::copy(t.group_size.begin(), t.group_size.end(), table->group_size);
         std::copy(t.slots.begin(), t.slots.end(), table->slots);
         const uint32_t table_id = TS_TABLE_ID(svc.id, family, spare);
         if (auto ok = update_map(maps.tables, "tables", &table_id, table.get()); !ok) return ok;

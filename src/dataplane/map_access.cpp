@@ -16,7 +16,7 @@ static_assert(sizeof(ts_frontend_key) == 24);
 static_assert(sizeof(ts_frontend) == 4);
 static_assert(sizeof(ts_service) == 16);
 static_assert(sizeof(ts_flow_key) == 40);
-static_assert(sizeof(ts_table) == 32 + 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1));
+static_assert(sizeof(ts_table) == 32 + 3 * 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1));
 static_assert(sizeof(ts_table) % 4 == 0);
 static_assert(sizeof(ts_backend_addr) == 48);
 static_assert(sizeof(ts_backend_load) == 8 + 8 * TS_MAX_PENDING);

@@ -100,6 +100,9 @@ Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff
             if (table->backend_count != want.weighted_backends.size() ||
                 !std::equal(want.weighted_backends.begin(), want.weighted_backends.end(), table->backends))
                 diff.push_back(prefix + "live table has other weighted backends");
+            else if (!std::equal(want.group_first.begin(), want.group_first.end(), table->group_first) ||
+                     !std::equal(want.group_size.begin(), want.group_size.end(), table->group_size))
+                diff.push_back(prefix + "live table groups its backends into other subsets");
             size_t differing = 0;
             for (size_t i = 0; i < want.slots.size(); ++i) differing += table->slots[i] != want.slots[i];
             if (differing)

@@ -136,6 +136,10 @@ std::string balance_text(const PlanService& svc) {
             return "ROUND_ROBIN: a weighted cycle of " + slots + " connections, each cycle split exactly";
         case Balance::kRandom:
             return "RANDOM: a random draw per connection from a table of " + slots + " slots";
+        case Balance::kLeastConn:
+            return "LEAST_CONN: a random draw from a table of " + slots +
+                   " slots picks a subset by weight; of that backend and another of its subset, the one with "
+                   "fewer active connections (connect-time backends: the draw alone)";
         case Balance::kHash: break;
     }
     return std::string("hash of the ") + (svc.affinity == Affinity::kSourceIp ? "client address" : "4-tuple") +

@@ -27,6 +27,18 @@ TEST(Plan, SharesFollowWeightsAndSplitASubsetEvenly) {
     EXPECT_EQ(s.tables[0].weighted_backends.size(), 3u);
 }
 
+// LEAST_CONN draws its second choice in the first choice's subset: each weighted backend knows
+// where its subset starts and how many it has (v1 has one IPv4 backend, v2 two).
+TEST(Plan, EachWeightedBackendKnowsItsSubsetsPlaceInTheTable) {
+    auto services = parse(kValid);
+    ASSERT_TRUE(services);
+    auto plan = compile_plan(*services, {}, default_limits());
+    ASSERT_TRUE(plan) << plan.error().message;
+    const FamilyTable& t = plan->services[0].tables[0];
+    EXPECT_EQ(t.group_first, (std::vector<uint16_t>{0, 1, 1}));
+    EXPECT_EQ(t.group_size, (std::vector<uint16_t>{1, 2, 2}));
+}
+
 TEST(Plan, IdsAreStableAcrossCompiles) {
     auto services = parse(kValid);
     ASSERT_TRUE(services);

@@ -36,6 +36,8 @@ TEST(TrafficPolicy, SimpleModesAndTableSizes) {
         {"    loadBalancer: {simple: ROUND_ROBIN}\n", Balance::kRoundRobin, 0},
         {"    loadBalancer: {simple: RANDOM}\n", Balance::kRandom, 0},
         {"    loadBalancer: {simple: UNSPECIFIED}\n", Balance::kHash, 0},
+        {"    loadBalancer: {simple: LEAST_REQUEST}\n", Balance::kLeastConn, 0},
+        {"    loadBalancer: {simple: LEAST_CONN}\n", Balance::kLeastConn, 0},
         {"    loadBalancer: {consistentHash: {maglev: {tableSize: 251}}}\n", Balance::kHash, 251},
         {"    loadBalancer: {consistentHash: {ringHash: {minimumRingSize: 1000}}}\n", Balance::kHash, 1009},
         {"    loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 65537}}}\n", Balance::kHash,
@@ -205,7 +207,7 @@ TEST(TrafficPolicy, RefusalsNameFileLineAndField) {
 }
 
 TEST(TrafficPolicy, WhatIsNotHonouredIsWarnedAboutAndStrictRefusesIt) {
-    for (const std::string policy : {"    loadBalancer: {simple: LEAST_REQUEST}\n",
+    for (const std::string policy : {"    loadBalancer: {localityLbSetting: {enabled: true}}\n",
                                      "    connectionPool: {http: {http1MaxPendingRequests: 10}}\n",
                                      "    connectionPool: {tcp: {connectTimeout: 1s}}\n",
                                      "    loadBalancer: {warmup: {duration: 30s}}\n",
