@@ -15,7 +15,7 @@
 
 /* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
  * is refused, never written with this layout: its "meta" map says which it has. */
-#define TS_ABI_VERSION 5
+#define TS_ABI_VERSION 6
 
 /* Every map of the data plane, by the name it has in the object. X(name) is applied to each.
  * The pinned ones are also their names under the pin directory, the one list that userspace
@@ -73,6 +73,10 @@ struct ts_meta {
  * 1/4093 of the traffic: a share is within one slot of exact (largest-remainder
  * rounding), 0.025 percentage points, and a non-zero weight below one slot is refused. */
 #define TS_TABLE_SLOTS 4093
+
+/* The steps of a warmup ramp (ts_table.warmup_curve): each is 1/TS_WARMUP_STEPS of the
+ * duration, at the factor of its middle. */
+#define TS_WARMUP_STEPS 100
 
 /* A weight table exists twice per service and client family: the live one and
  * the spare the next change is written into. services[id].generation says which
@@ -163,6 +167,13 @@ struct ts_table {
 	__u32 keepalive_time;
 	__u32 keepalive_interval;
 	__u32 keepalive_probes;
+	/* Istio's loadBalancer.warmup, when flags has TS_TABLE_WARMUP: a backend that became ready
+	 * (backend_health.ready_ns) less than warmup_ns ago takes a connection drawn for it with
+	 * probability warmup_curve[age * TS_WARMUP_STEPS / warmup_ns] / 65536, and the draw is made
+	 * again otherwise; so its weight is scaled by that factor, which userspace computes with
+	 * Envoy's slow-start formula, max(minimumPercent, (age / duration)^(1/aggression)). */
+	__u64 warmup_ns;
+	__u16 warmup_curve[TS_WARMUP_STEPS];
 	/* Backends that carry weight, the order fallback walks them in; a subset's are together. */
 	__u16 backends[TS_MAX_SERVICE_BACKENDS];
 	/* For the backend at each position of backends[]: the first position of its subset and
@@ -182,6 +193,8 @@ struct ts_table {
 #define TS_TABLE_KEEPALIVE 4
 /* Some backend of the table has max_connections. */
 #define TS_TABLE_CAPPED 8
+/* A backend that became ready lately ramps up to its weight: warmup_ns, warmup_curve. */
+#define TS_TABLE_WARMUP 16
 
 /* How a table is drawn from. HASH: the flow's hash picks the slot (the 4-tuple, the client
  * address or the socket, per affinity). RANDOM: a random number does, for each connection.
@@ -331,6 +344,10 @@ struct ts_backend_health {
 	__u32 reserved;
 	__u64 failed;         /* failed connections, ever (a counter) */
 	__u64 ejected;        /* times ejected, ever (a counter) */
+	/* bpf_ktime_get_ns() when it became ready, from which a table with TS_TABLE_WARMUP ramps
+	 * it up: its first listener started (sock_ops), or the agent's probe found it back after it
+	 * was down. 0: ready since tcpshift first saw it, with no warmup. */
+	__u64 ready_ns;
 };
 
 /* Value of "clients", the socket storage of a client whose connect() was rewritten: the

@@ -51,21 +51,26 @@ static __always_inline int client_in_scope(struct bpf_sock_addr *ctx)
 #define TS_TAKES 1
 #define TS_OUT 0
 #define TS_FULL 2
+#define TS_WARM 3
 
-/* Whether a backend may take a new connection: TS_TAKES when it is available and a place is
- * reserved under its cap, TS_OUT when it is ejected or down, TS_FULL at its cap. A backend that
- * listens here reserves in sk_lookup, where the connection goes. A global function, verified
- * once rather than at each draw. */
-__noinline int backend_takes(__u32 backend_id, __u64 now)
+/* Whether a backend drawn from table `table_id` may take a new connection: TS_TAKES when it is
+ * available and a place is reserved under its cap, TS_OUT when it is ejected or down, TS_WARM
+ * when its warmup turns this draw away, TS_FULL at its cap. A backend that listens here
+ * reserves in sk_lookup, where the connection goes. A global function, verified once rather
+ * than at each draw. */
+__noinline int backend_takes(__u32 backend_id, __u32 table_id, __u64 now)
 {
 	if (!backend_available(backend_id, now))
 		return TS_OUT;
+	if (warming_declines(table_id, backend_id, now))
+		return TS_WARM;
 	if (!backend_is_remote(backend_id) || reserve_connection(backend_id))
 		return TS_TAKES;
 	return TS_FULL;
 }
 
-/* The first choice cannot take the connection: the first fallback_candidate() that does. A
+/* The first choice cannot take the connection: the first fallback_candidate() other than
+ * `first` (TS_NO_BACKEND: any) that does. A
  * global function that finds the table by id, so the verifier checks its long loop once. */
 __noinline int connect_fallback(__u32 table_id, __u32 hash, __u32 first, __u64 now)
 {
@@ -84,7 +89,7 @@ __noinline int connect_fallback(__u32 table_id, __u32 hash, __u32 first, __u64 n
 		}
 		if (backend_id == first)
 			continue;
-		r = backend_takes(backend_id, now);
+		r = backend_takes(backend_id, table_id, now);
 		if (r == TS_TAKES)
 			return (int)backend_id | (capped ? TS_FALLBACK_CAPPED : 0);
 		if (r == TS_FULL)
@@ -105,13 +110,14 @@ static __always_inline __u32 connect_choice(const struct ts_table *table, __u32 
 
 	if (first == TS_NO_BACKEND)
 		return first;
-	r = backend_takes(first, now);
+	r = backend_takes(first, table_id, now);
 	if (r == TS_TAKES)
 		return first;
 	capped = r == TS_FULL;
-	if (stats)
+	if (stats && r != TS_WARM)
 		(capped ? stats->spills++ : stats->connect_ejected++);
-	r = connect_fallback(table_id, hash, first, now);
+	/* A warming backend may be drawn again (its share is its weight times the factor). */
+	r = connect_fallback(table_id, hash, r == TS_WARM ? TS_NO_BACKEND : first, now);
 	backend_id = TS_FALLBACK_BACKEND(r);
 	if (backend_id != TS_NO_BACKEND)
 		return backend_id;

@@ -187,6 +187,32 @@ static __always_inline int backend_available(__u32 backend_id, __u64 now)
 	return !h->probe_down && now >= h->ejected_until_ns;
 }
 
+/* Whether warmup turns a backend away from this draw: one that became ready less than the
+ * table's warmup_ns ago takes a connection drawn for it only with the probability of its step
+ * of the ramp, and the connection is drawn again otherwise. */
+static __always_inline int warming_declines(__u32 table_id, __u32 backend_id, __u64 now)
+{
+	struct ts_table *table = bpf_map_lookup_elem(&tables, &table_id);
+	struct ts_backend_health *h;
+	__u64 span, age;
+	__u32 step;
+
+	if (!table || !(table->flags & TS_TABLE_WARMUP))
+		return 0;
+	span = table->warmup_ns;
+	h = bpf_map_lookup_elem(&backend_health, &backend_id);
+	if (!h || span == 0 || h->ready_ns == 0 || now < h->ready_ns)
+		return 0;
+	age = now - h->ready_ns;
+	if (age >= span)
+		return 0;
+	step = age * TS_WARMUP_STEPS / span;
+	pin_value(step);
+	if (step >= TS_WARMUP_STEPS)
+		return 0;
+	return (bpf_get_prandom_u32() & 0xffff) >= table->warmup_curve[step];
+}
+
 /* Whether connect-time steering, not a listener here, serves the backend. */
 static __always_inline int backend_is_remote(__u32 backend_id)
 {

@@ -66,15 +66,26 @@ __noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 #define TS_NO_LISTENER 1
 #define TS_CAPPED 2
 #define TS_EJECTED 3
+#define TS_WARMING 4
+/* take_backend()'s table_id when the backend takes the connection ejected or warming. */
+#define TS_ANY_STATE 0xffffffff
 
-/* Hands the connection to backend_id: reserves a place under its cap, then assigns one of its
- * listeners. TS_TAKEN, TS_NO_LISTENER, TS_CAPPED when the backend is at its cap, or TS_EJECTED
- * when it is ejected and `heed_ejection` is set. A global function, verified once rather than
- * at each draw of the fallback. */
-__noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id, int heed_ejection)
+/* Hands the connection to backend_id, drawn from table `table_id`: reserves a place under its
+ * cap, then assigns one of its listeners. TS_TAKEN, TS_NO_LISTENER, TS_CAPPED when the backend
+ * is at its cap, TS_EJECTED when it is ejected, or TS_WARMING when its warmup turns this draw
+ * away (neither for TS_ANY_STATE). A global function, verified once rather than at each draw
+ * of the fallback. */
+__noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id, __u32 table_id)
 {
-	if (heed_ejection && !backend_available(backend_id, bpf_ktime_get_ns()))
-		return TS_EJECTED;
+	__u64 now;
+
+	if (table_id != TS_ANY_STATE) {
+		now = bpf_ktime_get_ns();
+		if (!backend_available(backend_id, now))
+			return TS_EJECTED;
+		if (warming_declines(table_id, backend_id, now))
+			return TS_WARMING;
+	}
 	if (!reserve_connection(backend_id))
 		return TS_CAPPED;
 	if (assign_backend(ctx, backend_id) == 0)
@@ -84,9 +95,9 @@ __noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id, int hee
 	return TS_NO_LISTENER;
 }
 
-/* The first choice has no listener or is at its cap: assigns the first fallback_candidate()
- * that takes the connection. A global function that finds the table by id, so the verifier
- * checks its long loop once, not once for every way steer() reaches it. */
+/* The first choice cannot take the connection: assigns the first fallback_candidate() other
+ * than `first` (TS_NO_BACKEND: any) that takes it. A global function that finds the table by
+ * id, so the verifier checks its long loop once, not once for every way steer() reaches it. */
 __noinline int assign_fallback(struct bpf_sk_lookup *ctx, __u32 table_id, __u32 hash, __u32 first)
 {
 	struct ts_table *table = bpf_map_lookup_elem(&tables, &table_id);
@@ -104,7 +115,7 @@ __noinline int assign_fallback(struct bpf_sk_lookup *ctx, __u32 table_id, __u32 
 		}
 		if (backend_id == first)
 			continue;
-		r = take_backend(ctx, backend_id, 1);
+		r = take_backend(ctx, backend_id, table_id);
 		if (r == TS_TAKEN)
 			return (int)backend_id | (capped ? TS_FALLBACK_CAPPED : 0);
 		if (r == TS_CAPPED)
@@ -174,19 +185,23 @@ static __always_inline int assign_chosen(struct bpf_sk_lookup *ctx, const struct
 	*chosen = backend_id;
 	if (backend_id == TS_NO_BACKEND)
 		return -1;
-	first = take_backend(ctx, backend_id, 1);
+	first = take_backend(ctx, backend_id, table_id);
 	if (first == TS_TAKEN)
 		return backend_id;
 	if (first == TS_CAPPED)
 		*capped = 1;
-	r = assign_fallback(ctx, table_id, hash, backend_id);
+	/* A warming backend may be drawn again: its share is then its weight times the factor,
+	 * as rejection sampling gives; one that cannot take it for good is skipped. */
+	r = assign_fallback(ctx, table_id, hash, first == TS_WARMING ? TS_NO_BACKEND : backend_id);
 	if (r & TS_FALLBACK_CAPPED)
 		*capped = 1;
 	if (TS_FALLBACK_BACKEND(r) != TS_NO_BACKEND)
 		return TS_FALLBACK_BACKEND(r);
-	/* Every backend that could take it is ejected: the first choice takes it after all, as
-	 * connect-time steering does, since a connection that may fail beats a refusal. */
-	if (first == TS_EJECTED && !*capped && take_backend(ctx, backend_id, 0) == TS_TAKEN)
+	/* Every backend that could take it is ejected or turned it away warming: the first choice
+	 * takes it after all, as connect-time steering does, since a connection that may fail
+	 * beats a refusal. */
+	if ((first == TS_EJECTED || first == TS_WARMING) && !*capped &&
+	    take_backend(ctx, backend_id, TS_ANY_STATE) == TS_TAKEN)
 		return backend_id;
 	return -1;
 }
@@ -238,8 +253,9 @@ int steer(struct bpf_sk_lookup *ctx)
 		return SK_PASS;
 	/* A table that draws anew for each lookup remembers every flow: the ACK of a SYN cookie
 	 * finds its backend again, and sock_ops finds the first choice. So does one with a capped
-	 * backend: the ACK must not reserve a second place. */
-	remember = table->balance != TS_BALANCE_HASH || (table->flags & TS_TABLE_CAPPED) ||
+	 * backend (the ACK must not reserve a second place), and one with warmup (whose draw is
+	 * random for a warming backend). */
+	remember = table->balance != TS_BALANCE_HASH || (table->flags & (TS_TABLE_CAPPED | TS_TABLE_WARMUP)) ||
 		   (service->remember_until_ns && bpf_ktime_get_ns() < service->remember_until_ns);
 	if (remember) {
 		flow_key(ctx->family, &flow, &key);

@@ -43,6 +43,17 @@ static __always_inline void sockops_addr(struct bpf_sock_ops *skops, int local, 
 	addr[3] = a3;
 }
 
+/* The backend's first listener started: it is ready from now, and a table with warmup ramps
+ * it up from here. (A later member of a SO_REUSEPORT group that takes slot 0 after the first
+ * closed starts the ramp again.) */
+static __always_inline void mark_ready(__u32 backend_id)
+{
+	struct ts_backend_health *h = bpf_map_lookup_elem(&backend_health, &backend_id);
+
+	if (h)
+		h->ready_ns = bpf_ktime_get_ns();
+}
+
 /* Puts a listener into the first free member slot of a backend; a group larger than the
  * slots replaces one member by its cookie, and any registered member serves the group. */
 static __always_inline void join_backend(struct bpf_sock_ops *skops, __u32 backend_id)
@@ -51,8 +62,11 @@ static __always_inline void join_backend(struct bpf_sock_ops *skops, __u32 backe
 
 	for (member = 0; member < TS_GROUP_SLOTS; member++) {
 		key = TS_SOCKET_KEY(backend_id, member);
-		if (bpf_sock_hash_update(skops, &sockets, &key, BPF_NOEXIST) == 0)
+		if (bpf_sock_hash_update(skops, &sockets, &key, BPF_NOEXIST) == 0) {
+			if (member == 0)
+				mark_ready(backend_id);
 			return;
+		}
 	}
 	key = TS_SOCKET_KEY(backend_id, bpf_get_socket_cookie(skops) % TS_GROUP_SLOTS);
 	bpf_sock_hash_update(skops, &sockets, &key, BPF_ANY);

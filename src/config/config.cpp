@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -39,6 +40,12 @@ std::string balance_name(Balance balance) {
         case Balance::kHash: break;
     }
     return "hash";
+}
+
+double WarmupPolicy::factor(uint64_t age_ms) const {
+    if (duration_ms == 0 || age_ms >= duration_ms) return 1;
+    const double time_factor = static_cast<double>(std::max<uint64_t>(age_ms, 1000)) / static_cast<double>(duration_ms);
+    return std::min(1.0, std::max(min_percent / 100, std::pow(time_factor, 1 / aggression)));
 }
 
 bool is_config_file_name(const std::string& name) {

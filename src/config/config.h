@@ -131,15 +131,40 @@ enum class Balance {
 };
 std::string balance_name(Balance balance);
 
+// loadBalancer.warmup (or warmupDurationSecs): a backend that becomes ready (its listener
+// starts, or the agent's probe finds it back) takes, for `duration_ms`, its weight scaled by
+// Envoy's slow-start factor max(min_percent / 100, (t / duration)^(1 / aggression)), with t at
+// least a second. The kernel draws again when the factor turns a connection away, so the
+// backend's share follows the scaled weight. duration_ms 0: none.
+struct WarmupPolicy {
+    uint64_t duration_ms = 0;
+    double min_percent = 10;  // Istio's default
+    double aggression = 1;    // 1: linear
+    SourceRef where;          // the warmup block or warmupDurationSecs line
+
+    bool operator==(const WarmupPolicy& other) const {
+        return duration_ms == other.duration_ms && min_percent == other.min_percent &&
+               aggression == other.aggression;
+    }
+    // The factor, in (0, 1], of a backend ready for `age_ms`.
+    double factor(uint64_t age_ms) const;
+};
+// The bounds of a warmup duration, and of aggression (Envoy requires it positive).
+inline constexpr uint64_t kMinWarmupMs = 1000;
+inline constexpr uint64_t kMaxWarmupMs = 3600ull * 1000;
+inline constexpr double kMinAggression = 0.01;
+inline constexpr double kMaxAggression = 100;
+
 struct BalancePolicy {
     Balance mode = Balance::kHash;
     // Slots of a hashing table (consistentHash.maglev.tableSize, a prime); 0: the map's size,
     // TS_TABLE_SLOTS. Fewer slots round the shares more coarsely.
     uint32_t table_size = 0;
+    WarmupPolicy warmup;
     SourceRef where;  // the loadBalancer block; none: the default
 
     bool operator==(const BalancePolicy& other) const {
-        return mode == other.mode && table_size == other.table_size;
+        return mode == other.mode && table_size == other.table_size && warmup == other.warmup;
     }
 };
 

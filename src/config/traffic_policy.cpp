@@ -168,6 +168,48 @@ Result<void> parse_consistent_hash(const YAML::Node& hash, const std::string& fi
     return {};
 }
 
+// loadBalancer.warmup (duration, minimumPercent, aggression), or the older warmupDurationSecs
+// (a duration, with the defaults); warmup wins when both are written, as in Istio.
+Result<WarmupPolicy> parse_warmup(const YAML::Node& lb, const std::string& file, const std::string& field,
+                                  Diagnostics& diag) {
+    WarmupPolicy warmup;
+    const YAML::Node block = lb["warmup"], secs = lb["warmupDurationSecs"];
+    if (block && secs) {
+        if (auto ok = diag.warn(at(secs, file) + ": " + field + ".warmupDurationSecs: ignored; warmup is written too, "
+                                "and takes precedence");
+            !ok)
+            return fail(ok.error());
+    }
+    if (!block && !secs) return warmup;
+    if (!block) {
+        auto ms = scalar_duration_ms(secs, file, field + ".warmupDurationSecs", kMinWarmupMs, kMaxWarmupMs);
+        if (!ms) return fail(ms.error());
+        warmup.duration_ms = *ms;
+        warmup.where = {file, line_of(secs)};
+        return warmup;
+    }
+    const std::string wfield = field + ".warmup";
+    if (auto ok = check_fields(block, {"duration", "minimumPercent", "aggression"}, file, wfield + "."); !ok)
+        return fail(ok.error());
+    if (!block["duration"])
+        return fail(config_error(at(block, file) + ": " + wfield + ".duration: required, e.g. duration: 60s"));
+    auto ms = scalar_duration_ms(block["duration"], file, wfield + ".duration", kMinWarmupMs, kMaxWarmupMs);
+    if (!ms) return fail(ms.error());
+    warmup.duration_ms = *ms;
+    if (block["minimumPercent"]) {
+        auto p = scalar_double(block["minimumPercent"], file, wfield + ".minimumPercent", 0, 100);
+        if (!p) return fail(p.error());
+        warmup.min_percent = *p;
+    }
+    if (block["aggression"]) {
+        auto a = scalar_double(block["aggression"], file, wfield + ".aggression", kMinAggression, kMaxAggression);
+        if (!a) return fail(a.error());
+        warmup.aggression = *a;
+    }
+    warmup.where = {file, key_line_of(lb, "warmup")};
+    return warmup;
+}
+
 // loadBalancer: simple, or consistentHash; the rest is warned about.
 Result<void> parse_load_balancer(const YAML::Node& holder, const std::string& file, const std::string& field,
                                  TrafficPolicy& out, Diagnostics& diag) {
@@ -182,14 +224,21 @@ Result<void> parse_load_balancer(const YAML::Node& holder, const std::string& fi
                                "ignored; the backends of one host share its locality", diag);
         !ok)
         return fail(ok.error());
-    if (auto ok = warn_ignored(lb, {"warmupDurationSecs", "warmup"}, file, field,
-                               "not honoured; a backend takes its full weight as soon as it listens", diag);
-        !ok)
-        return fail(ok.error());
     const YAML::Node simple = lb["simple"], hash = lb["consistentHash"];
     if (simple && hash)
         return fail(config_error(at(hash, file) + ": " + field + ": simple and consistentHash are alternatives; set one"));
-    if (hash) return parse_consistent_hash(hash, file, field + ".consistentHash", out, diag);
+    if (hash) {
+        if (auto ok = warn_ignored(lb, {"warmupDurationSecs", "warmup"}, file, field,
+                                   "ignored with consistentHash: a flow keeps the backend its hash names, as "
+                                   "Envoy's hashing balancers ignore slow start",
+                                   diag);
+            !ok)
+            return fail(ok.error());
+        return parse_consistent_hash(hash, file, field + ".consistentHash", out, diag);
+    }
+    auto warmup = parse_warmup(lb, file, field, diag);
+    if (!warmup) return fail(warmup.error());
+    out.balance->warmup = *warmup;
     if (!simple) return {};
     auto mode = scalar_string(simple, file, field + ".simple");
     if (!mode) return fail(mode.error());

@@ -1,6 +1,8 @@
 #include "config/yaml_fields.h"
 
 #include <charconv>
+#include <cmath>
+#include <sstream>
 
 #include "config/duration.h"
 
@@ -86,6 +88,24 @@ Result<int64_t> scalar_int(const YAML::Node& node, const std::string& file, cons
     if (value < lo || value > hi)
         return fail(config_error(at(node, file) + ": " + field + ": " + s + " is out of range " + std::to_string(lo) +
                                  "-" + std::to_string(hi)));
+    return value;
+}
+
+Result<double> scalar_double(const YAML::Node& node, const std::string& file, const std::string& field, double lo,
+                             double hi) {
+    const auto range = [&](const std::string& s) {
+        std::ostringstream out;
+        out << field << ": " << s << " is out of range " << lo << "-" << hi;
+        return config_error(at(node, file) + ": " + out.str());
+    };
+    if (!node.IsScalar()) return fail(config_error(at(node, file) + ": " + field + ": must be a number"));
+    const std::string& s = node.Scalar();
+    double value = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec == std::errc::result_out_of_range) return fail(range(s));
+    if (ec != std::errc() || end != s.data() + s.size() || s.empty() || !std::isfinite(value))
+        return fail(config_error(at(node, file) + ": " + field + ": \"" + s + "\" is not a number"));
+    if (value < lo || value > hi) return fail(range(s));
     return value;
 }
 

@@ -39,6 +39,9 @@ Result<uint32_t> scalar_weight(const YAML::Node& node, const std::string& file, 
 // An integer in [lo, hi].
 Result<int64_t> scalar_int(const YAML::Node& node, const std::string& file, const std::string& field, int64_t lo,
                            int64_t hi);
+// A number in [lo, hi] (an integer or a decimal fraction, as a protobuf double is written).
+Result<double> scalar_double(const YAML::Node& node, const std::string& file, const std::string& field, double lo,
+                             double hi);
 // A duration (config/duration.h) in milliseconds, in [lo_ms, hi_ms].
 Result<uint64_t> scalar_duration_ms(const YAML::Node& node, const std::string& file, const std::string& field,
                                     uint64_t lo_ms, uint64_t hi_ms);

@@ -30,7 +30,10 @@ Result<std::map<uint32_t, BackendHealth>> backend_health(const DataplaneMaps& ma
                                 .failed = h.failed,
                                 .ejections = h.ejected,
                                 .max_connections = addr.max_connections,
-                                .load = *load};
+                                .load = *load,
+                                .ready_age_ms = h.ready_ns && h.ready_ns <= now
+                                                    ? std::optional<uint64_t>((now - h.ready_ns) / 1000000)
+                                                    : std::nullopt};
     }
     return out;
 }
@@ -38,6 +41,8 @@ Result<std::map<uint32_t, BackendHealth>> backend_health(const DataplaneMaps& ma
 Result<void> record_probe(const DataplaneMaps& maps, uint32_t backend_id, bool answered) {
     ts_backend_health h{};
     if (auto ok = read_map(maps.backend_health, "backend_health", &backend_id, &h); !ok) return ok;
+    // Back after it was down: ready from now, so that a service with warmup ramps it up.
+    if (answered && h.probe_down) h.ready_ns = monotonic_ns();
     h.probe_down = answered ? 0 : 1;
     if (answered) {
         h.ejected_until_ns = 0;

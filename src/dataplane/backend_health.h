@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 
 #include "base/error.h"
 #include "compile/plan.h"
@@ -21,6 +22,9 @@ struct BackendHealth {
     uint64_t ejections = 0;     // times ejected, ever
     uint32_t max_connections = 0;  // the cap "backend_addrs" holds; 0: none
     BackendLoad load;              // "backend_load": established, and handshakes holding a place
+    // How long ago it became ready (its first listener started, or its probe found it back);
+    // std::nullopt when ready since tcpshift first saw it. A service's warmup ramps it from then.
+    std::optional<uint64_t> ready_age_ms;
 
     bool available() const { return !probe_down && ejected_ms == 0; }
 };

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -358,6 +359,17 @@ void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table)
     table.keepalive_time = svc.keepalive.time_s;
     table.keepalive_interval = svc.keepalive.interval_s;
     table.keepalive_probes = svc.keepalive.probes;
+    const WarmupPolicy& warmup = svc.balance.warmup;
+    if (warmup.duration_ms) {
+        table.flags |= TS_TABLE_WARMUP;
+        table.warmup_ns = warmup.duration_ms * 1000000ull;
+        // Each step of the ramp holds the factor at its middle, in 1/65536ths.
+        for (uint32_t step = 0; step < TS_WARMUP_STEPS; ++step) {
+            const uint64_t age_ms = (2 * step + 1) * warmup.duration_ms / (2 * TS_WARMUP_STEPS);
+            table.warmup_curve[step] =
+                static_cast<__u16>(std::min(65535.0, std::round(warmup.factor(age_ms) * 65536)));
+        }
+    }
 }
 
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {

@@ -16,11 +16,11 @@ static_assert(sizeof(ts_frontend_key) == 24);
 static_assert(sizeof(ts_frontend) == 4);
 static_assert(sizeof(ts_service) == 16);
 static_assert(sizeof(ts_flow_key) == 40);
-static_assert(sizeof(ts_table) == 32 + 3 * 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1));
-static_assert(sizeof(ts_table) % 4 == 0);
+static_assert(sizeof(ts_table) ==
+              (40 + 2 * TS_WARMUP_STEPS + 3 * 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1) + 7) / 8 * 8);
 static_assert(sizeof(ts_backend_addr) == 48);
 static_assert(sizeof(ts_backend_load) == 8 + 8 * TS_MAX_PENDING);
-static_assert(sizeof(ts_backend_health) == 40);
+static_assert(sizeof(ts_backend_health) == 48);
 static_assert(sizeof(ts_client) == 40);
 static_assert(sizeof(ts_listener_key) == 32);
 static_assert(sizeof(ts_service_stats) == 64);

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "bpf/abi.h"
+#include "config/duration.h"
 #include "dataplane/attach.h"
 #include "dataplane/backend_sockets.h"
 #include "dataplane/install.h"
@@ -97,6 +98,13 @@ Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff
                 table->keepalive_interval != header.keepalive_interval ||
                 table->keepalive_probes != header.keepalive_probes)
                 diff.push_back(prefix + "live table has another TCP keepalive");
+            if ((table->flags & TS_TABLE_WARMUP) != (header.flags & TS_TABLE_WARMUP) ||
+                table->warmup_ns != header.warmup_ns ||
+                !std::equal(std::begin(header.warmup_curve), std::end(header.warmup_curve), table->warmup_curve))
+                diff.push_back(prefix + "live table ramps a new backend up over " +
+                               duration_str(table->flags & TS_TABLE_WARMUP ? table->warmup_ns / 1000000 : 0) +
+                               (table->flags & TS_TABLE_WARMUP ? "" : " (no warmup)") + "; configured: " +
+                               (header.warmup_ns ? duration_str(header.warmup_ns / 1000000) : "no warmup"));
             if (table->backend_count != want.weighted_backends.size() ||
                 !std::equal(want.weighted_backends.begin(), want.weighted_backends.end(), table->backends))
                 diff.push_back(prefix + "live table has other weighted backends");

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
+#include <sstream>
 
 #include "bpf/abi.h"
 #include "config/duration.h"
@@ -84,6 +86,32 @@ json health_json(uint32_t id, const StatusFacts& facts) {
             {"ejections", h.ejections}};
 }
 
+// The share of its weight a warming backend takes now; std::nullopt past its warmup.
+std::optional<double> warming_factor(const PlanService& svc, uint32_t id, const StatusFacts& facts) {
+    const WarmupPolicy& w = svc.balance.warmup;
+    auto it = facts.health.find(id);
+    if (!w.duration_ms || it == facts.health.end() || !it->second.ready_age_ms || *it->second.ready_age_ms >= w.duration_ms)
+        return std::nullopt;
+    return w.factor(*it->second.ready_age_ms);
+}
+
+// ready_cell(), and for a backend of `svc` that warms up, how far its ramp is.
+std::string status_cell(const PlanService& svc, uint32_t id, const StatusFacts& facts) {
+    std::string cell = ready_cell(id, facts);
+    auto factor = warming_factor(svc, id, facts);
+    if (!factor || !cell.starts_with("yes")) return cell;
+    const uint64_t left = svc.balance.warmup.duration_ms - *facts.health.at(id).ready_age_ms;
+    return cell + ", warming up: " + std::to_string(static_cast<int>(*factor * 100)) + "% of its weight, " +
+           std::to_string((left + 999) / 1000) + " s to go";
+}
+
+json warmup_json(const PlanService& svc, uint32_t id, const StatusFacts& facts) {
+    auto factor = warming_factor(svc, id, facts);
+    if (!factor) return nullptr;
+    const uint64_t age = *facts.health.at(id).ready_age_ms;
+    return {{"weight_percent", *factor * 100}, {"ready_for_ms", age}, {"remaining_ms", svc.balance.warmup.duration_ms - age}};
+}
+
 bool kernel_remote(uint32_t id, const StatusFacts& facts) {
     auto h = facts.health.find(id);
     return h != facts.health.end() && h->second.remote;
@@ -146,9 +174,31 @@ std::string balance_text(const PlanService& svc) {
            " into a Maglev table of " + slots + " slots";
 }
 
+// What warmup does, with the factor at a few points of the ramp.
+std::string warmup_text(const WarmupPolicy& w) {
+    std::ostringstream out;
+    out << "a backend that starts listening (or whose probe finds it back) takes its weight scaled by "
+           "max(" << w.min_percent << "%, (t/" << duration_str(w.duration_ms) << ")^(1/" << w.aggression
+        << ")) for " << duration_str(w.duration_ms) << ":";
+    for (int quarter = 0; quarter <= 3; ++quarter) {
+        const uint64_t t = w.duration_ms * quarter / 4;
+        out << (quarter ? ", " : " ") << static_cast<int>(w.factor(t) * 100) << "% at " << duration_str(t);
+    }
+    return out.str();
+}
+
+json warmup_policy_json(const WarmupPolicy& w) {
+    if (!w.duration_ms) return nullptr;
+    return {{"duration_ms", w.duration_ms},
+            {"minimum_percent", w.min_percent},
+            {"aggression", w.aggression},
+            {"from", w.where.str()}};
+}
+
 json balance_json(const PlanService& svc) {
     return {{"mode", balance_name(svc.balance.mode)},
             {"slots", table_slots(svc)},
+            {"warmup", warmup_policy_json(svc.balance.warmup)},
             {"from", svc.balance.where.file.empty() ? "default" : svc.balance.where.str()}};
 }
 
@@ -262,6 +312,9 @@ void print_explain(const Plan& plan, std::ostream& out) {
         out << "  serves " << served_clients(svc) << "\n";
         out << "  load balancing: " << balance_text(svc)
             << (svc.balance.where.file.empty() ? "  (default)" : "  from " + svc.balance.where.str()) << "\n";
+        if (svc.balance.warmup.duration_ms)
+            out << "  warmup: " << warmup_text(svc.balance.warmup) << "  from " << svc.balance.warmup.where.str()
+                << "\n";
         out << "  tcp keepalive: " << keepalive_text(svc.keepalive)
             << (svc.keepalive.enabled ? "  from " + svc.keepalive.where.str() : "") << "\n";
         if (svc.cap.max_connections)
@@ -347,7 +400,8 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
                                     {"id", b.id},
                                     {"path", path_name(kernel_remote(b.id, facts))},
                                     {"ready", ready_cell(b.id, facts).starts_with("yes")},
-                                    {"status", ready_cell(b.id, facts)},
+                                    {"status", status_cell(svc, b.id, facts)},
+                                    {"warmup", warmup_json(svc, b.id, facts)},
                                     {"health", health_json(b.id, facts)},
                                     {"connections", load_json(b.id, facts)},
                                     {"foreign_sockets", facts.foreign.count(b.id) ? facts.foreign.at(b.id)
@@ -410,7 +464,7 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
                 t.row({subset.name, std::to_string(subset.weight), percent(subset.share), b.address.str(),
-                       path_name(kernel_remote(b.id, facts)), ready_cell(b.id, facts), live_cell(facts, svc, b.id),
+                       path_name(kernel_remote(b.id, facts)), status_cell(svc, b.id, facts), live_cell(facts, svc, b.id),
                        connections_cell(b.id, facts)});
         t.print(out, "  ");
         out << "  shift with: " << set_usage(svc)
