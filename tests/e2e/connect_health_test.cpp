@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -18,6 +19,7 @@
 
 #include "client.h"
 #include "connect_health_fixture.h"
+#include "stats.h"
 
 namespace tcpshift::testing {
 namespace {
@@ -160,6 +162,48 @@ TEST_F(ConnectHealth, TheAgentsProbeFindsADeadBackendWithNoTraffic) {
     std::cout << "health figures: probe every 1 s: down after " << down->count() << " ms, back after "
               << back->count() << " ms" << std::endl;
     expect_split(load_n(kRound), kAll);
+}
+
+// With loadBalancer.warmup, a connect-time backend that the probe finds back ramps up: its
+// share starts at a tenth of its weight's, and the others keep their ratio.
+TEST_F(ConnectHealth, ABackendTheProbeFindsBackWarmsUp) {
+    const auto dir = std::filesystem::path(write_temp_file("agent-warmup", "")).parent_path() /
+                     ("agent-warmup-" + node_->netns());
+    std::filesystem::create_directories(dir);
+    constexpr uint64_t kWarmupMs = 30000;
+    {
+        std::ofstream(dir / "tcp-echo.yaml")
+            << native_config() << "  policy:\n    loadBalancer: {simple: RANDOM, warmup: {duration: 30s}}\n";
+    }
+    bool healthy = false;
+    agent_ = start_agent(node_->netns(), dir.string(), free_port(), (dir / "agent.log").string(),
+                         {"--probe-interval", "1s"}, &healthy);
+    ASSERT_TRUE(healthy);
+    EXPECT_TRUE(backend_status(3)["warmup"].is_null()) << "ready since it was applied: no warmup";
+
+    backends_[2].stop(SIGKILL);
+    ASSERT_TRUE(time_until([&] { return !backend_status(3).value("ready", true); }, milliseconds(2500)));
+    start_backend(2);
+    ASSERT_TRUE(time_until([&] { return backend_status(3).value("ready", false); }, milliseconds(2500)));
+    const auto warming = backend_status(3);
+    EXPECT_NE(warming.value("status", "").find("warming up"), std::string::npos) << warming.dump();
+    ASSERT_TRUE(warming["warmup"].is_object()) << warming.dump();
+
+    const auto summary = load_n(kRound);
+    const auto after = backend_status(3);
+    const uint64_t ready_for = after["warmup"].is_object() ? after["warmup"].value("ready_for_ms", kWarmupMs) : kWarmupMs;
+    EXPECT_EQ(summary.value("failed", uint64_t{1}), 0u) << summary.dump();
+    const auto by_reply = summary.value("by_reply", nlohmann::json::object());
+    const double v1 = by_reply.value("v1", 0.0), v2 = by_reply.value("v2", 0.0), v3 = by_reply.value("v3", 0.0);
+    // Its weight of 50 scaled by at most the factor at the end of the round.
+    const double f = std::max(0.1, std::min(1.0, static_cast<double>(std::max<uint64_t>(ready_for, 1000)) / kWarmupMs));
+    const double most = 50 * f / (50 + 50 * f), got = v3 / (v1 + v2 + v3);
+    std::cout << "health figures: warming v3 took " << got * 100 << "% of " << v1 + v2 + v3 << " connections in its first "
+              << ready_for << " ms back (at most " << most * 100 << "% by the factor; 50% without warmup)" << std::endl;
+    EXPECT_LE(got, most + 3.5 * std::sqrt(most * (1 - most) / (v1 + v2 + v3)) + 0.01) << summary.dump();
+    EXPECT_GT(v3, 0) << "minimumPercent keeps it in the draw: " << summary.dump();
+    const SplitVerdict split = chi_square_split({static_cast<uint64_t>(v1), static_cast<uint64_t>(v2)}, {20, 30});
+    EXPECT_GE(split.p_value, kAlpha) << split.table;
 }
 
 }  // namespace

@@ -11,9 +11,15 @@
 #include <cmath>
 #include <csignal>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <thread>
 
+#include <bpf/bpf.h>
+
+#include "base/fd.h"
+#include "bpf/abi.h"
+#include "dataplane/pins.h"
 #include "stats.h"
 #include "steering_fixture.h"
 
@@ -114,6 +120,37 @@ TEST_F(WarmupTest, ABackendThatStartsRampsUpToItsWeightAndAgainWhenItRestarts) {
     v2 = start_echo(netns(), "127.0.0.1:9002", "two");
     wait_warming();
     expect_window("after a restart");
+}
+
+// verify reads the ramp back from the kernel's live tables: one whose warmup was changed under
+// tcpshift's feet is named.
+TEST_F(WarmupTest, VerifyComparesTheRampTheKernelHolds) {
+    const std::string config =
+        traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])", {{"v1", 50, {"127.0.0.1:9001"}}, {"v2", 50, {"127.0.0.1:9002"}}},
+                      "  policy:\n    loadBalancer: {warmup: {duration: 30s, aggression: 2}}\n");
+    apply(config);
+    const CommandResult ok = tcpshift_here({"verify"});
+    EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+    const CommandResult explain = run_command({TCPSHIFT_BIN, "explain", "-f", write_temp_file("warmup.yaml", config)});
+    EXPECT_NE(explain.out.find("warmup: a backend that starts listening"), std::string::npos) << explain.out << explain.err;
+    EXPECT_NE(explain.out.find("max(10%, (t/30 s)^(1/2))"), std::string::npos) << explain.out;
+
+    Fd tables(bpf_obj_get((pin_dir(netns_inode()) + "/tables").c_str()));
+    ASSERT_TRUE(tables);
+    bool tampered = false;
+    for (uint32_t id = 0; id < TS_TABLE_GENERATIONS * TS_TABLE_FAMILIES; ++id) {
+        auto t = std::make_unique<ts_table>();
+        ASSERT_EQ(bpf_map_lookup_elem(tables.get(), &id, t.get()), 0);
+        if (!(t->flags & TS_TABLE_WARMUP)) continue;
+        t->warmup_ns = 5'000'000'000ull;
+        ASSERT_EQ(bpf_map_update_elem(tables.get(), &id, t.get(), BPF_EXIST), 0);
+        tampered = true;
+    }
+    ASSERT_TRUE(tampered) << "no live table has warmup";
+    const CommandResult bad = tcpshift_here({"verify"});
+    EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+    EXPECT_NE((bad.out + bad.err).find("ramps a new backend up over 5 s; configured: 30 s"), std::string::npos)
+        << bad.out << bad.err;
 }
 
 // Without warmup a backend that starts takes its whole weight at once: the control for the

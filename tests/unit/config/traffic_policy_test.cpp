@@ -174,6 +174,58 @@ TEST(TrafficPolicy, VirtualServiceRebalanceAnnotation) {
     }
 }
 
+// loadBalancer.warmup, or the older warmupDurationSecs, with Istio's defaults; the same in a
+// native policy.
+TEST(TrafficPolicy, WarmupTakesIstiosFieldsAndDefaults) {
+    struct Case {
+        std::string policy;
+        uint64_t duration_ms;
+        double min_percent, aggression;
+        size_t warnings;
+    } cases[] = {
+        {"    loadBalancer: {simple: ROUND_ROBIN, warmup: {duration: 30s}}\n", 30000, 10, 1, 0},
+        {"    loadBalancer: {warmup: {duration: 1m, minimumPercent: 25.5, aggression: 2}}\n", 60000, 25.5, 2, 0},
+        {"    loadBalancer: {simple: LEAST_REQUEST, warmupDurationSecs: 45s}\n", 45000, 10, 1, 0},
+        {"    loadBalancer: {warmupDurationSecs: 45s, warmup: {duration: 20s, minimumPercent: 0}}\n", 20000, 0, 1, 1},
+        {"    loadBalancer: {simple: RANDOM}\n", 0, 10, 1, 0},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.policy);
+        Diagnostics diag;
+        auto services = mesh_testing::resolve(mesh_with(c.policy), &diag);
+        ASSERT_TRUE(services) << services.error().message;
+        const WarmupPolicy& w = (*services)[0].balance.warmup;
+        EXPECT_EQ(w.duration_ms, c.duration_ms);
+        EXPECT_EQ(w.min_percent, c.min_percent);
+        EXPECT_EQ(w.aggression, c.aggression);
+        EXPECT_EQ(diag.warnings.size(), c.warnings);
+        if (c.duration_ms) {
+            EXPECT_EQ(w.where.line, 39) << "the line of loadBalancer, where the inline block is";
+        }
+        auto native = testing::parse_services(native_with(c.policy));
+        ASSERT_TRUE(native) << native.error().message;
+        EXPECT_EQ((*native)[0].balance.warmup, w);
+    }
+}
+
+// Envoy's slow-start factor: max(minimumPercent, (max(t, 1 s) / duration)^(1 / aggression)).
+TEST(TrafficPolicy, WarmupFactorFollowsEnvoysFormula) {
+    const WarmupPolicy linear{.duration_ms = 10000};
+    EXPECT_DOUBLE_EQ(linear.factor(0), 0.1);      // max(t, 1 s): 1/10, and the 10% floor
+    EXPECT_DOUBLE_EQ(linear.factor(2500), 0.25);
+    EXPECT_DOUBLE_EQ(linear.factor(5000), 0.5);
+    EXPECT_DOUBLE_EQ(linear.factor(9999), 0.9999);
+    EXPECT_DOUBLE_EQ(linear.factor(10000), 1);
+    const WarmupPolicy floor{.duration_ms = 100000, .min_percent = 30};
+    EXPECT_DOUBLE_EQ(floor.factor(20000), 0.3);   // 20% is under the floor
+    EXPECT_DOUBLE_EQ(floor.factor(50000), 0.5);
+    const WarmupPolicy eager{.duration_ms = 10000, .min_percent = 0, .aggression = 2};
+    EXPECT_DOUBLE_EQ(eager.factor(2500), 0.5);    // sqrt(1/4): a faster start
+    const WarmupPolicy slow{.duration_ms = 10000, .min_percent = 0, .aggression = 0.5};
+    EXPECT_DOUBLE_EQ(slow.factor(5000), 0.25);    // (1/2)^2: a slower start
+    EXPECT_DOUBLE_EQ(WarmupPolicy{}.factor(0), 1) << "no warmup: the whole weight";
+}
+
 TEST(TrafficPolicy, RefusalsNameFileLineAndField) {
     const std::string lb = "t.yaml:40: spec.trafficPolicy.loadBalancer.";
     struct Case {
@@ -193,6 +245,16 @@ TEST(TrafficPolicy, RefusalsNameFileLineAndField) {
          "t.yaml:41: spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration"},
         {"    connectionPool:\n      tcp:\n        idleTimeout: soon\n",
          "t.yaml:41: spec.trafficPolicy.connectionPool.tcp.idleTimeout"},
+        {"    loadBalancer:\n      warmup: {minimumPercent: 20}\n",
+         lb + "warmup.duration: required"},
+        {"    loadBalancer:\n      warmup: {duration: 500ms}\n", lb + "warmup.duration: 500ms is out of range 1 s to 1 h"},
+        {"    loadBalancer:\n      warmup: {duration: 1m, minimumPercent: 120}\n",
+         lb + "warmup.minimumPercent: 120 is out of range 0-100"},
+        {"    loadBalancer:\n      warmup: {duration: 1m, aggression: 0}\n", lb + "warmup.aggression: 0 is out of range"},
+        {"    loadBalancer:\n      warmup: {duration: 1m, aggression: fast}\n",
+         lb + "warmup.aggression: \"fast\" is not a number"},
+        {"    loadBalancer:\n      warmup: {duration: 1m, ramp: 2}\n", lb + "warmup."},
+        {"    loadBalancer:\n      warmupDurationSecs: 2h\n", lb + "warmupDurationSecs: 2h is out of range"},
         {"    portLevelSettings:\n    - loadBalancer: {simple: RANDOM}\n",
          "t.yaml:40: spec.trafficPolicy.portLevelSettings[0].port: missing"},
     };
@@ -210,7 +272,7 @@ TEST(TrafficPolicy, WhatIsNotHonouredIsWarnedAboutAndStrictRefusesIt) {
     for (const std::string policy : {"    loadBalancer: {localityLbSetting: {enabled: true}}\n",
                                      "    connectionPool: {http: {http1MaxPendingRequests: 10}}\n",
                                      "    connectionPool: {tcp: {connectTimeout: 1s}}\n",
-                                     "    loadBalancer: {warmup: {duration: 30s}}\n",
+                                     "    loadBalancer: {consistentHash: {useSourceIp: true}, warmupDurationSecs: 30s}\n",
                                      "    loadBalancer: {consistentHash: {httpHeaderName: x-user}}\n"}) {
         SCOPED_TRACE(policy);
         Diagnostics diag;
