@@ -167,6 +167,11 @@ struct ts_table {
 	__u32 keepalive_time;
 	__u32 keepalive_interval;
 	__u32 keepalive_probes;
+	/* Istio's outlierDetection.minHealthPercent: while fewer than this share of the table's
+	 * backends are available (neither ejected nor down by the probe), ejections are ignored and
+	 * every backend takes its weight (Envoy's panic mode). 0: never. */
+	__u32 min_health_percent;
+	__u32 reserved;
 	/* Istio's loadBalancer.warmup, when flags has TS_TABLE_WARMUP: a backend that became ready
 	 * (backend_health.ready_ns) less than warmup_ns ago takes a connection drawn for it with
 	 * probability warmup_curve[age * TS_WARMUP_STEPS / warmup_ns] / 65536, and the draw is made

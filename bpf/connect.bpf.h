@@ -54,13 +54,13 @@ static __always_inline int client_in_scope(struct bpf_sock_addr *ctx)
 #define TS_WARM 3
 
 /* Whether a backend drawn from table `table_id` may take a new connection: TS_TAKES when it is
- * available and a place is reserved under its cap, TS_OUT when it is ejected or down, TS_WARM
- * when its warmup turns this draw away, TS_FULL at its cap. A backend that listens here
- * reserves in sk_lookup, where the connection goes. A global function, verified once rather
- * than at each draw. */
+ * available and a place is reserved under its cap, TS_OUT when it is ejected or down (and the
+ * table is not in panic), TS_WARM when its warmup turns this draw away, TS_FULL at its cap. A
+ * backend that listens here reserves in sk_lookup, where the connection goes. A global
+ * function, verified once rather than at each draw. */
 __noinline int backend_takes(__u32 backend_id, __u32 table_id, __u64 now)
 {
-	if (!backend_available(backend_id, now))
+	if (!backend_available(backend_id, now) && !panicking(table_id, now))
 		return TS_OUT;
 	if (warming_declines(table_id, backend_id, now))
 		return TS_WARM;

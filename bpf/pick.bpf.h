@@ -187,6 +187,45 @@ static __always_inline int backend_available(__u32 backend_id, __u64 now)
 	return !h->probe_down && now >= h->ejected_until_ns;
 }
 
+/* What count_out() adds up, one backend of a table at a time. */
+struct out_count {
+	__u32 table_id;
+	__u32 out;
+	__u64 now;
+};
+
+/* A bpf_loop() step: counts backend i of the table if it is ejected or down. */
+static long count_out(__u32 i, void *ctx)
+{
+	struct out_count *c = ctx;
+	struct ts_table *table = bpf_map_lookup_elem(&tables, &c->table_id);
+
+	if (!table || i >= TS_MAX_SERVICE_BACKENDS)
+		return 1;
+	if (!backend_available(table->backends[i], c->now))
+		c->out++;
+	return 0;
+}
+
+/* Whether the table is in panic (Istio's minHealthPercent): fewer of its backends are available
+ * than the share it names, so an ejected or down backend takes its weight like the others. A
+ * global function: its loop is verified once. */
+__noinline int panicking(__u32 table_id, __u64 now)
+{
+	struct ts_table *table = bpf_map_lookup_elem(&tables, &table_id);
+	struct out_count c = { .table_id = table_id, .now = now };
+	__u32 count, percent;
+
+	if (!table)
+		return 0;
+	percent = table->min_health_percent;
+	count = table->backend_count;
+	if (percent == 0 || count == 0 || count > TS_MAX_SERVICE_BACKENDS)
+		return 0;
+	bpf_loop(count, count_out, &c, 0);
+	return (count - c.out) * 100 < percent * count;
+}
+
 /* Whether warmup turns a backend away from this draw: one that became ready less than the
  * table's warmup_ns ago takes a connection drawn for it only with the probability of its step
  * of the ramp, and the connection is drawn again otherwise. */

@@ -72,7 +72,7 @@ __noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 
 /* Hands the connection to backend_id, drawn from table `table_id`: reserves a place under its
  * cap, then assigns one of its listeners. TS_TAKEN, TS_NO_LISTENER, TS_CAPPED when the backend
- * is at its cap, TS_EJECTED when it is ejected, or TS_WARMING when its warmup turns this draw
+ * is at its cap, TS_EJECTED when it is ejected (and the table is not in panic), or TS_WARMING when its warmup turns this draw
  * away (neither for TS_ANY_STATE). A global function, verified once rather than at each draw
  * of the fallback. */
 __noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id, __u32 table_id)
@@ -81,7 +81,7 @@ __noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id, __u32 t
 
 	if (table_id != TS_ANY_STATE) {
 		now = bpf_ktime_get_ns();
-		if (!backend_available(backend_id, now))
+		if (!backend_available(backend_id, now) && !panicking(table_id, now))
 			return TS_EJECTED;
 		if (warming_declines(table_id, backend_id, now))
 			return TS_WARMING;

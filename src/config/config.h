@@ -105,13 +105,17 @@ struct OutlierPolicy {
     // maxEjectionPercent: Istio's 10 once the block is written; with no block (connect-time
     // backends' defaults), any number. The first ejection of a service is always allowed.
     uint32_t max_ejection_percent = 100;
+    // minHealthPercent: while fewer of the service's backends than this share are available,
+    // ejections are ignored and every backend takes its weight (Envoy's panic mode). 0: never,
+    // Istio's default.
+    uint32_t min_health_percent = 0;
     SourceRef where;                      // the outlierDetection block; none: the defaults
 
     bool written() const { return !where.file.empty(); }
 
     bool operator==(const OutlierPolicy& other) const {
         return consecutive_errors == other.consecutive_errors && base_ejection_ms == other.base_ejection_ms &&
-               max_ejection_percent == other.max_ejection_percent;
+               max_ejection_percent == other.max_ejection_percent && min_health_percent == other.min_health_percent;
     }
 };
 // The bounds of baseEjectionTime: Istio's floor, and a ceiling that keeps ten ejections in a

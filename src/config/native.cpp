@@ -46,13 +46,15 @@ Result<void> parse_options(const YAML::Node& spec, const std::string& file, Serv
 }
 
 // spec.outlierDetection: how many failed connections in a row eject a backend, for how long,
-// and how many of the service's backends may be out at once; a field left out keeps its
+// how many of the service's backends may be out at once, and below what share of available
+// backends ejections are ignored; a field left out keeps its
 // default (Istio's maxEjectionPercent 10, once the block is written).
 Result<void> parse_outlier(const YAML::Node& spec, const std::string& file, ServiceSpec& svc) {
     const YAML::Node od = spec["outlierDetection"];
     if (!od || od.IsNull()) return {};
     if (!od.IsMap()) return fail(config_error(at(od, file) + ": spec.outlierDetection: must be a mapping"));
-    if (auto ok = check_fields(od, {"consecutiveErrors", "baseEjectionTime", "maxEjectionPercent"}, file,
+    if (auto ok = check_fields(od, {"consecutiveErrors", "baseEjectionTime", "maxEjectionPercent", "minHealthPercent"},
+                               file,
                                "spec.outlierDetection.");
         !ok)
         return fail(ok.error());
@@ -62,6 +64,11 @@ Result<void> parse_outlier(const YAML::Node& spec, const std::string& file, Serv
         auto percent = scalar_int(n, file, "spec.outlierDetection.maxEjectionPercent", 0, 100);
         if (!percent) return fail(percent.error());
         svc.outlier.max_ejection_percent = static_cast<uint32_t>(*percent);
+    }
+    if (const YAML::Node n = od["minHealthPercent"]) {
+        auto percent = scalar_int(n, file, "spec.outlierDetection.minHealthPercent", 0, 100);
+        if (!percent) return fail(percent.error());
+        svc.outlier.min_health_percent = static_cast<uint32_t>(*percent);
     }
     if (const YAML::Node n = od["consecutiveErrors"]) {
         auto errors = scalar_int(n, file, "spec.outlierDetection.consecutiveErrors", 0, UINT32_MAX);

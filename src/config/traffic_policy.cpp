@@ -46,12 +46,6 @@ Result<OutlierPolicy> parse_outlier_detection(const YAML::Node& policy, const st
                                diag);
         !ok)
         return fail(ok.error());
-    if (auto ok = warn_ignored(od, {"minHealthPercent"}, file, field,
-                               "ignored; ejections are bounded by maxEjectionPercent alone (with every backend "
-                               "out, a connection takes its first choice)",
-                               diag);
-        !ok)
-        return fail(ok.error());
     if (auto ok = warn_ignored(od, {"consecutiveErrors"}, file, field,
                                "ignored; deprecated by Istio: use consecutive5xxErrors", diag);
         !ok)
@@ -63,6 +57,11 @@ Result<OutlierPolicy> parse_outlier_detection(const YAML::Node& policy, const st
         auto n = scalar_int(od["maxEjectionPercent"], file, field + ".maxEjectionPercent", 0, 100);
         if (!n) return fail(n.error());
         outlier.max_ejection_percent = static_cast<uint32_t>(*n);
+    }
+    if (od["minHealthPercent"]) {
+        auto n = scalar_int(od["minHealthPercent"], file, field + ".minHealthPercent", 0, 100);
+        if (!n) return fail(n.error());
+        outlier.min_health_percent = static_cast<uint32_t>(*n);
     }
     uint32_t five_xx = outlier.consecutive_errors, gateway = 0;
     for (auto [name, value] :

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -154,12 +155,19 @@ uint32_t balance_code(Balance balance) {
 }
 
 
+// Whether two tables' headers (what table_header() writes, up to the backends) differ: compared
+// whole, so that a policy field the header gains is never missed here.
+bool headers_differ(const PlanService& a, const FamilyTable& ta, const PlanService& b, const FamilyTable& tb) {
+    auto x = std::make_unique<ts_table>(), y = std::make_unique<ts_table>();
+    table_header(a, ta, *x);
+    table_header(b, tb, *y);
+    return std::memcmp(x.get(), y.get(), offsetof(ts_table, backends)) != 0;
+}
+
 bool tables_changed(const PlanService& svc, const PlanService* before) {
-    if (!before || before->id != svc.id || before->affinity != svc.affinity || !(before->balance == svc.balance) ||
-        !(before->keepalive == svc.keepalive) || !(before->cap == svc.cap))
-        return true;
+    if (!before || before->id != svc.id) return true;
     for (size_t family = 0; family < svc.tables.size(); ++family)
-        if (table_flags(*before, before->tables[family]) != table_flags(svc, svc.tables[family]) ||
+        if (headers_differ(*before, before->tables[family], svc, svc.tables[family]) ||
             before->tables[family].slots != svc.tables[family].slots ||
             before->tables[family].weighted_backends != svc.tables[family].weighted_backends)
             return true;
@@ -359,6 +367,7 @@ void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table)
     table.keepalive_time = svc.keepalive.time_s;
     table.keepalive_interval = svc.keepalive.interval_s;
     table.keepalive_probes = svc.keepalive.probes;
+    table.min_health_percent = svc.outlier.min_health_percent;
     const WarmupPolicy& warmup = svc.balance.warmup;
     if (warmup.duration_ms) {
         table.flags |= TS_TABLE_WARMUP;

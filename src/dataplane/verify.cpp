@@ -98,6 +98,10 @@ Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff
                 table->keepalive_interval != header.keepalive_interval ||
                 table->keepalive_probes != header.keepalive_probes)
                 diff.push_back(prefix + "live table has another TCP keepalive");
+            if (table->min_health_percent != header.min_health_percent)
+                diff.push_back(prefix + "live table ignores ejections below " +
+                               std::to_string(table->min_health_percent) + "% of its backends available; configured: " +
+                               std::to_string(header.min_health_percent) + "%");
             if ((table->flags & TS_TABLE_WARMUP) != (header.flags & TS_TABLE_WARMUP) ||
                 table->warmup_ns != header.warmup_ns ||
                 !std::equal(std::begin(header.warmup_curve), std::end(header.warmup_curve), table->warmup_curve))

@@ -112,6 +112,22 @@ json warmup_json(const PlanService& svc, uint32_t id, const StatusFacts& facts) 
     return {{"weight_percent", *factor * 100}, {"ready_for_ms", age}, {"remaining_ms", svc.balance.warmup.duration_ms - age}};
 }
 
+// Whether the service is in panic by the kernel's health: minHealthPercent is set and fewer of
+// its weighted backends than that share are available. Sets *available and *weighted.
+bool in_panic(const PlanService& svc, const StatusFacts& facts, size_t* available, size_t* weighted) {
+    *available = *weighted = 0;
+    for (const auto& subset : svc.subsets) {
+        if (subset.weight == 0) continue;
+        for (const auto& b : subset.backends) {
+            ++*weighted;
+            auto h = facts.health.find(b.id);
+            *available += h == facts.health.end() || h->second.available();
+        }
+    }
+    const uint32_t percent = svc.outlier.min_health_percent;
+    return percent && *weighted && *available * 100 < percent * *weighted;
+}
+
 bool kernel_remote(uint32_t id, const StatusFacts& facts) {
     auto h = facts.health.find(id);
     return h != facts.health.end() && h->second.remote;
@@ -138,6 +154,10 @@ std::string outlier_text(const OutlierPolicy& p) {
            " (each ejection in a row one more, up to " + std::to_string(TS_MAX_EJECTION_FACTOR) + "x)" +
            (p.max_ejection_percent < 100
                 ? ", at most " + std::to_string(p.max_ejection_percent) + "% of the backends out (always one)"
+                : std::string()) +
+           (p.min_health_percent
+                ? "; below " + std::to_string(p.min_health_percent) +
+                      "% of the backends available, ejections are ignored (panic: every backend takes its weight)"
                 : std::string());
 }
 
@@ -146,6 +166,7 @@ json outlier_json(const PlanService& svc) {
     return {{"consecutive_errors", svc.outlier.consecutive_errors},
             {"base_ejection_ms", svc.outlier.base_ejection_ms},
             {"max_ejection_percent", svc.outlier.max_ejection_percent},
+            {"min_health_percent", svc.outlier.min_health_percent},
             {"from", svc.outlier.where.file.empty() ? "default" : svc.outlier.where.str()}};
 }
 
@@ -421,6 +442,10 @@ json status_json(const Plan& plan, const StatusFacts& facts) {
                             {"serves", served_clients(svc)},
                             {"set", set_usage(svc)},
                             {"live_connections", facts.live ? json(live_of(facts, svc)) : json()},
+                            {"panic", [&] {
+                                 size_t available = 0, weighted = 0;
+                                 return in_panic(svc, facts, &available, &weighted);
+                             }()},
                             {"subsets", subsets}});
     }
     json routes = json::array();
@@ -459,6 +484,10 @@ void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out)
         out << "\nservice " << svc.name << "  frontends " << join_frontends(svc) << "  affinity "
             << affinity_name(svc.affinity) << (svc.takeover ? "  takeover" : "") << "\n";
         out << "  serves " << served_clients(svc) << "\n";
+        size_t available = 0, weighted = 0;
+        if (in_panic(svc, facts, &available, &weighted))
+            out << "  panic: " << available << " of " << weighted << " backends available, under minHealthPercent "
+                << svc.outlier.min_health_percent << "%: ejected backends take their weight too\n";
         TextTable t;
         t.row({"SUBSET", "WEIGHT", "SHARE", "BACKEND", "PATH", "READY", "LIVE CONNECTIONS", "HELD (CAP)"});
         for (const auto& subset : svc.subsets)

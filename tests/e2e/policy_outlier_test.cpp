@@ -186,6 +186,51 @@ TEST_F(SteeringTest, MaxEjectionPercentBoundsHowManyBackendsAreOutAtOnce) {
     EXPECT_GT(back.failures, 20u) << "v3 and v4 take their shares again: " << back.str();
 }
 
+// minHealthPercent: while fewer of the service's backends than the share are available, an
+// ejected backend takes its weight like the others (Envoy's panic mode); above it, ejection
+// holds.
+TEST_F(SteeringTest, BelowMinHealthPercentAnEjectedBackendTakesItsWeightAgain) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    const auto config = [](int min_health) {
+        return traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])",
+                             {{"v1", 20, {"127.0.0.1:9001"}}, {"v2", 30, {"127.0.0.1:9002"}}, {"v3", 50, {"127.0.0.1:9003"}}},
+                             "  outlierDetection: {consecutiveErrors: 3, baseEjectionTime: 60s, minHealthPercent: " +
+                                 std::to_string(min_health) + "}\n");
+    };
+    apply(config(80));
+    auto in = enter();
+    ResettingBackend v3(9003);
+    ASSERT_TRUE(v3.ok());
+    const Endpoint frontend = endpoint("127.0.0.1:31400");
+    const auto status = [&] { return json::parse(tcpshift_here({"status", "--json"}).out); };
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+    // Ejected after 3 failures, v3 leaves 2 of 3 backends available: 67%, under 80%. It keeps
+    // its half, and fails it.
+    const Tally panic = tally_from_many_sources(frontend, 400);
+    const json during = status();
+    const json& v3_during = *backend_of(during, "127.0.0.1:9003");
+    ASSERT_FALSE(v3_during["health"].is_null()) << v3_during.dump();
+    EXPECT_GT(v3_during["health"]["ejected_ms"].get<uint64_t>(), 0u) << v3_during.dump();
+    EXPECT_TRUE(during["services"][0]["panic"].get<bool>()) << during.dump();
+    const std::string text = tcpshift_here({"status"}).out;
+    EXPECT_NE(text.find("panic: 2 of 3 backends available, under minHealthPercent 80%"), std::string::npos) << text;
+    const SplitVerdict all = chi_square_split({panic["one"], panic["two"], panic.failures}, {20, 30, 50});
+    EXPECT_GE(all.p_value, kAlpha) << panic.str() << "\n" << all.table;
+    EXPECT_EQ(v3.reset(), panic.failures);
+
+    // At 60% the two that answer are enough: the ejection holds, and nothing fails.
+    apply(config(60));
+    const json calm = status();
+    EXPECT_FALSE(calm["services"][0]["panic"].get<bool>()) << calm.dump();
+    EXPECT_GT((*backend_of(calm, "127.0.0.1:9003"))["health"]["ejected_ms"].get<uint64_t>(), 0u) << calm.dump();
+    const Tally held = tally_from_many_sources(frontend, 400);
+    EXPECT_EQ(held.failures, 0u) << held.str();
+    const SplitVerdict two = chi_square_split({held["one"], held["two"]}, {20, 30});
+    EXPECT_GE(two.p_value, kAlpha) << held.str() << "\n" << two.table;
+}
+
 TEST_F(SteeringTest, WithoutOutlierDetectionABackendThatResetsIsNeverEjected) {
     Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
     apply(traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])",

@@ -42,8 +42,11 @@ TEST(Outlier, TheNativeResourceReadsItsPolicy) {
         std::string block;
         uint32_t errors;
         uint64_t ms;
+        uint32_t min_health = 0;
     };
     const Case cases[] = {
+        {.desc = "min health", .block = "  outlierDetection: {minHealthPercent: 60}\n", .errors = 5, .ms = 30000,
+         .min_health = 60},
         {.desc = "both", .block = "  outlierDetection: {consecutiveErrors: 3, baseEjectionTime: 2s}\n", .errors = 3,
          .ms = 2000},
         {.desc = "errors alone", .block = "  outlierDetection: {consecutiveErrors: 7}\n", .errors = 7, .ms = 30000},
@@ -59,6 +62,7 @@ TEST(Outlier, TheNativeResourceReadsItsPolicy) {
         const OutlierPolicy& p = (*services)[0].outlier;
         EXPECT_EQ(p.consecutive_errors, c.errors);
         EXPECT_EQ(p.base_ejection_ms, c.ms);
+        EXPECT_EQ(p.min_health_percent, c.min_health);
         EXPECT_EQ(p.where.str(), "t.yaml:8");
     }
 }
@@ -91,6 +95,8 @@ TEST(Outlier, TheNativeResourceRefusesABadPolicyWithFileLineAndField) {
         {.desc = "an Istio field", .block = "  outlierDetection: {interval: 10s}\n",
          .want = "t.yaml:8: spec.outlierDetection.interval: unknown field; known here: consecutiveErrors, "
                  "baseEjectionTime"},
+        {.desc = "min health above 100", .block = "  outlierDetection: {minHealthPercent: 101}\n",
+         .want = "t.yaml:8: spec.outlierDetection.minHealthPercent: 101 is out of range 0-100"},
         {.desc = "not a mapping", .block = "  outlierDetection: [3]\n",
          .want = "t.yaml:8: spec.outlierDetection: must be a mapping"},
     };
@@ -115,6 +121,7 @@ TEST(Outlier, ADestinationRuleGivesItsHostsServiceItsPolicy) {
         uint64_t ms;
         std::vector<std::string> warnings;
         uint32_t max_percent = kDefaultMaxEjectionPercent;  // Istio's 10 once the block is written
+        uint32_t min_health = 0;                              // Istio's default: no panic
     };
     const Case cases[] = {
         {.desc = "5xx and time", .policy = "    outlierDetection: {consecutive5xxErrors: 3, baseEjectionTime: 2s}\n",
@@ -131,7 +138,7 @@ TEST(Outlier, ADestinationRuleGivesItsHostsServiceItsPolicy) {
         {.desc = "both set", .policy = "    outlierDetection: {consecutive5xxErrors: 4, consecutiveGatewayErrors: 6}\n",
          .errors = 4, .ms = 30000},
         {.desc = "all off", .policy = "    outlierDetection: {consecutive5xxErrors: 0}\n", .errors = 0, .ms = 30000},
-        {.desc = "ignored fields",
+        {.desc = "ignored fields, and minHealthPercent",
          .policy = "    outlierDetection:\n      baseEjectionTime: 1m\n      interval: 10s\n"
                    "      maxEjectionPercent: 100\n      minHealthPercent: 50\n"
                    "      splitExternalLocalOriginErrors: true\n      consecutiveLocalOriginFailures: 2\n"
@@ -143,11 +150,10 @@ TEST(Outlier, ADestinationRuleGivesItsHostsServiceItsPolicy) {
                       "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors: ignored; for TCP every "
                       "failure is a failed connection",
                       "spec.trafficPolicy.outlierDetection.consecutiveLocalOriginFailures: ignored",
-                      "t.yaml:43: spec.trafficPolicy.outlierDetection.minHealthPercent: ignored; ejections are "
-                      "bounded by maxEjectionPercent alone",
                       "spec.trafficPolicy.outlierDetection.consecutiveErrors: ignored; deprecated by Istio: use "
                       "consecutive5xxErrors"},
-         .max_percent = 100},
+         .max_percent = 100,
+         .min_health = 50},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.desc);
@@ -158,6 +164,7 @@ TEST(Outlier, ADestinationRuleGivesItsHostsServiceItsPolicy) {
         EXPECT_EQ(p.consecutive_errors, c.errors);
         EXPECT_EQ(p.base_ejection_ms, c.ms);
         EXPECT_EQ(p.max_ejection_percent, c.max_percent);
+        EXPECT_EQ(p.min_health_percent, c.min_health);
         EXPECT_EQ(p.where.str(), "t.yaml:39");
         ASSERT_EQ(diag.warnings.size(), c.warnings.size());
         for (size_t i = 0; i < c.warnings.size(); ++i)

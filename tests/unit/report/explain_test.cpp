@@ -42,6 +42,7 @@ TEST(Explain, SaysTheOutlierPolicyOfConnectTimeBackends) {
          .json = {{"consecutive_errors", 3},
                   {"base_ejection_ms", 2000},
                   {"max_ejection_percent", 10},
+                  {"min_health_percent", 0},
                   {"from", "t.yaml:7"}}},
         {.desc = "the defaults",
          .remote = true,
@@ -51,6 +52,7 @@ TEST(Explain, SaysTheOutlierPolicyOfConnectTimeBackends) {
          .json = {{"consecutive_errors", 5},
                   {"base_ejection_ms", 30000},
                   {"max_ejection_percent", 100},
+                  {"min_health_percent", 0},
                   {"from", "default"}}},
         {.desc = "off",
          .remote = true,
@@ -59,6 +61,7 @@ TEST(Explain, SaysTheOutlierPolicyOfConnectTimeBackends) {
          .json = {{"consecutive_errors", 0},
                   {"base_ejection_ms", 30000},
                   {"max_ejection_percent", 100},
+                  {"min_health_percent", 0},
                   {"from", "t.yaml:9"}}},
         {.desc = "socket backends only", .remote = false, .outlier = {}, .text = "", .json = nullptr},
     };
