@@ -353,6 +353,9 @@ struct ts_backend_health {
 	 * it up: its first listener started (sock_ops), or the agent's probe found it back after it
 	 * was down. 0: ready since tcpshift first saw it, with no warmup. */
 	__u64 ready_ns;
+	/* SYNs sk_lookup handed to a listener of it whose accept queue was full, ever (a counter):
+	 * the kernel drops them (ListenOverflows). With eject_after, each is a failure. */
+	__u64 overflows;
 };
 
 /* Value of "clients", the socket storage of a client whose connect() was rewritten: the

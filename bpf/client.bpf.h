@@ -9,6 +9,7 @@
 #define TCPSHIFT_CLIENT_BPF_H
 
 #include "bpf/count.bpf.h"
+#include "bpf/health.bpf.h"
 #include "bpf/load.bpf.h"
 #include "bpf/pick.bpf.h"
 #include "bpf/socket_options.bpf.h"
@@ -25,96 +26,6 @@ static __always_inline void on_client_connect(struct bpf_sock_ops *skops)
 {
 	if (client_of(skops))
 		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
-}
-
-/* A failed handshake to a backend. The one that makes the failures reach eject_after ejects
- * it, for eject_ns times the number of ejections in a row (at most TS_MAX_EJECTION_FACTOR).
- * A failure while the backend is ejected is a connection that was under way when it was
- * ejected: it neither lengthens the ejection nor counts toward the next, as in Envoy, so a
- * backend that comes back within the base ejection time takes connections again then. */
-/* What count_ejected() adds up, one backend of a table at a time. */
-struct ejected_count {
-	__u32 table_id;
-	__u32 ejected;
-	__u64 now;
-};
-
-/* A bpf_loop() step: counts backend i of the table if it is ejected. A callback is verified once,
- * whatever the count; an unrolled loop's diverging counts would not fit the verifier. */
-static long count_ejected(__u32 i, void *ctx)
-{
-	struct ejected_count *c = ctx;
-	struct ts_table *table = bpf_map_lookup_elem(&tables, &c->table_id);
-	struct ts_backend_health *h;
-	__u32 id;
-
-	if (!table || i >= TS_MAX_SERVICE_BACKENDS)
-		return 1;
-	id = table->backends[i];
-	h = bpf_map_lookup_elem(&backend_health, &id);
-	if (h && c->now < h->ejected_until_ns)
-		c->ejected++;
-	return 0;
-}
-
-/* Whether one more of the backends of `service_id` in its `family` table may be ejected under
- * max_ejection_percent: the first always may, as in Envoy. */
-static __always_inline int ejection_allowed(__u32 service_id, __u32 family, __u32 max_ejection_percent)
-{
-	struct ts_service *service = bpf_map_lookup_elem(&services, &service_id);
-	struct ejected_count c = { .now = bpf_ktime_get_ns() };
-	struct ts_table *table;
-	__u32 count;
-
-	if (max_ejection_percent >= 100 || !service)
-		return 1;
-	c.table_id = live_table_id(service, service_id, family);
-	table = bpf_map_lookup_elem(&tables, &c.table_id);
-	if (!table)
-		return 1;
-	count = table->backend_count;
-	if (count == 0 || count > TS_MAX_SERVICE_BACKENDS)
-		return 1;
-	bpf_loop(count, count_ejected, &c, 0);
-	return c.ejected == 0 || (c.ejected + 1) * 100 <= max_ejection_percent * count;
-}
-
-static __always_inline void note_failure(__u32 backend_id, __u32 service_id)
-{
-	struct ts_backend_health *h = bpf_map_lookup_elem(&backend_health, &backend_id);
-	struct ts_backend_addr *a = bpf_map_lookup_elem(&backend_addrs, &backend_id);
-	__u64 now = bpf_ktime_get_ns();
-	__u32 factor;
-
-	if (!h || !a)
-		return;
-	__sync_fetch_and_add(&h->failed, 1);
-	if (now < h->ejected_until_ns)
-		return;
-	__sync_fetch_and_add(&h->failures, 1);
-	if (a->eject_after == 0 || h->failures < a->eject_after)
-		return;
-	/* Past maxEjectionPercent it stays in, its failures counting on: the next one asks again. */
-	if (!ejection_allowed(service_id, a->family, a->max_ejection_percent))
-		return;
-	factor = h->ejections + 1;
-	if (factor > TS_MAX_EJECTION_FACTOR)
-		factor = TS_MAX_EJECTION_FACTOR;
-	h->ejected_until_ns = now + a->eject_ns * factor;
-	h->ejections = factor;
-	h->failures = 0;
-	__sync_fetch_and_add(&h->ejected, 1);
-}
-
-/* A good connection to a backend: its failures and ejections in a row start over. */
-static __always_inline void note_success(__u32 backend_id)
-{
-	struct ts_backend_health *h = bpf_map_lookup_elem(&backend_health, &backend_id);
-
-	if (h && (h->failures || h->ejections)) {
-		h->failures = 0;
-		h->ejections = 0;
-	}
 }
 
 static __always_inline void on_client_established(struct bpf_sock_ops *skops)

@@ -10,8 +10,25 @@
 #include <linux/in.h>
 #include <bpf/bpf_endian.h>
 
+#include "bpf/health.bpf.h"
 #include "bpf/load.bpf.h"
 #include "bpf/pick.bpf.h"
+
+/* The two fields of the kernel's struct sock that say whether a listener's accept queue is
+ * full, relocated by CO-RE against the running kernel's BTF. */
+struct sock___ts {
+	__u32 sk_ack_backlog;
+	__u32 sk_max_ack_backlog;
+} __attribute__((preserve_access_index));
+
+/* Whether a listener's accept queue is full (the kernel's sk_acceptq_is_full): the SYN handed
+ * to it will be dropped. */
+static __always_inline int accept_queue_full(struct bpf_sock *sk)
+{
+	struct sock___ts *s = (struct sock___ts *)bpf_skc_to_tcp_sock(sk);
+
+	return s && s->sk_ack_backlog > s->sk_max_ack_backlog;
+}
 
 static __always_inline void read_flow(struct bpf_sk_lookup *ctx, struct flow *f)
 {
@@ -40,24 +57,30 @@ static __always_inline void read_flow(struct bpf_sk_lookup *ctx, struct flow *f)
 	f->dport = (__u16)ctx->local_port;      /* host byte order in the context */
 }
 
+#define TS_ASSIGNED 0
+#define TS_ASSIGNED_FULL 1 /* assigned to a listener whose accept queue is full */
+
 /* Assigns a listener of backend_id (any member of its SO_REUSEPORT group; the kernel then
- * spreads over the group); 0 on success. Releases the socket on every path. A global
- * function, so the verifier checks it once instead of at each of the fallback's draws. */
+ * spreads over the group): TS_ASSIGNED, TS_ASSIGNED_FULL, or -1 when none takes it. Releases
+ * the socket on every path. A global function, so the verifier checks it once instead of at
+ * each of the fallback's draws. */
 __noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 {
 	struct bpf_sock *sk;
 	__u32 member, key;
 	long err;
+	int full;
 
 	for (member = 0; member < TS_GROUP_SLOTS; member++) {
 		key = TS_SOCKET_KEY(backend_id, member);
 		sk = bpf_map_lookup_elem(&sockets, &key);
 		if (!sk)
 			continue;
+		full = accept_queue_full(sk);
 		err = bpf_sk_assign(ctx, sk, 0);
 		bpf_sk_release(sk);
 		if (!err)
-			return 0;
+			return full ? TS_ASSIGNED_FULL : TS_ASSIGNED;
 	}
 	return -1;
 }
@@ -78,6 +101,7 @@ __noinline int assign_backend(struct bpf_sk_lookup *ctx, __u32 backend_id)
 __noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id, __u32 table_id)
 {
 	__u64 now;
+	int r;
 
 	if (table_id != TS_ANY_STATE) {
 		now = bpf_ktime_get_ns();
@@ -88,7 +112,11 @@ __noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id, __u32 t
 	}
 	if (!reserve_connection(backend_id))
 		return TS_CAPPED;
-	if (assign_backend(ctx, backend_id) == 0)
+	r = assign_backend(ctx, backend_id);
+	/* Handed to a full accept queue, the SYN is dropped: a failure of the backend's. */
+	if (r == TS_ASSIGNED_FULL && table_id != TS_ANY_STATE)
+		note_overflow(backend_id, table_id / (TS_TABLE_FAMILIES * TS_TABLE_GENERATIONS));
+	if (r >= 0)
 		return TS_TAKEN;
 	if (backend_cap(backend_id))
 		release_reservation(backend_id);
@@ -168,7 +196,7 @@ static __always_inline int assign_remembered(struct bpf_sk_lookup *ctx, const st
 
 	if (!m || bpf_ktime_get_ns() >= m->until_ns)
 		return -1;
-	return assign_backend(ctx, TS_FLOW_ASSIGNED(m->choice));
+	return assign_backend(ctx, TS_FLOW_ASSIGNED(m->choice)) >= 0 ? 0 : -1;
 }
 
 /* Assigns the table's choice for the flow, or a fallback; the backend assigned, or -1 when

@@ -29,6 +29,7 @@ Result<std::map<uint32_t, BackendHealth>> backend_health(const DataplaneMaps& ma
                                 .failures = h.failures,
                                 .failed = h.failed,
                                 .ejections = h.ejected,
+                                .overflows = h.overflows,
                                 .max_connections = addr.max_connections,
                                 .load = *load,
                                 .ready_age_ms = h.ready_ns && h.ready_ns <= now

@@ -20,6 +20,7 @@ struct BackendHealth {
     uint32_t failures = 0;      // failed handshakes since the last good one
     uint64_t failed = 0;        // failed handshakes, ever
     uint64_t ejections = 0;     // times ejected, ever
+    uint64_t overflows = 0;     // SYNs handed to a listener of it with a full accept queue, ever
     uint32_t max_connections = 0;  // the cap "backend_addrs" holds; 0: none
     BackendLoad load;              // "backend_load": established, and handshakes holding a place
     // How long ago it became ready (its first listener started, or its probe found it back);

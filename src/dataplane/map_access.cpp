@@ -20,7 +20,7 @@ static_assert(sizeof(ts_table) ==
               (48 + 2 * TS_WARMUP_STEPS + 3 * 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1) + 7) / 8 * 8);
 static_assert(sizeof(ts_backend_addr) == 48);
 static_assert(sizeof(ts_backend_load) == 8 + 8 * TS_MAX_PENDING);
-static_assert(sizeof(ts_backend_health) == 48);
+static_assert(sizeof(ts_backend_health) == 56);
 static_assert(sizeof(ts_client) == 40);
 static_assert(sizeof(ts_listener_key) == 32);
 static_assert(sizeof(ts_service_stats) == 64);

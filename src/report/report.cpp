@@ -65,8 +65,9 @@ std::string ready_cell(uint32_t id, const StatusFacts& facts) {
     std::string cell = facts.ready.count(id) ? "yes" : "no";
     // A socket backend is ejected after early closes only with outlierDetection written.
     if (h != facts.health.end() && h->second.ejected_ms > 0)
-        cell = "no, ejected for " + std::to_string((h->second.ejected_ms + 999) / 1000) +
-               " s after connections it closed early";
+        cell = "no, ejected for " + std::to_string((h->second.ejected_ms + 999) / 1000) + " s after " +
+               (h->second.overflows ? "failed connections (closed early, or refused by its full listen queue)"
+                                    : "connections it closed early");
     if (auto it = facts.foreign.find(id); it != facts.foreign.end())
         for (const auto& s : it->second) cell += ", holds " + s;
     return cell;
@@ -77,13 +78,15 @@ std::string ready_cell(uint32_t id, const StatusFacts& facts) {
 json health_json(uint32_t id, const StatusFacts& facts) {
     auto it = facts.health.find(id);
     if (it == facts.health.end()) return nullptr;
-    if (!it->second.remote && it->second.failed == 0 && it->second.ejected_ms == 0) return nullptr;
+    if (!it->second.remote && it->second.failed == 0 && it->second.ejected_ms == 0 && it->second.overflows == 0)
+        return nullptr;
     const BackendHealth& h = it->second;
     return {{"probe_down", h.probe_down},
             {"ejected_ms", h.ejected_ms},
             {"failures_in_a_row", h.failures},
             {"failed_handshakes", h.failed},
-            {"ejections", h.ejections}};
+            {"ejections", h.ejections},
+            {"listen_overflows", h.overflows}};
 }
 
 // The share of its weight a warming backend takes now; std::nullopt past its warmup.

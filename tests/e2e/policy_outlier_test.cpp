@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -229,6 +230,69 @@ TEST_F(SteeringTest, BelowMinHealthPercentAnEjectedBackendTakesItsWeightAgain) {
     EXPECT_EQ(held.failures, 0u) << held.str();
     const SplitVerdict two = chi_square_split({held["one"], held["two"]}, {20, 30});
     EXPECT_GE(two.p_value, kAlpha) << held.str() << "\n" << two.table;
+}
+
+// A listener that never accepts, with a backlog of one: after two connections wait in its accept
+// queue, the kernel drops every SYN handed to it (ListenOverflows).
+class StuckListener {
+   public:
+    explicit StuckListener(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        const int one = 1;
+        ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        sockaddr_in a{.sin_family = AF_INET, .sin_port = htons(port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
+        ok_ = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && ::listen(fd_.get(), 1) == 0;
+    }
+    bool ok() const { return ok_; }
+
+   private:
+    Fd fd_;
+    bool ok_ = false;
+};
+
+// A full listen queue is a failure of the backend's: sk_lookup sees the listener's accept queue
+// full as it hands it a SYN, counts it always, and with outlierDetection counts it toward
+// ejection; ejected, its share goes to the others by weight.
+TEST_F(SteeringTest, ABackendWhoseListenQueueIsFullIsEjected) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    const auto config = [](const std::string& outlier) {
+        return traffic_shift("tcp-echo", R"(["127.0.0.1:31400"])",
+                             {{"v1", 20, {"127.0.0.1:9001"}}, {"v2", 30, {"127.0.0.1:9002"}}, {"v3", 50, {"127.0.0.1:9003"}}},
+                             outlier);
+    };
+    apply(config(""));
+    auto in = enter();
+    StuckListener v3(9003);
+    ASSERT_TRUE(v3.ok());
+    const Endpoint frontend = endpoint("127.0.0.1:31400");
+    const auto status = [&] { return json::parse(tcpshift_here({"status", "--json"}).out); };
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+    // Without outlierDetection nothing ejects: v3 keeps its half and fails it, and the kernel
+    // counts the SYNs it dropped.
+    const Tally kept = tally_from_many_sources(frontend, 40, std::chrono::milliseconds(300));
+    const json before = *backend_of(status(), "127.0.0.1:9003");
+    EXPECT_GT(kept.failures, 8u) << kept.str();
+    ASSERT_FALSE(before["health"].is_null()) << before.dump();
+    EXPECT_GE(before["health"]["listen_overflows"].get<uint64_t>(), kept.failures - 2) << before.dump();
+    EXPECT_EQ(before["health"]["ejected_ms"], 0) << before.dump();
+
+    // With it, three dropped SYNs eject v3 (its queue is still full).
+    apply(config("  outlierDetection: {consecutiveErrors: 3, baseEjectionTime: 30s}\n"));
+    const Tally ejecting = tally_from_many_sources(frontend, 100, std::chrono::milliseconds(300));
+    const json after = *backend_of(status(), "127.0.0.1:9003");
+    EXPECT_GE(ejecting.failures, 3u) << ejecting.str();
+    EXPECT_LE(ejecting.failures, 4u) << ejecting.str();
+    EXPECT_GT(after["health"]["ejected_ms"].get<uint64_t>(), 20000u) << after.dump();
+    EXPECT_NE(after["status"].get<std::string>().find("full listen queue"), std::string::npos) << after.dump();
+
+    const Tally held = tally_from_many_sources(frontend, 400);
+    EXPECT_EQ(held.failures, 0u) << held.str();
+    std::cout << "[ figures ] full listen queue: without outlierDetection " << kept.failures << " of 40 failed, "
+              << before["health"]["listen_overflows"] << " SYNs dropped; with it " << ejecting.failures
+              << " of 100 failed before the ejection, then " << held.failures << " of 400\n";
+    const SplitVerdict v = chi_square_split({held["one"], held["two"]}, {20, 30});
+    EXPECT_GE(v.p_value, kAlpha) << held.str() << "\n" << v.table;
 }
 
 TEST_F(SteeringTest, WithoutOutlierDetectionABackendThatResetsIsNeverEjected) {
