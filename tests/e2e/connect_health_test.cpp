@@ -73,7 +73,7 @@ class ConnectHealth : public ConnectHealthTest {
         // The next round ends before the ejection does.
         const milliseconds left(health.value("ejected_ms", int64_t{0}));
         EXPECT_GT(left, kMargin + milliseconds(300)) << v3.dump();
-        const auto without_v3 = load(std::min(left - kMargin, milliseconds(1000)), milliseconds(1000));
+        const auto without_v3 = load(std::min(left - kMargin, milliseconds(2000)), milliseconds(1000));
         expect_split(without_v3, kWithoutV3);
         std::cout << "health figures: failed " << failed << " (bound " << kFailureBound << ") "
                   << failure_kinds(dying) << ", handshakes the kernel saw fail "
