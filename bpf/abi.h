@@ -38,6 +38,7 @@
 	X(clients)        /* socket storage: a connect-time client's virtual address, backend */ \
 	X(client_scope)   /* netns cookie -> 1: the client namespaces connect-time steering serves */ \
 	X(backend_load)   /* backend id -> its established connections and handshakes in flight */ \
+	X(backend_sli)    /* backend id -> RTT, retransmits, lifetimes and resets of its closed connections */ \
 	X(meta)           /* ABI version and the serial of the applied set the maps hold */
 /* Maps only the programs read and write, never pinned: they live as long as the programs. */
 #define TS_PROGRAM_MAPS(X)                                                                     \
@@ -358,6 +359,28 @@ struct ts_backend_health {
 	__u64 overflows;
 };
 
+/* Value of "backend_sli", an array indexed by backend id that sock_ops adds to (atomically) as
+ * each of the backend's connections closes, on both paths: what a canary is judged by. The
+ * histograms count each value in its bucket (not cumulatively): bucket i < TS_SLI_BUCKETS - 1
+ * holds the values under TS_RTT_BOUND_US(i) or TS_DURATION_BOUND_MS(i) and at or above the
+ * bound before; the last, the rest. Userspace zeroes an id that goes to another address. */
+#define TS_SLI_BUCKETS 16
+#define TS_RTT_BOUND_US(i) (16ULL << (i))           /* 16 us, 32 us, ... 262 ms */
+#define TS_DURATION_BOUND_MS(i) (1ULL << (2 * (i))) /* 1 ms, 4 ms, ... 4^14 ms (3.1 days) */
+struct ts_backend_sli {
+	/* Connections that ended in a reset (either side's: ESTABLISHED, CLOSE_WAIT or FIN_WAIT1
+	 * -> CLOSE) after payload went either way. A reset before any payload is a failure in
+	 * backend_health. */
+	__u64 reset_after_data;
+	__u64 retransmits;   /* segments retransmitted (total_retrans), summed at close */
+	__u64 rtt_count;     /* closed connections with an RTT sample */
+	__u64 rtt_sum_us;    /* of their smoothed RTT at close */
+	__u64 rtt_buckets[TS_SLI_BUCKETS];
+	__u64 duration_count; /* closed connections that were established */
+	__u64 duration_sum_ms; /* of their lifetimes, establishment to close */
+	__u64 duration_buckets[TS_SLI_BUCKETS];
+};
+
 /* Value of "clients", the socket storage of a client whose connect() was rewritten: the
  * virtual address it asked for, which getpeername() returns, and the backend it got. */
 struct ts_client {
@@ -368,6 +391,7 @@ struct ts_client {
 	__u32 backend_id;
 	__u32 tag;         /* backend_tags[backend_id] at connect() */
 	__u32 flags;       /* TS_CLIENT_* and TS_CONN_FIN_* */
+	__u64 established_ns; /* bpf_ktime_get_ns() when the handshake succeeded */
 };
 
 #define TS_CLIENT_ESTABLISHED 16 /* the handshake succeeded: opened was counted */

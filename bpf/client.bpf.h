@@ -38,6 +38,7 @@ static __always_inline void on_client_established(struct bpf_sock_ops *skops)
 	if (!c)
 		return;
 	c->flags |= TS_CLIENT_ESTABLISHED;
+	c->established_ns = bpf_ktime_get_ns();
 	set_keepalive(skops, live_table(c->service_id, c->family));
 	backend_id = c->backend_id;
 	count_active(backend_id, backend_cap(backend_id) > 0);
@@ -61,7 +62,8 @@ static __always_inline void on_client_established(struct bpf_sock_ops *skops)
 
 /* Counts a client's close: its received bytes are the backend's response (bytes_sent), what
  * it sent is the request (bytes_received), as the backend side counts them. */
-static __always_inline void count_client_closed(struct bpf_sock_ops *skops, const struct ts_client *c)
+static __always_inline void count_client_closed(struct bpf_sock_ops *skops, const struct ts_client *c,
+					       __u32 old_state)
 {
 	struct ts_route_key route = { .service_id = c->service_id, .backend_id = c->backend_id };
 	__u32 backend_id = c->backend_id;
@@ -75,6 +77,7 @@ static __always_inline void count_client_closed(struct bpf_sock_ops *skops, cons
 		sent--;
 	add_closed(bpf_map_lookup_elem(&backend_stats, &backend_id), received, sent);
 	add_closed(bpf_map_lookup_elem(&route_stats, &route), received, sent);
+	record_sli(skops, backend_id, c->established_ns, old_state, sent + received);
 }
 
 /* Returns 1 when the socket is a connect-time client's. A handshake that ends in TCP_CLOSE,
@@ -101,7 +104,7 @@ static __always_inline int on_client_state_change(struct bpf_sock_ops *skops)
 	count_inactive(c->backend_id);
 	if (old_state == BPF_TCP_ESTABLISHED && skops->bytes_received == 0)
 		note_failure(c->backend_id, c->service_id);
-	count_client_closed(skops, c);
+	count_client_closed(skops, c, old_state);
 	return 1;
 }
 

@@ -9,6 +9,7 @@
 #include <linux/bpf.h>
 
 #include "bpf/abi.h"
+#include "bpf/maps.bpf.h"
 
 /* Notes the FINs a state transition shows: the kernel's byte counters count each as a byte. */
 static __always_inline void note_fins(__u32 *flags, __u32 old_state, __u32 new_state)
@@ -43,6 +44,52 @@ static __always_inline void add_closed(struct ts_backend_stats *bs, __u64 sent, 
 	bs->closed++;
 	bs->bytes_sent += sent;
 	bs->bytes_received += received;
+}
+
+/* The bucket of `value` in a histogram whose bound i is first << (shift * i). */
+static __always_inline __u32 sli_bucket(__u64 value, __u64 first, __u32 shift)
+{
+	__u32 i;
+
+	for (i = 0; i < TS_SLI_BUCKETS - 1; i++)
+		if (value < (first << (shift * i)))
+			return i;
+	return TS_SLI_BUCKETS - 1;
+}
+
+/* Records a connection reaching TCP_CLOSE from `old_state` in its backend's SLIs: its lifetime
+ * (when it was established at established_ns), its smoothed RTT and retransmits, and whether it
+ * ended in a reset after payload. */
+static __always_inline void record_sli(struct bpf_sock_ops *skops, __u32 backend_id, __u64 established_ns,
+				       __u32 old_state, __u64 payload)
+{
+	struct ts_backend_sli *s = bpf_map_lookup_elem(&backend_sli, &backend_id);
+	__u64 ms, srtt_us;
+	__u32 b;
+
+	if (!s)
+		return;
+	if (established_ns) {
+		ms = (bpf_ktime_get_ns() - established_ns) / 1000000;
+		b = sli_bucket(ms, 1, 2);
+		__sync_fetch_and_add(&s->duration_count, 1);
+		__sync_fetch_and_add(&s->duration_sum_ms, ms);
+		if (b < TS_SLI_BUCKETS)
+			__sync_fetch_and_add(&s->duration_buckets[b], 1);
+	}
+	srtt_us = skops->srtt_us >> 3; /* the kernel keeps it times 8 */
+	if (srtt_us) {
+		b = sli_bucket(srtt_us, 16, 1);
+		__sync_fetch_and_add(&s->rtt_count, 1);
+		__sync_fetch_and_add(&s->rtt_sum_us, srtt_us);
+		if (b < TS_SLI_BUCKETS)
+			__sync_fetch_and_add(&s->rtt_buckets[b], 1);
+	}
+	if (skops->total_retrans)
+		__sync_fetch_and_add(&s->retransmits, skops->total_retrans);
+	if (payload && (old_state == BPF_TCP_ESTABLISHED || old_state == BPF_TCP_CLOSE_WAIT ||
+			old_state == BPF_TCP_FIN_WAIT1))
+		__sync_fetch_and_add(&s->reset_after_data, 1);
 }
 
 #endif /* TCPSHIFT_COUNT_BPF_H */

@@ -131,6 +131,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TS_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct ts_backend_sli);
+} backend_sli SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct ts_meta);

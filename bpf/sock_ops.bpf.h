@@ -309,6 +309,7 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 		return;
 	payload_bytes(skops, conn->flags, &sent, &received);
 	count_closed(conn, backend_id, sent, received);
+	record_sli(skops, backend_id, conn->established_ns, old_state, sent + received);
 	count_inactive(backend_id);
 	bpf_sk_storage_delete(&connections, sk);
 }

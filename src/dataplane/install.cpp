@@ -358,6 +358,9 @@ ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier,
 }
 
 void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table) {
+    // Every byte of the header is written, whatever the caller filled the table with: a field
+    // a policy leaves off is 0, as verify expects it.
+    std::memset(&table, 0, offsetof(ts_table, backends));
     table.affinity = svc.affinity == Affinity::kSourceIp ? TS_AFFINITY_SOURCE_IP : TS_AFFINITY_NONE;
     table.backend_count = static_cast<__u32>(t.weighted_backends.size());
     table.flags = table_flags(svc, t) | (svc.keepalive.enabled ? TS_TABLE_KEEPALIVE : 0) |

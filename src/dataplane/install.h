@@ -26,7 +26,8 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns);
 
 // The fields before the backends and slots of the kernel table that holds `t`, a table of
-// `svc`: affinity, paths, slot count, balance mode and keepalive. verify compares them.
+// `svc`: affinity, paths, slot count, balance mode, keepalive, minHealthPercent and warmup, every
+// byte of them. verify compares them.
 void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table);
 
 // What "backend_addrs" holds for backend `b` of a service with `outlier`: its address, path,

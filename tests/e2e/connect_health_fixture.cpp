@@ -20,7 +20,7 @@ metadata: {name: tcp-echo}
 spec:
   listen: [")" + std::string(kFrontend) +
            R"("]
-  outlierDetection: {consecutiveErrors: 3, baseEjectionTime: 3s}
+  outlierDetection: {consecutiveErrors: 3, baseEjectionTime: 5s}
   subsets:
   - {name: v1, weight: 20, backends: ["10.244.0.11:9000"]}
   - {name: v2, weight: 30, backends: ["10.244.0.12:9000"]}
@@ -48,7 +48,7 @@ metadata: {name: tcp-echo}
 spec:
   host: tcp-echo
   trafficPolicy:
-    outlierDetection: {consecutive5xxErrors: 3, baseEjectionTime: 3s, interval: 1s}
+    outlierDetection: {consecutive5xxErrors: 3, baseEjectionTime: 5s, interval: 1s}
   subsets:
   - {name: v1, labels: {version: v1}}
   - {name: v2, labels: {version: v2}}

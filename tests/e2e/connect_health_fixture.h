@@ -19,7 +19,7 @@ namespace tcpshift::testing {
 
 inline constexpr const char* kFrontend = "10.96.0.50:9000";
 inline constexpr uint32_t kConsecutiveErrors = 3;
-inline constexpr std::chrono::milliseconds kBaseEjection{3000};
+inline constexpr std::chrono::milliseconds kBaseEjection{5000};
 inline constexpr unsigned kConcurrency = 4;
 
 // The failed connections a backend's death may cost at most, kConsecutiveErrors before it is

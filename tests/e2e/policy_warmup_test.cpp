@@ -166,6 +166,9 @@ TEST_F(WarmupTest, WithoutWarmupABackendThatStartsTakesItsWeightAtOnce) {
     const Tally t = tally_from_many_sources(endpoint("127.0.0.1:31400"), kWindow);
     ASSERT_EQ(t.failures, 0u) << t.str();
     EXPECT_TRUE(v2_status()["warmup"].is_null()) << v2_status().dump();
+    // A table with no warmup holds none, as verify reads it back.
+    const CommandResult verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
     // Its half, far above the tenth (a share of 9%) that the warmup test's first window bounds.
     EXPECT_GT(static_cast<double>(t["two"]) / kWindow, 0.30) << t.str();
 }
