@@ -52,6 +52,8 @@ Result<void> forget_backend(const DataplaneMaps& maps, uint32_t backend_id) {
     if (auto ok = update_map(maps.backend_health, "backend_health", &backend_id, &healthy); !ok) return ok;
     const ts_backend_load idle{};
     if (auto ok = update_map(maps.backend_load, "backend_load", &backend_id, &idle); !ok) return ok;
+    const ts_backend_sli none{};
+    if (auto ok = update_map(maps.backend_sli, "backend_sli", &backend_id, &none); !ok) return ok;
     return clear_percpu(maps.backend_stats, "backend_stats", &backend_id, sizeof(ts_backend_stats));
 }
 

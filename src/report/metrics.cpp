@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "dataplane/backend_health.h"
 #include "dataplane/counters.h"
 
 namespace tcpshift {
@@ -25,6 +26,15 @@ Result<StatsFacts> collect_stats(const DataplaneMaps& maps, const Plan& plan) {
                 if (!counters) return fail(counters.error());
                 facts.routes[{svc.id, b.id}] = *counters;
             }
+    for (const auto& [name, id] : plan.ids.backends) {
+        auto sli = read_backend_sli(maps, id);
+        if (!sli) return fail(sli.error());
+        facts.sli[id] = *sli;
+    }
+    auto health = backend_health(maps, plan);
+    if (!health) return fail(health.error());
+    for (const auto& [id, h] : *health)
+        facts.failures[id] = {.remote = h.remote, .before_data = h.failed, .listen_overflows = h.overflows};
     return facts;
 }
 
@@ -44,26 +54,35 @@ std::string quoted(const std::string& value) {
     return out + "\"";
 }
 
+using Labels = std::vector<std::pair<const char*, std::string>>;
+
+// {a="x",b="y"}, or nothing for no labels.
+std::string labels_text(const Labels& labels) {
+    if (labels.empty()) return "";
+    std::string out = "{";
+    for (size_t i = 0; i < labels.size(); ++i)
+        out += std::string(i ? "," : "") + labels[i].first + "=" + quoted(labels[i].second);
+    return out + "}";
+}
+
 class Family {
    public:
     Family(std::ostream& out, const char* name, const char* type, const char* help) : out_(out), name_(name) {
         out_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
     }
-    void sample(const std::vector<std::pair<const char*, std::string>>& labels, uint64_t value) {
-        out_ << name_;
-        if (!labels.empty()) {
-            out_ << "{";
-            for (size_t i = 0; i < labels.size(); ++i)
-                out_ << (i ? "," : "") << labels[i].first << "=" << quoted(labels[i].second);
-            out_ << "}";
-        }
-        out_ << " " << value << "\n";
+    template <typename Number>
+    void sample(const Labels& labels, Number value, const char* suffix = "") {
+        out_ << name_ << suffix << labels_text(labels) << " " << value << "\n";
     }
 
    private:
     std::ostream& out_;
     const char* name_;
 };
+
+Labels backend_labels(const PlanService& svc, const PlanSubset& subset, const PlanBackend& b) {
+    return {{"service", svc.name}, {"subset", subset.name}, {"backend", b.address.str()}};
+}
 
 }  // namespace
 
@@ -181,6 +200,71 @@ void render_ejections(std::ostream& out, const Plan& plan, const std::map<uint32
             }
 }
 
+// Each backend's failed connections by reason: closed before any data (a socket backend's
+// early closes and resets; a connect-time backend's failed handshakes), dropped by its full
+// listen queue, and reset after data.
+void render_failures(std::ostream& out, const Plan& plan, const StatsFacts& stats) {
+    Family f(out, "tcpshift_connection_failures_total", "counter",
+             "Connections to a backend that failed, by reason (the kernel's counts, kept per address).");
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                const BackendFailures failures = stats.backend_failures(b.id);
+                const std::pair<const char*, uint64_t> reasons[] = {
+                    {failures.remote ? "handshake_failed" : "closed_before_data", failures.before_data},
+                    {"listen_overflow", failures.listen_overflows},
+                    {"reset_after_data", stats.backend_sli(b.id).reset_after_data},
+                };
+                for (const auto& [reason, n] : reasons) {
+                    Labels labels = backend_labels(svc, subset, b);
+                    labels.emplace_back("reason", reason);
+                    f.sample(labels, n);
+                }
+            }
+}
+
+// A histogram of backend_sli, in seconds: `unit` seconds per recorded unit.
+void render_histogram(std::ostream& out, const Plan& plan, const StatsFacts& stats, const char* name, const char* help,
+                      Histogram BackendSli::*histogram, uint64_t (*bound)(size_t), double unit) {
+    Family f(out, name, "histogram", help);
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) {
+                const BackendSli sli = stats.backend_sli(b.id);
+                const Histogram& h = sli.*histogram;
+                uint64_t cumulative = 0;
+                for (size_t i = 0; i + 1 < h.buckets.size(); ++i) {
+                    cumulative += h.buckets[i];
+                    std::ostringstream le;
+                    le << static_cast<double>(bound(i)) * unit;
+                    Labels labels = backend_labels(svc, subset, b);
+                    labels.emplace_back("le", le.str());
+                    f.sample(labels, cumulative, "_bucket");
+                }
+                Labels labels = backend_labels(svc, subset, b);
+                labels.emplace_back("le", "+Inf");
+                f.sample(labels, h.count, "_bucket");
+                f.sample(backend_labels(svc, subset, b), static_cast<double>(h.sum) * unit, "_sum");
+                f.sample(backend_labels(svc, subset, b), h.count, "_count");
+            }
+}
+
+void render_sli(std::ostream& out, const Plan& plan, const StatsFacts& stats) {
+    render_failures(out, plan, stats);
+    render_histogram(out, plan, stats, "tcpshift_connection_rtt_seconds",
+                     "Smoothed RTT of a backend's connections, as each closed (tcp_info's srtt).", &BackendSli::rtt_us,
+                     rtt_bound_us, 1e-6);
+    render_histogram(out, plan, stats, "tcpshift_connection_duration_seconds",
+                     "Lifetimes of a backend's connections, establishment to close.", &BackendSli::duration_ms,
+                     duration_bound_ms, 1e-3);
+    Family f(out, "tcpshift_retransmits_total", "counter",
+             "Segments retransmitted on a backend's connections, counted as each closed.");
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends)
+                f.sample(backend_labels(svc, subset, b), stats.backend_sli(b.id).retransmits);
+}
+
 void render_reloads(std::ostream& out, const std::map<std::string, uint64_t>& reloads) {
     Family f(out, "tcpshift_config_reloads_total", "counter", "Configuration reloads by the agent, by result.");
     for (const char* result : {"success", "error"}) {
@@ -197,6 +281,7 @@ std::string render_metrics(const Plan& plan, const MetricsFacts& facts) {
     render_service_families(out, plan, facts.stats);
     render_gauges(out, plan, facts);
     render_ejections(out, plan, facts.ejections);
+    render_sli(out, plan, facts.stats);
     render_reloads(out, facts.reloads);
     return out.str();
 }

@@ -38,7 +38,9 @@ struct MetricsFacts {
 //   tcpshift_fallback_total{service}, tcpshift_no_backend_total{service},
 //   tcpshift_backend_ready{service,subset,backend}, tcpshift_weight{service,subset},
 //   tcpshift_connections_active{service,subset,backend}, tcpshift_config_reloads_total{result},
-//   tcpshift_backend_ejections_total{service,subset,backend}
+//   tcpshift_backend_ejections_total{service,subset,backend},
+//   tcpshift_connection_failures_total{service,subset,backend,reason}, tcpshift_retransmits_total,
+//   tcpshift_connection_rtt_seconds and tcpshift_connection_duration_seconds (histograms)
 std::string render_metrics(const Plan& plan, const MetricsFacts& facts);
 
 }  // namespace tcpshift

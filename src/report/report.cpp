@@ -8,6 +8,7 @@
 #include "bpf/abi.h"
 #include "config/duration.h"
 #include "dataplane/pins.h"
+#include "report/sli.h"
 
 namespace tcpshift {
 
@@ -519,6 +520,16 @@ BackendCounters StatsFacts::backend(uint32_t backend_id) const {
     return it == backends.end() ? BackendCounters{} : it->second;
 }
 
+BackendSli StatsFacts::backend_sli(uint32_t backend_id) const {
+    auto it = sli.find(backend_id);
+    return it == sli.end() ? BackendSli{} : it->second;
+}
+
+BackendFailures StatsFacts::backend_failures(uint32_t backend_id) const {
+    auto it = failures.find(backend_id);
+    return it == failures.end() ? BackendFailures{} : it->second;
+}
+
 namespace {
 
 // The connections a backend at `address` accepted, as the stats JSON lists them.
@@ -546,6 +557,7 @@ json stats_json(const Plan& plan, const StatsFacts& facts) {
                 subset_steered += c.steered;
                 json backend = connections_json(b.address.str(), c);
                 backend["steered"] = c.steered;
+                backend["measured"] = sli_json(facts, b.id);
                 backends.push_back(backend);
             }
             subsets.push_back({{"name", subset.name}, {"steered", subset_steered}, {"backends", backends}});
@@ -592,6 +604,10 @@ void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out) {
                        b["bytes_received"].dump()});
             }
         t.print(out, "  ");
+    }
+    for (const auto& svc : plan.services) {
+        out << "\nservice " << svc.name << "\n";
+        print_sli(svc, facts, out);
     }
 }
 

@@ -41,16 +41,28 @@ struct StatusFacts {
 nlohmann::json status_json(const Plan& plan, const StatusFacts& facts);
 void print_status(const Plan& plan, const StatusFacts& facts, std::ostream& out);
 
+// A backend's failed connections by reason, as the kernel counted them (backend_health).
+struct BackendFailures {
+    bool remote = false;          // connect-time: `before_data` counts failed handshakes
+    uint64_t before_data = 0;     // closed or reset within 1 s having written nothing; failed handshakes
+    uint64_t listen_overflows = 0;  // SYNs its full accept queue dropped
+};
+
 struct StatsFacts {
     std::map<uint32_t, ServiceCounters> services;  // by service id
     std::map<uint32_t, BackendCounters> backends;  // by backend id: every connection, direct ones too
     // by (service id, backend id): the connections that came through the service's frontends
     std::map<std::pair<uint32_t, uint32_t>, BackendCounters> routes;
+    // by backend id: what its closed connections measured, and its failures by reason
+    std::map<uint32_t, BackendSli> sli;
+    std::map<uint32_t, BackendFailures> failures;
 
     // Zero counters for what the facts do not hold.
     ServiceCounters service(uint32_t service_id) const;
     BackendCounters route(uint32_t service_id, uint32_t backend_id) const;
     BackendCounters backend(uint32_t backend_id) const;
+    BackendSli backend_sli(uint32_t backend_id) const;
+    BackendFailures backend_failures(uint32_t backend_id) const;
 };
 nlohmann::json stats_json(const Plan& plan, const StatsFacts& facts);
 void print_stats(const Plan& plan, const StatsFacts& facts, std::ostream& out);

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "faulty_backends.h"
 #include "stats.h"
 #include "steering_fixture.h"
 
@@ -25,48 +26,6 @@ namespace tcpshift::testing {
 namespace {
 
 using json = nlohmann::json;
-
-// A backend that accepts every connection and resets it at once, having written nothing: a
-// crashing server behind a live listener. The listener belongs to the namespace of the thread
-// that constructs it.
-class ResettingBackend {
-   public:
-    explicit ResettingBackend(uint16_t port) : listener_(::socket(AF_INET, SOCK_STREAM, 0)) {
-        const int one = 1;
-        ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        sockaddr_in addr{.sin_family = AF_INET, .sin_port = htons(port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
-        ok_ = ::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-              ::listen(listener_.get(), 128) == 0;
-        if (ok_) thread_ = std::thread([this] { serve(); });
-    }
-    ~ResettingBackend() {
-        stop_ = true;
-        if (thread_.joinable()) thread_.join();
-    }
-    bool ok() const { return ok_; }
-    uint64_t reset() const { return reset_; }
-
-   private:
-    void serve() {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-        while (!stop_ && std::chrono::steady_clock::now() < deadline) {
-            pollfd p{listener_.get(), POLLIN, 0};
-            if (::poll(&p, 1, 100) <= 0) continue;
-            const int fd = ::accept(listener_.get(), nullptr, nullptr);
-            if (fd < 0) continue;
-            const linger abort{.l_onoff = 1, .l_linger = 0};
-            ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
-            ::close(fd);
-            ++reset_;
-        }
-    }
-
-    Fd listener_;
-    bool ok_ = false;
-    std::atomic<bool> stop_{false};
-    std::atomic<uint64_t> reset_{0};
-    std::thread thread_;
-};
 
 const json* backend_of(const json& status, const std::string& address) {
     for (const auto& svc : status["services"])
@@ -231,23 +190,6 @@ TEST_F(SteeringTest, BelowMinHealthPercentAnEjectedBackendTakesItsWeightAgain) {
     const SplitVerdict two = chi_square_split({held["one"], held["two"]}, {20, 30});
     EXPECT_GE(two.p_value, kAlpha) << held.str() << "\n" << two.table;
 }
-
-// A listener that never accepts, with a backlog of one: after two connections wait in its accept
-// queue, the kernel drops every SYN handed to it (ListenOverflows).
-class StuckListener {
-   public:
-    explicit StuckListener(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-        const int one = 1;
-        ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        sockaddr_in a{.sin_family = AF_INET, .sin_port = htons(port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
-        ok_ = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && ::listen(fd_.get(), 1) == 0;
-    }
-    bool ok() const { return ok_; }
-
-   private:
-    Fd fd_;
-    bool ok_ = false;
-};
 
 // A full listen queue is a failure of the backend's: sk_lookup sees the listener's accept queue
 // full as it hands it a SYN, counts it always, and with outlierDetection counts it toward

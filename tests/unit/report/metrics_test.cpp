@@ -51,6 +51,45 @@ TEST(Metrics, RendersIstioAndTcpshiftFamilies) {
     EXPECT_NE(text.find("# TYPE tcpshift_backend_ready gauge\n"), std::string::npos);
 }
 
+// The kernel's SLIs: failures by reason, and Prometheus histograms whose buckets accumulate,
+// in seconds, with +Inf, _sum and _count.
+TEST(Metrics, RendersFailuresByReasonAndSliHistograms) {
+    BackendSli sli{.reset_after_data = 4, .retransmits = 9};
+    sli.rtt_us.buckets[0] = 2;   // under 16 us
+    sli.rtt_us.buckets[2] = 3;   // 32-64 us
+    sli.rtt_us.buckets[15] = 1;  // past the last bound
+    sli.rtt_us.count = 6;
+    sli.rtt_us.sum = 500000;
+    sli.duration_ms.buckets[5] = 1;  // 256 ms - 1 s
+    sli.duration_ms.count = 1;
+    sli.duration_ms.sum = 700;
+    MetricsFacts facts{.stats = {.sli = {{1, sli}},
+                                 .failures = {{1, BackendFailures{.before_data = 7, .listen_overflows = 2}},
+                                              {0, BackendFailures{.remote = true, .before_data = 5}}}}};
+    const std::string text = render_metrics(two_subset_plan(), facts);
+    using testing::metric_value;
+    const std::string v2 = R"(service="tcp-echo",subset="v2",backend="127.0.0.1:9002")";
+    const std::string v1 = R"(service="tcp-echo",subset="v1",backend="127.0.0.1:9001")";
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_failures_total{" + v2 + R"(,reason="closed_before_data"})"), 7);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_failures_total{" + v2 + R"(,reason="listen_overflow"})"), 2);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_failures_total{" + v2 + R"(,reason="reset_after_data"})"), 4);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_failures_total{" + v1 + R"(,reason="handshake_failed"})"), 5)
+        << "a connect-time backend's failures are its handshakes";
+    EXPECT_EQ(metric_value(text, "tcpshift_retransmits_total{" + v2 + "}"), 9);
+    EXPECT_NE(text.find("# TYPE tcpshift_connection_rtt_seconds histogram\n"), std::string::npos);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_rtt_seconds_bucket{" + v2 + R"(,le="1.6e-05"})"), 2);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_rtt_seconds_bucket{" + v2 + R"(,le="3.2e-05"})"), 2);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_rtt_seconds_bucket{" + v2 + R"(,le="6.4e-05"})"), 5);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_rtt_seconds_bucket{" + v2 + R"(,le="0.262144"})"), 5);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_rtt_seconds_bucket{" + v2 + R"(,le="+Inf"})"), 6);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_rtt_seconds_count{" + v2 + "}"), 6);
+    EXPECT_NE(text.find("tcpshift_connection_rtt_seconds_sum{" + v2 + "} 0.5\n"), std::string::npos) << text;
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_duration_seconds_bucket{" + v2 + R"(,le="0.256"})"), 0);
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_duration_seconds_bucket{" + v2 + R"(,le="1.024"})"), 1);
+    EXPECT_NE(text.find("tcpshift_connection_duration_seconds_sum{" + v2 + "} 0.7\n"), std::string::npos) << text;
+    EXPECT_EQ(metric_value(text, "tcpshift_connection_rtt_seconds_count{" + v1 + "}"), 0);
+}
+
 // A backend shared by two services: each service's samples count its own connections.
 TEST(Metrics, ABackendSharedByTwoServicesIsCountedPerService) {
     Plan plan = two_subset_plan();
