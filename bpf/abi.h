@@ -362,22 +362,23 @@ struct ts_backend_health {
 /* Value of "backend_sli", an array indexed by backend id that sock_ops adds to (atomically) as
  * each of the backend's connections closes, on both paths: what a canary is judged by. The
  * histograms count each value in its bucket (not cumulatively): bucket i < TS_SLI_BUCKETS - 1
- * holds the values under TS_RTT_BOUND_US(i) or TS_DURATION_BOUND_MS(i) and at or above the
+ * holds the values under TS_RTT_BOUND_US(i) or TS_DURATION_BOUND_US(i) and at or above the
  * bound before; the last, the rest. Userspace zeroes an id that goes to another address. */
 #define TS_SLI_BUCKETS 16
 #define TS_RTT_BOUND_US(i) (16ULL << (i))           /* 16 us, 32 us, ... 262 ms */
-#define TS_DURATION_BOUND_MS(i) (1ULL << (2 * (i))) /* 1 ms, 4 ms, ... 4^14 ms (3.1 days) */
+#define TS_DURATION_BOUND_US(i) (1000ULL << (2 * (i))) /* 1 ms, 4 ms, ... 4^14 ms (3.1 days) */
 struct ts_backend_sli {
 	/* Connections that ended in a reset (either side's: ESTABLISHED, CLOSE_WAIT or FIN_WAIT1
-	 * -> CLOSE) after payload went either way. A reset before any payload is a failure in
-	 * backend_health. */
+	 * -> CLOSE) after the backend wrote payload. One before it wrote anything is an early close
+	 * in backend_health (within TS_EARLY_CLOSE_NS) or a reset_without_data (later). */
 	__u64 reset_after_data;
+	__u64 reset_without_data;
 	__u64 retransmits;   /* segments retransmitted (total_retrans), summed at close */
 	__u64 rtt_count;     /* closed connections with an RTT sample */
 	__u64 rtt_sum_us;    /* of their smoothed RTT at close */
 	__u64 rtt_buckets[TS_SLI_BUCKETS];
 	__u64 duration_count; /* closed connections that were established */
-	__u64 duration_sum_ms; /* of their lifetimes, establishment to close */
+	__u64 duration_sum_us; /* of their lifetimes, establishment to close */
 	__u64 duration_buckets[TS_SLI_BUCKETS];
 };
 

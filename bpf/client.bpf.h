@@ -77,7 +77,7 @@ static __always_inline void count_client_closed(struct bpf_sock_ops *skops, cons
 		sent--;
 	add_closed(bpf_map_lookup_elem(&backend_stats, &backend_id), received, sent);
 	add_closed(bpf_map_lookup_elem(&route_stats, &route), received, sent);
-	record_sli(skops, backend_id, c->established_ns, old_state, sent + received);
+	record_sli(skops, backend_id, c->established_ns, old_state, received /* the backend's */, 0);
 }
 
 /* Returns 1 when the socket is a connect-time client's. A handshake that ends in TCP_CLOSE,

@@ -59,21 +59,23 @@ static __always_inline __u32 sli_bucket(__u64 value, __u64 first, __u32 shift)
 
 /* Records a connection reaching TCP_CLOSE from `old_state` in its backend's SLIs: its lifetime
  * (when it was established at established_ns), its smoothed RTT and retransmits, and whether it
- * ended in a reset after payload. */
+ * ended in a reset, after the backend wrote payload (`wrote`) or, with `silent_resets`, later
+ * than an early close and without (a connect-time client's reset before data is a failed
+ * connection in backend_health, at any age). */
 static __always_inline void record_sli(struct bpf_sock_ops *skops, __u32 backend_id, __u64 established_ns,
-				       __u32 old_state, __u64 payload)
+				       __u32 old_state, __u64 wrote, int silent_resets)
 {
 	struct ts_backend_sli *s = bpf_map_lookup_elem(&backend_sli, &backend_id);
-	__u64 ms, srtt_us;
+	__u64 us = 0, srtt_us;
 	__u32 b;
 
 	if (!s)
 		return;
 	if (established_ns) {
-		ms = (bpf_ktime_get_ns() - established_ns) / 1000000;
-		b = sli_bucket(ms, 1, 2);
+		us = (bpf_ktime_get_ns() - established_ns) / 1000;
+		b = sli_bucket(us, 1000, 2);
 		__sync_fetch_and_add(&s->duration_count, 1);
-		__sync_fetch_and_add(&s->duration_sum_ms, ms);
+		__sync_fetch_and_add(&s->duration_sum_us, us);
 		if (b < TS_SLI_BUCKETS)
 			__sync_fetch_and_add(&s->duration_buckets[b], 1);
 	}
@@ -87,9 +89,12 @@ static __always_inline void record_sli(struct bpf_sock_ops *skops, __u32 backend
 	}
 	if (skops->total_retrans)
 		__sync_fetch_and_add(&s->retransmits, skops->total_retrans);
-	if (payload && (old_state == BPF_TCP_ESTABLISHED || old_state == BPF_TCP_CLOSE_WAIT ||
-			old_state == BPF_TCP_FIN_WAIT1))
+	if (old_state != BPF_TCP_ESTABLISHED && old_state != BPF_TCP_CLOSE_WAIT && old_state != BPF_TCP_FIN_WAIT1)
+		return;
+	if (wrote)
 		__sync_fetch_and_add(&s->reset_after_data, 1);
+	else if (silent_resets && us * 1000 >= TS_EARLY_CLOSE_NS)
+		__sync_fetch_and_add(&s->reset_without_data, 1);
 }
 
 #endif /* TCPSHIFT_COUNT_BPF_H */

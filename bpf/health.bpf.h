@@ -9,37 +9,12 @@
 
 #include "bpf/pick.bpf.h"
 
-/* What count_ejected() adds up, one backend of a table at a time. */
-struct ejected_count {
-	__u32 table_id;
-	__u32 ejected;
-	__u64 now;
-};
-
-/* A bpf_loop() step: counts backend i of the table if it is ejected. A callback is verified once,
- * whatever the count; an unrolled loop's diverging counts would not fit the verifier. */
-static long count_ejected(__u32 i, void *ctx)
-{
-	struct ejected_count *c = ctx;
-	struct ts_table *table = bpf_map_lookup_elem(&tables, &c->table_id);
-	struct ts_backend_health *h;
-	__u32 id;
-
-	if (!table || i >= TS_MAX_SERVICE_BACKENDS)
-		return 1;
-	id = table->backends[i];
-	h = bpf_map_lookup_elem(&backend_health, &id);
-	if (h && c->now < h->ejected_until_ns)
-		c->ejected++;
-	return 0;
-}
-
 /* Whether one more of the backends of `service_id` in its `family` table may be ejected under
  * max_ejection_percent: the first always may, as in Envoy. */
 static __always_inline int ejection_allowed(__u32 service_id, __u32 family, __u32 max_ejection_percent)
 {
 	struct ts_service *service = bpf_map_lookup_elem(&services, &service_id);
-	struct ejected_count c = { .now = bpf_ktime_get_ns() };
+	struct out_count c = { .now = bpf_ktime_get_ns(), .ejected_only = 1 };
 	struct ts_table *table;
 	__u32 count;
 
@@ -52,8 +27,8 @@ static __always_inline int ejection_allowed(__u32 service_id, __u32 family, __u3
 	count = table->backend_count;
 	if (count == 0 || count > TS_MAX_SERVICE_BACKENDS)
 		return 1;
-	bpf_loop(count, count_ejected, &c, 0);
-	return c.ejected == 0 || (c.ejected + 1) * 100 <= max_ejection_percent * count;
+	bpf_loop(count, count_out, &c, 0);
+	return c.out == 0 || (c.out + 1) * 100 <= max_ejection_percent * count;
 }
 
 /* A failed connection to a backend: a handshake, an early close, a full listen queue. The one

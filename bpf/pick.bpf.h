@@ -192,17 +192,24 @@ struct out_count {
 	__u32 table_id;
 	__u32 out;
 	__u64 now;
+	__u32 ejected_only; /* count the ejected only, not those the probe found down */
 };
 
-/* A bpf_loop() step: counts backend i of the table if it is ejected or down. */
+/* A bpf_loop() step: counts backend i of the table if it is ejected or down. A callback is
+ * verified once, whatever the count; an unrolled loop's diverging counts would not fit the
+ * verifier. */
 static long count_out(__u32 i, void *ctx)
 {
 	struct out_count *c = ctx;
 	struct ts_table *table = bpf_map_lookup_elem(&tables, &c->table_id);
+	struct ts_backend_health *h;
+	__u32 id;
 
 	if (!table || i >= TS_MAX_SERVICE_BACKENDS)
 		return 1;
-	if (!backend_available(table->backends[i], c->now))
+	id = table->backends[i];
+	h = bpf_map_lookup_elem(&backend_health, &id);
+	if (h && (c->now < h->ejected_until_ns || (!c->ejected_only && h->probe_down)))
 		c->out++;
 	return 0;
 }

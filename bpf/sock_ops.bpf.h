@@ -309,7 +309,9 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 		return;
 	payload_bytes(skops, conn->flags, &sent, &received);
 	count_closed(conn, backend_id, sent, received);
-	record_sli(skops, backend_id, conn->established_ns, old_state, sent + received);
+	/* The service's connections only, as the route counters: what its canary is judged on. */
+	if (conn->flags & TS_CONN_STEERED)
+		record_sli(skops, backend_id, conn->established_ns, old_state, sent, 1);
 	count_inactive(backend_id);
 	bpf_sk_storage_delete(&connections, sk);
 }

@@ -61,19 +61,21 @@ Result<BackendLoad> read_backend_load(const DataplaneMaps& maps, uint32_t backen
 }
 
 uint64_t rtt_bound_us(size_t bucket) { return TS_RTT_BOUND_US(bucket); }
-uint64_t duration_bound_ms(size_t bucket) { return TS_DURATION_BOUND_MS(bucket); }
+uint64_t duration_bound_us(size_t bucket) { return TS_DURATION_BOUND_US(bucket); }
 
 Result<BackendSli> read_backend_sli(const DataplaneMaps& maps, uint32_t backend_id) {
     ts_backend_sli s{};
     if (auto ok = read_map(maps.backend_sli, "backend_sli", &backend_id, &s); !ok) return fail(ok.error());
-    BackendSli out{.reset_after_data = s.reset_after_data, .retransmits = s.retransmits};
+    BackendSli out{.reset_after_data = s.reset_after_data,
+                   .reset_without_data = s.reset_without_data,
+                   .retransmits = s.retransmits};
     out.rtt_us.count = s.rtt_count;
     out.rtt_us.sum = s.rtt_sum_us;
-    out.duration_ms.count = s.duration_count;
-    out.duration_ms.sum = s.duration_sum_ms;
+    out.duration_us.count = s.duration_count;
+    out.duration_us.sum = s.duration_sum_us;
     static_assert(TS_SLI_BUCKETS == std::tuple_size_v<decltype(Histogram::buckets)>);
     std::copy(std::begin(s.rtt_buckets), std::end(s.rtt_buckets), out.rtt_us.buckets.begin());
-    std::copy(std::begin(s.duration_buckets), std::end(s.duration_buckets), out.duration_ms.buckets.begin());
+    std::copy(std::begin(s.duration_buckets), std::end(s.duration_buckets), out.duration_us.buckets.begin());
     return out;
 }
 

@@ -54,14 +54,15 @@ struct Histogram {
 };
 // What the backend's closed connections measured (backend_sli), both paths: the canary's SLIs.
 struct BackendSli {
-    uint64_t reset_after_data = 0;  // ended by a reset after payload
+    uint64_t reset_after_data = 0;    // ended by a reset after the backend wrote
+    uint64_t reset_without_data = 0;  // by a reset, the backend having written nothing, after 1 s
     uint64_t retransmits = 0;       // segments retransmitted
     Histogram rtt_us;               // smoothed RTT at close, microseconds
-    Histogram duration_ms;          // establishment to close, milliseconds
+    Histogram duration_us;          // establishment to close, microseconds
 };
 // The bucket bounds of backend_sli's histograms (TS_RTT_BOUND_US, TS_DURATION_BOUND_MS).
 uint64_t rtt_bound_us(size_t bucket);
-uint64_t duration_bound_ms(size_t bucket);
+uint64_t duration_bound_us(size_t bucket);
 
 // Sums the per-CPU counters.
 Result<ServiceCounters> read_service_counters(const DataplaneMaps& maps, uint32_t service_id);

@@ -146,16 +146,6 @@ uint32_t table_flags(const PlanService& svc, const FamilyTable& t) {
     return flags;
 }
 
-uint32_t balance_code(Balance balance) {
-    switch (balance) {
-        case Balance::kRandom: return TS_BALANCE_RANDOM;
-        case Balance::kRoundRobin: return TS_BALANCE_ROUND_ROBIN;
-        case Balance::kLeastConn: return TS_BALANCE_LEAST_CONN;
-        case Balance::kHash: break;
-    }
-    return TS_BALANCE_HASH;
-}
-
 
 // Whether two tables' headers (what table_header() writes, up to the backends) differ: compared
 // whole, so that a policy field the header gains is never missed here.
@@ -345,6 +335,16 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
 }
 
 }  // namespace
+
+uint32_t balance_code(Balance balance) {
+    switch (balance) {
+        case Balance::kRandom: return TS_BALANCE_RANDOM;
+        case Balance::kRoundRobin: return TS_BALANCE_ROUND_ROBIN;
+        case Balance::kLeastConn: return TS_BALANCE_LEAST_CONN;
+        case Balance::kHash: break;
+    }
+    return TS_BALANCE_HASH;
+}
 
 ts_backend_addr backend_addr(const PlanBackend& b, const OutlierPolicy& outlier, uint32_t max_connections) {
     ts_backend_addr value{};

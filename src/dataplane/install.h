@@ -29,6 +29,8 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
 // `svc`: affinity, paths, slot count, balance mode, keepalive, minHealthPercent and warmup, every
 // byte of them. verify compares them.
 void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table);
+// The kernel's TS_BALANCE_* code of a mode.
+uint32_t balance_code(Balance balance);
 
 // What "backend_addrs" holds for backend `b` of a service with `outlier`: its address, path,
 // cap, and when failures eject it. verify compares it.

@@ -22,6 +22,13 @@ namespace tcpshift {
 
 namespace {
 
+// The name of a kernel table's TS_BALANCE_* code, as explain and status name the modes.
+std::string balance_code_name(uint32_t code) {
+    for (Balance b : {Balance::kHash, Balance::kRandom, Balance::kRoundRobin, Balance::kLeastConn})
+        if (balance_code(b) == code) return balance_name(b);
+    return "mode " + std::to_string(code);
+}
+
 // Every key of a hash map.
 template <typename Key>
 Result<std::vector<Key>> map_keys(const Fd& map, const char* name) {
@@ -89,9 +96,9 @@ Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff
             table_header(svc, want, header);
             if (table->affinity != header.affinity) diff.push_back(prefix + "live table has another affinity");
             if (table->balance != header.balance || table->slot_count != header.slot_count)
-                diff.push_back(prefix + "live table draws by mode " + std::to_string(table->balance) + " over " +
-                               std::to_string(table->slot_count) + " slots; configured: mode " +
-                               std::to_string(header.balance) + " (" + balance_name(svc.balance.mode) + ") over " +
+                diff.push_back(prefix + "live table draws by " + balance_code_name(table->balance) + " over " +
+                               std::to_string(table->slot_count) + " slots; configured: " +
+                               balance_name(svc.balance.mode) + " over " +
                                std::to_string(header.slot_count));
             if ((table->flags & TS_TABLE_KEEPALIVE) != (header.flags & TS_TABLE_KEEPALIVE) ||
                 table->keepalive_time != header.keepalive_time ||

@@ -200,12 +200,14 @@ void render_ejections(std::ostream& out, const Plan& plan, const std::map<uint32
             }
 }
 
-// Each backend's failed connections by reason: closed before any data (a socket backend's
-// early closes and resets; a connect-time backend's failed handshakes), dropped by its full
-// listen queue, and reset after data.
+// Each backend's failed connections by reason, exclusive: closed before any data within 1 s (a
+// socket backend's early closes and resets; a connect-time backend's failed handshakes), SYNs
+// dropped by its full listen queue, reset after the backend wrote, reset later having written
+// nothing.
 void render_failures(std::ostream& out, const Plan& plan, const StatsFacts& stats) {
     Family f(out, "tcpshift_connection_failures_total", "counter",
-             "Connections to a backend that failed, by reason (the kernel's counts, kept per address).");
+             "Failed connections to a backend through its service, by reason, each counted once "
+             "(listen_overflow counts SYNs the kernel dropped; kept per address).");
     for (const auto& svc : plan.services)
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends) {
@@ -214,6 +216,7 @@ void render_failures(std::ostream& out, const Plan& plan, const StatsFacts& stat
                     {failures.remote ? "handshake_failed" : "closed_before_data", failures.before_data},
                     {"listen_overflow", failures.listen_overflows},
                     {"reset_after_data", stats.backend_sli(b.id).reset_after_data},
+                    {"reset_without_data", stats.backend_sli(b.id).reset_without_data},
                 };
                 for (const auto& [reason, n] : reasons) {
                     Labels labels = backend_labels(svc, subset, b);
@@ -236,6 +239,7 @@ void render_histogram(std::ostream& out, const Plan& plan, const StatsFacts& sta
                 for (size_t i = 0; i + 1 < h.buckets.size(); ++i) {
                     cumulative += h.buckets[i];
                     std::ostringstream le;
+                    le.precision(12);
                     le << static_cast<double>(bound(i)) * unit;
                     Labels labels = backend_labels(svc, subset, b);
                     labels.emplace_back("le", le.str());
@@ -255,8 +259,8 @@ void render_sli(std::ostream& out, const Plan& plan, const StatsFacts& stats) {
                      "Smoothed RTT of a backend's connections, as each closed (tcp_info's srtt).", &BackendSli::rtt_us,
                      rtt_bound_us, 1e-6);
     render_histogram(out, plan, stats, "tcpshift_connection_duration_seconds",
-                     "Lifetimes of a backend's connections, establishment to close.", &BackendSli::duration_ms,
-                     duration_bound_ms, 1e-3);
+                     "Lifetimes of a backend's connections, establishment to close.", &BackendSli::duration_us,
+                     duration_bound_us, 1e-6);
     Family f(out, "tcpshift_retransmits_total", "counter",
              "Segments retransmitted on a backend's connections, counted as each closed.");
     for (const auto& svc : plan.services)

@@ -1,6 +1,7 @@
 #include "report/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <sstream>
@@ -207,7 +208,7 @@ std::string warmup_text(const WarmupPolicy& w) {
         << ")) for " << duration_str(w.duration_ms) << ":";
     for (int quarter = 0; quarter <= 3; ++quarter) {
         const uint64_t t = w.duration_ms * quarter / 4;
-        out << (quarter ? ", " : " ") << static_cast<int>(w.factor(t) * 100) << "% at " << duration_str(t);
+        out << (quarter ? ", " : " ") << std::round(w.factor(t) * 1000) / 10 << "% at " << duration_str(t);
     }
     return out.str();
 }

@@ -48,27 +48,29 @@ json sli_json(const StatsFacts& facts, uint32_t backend_id) {
     return {{"failures",
              {{f.remote ? "handshake_failed" : "closed_before_data", f.before_data},
               {"listen_overflow", f.listen_overflows},
-              {"reset_after_data", s.reset_after_data}}},
+              {"reset_after_data", s.reset_after_data},
+              {"reset_without_data", s.reset_without_data}}},
             {"retransmits", s.retransmits},
             {"rtt", histogram_json(s.rtt_us, rtt_bound_us, "us")},
-            {"lifetime", histogram_json(s.duration_ms, duration_bound_ms, "ms")}};
+            {"lifetime", histogram_json(s.duration_us, duration_bound_us, "us")}};
 }
 
 void print_sli(const PlanService& svc, const StatsFacts& facts, std::ostream& out) {
     TextTable t;
-    t.row({"SUBSET", "BACKEND", "FAILED BEFORE DATA", "LISTEN OVERFLOW", "RESET AFTER DATA", "RETRANSMITS",
+    t.row({"SUBSET", "BACKEND", "FAILED BEFORE DATA", "LISTEN OVERFLOW", "RESET AFTER DATA", "LATE SILENT RESET",
+           "RETRANSMITS",
            "RTT p50", "RTT p99", "LIFETIME p50", "LIFETIME p99"});
     for (const auto& subset : svc.subsets)
         for (const auto& b : subset.backends) {
             const BackendSli s = facts.backend_sli(b.id);
             const BackendFailures f = facts.backend_failures(b.id);
             t.row({subset.name, b.address.str(), std::to_string(f.before_data), std::to_string(f.listen_overflows),
-                   std::to_string(s.reset_after_data), std::to_string(s.retransmits),
+                   std::to_string(s.reset_after_data), std::to_string(s.reset_without_data), std::to_string(s.retransmits),
                    bound_text(s.rtt_us, 0.5, rtt_bound_us, 1e-6), bound_text(s.rtt_us, 0.99, rtt_bound_us, 1e-6),
-                   bound_text(s.duration_ms, 0.5, duration_bound_ms, 1e-3),
-                   bound_text(s.duration_ms, 0.99, duration_bound_ms, 1e-3)});
+                   bound_text(s.duration_us, 0.5, duration_bound_us, 1e-6),
+                   bound_text(s.duration_us, 0.99, duration_bound_us, 1e-6)});
         }
-    out << "  closed connections, as the kernel measured them (per backend address):\n";
+    out << "  connections through the service, as the kernel measured them (per backend address):\n";
     t.print(out, "  ");
 }
 

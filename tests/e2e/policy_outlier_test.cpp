@@ -19,6 +19,7 @@
 
 #include "base/fd.h"
 #include "faulty_backends.h"
+#include "report_json.h"
 #include "stats.h"
 #include "steering_fixture.h"
 
@@ -26,14 +27,6 @@ namespace tcpshift::testing {
 namespace {
 
 using json = nlohmann::json;
-
-const json* backend_of(const json& status, const std::string& address) {
-    for (const auto& svc : status["services"])
-        for (const auto& subset : svc["subsets"])
-            for (const auto& b : subset["backends"])
-                if (b["address"] == address) return &b;
-    return nullptr;
-}
 
 TEST_F(SteeringTest, ABackendThatResetsAtOnceIsEjectedItsShareGoesByWeightAndItReturns) {
     Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");

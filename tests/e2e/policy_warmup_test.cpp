@@ -20,6 +20,7 @@
 #include "base/fd.h"
 #include "bpf/abi.h"
 #include "dataplane/pins.h"
+#include "report_json.h"
 #include "stats.h"
 #include "steering_fixture.h"
 
@@ -43,14 +44,6 @@ double factor(uint64_t ms) {
 }
 // v2's share at 50/50 when its weight is scaled by `f`.
 double share(double f) { return f / (1 + f); }
-
-const json* backend_of(const json& status, const std::string& address) {
-    for (const auto& svc : status["services"])
-        for (const auto& subset : svc["subsets"])
-            for (const auto& b : subset["backends"])
-                if (b["address"] == address) return &b;
-    return nullptr;
-}
 
 class WarmupTest : public SteeringTest {
    protected:

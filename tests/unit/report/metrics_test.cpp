@@ -60,9 +60,9 @@ TEST(Metrics, RendersFailuresByReasonAndSliHistograms) {
     sli.rtt_us.buckets[15] = 1;  // past the last bound
     sli.rtt_us.count = 6;
     sli.rtt_us.sum = 500000;
-    sli.duration_ms.buckets[5] = 1;  // 256 ms - 1 s
-    sli.duration_ms.count = 1;
-    sli.duration_ms.sum = 700;
+    sli.duration_us.buckets[5] = 1;  // 256 ms - 1 s
+    sli.duration_us.count = 1;
+    sli.duration_us.sum = 700000;
     MetricsFacts facts{.stats = {.sli = {{1, sli}},
                                  .failures = {{1, BackendFailures{.before_data = 7, .listen_overflows = 2}},
                                               {0, BackendFailures{.remote = true, .before_data = 5}}}}};
