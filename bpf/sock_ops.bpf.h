@@ -309,9 +309,11 @@ static __always_inline void on_state_change(struct bpf_sock_ops *skops)
 		return;
 	payload_bytes(skops, conn->flags, &sent, &received);
 	count_closed(conn, backend_id, sent, received);
-	/* The service's connections only, as the route counters: what its canary is judged on. */
+	/* The service's connections only, as the route counters: what its canary is judged on.
+	 * The backend wrote when it sent data segments, acknowledged or not: a reset right after
+	 * a write comes before the client's ACK. */
 	if (conn->flags & TS_CONN_STEERED)
-		record_sli(skops, backend_id, conn->established_ns, old_state, sent, 1);
+		record_sli(skops, backend_id, conn->established_ns, old_state, skops->data_segs_out, 1);
 	count_inactive(backend_id);
 	bpf_sk_storage_delete(&connections, sk);
 }
