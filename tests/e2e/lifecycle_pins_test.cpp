@@ -8,12 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client.h"
@@ -246,7 +248,13 @@ TEST_F(LifecycleTest, ADeletedNamespaceIsListedGoneAndPruned) {
     EXPECT_EQ(entry["resources"], 1);
 
     ASSERT_EQ(run_command({"/sbin/ip", "netns", "del", netns()}).exit_code, 0);
+    // The kernel frees a deleted namespace, and detaches its links, in a work queue after the
+    // last reference goes: a bounded wait for it.
     entry = listed(inode);
+    for (int i = 0; i < 100 && entry.is_object() && entry["state"] == "attached"; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        entry = listed(inode);
+    }
     ASSERT_FALSE(entry.is_null()) << "the pins outlive the namespace";
     EXPECT_EQ(entry["state"], "gone");
     const auto text = tcpshift({"status", "--all"});
