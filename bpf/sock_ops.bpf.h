@@ -135,18 +135,21 @@ static __always_inline __u32 established_flow(struct bpf_sock_ops *skops, struct
 }
 
 /* The live table's first choice for an established flow: computed again for a hashing
- * table, remembered by sk_lookup for one that draws anew; TS_NO_BACKEND when unknown. The
- * memory of a flow that draws anew is forgotten here: established, it needs none, and a later
- * connection of the same 4-tuple draws afresh. */
+ * table, remembered by sk_lookup for one that draws anew; TS_NO_BACKEND when unknown. Any
+ * memory of the flow is forgotten here: established, it needs none, and a later connection
+ * of the same 4-tuple (a client that reuses its ports within TS_REMEMBER_AFTER_NS of a flip)
+ * must be drawn by the weights of now, not given the backend of before the flip. */
 static __always_inline __u32 first_choice(const struct ts_table *table, __u32 family, const struct flow *f)
 {
 	struct ts_flow_key key = {};
 	struct ts_flow_memory *m;
 	__u32 chosen;
 
-	if (table->balance == TS_BALANCE_HASH && !(table->flags & TS_TABLE_CAPPED))
-		return hashed_backend(table, f);
 	flow_key(family, f, &key);
+	if (table->balance == TS_BALANCE_HASH && !(table->flags & TS_TABLE_CAPPED)) {
+		bpf_map_delete_elem(&recent_flows, &key);
+		return hashed_backend(table, f);
+	}
 	m = bpf_map_lookup_elem(&recent_flows, &key);
 	if (!m)
 		return TS_NO_BACKEND;

@@ -19,6 +19,8 @@ packages=(
   iproute2 nftables netcat-openbsd procps util-linux
   # a real Prometheus server scrapes the agent in the e2e tests
   prometheus
+  # `rollout --plot FILE.png` renders its SVG with rsvg-convert
+  librsvg2-bin
 )
 
 # bench/run.sh adds the baselines it compares against, and its plotting and profiling tools;

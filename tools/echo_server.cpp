@@ -1,7 +1,10 @@
 // tcpshift-echo: the tcp-echo backend of the demo and the tests. Like Istio's
 // tcp-echo-server, it answers every line it receives with "PREFIX line".
 //
-//   tcpshift-echo --listen 127.0.0.1:9001 --prefix one [--reuseport]
+//   tcpshift-echo --listen 127.0.0.1:9001 --prefix one [--reuseport] [--reset-percent 5]
+//
+// With --reset-percent, that share of its connections (drawn at random) is reset on its first
+// line instead of answered: a faulty release, for canary tests.
 //
 // It prints "listening on ADDR" once every socket listens. On SIGTERM or SIGINT it stops
 // listening at once and finishes the connections it has (up to 5 s), as a server handing over
@@ -20,6 +23,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -53,6 +57,7 @@ Fd listen_on(const Endpoint& ep, bool reuseport, bool v6only) {
 
 struct Connection {
     Fd fd;
+    bool reset = false;   // reset on the first line, unanswered
     std::string pending;  // bytes after the last newline
 };
 
@@ -88,8 +93,9 @@ std::optional<int> listen_all(const std::vector<std::string>& listen, bool reuse
 
 class EchoServer {
    public:
-    EchoServer(std::string prefix, Fd epoll, std::vector<Fd> listeners)
-        : prefix_(std::move(prefix)), epoll_(std::move(epoll)), listeners_(std::move(listeners)) {}
+    EchoServer(std::string prefix, Fd epoll, std::vector<Fd> listeners, double reset_percent)
+        : prefix_(std::move(prefix)), epoll_(std::move(epoll)), listeners_(std::move(listeners)),
+          reset_fraction_(reset_percent / 100), random_(std::random_device{}()) {}
 
     // Serves until a stop signal; then stops listening at once and finishes the connections
     // it has, for up to 5 s.
@@ -117,7 +123,7 @@ class EchoServer {
         }
         auto it = connections_.find(fd);
         if (it == connections_.end()) return;
-        if (echo(fd, it->second.pending)) return;
+        if (echo(fd, it->second)) return;
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
         connections_.erase(it);
     }
@@ -129,16 +135,23 @@ class EchoServer {
             epoll_event ev{.events = EPOLLIN | EPOLLRDHUP, .data = {.fd = c}};
             ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c, &ev);
             connections_[c].fd = Fd(c);
+            connections_[c].reset = std::uniform_real_distribution<double>(0, 1)(random_) < reset_fraction_;
         }
     }
 
     // Answers every whole line that has arrived; false once the connection is done with.
-    bool echo(int fd, std::string& pending) {
+    bool echo(int fd, Connection& connection) {
+        std::string& pending = connection.pending;
         for (;;) {
             const ssize_t got = ::recv(fd, buf_, sizeof(buf_), 0);
             if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) return false;
             if (got < 0) return true;
             pending.append(buf_, static_cast<size_t>(got));
+            if (connection.reset && pending.find('\n') != std::string::npos) {
+                const linger abortive{.l_onoff = 1, .l_linger = 0};
+                ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+                return false;
+            }
             std::string reply;
             size_t start = 0;
             for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
@@ -153,6 +166,8 @@ class EchoServer {
     Fd epoll_;
     std::vector<Fd> listeners_;
     std::map<int, Connection> connections_;
+    double reset_fraction_;
+    std::mt19937_64 random_;
     char buf_[16384];
 };
 
@@ -162,12 +177,16 @@ int main(int argc, char** argv) {
     std::vector<std::string> listen;
     std::string prefix = "one";
     bool reuseport = false, v6only = false;
+    double reset_percent = 0;
     CLI::App app{"tcp-echo backend: answers each line with \"PREFIX line\", like Istio's tcp-echo-server",
                  "tcpshift-echo"};
     app.add_option("-l,--listen", listen, "ADDRESS:PORT to listen on; repeatable")->required();
     app.add_option("-p,--prefix", prefix, "word put before every echoed line")->capture_default_str();
     app.add_flag("--reuseport", reuseport, "set SO_REUSEPORT, to join or hand over a listener group");
     app.add_flag("--v6only", v6only, "IPv6 sockets take IPv6 only (default: dual-stack)");
+    app.add_option("--reset-percent", reset_percent,
+                   "reset this share of connections (at random) on their first line instead of answering")
+        ->check(CLI::Range(0.0, 100.0));
     CLI11_PARSE(app, argc, argv);
 
     on_stop_signals();
@@ -177,6 +196,6 @@ int main(int argc, char** argv) {
     std::cout << "listening on";
     for (const auto& text : listen) std::cout << " " << text;
     std::cout << std::endl;
-    EchoServer(prefix, std::move(epoll), std::move(listeners)).run();
+    EchoServer(prefix, std::move(epoll), std::move(listeners), reset_percent).run();
     return 0;
 }

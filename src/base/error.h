@@ -11,6 +11,7 @@ namespace tcpshift {
 enum class ErrorKind {
     kSystem,  // the system refused: privilege, kernel feature, busy pins
     kConfig,  // usage or configuration error
+    kAborted, // a rollout ended without promotion: a gate failed, a user aborted, or its weights were changed
 };
 
 // One line that says what failed, where and why, e.g.

@@ -29,6 +29,10 @@ constexpr Verb kVerbs[] = {
      "close the excess connections of backends above their share, at a budgeted rate, so live connections follow "
      "the weights",
      add_rebalance},
+    {"rollout",
+     "a canary in steps: shift new connections to a subset step by step, judging its kernel-measured failures and "
+     "RTT against the baseline's, and put the starting weights back when a gate fails",
+     add_rollout},
     {"status", "frontends, services, subsets, weights, backend readiness", add_status},
     {"prune", "remove the pins, state and sock_ops links of namespaces deleted without detach", add_prune},
     {"stats", "per service and backend: steered, fallbacks, refused", add_stats},
@@ -49,6 +53,11 @@ Examples:
   tcpshift set tcp-echo v1=20 v2=80        shift new connections, 20% to v1 and 80% to v2
   tcpshift rebalance tcp-echo --rate 20/s  move long-lived connections to the new weights
                                            (closes the excess with a reset; clients reconnect)
+  tcpshift rollout tcp-echo --to v2 --steps 5,10,25,50,100 --interval 30s \
+      --max-failure-rate 1% --max-rtt-increase 50%
+                                           a canary: each step judged on the kernel's figures
+                                           for v2 against v1; a failing gate puts v1 back
+  tcpshift rollout status tcp-echo         its step, gates and notes (also pause, resume, abort)
   tcpshift status                          frontends, weights, backends ready or not
   tcpshift stats --json                    connections steered per backend
   tcpshift get virtualservices             the applied resources
@@ -61,7 +70,8 @@ Examples:
 
 Exit status: 0 done, 1 the system refused (privilege, kernel, busy pins, an agent keeps
 the namespace: apply, set, delete and detach need --force beside it) or verify found a
-difference, 2 usage or config error.
+difference, 2 usage or config error, 3 a rollout ended without promotion (a gate failed,
+it was aborted, or its weights were changed under it).
 Pins: /sys/fs/bpf/tcpshift/<netns inode>/; read them with `bpftool map dump pinned ...`.)";
 
 // Control characters from hostile input are escaped so an error stays one line, and a
@@ -134,6 +144,7 @@ int exit_status(const Result<void>& result, std::ostream& err) {
     switch (result.error().kind) {
         case ErrorKind::kSystem: return 1;
         case ErrorKind::kConfig: return 2;
+        case ErrorKind::kAborted: return 3;
     }
     return 1;
 }

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "apply/closing.h"
+#include "apply/reweight.h"
 #include "apply/session.h"
 #include "cli/rebalance_output.h"
 #include "cli/verbs.h"
@@ -20,46 +21,6 @@ struct SetCommand {
     bool force = false;                // beside an agent
 };
 
-Result<const PlanService*> applied_service(const Applied& before, const std::string& name, const NetnsId& netns) {
-    if (const PlanService* svc = before.plan.find_service(name)) return svc;
-    std::string known;
-    for (const auto& s : before.plan.services) known += (known.empty() ? "" : ", ") + s.name;
-    return fail(config_error("set: no service \"" + name + "\" is applied in network namespace " +
-                             std::to_string(netns.inode) +
-                             (known.empty() ? "; apply one first" : "; applied: " + known)));
-}
-
-Result<const PlanSubset*> subset_of(const PlanService& svc, const std::string& name) {
-    for (const auto& subset : svc.subsets)
-        if (subset.name == name) return &subset;
-    std::string known;
-    for (const auto& subset : svc.subsets) known += (known.empty() ? "" : ", ") + subset.name;
-    return fail(config_error("set: service \"" + svc.name + "\" has no subset \"" + name + "\"; its subsets: " + known));
-}
-
-// The applied set with the service's resource carrying the new weights.
-Result<NextSet> reweighted(const Applied& before, const std::string& service,
-                           const std::map<std::string, uint32_t>& weights, const NetnsId& netns) {
-    auto svc = applied_service(before, service, netns);
-    if (!svc) return fail(svc.error());
-    std::map<std::string, const PlanSubset*> subsets;
-    for (const auto& [name, weight] : weights) {
-        auto subset = subset_of(**svc, name);
-        if (!subset) return fail(subset.error());
-        subsets[name] = *subset;
-    }
-    auto resources = stored_resources(before.state);
-    if (!resources) return fail(resources.error());
-    std::vector<Resource> changed;
-    for (auto& r : *resources) {
-        if (r.key() != (*svc)->origin) continue;
-        for (const auto& [name, weight] : weights)
-            if (auto ok = set_weight(r, subsets[name]->weight_path, weight); !ok) return fail(ok.error());
-        changed.push_back(r);
-    }
-    return with_resources(before.state, changed, "tcpshift set");
-}
-
 Result<void> run_set(const SetCommand& cmd, Streams io) {
     std::map<std::string, uint32_t> weights;
     for (const auto& arg : cmd.weights) {
@@ -73,7 +34,11 @@ Result<void> run_set(const SetCommand& cmd, Streams io) {
         auto dataplane = open_session("set", cmd.target, config_access(cmd.force), progress);
         if (!dataplane) return fail(dataplane.error());
         const NetnsId netns = dataplane->netns();
-        const Edit edit = [&](const Applied& before) { return reweighted(before, cmd.service, weights, netns); };
+        const Edit edit = [&](const Applied& before) -> Result<NextSet> {
+            auto next = reweighted(before, cmd.service, weights, netns);
+            if (!next) return fail(config_error("set: " + next.error().message));
+            return next;
+        };
         auto outcome = run_transaction(*dataplane, edit, {}, progress);
         if (!outcome) return fail(outcome.error());
         shifted = *outcome->plan.find_service(cmd.service);

@@ -27,6 +27,7 @@ Action add_get(CLI::App& command);
 Action add_verify(CLI::App& command);
 Action add_set(CLI::App& command);
 Action add_rebalance(CLI::App& command);
+Action add_rollout(CLI::App& command);
 Action add_status(CLI::App& command);
 Action add_prune(CLI::App& command);
 Action add_stats(CLI::App& command);

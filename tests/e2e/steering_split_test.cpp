@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <chrono>
+#include <iostream>
 #include <string>
+#include <thread>
 
+#include "report_json.h"
 #include "steering_fixture.h"
 
 namespace tcpshift::testing {
@@ -56,6 +60,33 @@ TEST_F(SteeringTest, WeightZeroTakesNoNewConnections) {
     EXPECT_EQ(t.failures, 0u) << t.str();
     EXPECT_EQ(t["one"], 0u) << t.str();
     EXPECT_EQ(t["two"], 1000u) << t.str();
+}
+
+// Around a flip, sk_lookup remembers each flow's backend so that a handshake under way keeps
+// it. A client that opens thousands of connections a second from one address reuses its
+// source ports within seconds; a memory kept past the handshake would send each reused
+// 4-tuple to its backend of before the flip, for as long as the memory lasts (60 s).
+TEST_F(SteeringTest, AfterAShiftAClientThatReusesItsPortsAtOnceIsDrawnByTheNewWeights) {
+    Child v1 = start_echo(netns(), "127.0.0.1:9001", "one");
+    Child v2 = start_echo(netns(), "127.0.0.1:9002", "two");
+    apply(tcp_echo(50, 50));
+    Child clients = Child::start(netns(), {TCPSHIFT_LOADGEN_BIN, "-t", "127.0.0.1:31400", "-c", "2", "-d", "9000"},
+                                 std::chrono::milliseconds(0));
+    std::this_thread::sleep_for(std::chrono::seconds(3));  // every source port in use, and reused
+    ASSERT_EQ(tcpshift_here({"set", "tcp-echo", "v1=100", "v2=0"}).exit_code, 0);
+    const auto v2_opened = [&] {
+        const auto stats = nlohmann::json::parse(tcpshift_here({"stats", "--json"}).out);
+        const nlohmann::json* b = backend_of(stats, "127.0.0.1:9002");
+        return b ? (*b)["opened"].get<uint64_t>() : 0;
+    };
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // handshakes of before the flip
+    const uint64_t after_flip = v2_opened();
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    const uint64_t later = v2_opened();
+    std::cout << "[ figures ] v2 opened " << after_flip << " by 0.5 s after the flip, " << later - after_flip
+              << " in the 3 s after\n";
+    EXPECT_GT(after_flip, 1000u) << "the client reused its ports before the flip";
+    EXPECT_EQ(later, after_flip) << "connections went to v2 at weight 0";
 }
 
 TEST_F(SteeringTest, StatusAndStatsReportWhatHappened) {

@@ -1,0 +1,50 @@
+#include "apply/reweight.h"
+
+#include "config/edit.h"
+
+namespace tcpshift {
+
+Result<const PlanService*> applied_service(const Applied& before, const std::string& name, const NetnsId& netns) {
+    if (const PlanService* svc = before.plan.find_service(name)) return svc;
+    std::string known;
+    for (const auto& s : before.plan.services) known += (known.empty() ? "" : ", ") + s.name;
+    return fail(config_error("no service \"" + name + "\" is applied in network namespace " +
+                             std::to_string(netns.inode) +
+                             (known.empty() ? "; apply one first" : "; applied: " + known)));
+}
+
+namespace {
+
+Result<const PlanSubset*> subset_of(const PlanService& svc, const std::string& name) {
+    for (const auto& subset : svc.subsets)
+        if (subset.name == name) return &subset;
+    std::string known;
+    for (const auto& subset : svc.subsets) known += (known.empty() ? "" : ", ") + subset.name;
+    return fail(config_error("service \"" + svc.name + "\" has no subset \"" + name + "\"; its subsets: " + known));
+}
+
+}  // namespace
+
+Result<NextSet> reweighted(const Applied& before, const std::string& service,
+                           const std::map<std::string, uint32_t>& weights, const NetnsId& netns) {
+    auto svc = applied_service(before, service, netns);
+    if (!svc) return fail(svc.error());
+    std::map<std::string, const PlanSubset*> subsets;
+    for (const auto& [name, weight] : weights) {
+        auto subset = subset_of(**svc, name);
+        if (!subset) return fail(subset.error());
+        subsets[name] = *subset;
+    }
+    auto resources = stored_resources(before.state);
+    if (!resources) return fail(resources.error());
+    std::vector<Resource> changed;
+    for (auto& r : *resources) {
+        if (r.key() != (*svc)->origin) continue;
+        for (const auto& [name, weight] : weights)
+            if (auto ok = set_weight(r, subsets[name]->weight_path, weight); !ok) return fail(ok.error());
+        changed.push_back(r);
+    }
+    return with_resources(before.state, changed, "tcpshift set");
+}
+
+}  // namespace tcpshift

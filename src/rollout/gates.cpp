@@ -1,0 +1,90 @@
+#include "rollout/gates.h"
+
+#include <cstdio>
+
+namespace tcpshift {
+
+SubsetFigures SubsetFigures::operator-(const SubsetFigures& earlier) const {
+    // Counters only grow while the service's backends keep their ids; one that went back (a
+    // backend re-created) counts from 0 again.
+    auto since = [](uint64_t now, uint64_t then) { return now >= then ? now - then : now; };
+    return {.connections = since(connections, earlier.connections),
+            .failures = since(failures, earlier.failures),
+            .rtt_count = since(rtt_count, earlier.rtt_count),
+            .rtt_sum_us = since(rtt_sum_us, earlier.rtt_sum_us)};
+}
+
+SubsetFigures& SubsetFigures::operator+=(const SubsetFigures& more) {
+    connections += more.connections;
+    failures += more.failures;
+    rtt_count += more.rtt_count;
+    rtt_sum_us += more.rtt_sum_us;
+    return *this;
+}
+
+std::map<std::string, SubsetFigures> subset_figures(const PlanService& service, const StatsFacts& facts) {
+    std::map<std::string, SubsetFigures> out;
+    for (const auto& subset : service.subsets) {
+        SubsetFigures& f = out[subset.name];
+        for (const auto& b : subset.backends) {
+            const BackendFailures failed = facts.backend_failures(b.id);
+            const BackendSli sli = facts.backend_sli(b.id);
+            f.connections += facts.route(service.id, b.id).opened + (failed.remote ? failed.before_data : 0);
+            f.failures += failed.before_data + sli.reset_after_data + sli.reset_without_data;
+            f.rtt_count += sli.rtt_us.count;
+            f.rtt_sum_us += sli.rtt_us.sum;
+        }
+    }
+    return out;
+}
+
+SubsetFigures baseline_of(const std::map<std::string, SubsetFigures>& subsets, const std::string& canary) {
+    SubsetFigures sum;
+    for (const auto& [name, figures] : subsets)
+        if (name != canary) sum += figures;
+    return sum;
+}
+
+namespace {
+
+std::string pct(double fraction) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.2g%%", fraction * 100);
+    return text;
+}
+
+std::string us(double value) {
+    char text[32];
+    std::snprintf(text, sizeof(text), value < 10'000 ? "%.0f us" : "%.1f ms", value < 10'000 ? value : value / 1000);
+    return text;
+}
+
+}  // namespace
+
+Verdict judge_step(const RolloutSpec& spec, const SubsetFigures& canary, const SubsetFigures& baseline) {
+    using Kind = Verdict::Kind;
+    if (canary.connections < spec.min_connections)
+        return {Kind::kWait, "connections",
+                spec.canary + " has " + std::to_string(canary.connections) + " of the " +
+                    std::to_string(spec.min_connections) + " connections a step is judged on"};
+    const std::string failed = spec.canary + " failed " + std::to_string(canary.failures) + " of " +
+                               std::to_string(canary.connections) + " connections (" + pct(canary.failure_rate()) + ")";
+    if (canary.failure_rate() > spec.max_failure_rate)
+        return {Kind::kFail, "failure-rate",
+                failed + " > " + pct(spec.max_failure_rate) + "; the baseline failed " + std::to_string(baseline.failures) +
+                    " of " + std::to_string(baseline.connections) + " (" + pct(baseline.failure_rate()) + ")"};
+    if (canary.rtt_count == 0 || baseline.rtt_count == 0)
+        return {Kind::kWait, "rtt",
+                std::string("no closed connection of ") + (canary.rtt_count ? "the baseline" : spec.canary) +
+                    " has an RTT yet"};
+    const double limit = std::max(baseline.mean_rtt_us() * (1 + spec.max_rtt_increase),
+                                  baseline.mean_rtt_us() + static_cast<double>(spec.rtt_slack_us));
+    const std::string rtt = spec.canary + " mean RTT " + us(canary.mean_rtt_us()) + " against the baseline's " +
+                            us(baseline.mean_rtt_us());
+    if (canary.mean_rtt_us() > limit)
+        return {Kind::kFail, "rtt", rtt + ": more than " + pct(spec.max_rtt_increase) + " (and " + us(spec.rtt_slack_us) +
+                                        ") above it"};
+    return {Kind::kPass, "", failed + "; " + rtt};
+}
+
+}  // namespace tcpshift

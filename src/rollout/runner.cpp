@@ -1,0 +1,163 @@
+#include "rollout/runner.h"
+
+#include <algorithm>
+
+namespace tcpshift {
+
+std::string weights_text(const std::map<std::string, uint32_t>& weights) {
+    std::string out;
+    for (const auto& [name, weight] : weights) out += (out.empty() ? "" : " ") + name + "=" + std::to_string(weight);
+    return out;
+}
+
+namespace {
+
+// What a tick found: go on with the step, or the step (and the rollout) ended.
+enum class Tick { kGoOn, kEnded };
+
+class Runner {
+   public:
+    Runner(RolloutRecord& record, const RolloutIo& io) : r_(record), io_(io) {}
+
+    Result<void> run() {
+        if (r_.timeline.empty())
+            if (auto first = io_.read()) record_point(*first, true);
+        if (r_.step_applied)
+            note("takeover", "taking over at step " + step_name() + "; the step is judged again from now");
+        while (!finished(r_.phase)) {
+            if (auto ok = run_step(); !ok) return ok;
+            if (finished(r_.phase)) break;
+            if (r_.step + 1 == r_.spec.steps.size()) {
+                end(RolloutPhase::kPromoted, "promote",
+                    r_.spec.canary + " takes " + std::to_string(r_.spec.steps.back()) + "%: every step passed");
+                break;
+            }
+            ++r_.step;
+            r_.step_applied = false;
+        }
+        // The weights as the rollout left them, for the timeline's end.
+        if (auto last = io_.read()) record_point(*last, true);
+        return {};
+    }
+
+   private:
+    uint64_t t() const { return io_.now_unix_ms() - r_.started_unix_ms; }
+    std::string step_name() const {
+        return std::to_string(r_.step + 1) + "/" + std::to_string(r_.spec.steps.size()) + " (" + r_.spec.canary + " " +
+               std::to_string(r_.spec.steps[r_.step]) + "%)";
+    }
+    std::map<std::string, uint32_t> step_weights_now() const {
+        return step_weights(r_.start_weights, r_.spec.canary, r_.spec.steps[r_.step]);
+    }
+
+    void note(const std::string& kind, const std::string& text) {
+        r_.notes.push_back({.t_ms = t(), .kind = kind, .text = text});
+        io_.changed(r_, &r_.notes.back());
+    }
+    void end(RolloutPhase phase, const std::string& kind, const std::string& outcome) {
+        r_.phase = phase;
+        r_.outcome = outcome;
+        note(kind, outcome);
+    }
+
+    void record_point(const Reading& now, bool always = false) {
+        const uint64_t every = std::max(io_.tick_ms, r_.spec.interval_ms / 20);
+        if (!always && !r_.timeline.empty() && t() < r_.timeline.back().t_ms + every) return;
+        RolloutPoint point{.t_ms = t(), .weights = now.weights};
+        for (const auto& [name, figures] : now.figures) point.totals[name] = figures - r_.origin[name];
+        r_.timeline.push_back(std::move(point));
+    }
+
+    Result<void> abort(const std::string& gate, const std::string& why) {
+        if (auto ok = io_.set_weights(r_.start_weights); !ok) return ok;
+        r_.failed_gate = gate;
+        end(RolloutPhase::kAborted, "abort",
+            why + "; at step " + step_name() + ", back to " + weights_text(r_.start_weights));
+        return {};
+    }
+
+    // Reads the kernel, records the point, and ends the rollout if its weights were changed
+    // by someone else or a user asked to abort. Pauses and resumes as asked.
+    Result<Tick> tick(Reading& step_start, Reading& reading) {
+        io_.sleep_ms(io_.tick_ms);
+        auto now = io_.read();
+        if (!now) return fail(now.error());
+        reading = *now;
+        record_point(*now);
+        if (now->weights != step_weights_now()) {
+            end(RolloutPhase::kStopped, "stop",
+                "the weights were changed outside the rollout, to " + weights_text(now->weights) +
+                    "; the rollout stopped at step " + step_name() + " and left them");
+            return Tick::kEnded;
+        }
+        const std::optional<std::string> request = io_.control();
+        if (request == "abort") {
+            if (auto ok = abort("", "aborted by `tcpshift rollout abort`"); !ok) return fail(ok.error());
+            return Tick::kEnded;
+        }
+        if (request == "pause" && r_.phase == RolloutPhase::kRunning) {
+            r_.phase = RolloutPhase::kPaused;
+            note("pause", "paused at step " + step_name() + "; `tcpshift rollout resume " + r_.spec.service + "` goes on");
+        } else if (request == "resume" && r_.phase == RolloutPhase::kPaused) {
+            r_.phase = RolloutPhase::kRunning;
+            step_start = *now;
+            r_.step_started_ms = t();
+            note("resume", "resumed at step " + step_name() + "; the step is judged again from now");
+        }
+        return Tick::kGoOn;
+    }
+
+    Verdict judgement(const Reading& start, const Reading& now) const {
+        const std::string& canary = r_.spec.canary;
+        const auto of = [&](const Reading& reading) {
+            const auto it = reading.figures.find(canary);
+            return it == reading.figures.end() ? SubsetFigures{} : it->second;
+        };
+        const SubsetFigures canary_step = of(now) - of(start);
+        SubsetFigures baseline = baseline_of(now.figures, canary) - baseline_of(start.figures, canary);
+        if (baseline.rtt_count < kBaselineRttsPerStep) {
+            const SubsetFigures whole = baseline_of(now.figures, canary) - baseline_of(r_.origin, canary);
+            baseline.rtt_count = whole.rtt_count;
+            baseline.rtt_sum_us = whole.rtt_sum_us;
+        }
+        return judge_step(r_.spec, canary_step, baseline);
+    }
+
+    Result<void> run_step() {
+        const auto weights = step_weights_now();
+        if (auto ok = io_.set_weights(weights); !ok) return ok;
+        if (!r_.step_applied) note("step", "step " + step_name() + ": " + weights_text(weights));
+        r_.step_applied = true;
+        r_.step_started_ms = t();
+        auto start = io_.read();
+        if (!start) return fail(start.error());
+        record_point(*start, true);
+        Reading now;
+        while (true) {
+            auto ticked = tick(*start, now);
+            if (!ticked) return fail(ticked.error());
+            if (*ticked == Tick::kEnded) return {};
+            const Verdict verdict = judgement(*start, now);
+            r_.live = verdict.reason;
+            if (r_.phase == RolloutPhase::kPaused || t() < r_.step_started_ms + r_.spec.interval_ms) {
+                io_.changed(r_, nullptr);
+                continue;
+            }
+            if (verdict.kind == Verdict::Kind::kFail) return abort(verdict.gate, verdict.gate + " gate failed: " + verdict.reason);
+            if (verdict.kind == Verdict::Kind::kPass) {
+                note("pass", "step " + step_name() + " passed: " + verdict.reason);
+                return {};
+            }
+            io_.changed(r_, nullptr);
+        }
+    }
+
+    RolloutRecord& r_;
+    const RolloutIo& io_;
+};
+
+}  // namespace
+
+Result<void> run_rollout(RolloutRecord& record, const RolloutIo& io) { return Runner(record, io).run(); }
+
+}  // namespace tcpshift
