@@ -1,5 +1,7 @@
 #include "apply/state.h"
 
+#include "base/files.h"
+
 #include <map>
 #include <optional>
 #include <fcntl.h>
@@ -146,23 +148,7 @@ Result<void> save_state_at(const std::string& dir, const AppliedState& state) {
     j["serial"] = state.serial;
 
     if (auto ok = make_dirs(dir, 0700); !ok) return ok;
-    const std::string path = dir + "/" + kStateFileName;
-    const std::string tmp = path + ".tmp";
-    const std::string text = j.dump(2) + "\n";
-    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!out) return fail(system_error("open " + tmp, errno));
-    for (size_t done = 0; done < text.size();) {
-        const ssize_t n = ::write(out.get(), text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return fail(system_error("write " + tmp, errno));
-        done += static_cast<size_t>(n);
-    }
-    if (::fsync(out.get()) != 0) return fail(system_error("fsync " + tmp, errno));
-    if (::close(out.release()) != 0) return fail(system_error("close " + tmp, errno));
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(system_error("rename " + tmp + " to " + path, errno));
-    Fd parent(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (parent) (void)::fsync(parent.get());
-    return {};
+    return replace_file(dir + "/" + kStateFileName, j.dump(2) + "\n", 0600);
 }
 
 }  // namespace tcpshift

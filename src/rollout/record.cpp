@@ -8,6 +8,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "base/files.h"
 #include "dataplane/pins.h"
 
 namespace tcpshift {
@@ -138,37 +139,18 @@ std::string control_path(uint64_t netns_inode, const std::string& service) {
 
 namespace {
 
-// Writes `text` to PATH.tmp, syncs it and renames it over PATH.
-Result<void> replace_file(const std::string& path, const std::string& text) {
+// The record's directory, made as needed, and the file replaced whole.
+Result<void> write_whole(const std::string& path, const std::string& text) {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     if (ec) return fail(system_error("create the directory of " + path, ec.value()));
-    const std::string tmp = path + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(system_error("open " + tmp, errno));
-    size_t done = 0;
-    while (done < text.size()) {
-        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int err = errno;
-            ::close(fd);
-            return fail(system_error("write " + tmp, err));
-        }
-        done += static_cast<size_t>(n);
-    }
-    const bool synced = ::fsync(fd) == 0;
-    const int err = errno;
-    ::close(fd);
-    if (!synced) return fail(system_error("fsync " + tmp, err));
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(system_error("rename " + tmp + " to " + path, errno));
-    return {};
+    return replace_file(path, text, 0644);
 }
 
 }  // namespace
 
 Result<void> save_record(const std::string& path, const RolloutRecord& record) {
-    return replace_file(path, record_json(record).dump() + "\n");
+    return write_whole(path, record_json(record).dump() + "\n");
 }
 
 Result<std::optional<RolloutRecord>> load_record(const std::string& path) {
@@ -187,7 +169,7 @@ Result<std::optional<RolloutRecord>> load_record(const std::string& path) {
 }
 
 Result<void> send_control(const std::string& path, const std::string& request) {
-    return replace_file(path, request + "\n");
+    return write_whole(path, request + "\n");
 }
 
 std::optional<std::string> take_control(const std::string& path) {

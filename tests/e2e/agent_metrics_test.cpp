@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <iostream>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -99,6 +103,66 @@ TEST_F(AgentTest, APrometheusServerScrapesTheSplit) {
     EXPECT_EQ(scraped.size(), 2u) << body;
     EXPECT_EQ(scraped["v1"], sent["one"]) << body;
     EXPECT_EQ(scraped["v2"], sent["two"]) << body;
+}
+
+// The queries the README gives a Flagger MetricTemplate or an Argo AnalysisTemplate, asked of
+// a real Prometheus scraping the agent while a v2 that resets a tenth of its connections takes
+// half of them: the failure ratio it answers is the kernel's, and the p99 RTT a loopback one.
+TEST_F(AgentTest, TheCanaryQueriesOfTheReadmeAnswerInPrometheus) {
+    if (!fs::exists("/usr/bin/prometheus")) GTEST_FAIL() << "prometheus is not installed; scripts/setup.sh installs it";
+    v2_.stop(SIGKILL);
+    v2_ = start_echo(netns(), "127.0.0.1:9002", "two", {"--reset-percent", "10"});
+    replace_file(dir_ / "tcp-echo.yaml", tcp_echo_config(50, 50));
+    start_agent();
+    const int prom_port = free_port();
+    const fs::path prom_dir = dir_ / "prometheus";
+    fs::create_directories(prom_dir);
+    std::ofstream(prom_dir / "prometheus.yml")
+        << "global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: tcpshift\n  static_configs:\n"
+        << "  - targets: ['127.0.0.1:" << port_ << "']\n";
+    Child prometheus = Child::start(
+        "", {"/usr/bin/prometheus", "--config.file=" + (prom_dir / "prometheus.yml").string(),
+             "--storage.tsdb.path=" + (prom_dir / "data").string(),
+             "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
+        std::chrono::milliseconds(0), (prom_dir / "prometheus.log").string());
+    const auto encoded = [](const std::string& q) {
+        std::string out;
+        for (unsigned char c : q) {
+            char hex[4];
+            std::snprintf(hex, sizeof(hex), "%%%02X", c);
+            out += std::isalnum(c) ? std::string(1, static_cast<char>(c)) : std::string(hex);
+        }
+        return out;
+    };
+    // The value of a query's one sample; NaN when it has none.
+    const auto value = [&](const std::string& q) {
+        const auto reply = nlohmann::json::parse(http_get(prom_port, "/api/v1/query?query=" + encoded(q)).body, nullptr, false);
+        if (!reply.is_object() || reply["data"]["result"].size() != 1) return std::nan("");
+        return std::stod(reply["data"]["result"][0]["value"][1].get<std::string>());
+    };
+    // Counters must be scraped before the traffic, for increase() to see it.
+    ASSERT_TRUE(wait_for([&] { return value("up{job=\"tcpshift\"}") == 1; }, std::chrono::seconds(30)));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    Tally sent;
+    {
+        auto in = enter();
+        sent = tally_from_many_sources(endpoint("127.0.0.1:31400"), 2000);
+    }
+    ASSERT_GT(sent.failures, 20u) << sent.str();
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    const double kernel_ratio = static_cast<double>(sent.failures) / static_cast<double>(sent.failures + sent["two"]);
+    const std::string failure_ratio =
+        "sum(increase(tcpshift_connection_failures_total{service=\"tcp-echo\",subset=\"v2\",reason!=\"listen_overflow\"}[1m]))"
+        " / sum(increase(istio_tcp_connections_opened_total{destination_service=\"tcp-echo\",destination_version=\"v2\"}[1m]))";
+    const std::string p99_rtt =
+        "histogram_quantile(0.99, sum by (le) (rate(tcpshift_connection_rtt_seconds_bucket{service=\"tcp-echo\",subset=\"v2\"}[1m])))";
+    const double ratio = value(failure_ratio), rtt = value(p99_rtt);
+    std::cout << "[ figures ] failure ratio: Prometheus " << ratio << ", the clients " << kernel_ratio
+              << "; p99 RTT " << rtt * 1e6 << " us\n";
+    // increase() extrapolates to the window's edges: the same share, not the same counts.
+    EXPECT_NEAR(ratio, kernel_ratio, kernel_ratio * 0.15);
+    EXPECT_GT(rtt, 0);
+    EXPECT_LE(rtt, 0.001) << "loopback";
 }
 
 }  // namespace
