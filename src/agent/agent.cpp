@@ -20,9 +20,11 @@
 #include "agent/http.h"
 #include "agent/log.h"
 #include "agent/probe.h"
+#include "agent/rollouts.h"
 #include "agent/watch.h"
 #include "apply/agent_lock.h"
 #include "apply/closing.h"
+#include "apply/reweight.h"
 #include "apply/session.h"
 #include "apply/transaction.h"
 #include "config/duration.h"
@@ -30,6 +32,7 @@
 #include "dataplane/handle.h"
 #include "dataplane/listeners.h"
 #include "report/metrics.h"
+#include "rollout/resource.h"
 
 namespace tcpshift {
 
@@ -128,12 +131,15 @@ class AppliedView {
 class Agent {
    public:
     Agent(const AgentOptions& options, const Target& target, AppliedView& view, Log& log)
-        : options_(options), target_(target), view_(view), log_(log) {}
+        : options_(options), target_(target), view_(view), log_(log), rollouts_(target.netns, log, apply_mutex_) {}
 
-    // Applies the config files as the whole applied set. Failures leave the previous set.
+    // Applies the config files as the whole applied set, with the weights of the rollouts it
+    // declares over theirs, then starts or takes over those rollouts. Failures leave the
+    // previous set.
     void reload(const char* why) {
         Diagnostics diag{.strict = options_.strict};
-        auto result = apply_whole_set(diag);
+        std::vector<RolloutSpec> rollouts;
+        auto result = apply_whole_set(diag, rollouts);
         for (const auto& w : diag.warnings) log_("warn", w);  // what the transaction did not report
         for (const auto& n : diag.notes) log_("info", n);
         if (!result) {
@@ -150,7 +156,11 @@ class Agent {
         }
         log_("info", std::string("applied (") + why + "): " + std::to_string(result->services.size()) + " services" +
                          (summary.empty() ? "" : " — " + summary));
+        rollouts_.reconcile(rollouts);
     }
+
+    // Holds the rollouts where they are: their records let the next agent take them over.
+    void stop_rollouts() { rollouts_.stop(); }
 
     // Adopts listeners that started without passing through sock_ops' view (or before it
     // attached), so readiness stays true to what listens. Under the pin lock, with the plan
@@ -274,17 +284,43 @@ class Agent {
         return stop;
     }
 
-    Result<Plan> apply_whole_set(Diagnostics& diag) {
+    Result<Plan> apply_whole_set(Diagnostics& diag, std::vector<RolloutSpec>& rollouts) {
+        std::lock_guard apply(apply_mutex_);
         auto resources = load_resources(options_.config, options_.ns, &diag);
         if (!resources) return fail(resources.error());
+        auto specs = traffic_rollouts(*resources);
+        if (!specs) return fail(specs.error());
+        rollouts = *specs;
+        if (!restored_) rollouts_.restore(rollouts);
+        restored_ = true;
+        const auto overlay = rollouts_.overlay();
         auto dataplane = Dataplane::open("", Dataplane::Access::kExclusive);
         if (!dataplane) return fail(dataplane.error());
         const Edit edit = [&](const Applied& before) -> Result<NextSet> {
-            return only_resources(before.state, *resources);
+            NextSet next = only_resources(before.state, *resources);
+            return with_rollout_weights(std::move(next), overlay, before.limits);
         };
         auto outcome = run_transaction(*dataplane, edit, {.diagnostics = &diag}, log_progress(log_));
         if (!outcome) return fail(outcome.error());
         return std::move(outcome->plan);
+    }
+
+    // The next set with each rollout's weights written over its service's. A service the set
+    // no longer has, or a subset it lost, keeps the configuration's weights, with a warning.
+    Result<NextSet> with_rollout_weights(NextSet next, const std::map<std::string, Weights>& overlay,
+                                         const PlanLimits& limits) {
+        for (const auto& [service, weights] : overlay) {
+            auto plan = compile_resources(next.resources, next.state.ids, nullptr, limits);
+            if (!plan) return next;  // the transaction reports the error itself
+            const Applied staged{.state = next.state, .plan = std::move(*plan), .limits = limits};
+            auto shifted = reweighted(staged, service, weights, target_.netns);
+            if (!shifted) {
+                log_("warn", "rollout " + service + ": its weights are not kept: " + shifted.error().message);
+                continue;
+            }
+            next = std::move(*shifted);
+        }
+        return next;
     }
 
     const AgentOptions& options_;
@@ -292,6 +328,9 @@ class Agent {
     AppliedView& view_;
     Log& log_;
     bool announced_path_ = false;
+    std::mutex apply_mutex_;  // a reload, or a rollout's step
+    AgentRollouts rollouts_;
+    bool restored_ = false;   // the rollouts' weights were read back from their records
 };
 
 // One agent per namespace. The lock is taken before anything is bound or applied, so a
@@ -354,6 +393,7 @@ Result<void> run_agent(const AgentOptions& options, Streams io) {
     BackendProber prober(options.probe_interval, [&view](Dataplane& d) { return view.plan(d); }, log);
     prober.start();
     auto ran = agent.run(*watch, signal_fd->get(), *lock);
+    agent.stop_rollouts();
     prober.stop();
     server->stop();  // before `view`, which its handlers read, goes away
     if (!ran) return ran;

@@ -14,9 +14,9 @@
 #include "cli/rollout_output.h"
 #include "cli/verbs.h"
 #include "config/duration.h"
-#include "report/metrics.h"
 #include "rollout/plot.h"
 #include "rollout/runner.h"
+#include "rollout/service_io.h"
 
 namespace tcpshift {
 
@@ -33,7 +33,7 @@ struct RolloutCommand {
     bool force = false;
 };
 
-std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_interrupted{0};  // the signal that asks for an abort; 0: none
 
 // Ctrl-C, a closed terminal or a kill end a foreground rollout as `rollout abort` does; a
 // closed output (SIGPIPE, ignored from then on, as output is flushed at exit) does not stop it
@@ -42,8 +42,12 @@ class AbortOnSignals {
    public:
     AbortOnSignals() {
         struct sigaction action{};
-        action.sa_handler = [](int) { g_interrupted = true; };
-        for (size_t i = 0; i < std::size(kSignals); ++i) sigaction(kSignals[i], &action, &old_[i]);
+        action.sa_handler = [](int signal) { g_interrupted = signal; };
+        for (size_t i = 0; i < std::size(kSignals); ++i) {
+            sigaction(kSignals[i], nullptr, &old_[i]);
+            // One ignored already stays so: `nohup tcpshift rollout ...` outlives its terminal.
+            if (old_[i].sa_handler != SIG_IGN) sigaction(kSignals[i], &action, nullptr);
+        }
         struct sigaction ignore{};
         ignore.sa_handler = SIG_IGN;
         sigaction(SIGPIPE, &ignore, nullptr);
@@ -63,43 +67,13 @@ uint64_t unix_ms() {
                                      .count());
 }
 
-// Whether the runner of a record is still a live tcpshift process.
-bool runner_alive(int pid) {
-    if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
-    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    return name.rfind("tcpshift", 0) == 0;
-}
-
-// The service's figures and weights as the namespace holds them now.
-Result<Reading> read_service(const RolloutCommand& cmd) {
-    auto dataplane = Dataplane::open(cmd.target.netns, Dataplane::Access::kUnlocked);
-    if (!dataplane) return fail(dataplane.error());
-    auto applied = load_applied(*dataplane);
-    if (!applied) return fail(applied.error());
-    auto svc = applied_service(*applied, cmd.service, dataplane->netns());
-    if (!svc) return fail(svc.error());
-    auto maps = dataplane->maps();
-    if (!maps) return fail(maps.error());
-    auto facts = collect_stats(**maps, applied->plan);
-    if (!facts) return fail(facts.error());
-    Reading reading{.figures = subset_figures(**svc, *facts)};
-    for (const auto& subset : (*svc)->subsets) reading.weights[subset.name] = subset.weight;
-    return reading;
-}
-
 Result<void> install_weights(const RolloutCommand& cmd, const std::map<std::string, uint32_t>& weights, Streams io) {
     const Progress warnings = [&io](const Event& e) {
         if (e.kind == Event::Kind::kWarning) io.err << "warning: " << e.text << "\n";
     };
     auto dataplane = open_session("rollout", cmd.target, config_access(cmd.force), warnings);
     if (!dataplane) return fail(dataplane.error());
-    const NetnsId netns = dataplane->netns();
-    const Edit edit = [&](const Applied& before) { return reweighted(before, cmd.service, weights, netns); };
-    auto outcome = run_transaction(*dataplane, edit, {}, warnings);
-    if (!outcome) return fail(outcome.error());
-    return {};
+    return install_weights(*dataplane, cmd.service, weights, warnings);
 }
 
 Result<uint64_t> netns_inode(const TargetOptions& target) {
@@ -112,20 +86,27 @@ Result<uint64_t> netns_inode(const TargetOptions& target) {
 // it ended.
 Result<void> drive(const RolloutCommand& cmd, RolloutRecord& record, uint64_t inode, Streams io) {
     const std::string path = record_path(inode, cmd.service), control = control_path(inode, cmd.service);
+    clear_control(control);  // a request left for a runner that has gone is not this one's
     RolloutPrinter printer(io.out, io.err, cmd.json, &io.err == &std::cerr && ::isatty(STDERR_FILENO));
     std::optional<Error> save_error;
     const AbortOnSignals signals;
     const RolloutIo rollout_io{
-        .read = [&] { return read_service(cmd); },
+        .read = [&] { return read_service(cmd.target.netns, cmd.service); },
         .set_weights = [&](const auto& weights) { return install_weights(cmd, weights, io); },
         .now_unix_ms = unix_ms,
+        .steady_ms =
+            [] {
+                return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::steady_clock::now().time_since_epoch())
+                                                 .count());
+            },
         .sleep_ms =
             [](uint64_t ms) {
-                for (uint64_t slept = 0; slept < ms && !g_interrupted; slept += 50)
+                for (uint64_t slept = 0; slept < ms && g_interrupted == 0; slept += 50)
                     std::this_thread::sleep_for(std::chrono::milliseconds(std::min<uint64_t>(50, ms - slept)));
             },
         .control = [&]() -> std::optional<std::string> {
-            if (g_interrupted.exchange(false)) return "abort";
+            if (const int signal = g_interrupted.exchange(0)) return std::string("abort:") + sigabbrev_np(signal);
             return take_control(control);
         },
         .changed =
@@ -169,29 +150,38 @@ Result<RolloutSpec> spec_of(const RolloutCommand& cmd) {
     return spec;
 }
 
+// The runner's lock of the service's rollout; refused while another runner holds it.
+Result<Fd> runner_lock(uint64_t inode, const std::string& service) {
+    auto lock = take_runner_lock(lock_path(inode, service));
+    if (!lock && lock.error().is(EWOULDBLOCK))
+        return fail(system_error("a rollout of " + service + " runs; see `tcpshift rollout status " + service + "`"));
+    return lock;
+}
+
 // Refuses to start over a rollout of the service that has not ended.
 Result<void> check_no_rollout(const std::string& path, const std::string& service) {
     auto existing = load_record(path);
     if (!existing) return fail(existing.error());
     if (!*existing || finished((*existing)->phase)) return {};
-    if (runner_alive((*existing)->pid))
-        return fail(config_error("a rollout of " + service + " runs (pid " + std::to_string((*existing)->pid) +
-                                 "); see `tcpshift rollout status " + service + "`"));
-    return fail(config_error("a rollout of " + service + " holds at step " + std::to_string((*existing)->step + 1) +
-                             " (its runner is gone): `tcpshift rollout resume " + service + "` takes it over, `tcpshift rollout abort " +
-                             service + "` ends it"));
+    return fail(system_error("a rollout of " + service + " holds at step " + std::to_string((*existing)->step + 1) +
+                             " (its runner is gone): `tcpshift rollout resume " + service +
+                             "` takes it over, `tcpshift rollout abort " + service + "` ends it"));
 }
 
 Result<void> run_start(const RolloutCommand& cmd, Streams io) {
     if (cmd.to.empty()) return fail(config_error("rollout " + cmd.service + ": --to SUBSET names the canary"));
     auto spec = spec_of(cmd);
     if (!spec) return fail(spec.error());
+    if (!cmd.plot.empty())
+        if (auto ok = check_plot_path(cmd.plot); !ok) return ok;
     if (auto ok = require_root("rollout"); !ok) return ok;
     auto inode = netns_inode(cmd.target);
     if (!inode) return fail(inode.error());
     const std::string path = record_path(*inode, cmd.service);
+    auto lock = runner_lock(*inode, cmd.service);
+    if (!lock) return fail(lock.error());
     if (auto ok = check_no_rollout(path, cmd.service); !ok) return ok;
-    auto start = read_service(cmd);
+    auto start = read_service(cmd.target.netns, cmd.service);
     if (!start) return fail(config_error("rollout: " + start.error().message));
     if (!start->weights.contains(cmd.to)) {
         std::string known;
@@ -200,6 +190,13 @@ Result<void> run_start(const RolloutCommand& cmd, Streams io) {
     }
     if (start->weights.size() < 2)
         return fail(config_error("rollout: service \"" + cmd.service + "\" has one subset; a canary needs a baseline"));
+    uint64_t total = 0;
+    for (const auto& [name, w] : start->weights) total += w;
+    const uint64_t share = total ? 100 * uint64_t{start->weights.at(cmd.to)} / total : 0;
+    if (share >= spec->steps.front())
+        return fail(config_error("rollout: " + cmd.to + " takes " + std::to_string(share) + "% of " + cmd.service +
+                                 " already, not less than the first step's " + std::to_string(spec->steps.front()) +
+                                 "%; is it the canary? (`tcpshift status`)"));
     RolloutRecord record{.spec = *spec, .start_weights = start->weights, .origin = start->figures, .pid = ::getpid(),
                          .started_unix_ms = unix_ms()};
     if (auto ok = save_record(path, record); !ok) return ok;
@@ -260,6 +257,7 @@ Result<void> act_for_runner(const ControlCommand& c, RolloutRecord& record, uint
 }
 
 Result<void> run_control(const ControlCommand& c, Streams io) {
+    if (auto ok = check_service_name(c.service); !ok) return ok;
     if (c.action != "status")
         if (auto ok = require_root("rollout " + c.action); !ok) return ok;
     auto inode = netns_inode(c.run.target);
@@ -270,7 +268,7 @@ Result<void> run_control(const ControlCommand& c, Streams io) {
         return fail(config_error("no rollout of \"" + c.service + "\" in network namespace " + std::to_string(*inode) +
                                  "; start one with `tcpshift rollout " + c.service + " --to SUBSET`"));
     RolloutRecord& r = **record;
-    const bool alive = runner_alive(r.pid);
+    const bool alive = runner_holds(lock_path(*inode, c.service));
     if (c.action == "status") {
         if (!c.run.plot.empty())
             if (auto ok = write_plot(c.run.plot, r); !ok) return ok;
@@ -289,7 +287,14 @@ Result<void> run_control(const ControlCommand& c, Streams io) {
     if (c.action == "pause")
         return fail(config_error("rollout " + c.service + " already holds at step " + std::to_string(r.step + 1) +
                                  ": its runner is gone"));
-    return act_for_runner(c, r, *inode, io);
+    auto lock = take_runner_lock(lock_path(*inode, c.service));
+    if (!lock && lock.error().is(EWOULDBLOCK)) return ask_runner(c, *inode, io);  // a runner came meanwhile
+    if (!lock) return fail(lock.error());
+    auto fresh = load_record(record_path(*inode, c.service));  // as that runner may have left it
+    if (!fresh) return fail(fresh.error());
+    if (!*fresh || finished((*fresh)->phase))
+        return fail(config_error("rollout " + c.service + " has ended meanwhile"));
+    return act_for_runner(c, **fresh, *inode, io);
 }
 
 }  // namespace
@@ -338,6 +343,7 @@ Action add_rollout(CLI::App& command) {
         ->capture_default_str();
     command.add_option("--min-connections", cmd->min_connections,
                        "a step is judged on at least this many canary connections; it waits for them")
+        ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000'000}))
         ->capture_default_str();
     command.add_option("--plot", cmd->plot, "draw the timeline into FILE.svg when the rollout ends");
     add_json_flag(command, cmd->json);

@@ -64,6 +64,7 @@ struct AcceptedKind {
 // The kinds tcpshift reads, and the API versions it serves for each.
 const AcceptedKind kAccepted[] = {
     {"tcpshift.io", "TrafficShift", {"v1alpha1"}},
+    {"tcpshift.io", "TrafficRollout", {"v1alpha1"}},  // run by the agent (rollout/resource.h)
     {"networking.istio.io", "Gateway", {"v1alpha3", "v1beta1", "v1"}},
     {"networking.istio.io", "VirtualService", {"v1alpha3", "v1beta1", "v1"}},
     {"networking.istio.io", "DestinationRule", {"v1alpha3", "v1beta1", "v1"}},

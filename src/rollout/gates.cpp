@@ -1,5 +1,6 @@
 #include "rollout/gates.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace tcpshift {
@@ -49,7 +50,8 @@ namespace {
 
 std::string pct(double fraction) {
     char text[32];
-    std::snprintf(text, sizeof(text), "%.2g%%", fraction * 100);
+    const double p = fraction * 100;
+    std::snprintf(text, sizeof(text), p == 0 || p >= 10 ? "%.0f%%" : p >= 1 ? "%.1f%%" : "%.2g%%", p);
     return text;
 }
 
@@ -66,17 +68,23 @@ Verdict judge_step(const RolloutSpec& spec, const SubsetFigures& canary, const S
     if (canary.connections < spec.min_connections)
         return {Kind::kWait, "connections",
                 spec.canary + " has " + std::to_string(canary.connections) + " of the " +
-                    std::to_string(spec.min_connections) + " connections a step is judged on"};
+                    std::to_string(spec.min_connections) + " connections a step is judged on" +
+                    (canary.connections == 0 ? " (does it listen? see `tcpshift status`)" : "")};
     const std::string failed = spec.canary + " failed " + std::to_string(canary.failures) + " of " +
                                std::to_string(canary.connections) + " connections (" + pct(canary.failure_rate()) + ")";
     if (canary.failure_rate() > spec.max_failure_rate)
         return {Kind::kFail, "failure-rate",
                 failed + " > " + pct(spec.max_failure_rate) + "; the baseline failed " + std::to_string(baseline.failures) +
                     " of " + std::to_string(baseline.connections) + " (" + pct(baseline.failure_rate()) + ")"};
-    if (canary.rtt_count == 0 || baseline.rtt_count == 0)
+    // A mean of a few RTTs is one slow connection's: the canary's needs as many as the step's
+    // connections, up to kMinRtts.
+    const uint64_t rtts_needed = std::min<uint64_t>(spec.min_connections, kMinRtts);
+    if (canary.rtt_count < rtts_needed || baseline.rtt_count == 0)
         return {Kind::kWait, "rtt",
-                std::string("no closed connection of ") + (canary.rtt_count ? "the baseline" : spec.canary) +
-                    " has an RTT yet"};
+                canary.rtt_count < rtts_needed
+                    ? spec.canary + " has " + std::to_string(canary.rtt_count) + " of the " + std::to_string(rtts_needed) +
+                          " closed connections with an RTT its gate needs"
+                    : std::string("no closed connection of the baseline has an RTT yet")};
     const double limit = std::max(baseline.mean_rtt_us() * (1 + spec.max_rtt_increase),
                                   baseline.mean_rtt_us() + static_cast<double>(spec.rtt_slack_us));
     const std::string rtt = spec.canary + " mean RTT " + us(canary.mean_rtt_us()) + " against the baseline's " +

@@ -2,6 +2,7 @@
 // over the step, against the baseline's (every other subset of the service).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -26,7 +27,12 @@ struct SubsetFigures {
 
     SubsetFigures operator-(const SubsetFigures& earlier) const;
     SubsetFigures& operator+=(const SubsetFigures& more);
-    double failure_rate() const { return connections ? static_cast<double>(failures) / connections : 0; }
+    // Failures are counted as connections close and connections as they open, so a step's
+    // failures can outrun its connections by the few that were open when it began.
+    double failure_rate() const {
+        const uint64_t of = std::max(connections, failures);
+        return of ? static_cast<double>(failures) / static_cast<double>(of) : 0;
+    }
     // 0 with no RTT recorded
     double mean_rtt_us() const { return rtt_count ? static_cast<double>(rtt_sum_us) / rtt_count : 0; }
 };
@@ -35,6 +41,9 @@ struct SubsetFigures {
 std::map<std::string, SubsetFigures> subset_figures(const PlanService& service, const StatsFacts& facts);
 // The figures of every subset but the canary, summed.
 SubsetFigures baseline_of(const std::map<std::string, SubsetFigures>& subsets, const std::string& canary);
+
+// The RTTs the canary's gate needs at most (fewer when --min-connections is lower).
+inline constexpr uint64_t kMinRtts = 30;
 
 struct Verdict {
     enum class Kind {

@@ -217,6 +217,15 @@ bool ends_with(const std::string& text, const std::string& end) {
 
 }  // namespace
 
+Result<void> check_plot_path(const std::string& path) {
+    if (!ends_with(path, ".svg") && !ends_with(path, ".png"))
+        return fail(config_error("--plot " + path + ": name an .svg or a .png file"));
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    if (::access(dir.c_str(), W_OK) != 0) return fail(system_error("--plot " + path + ": cannot write in " + dir, errno));
+    return {};
+}
+
 Result<void> write_plot(const std::string& path, const RolloutRecord& record) {
     if (ends_with(path, ".svg")) return write_svg(path, record);
     if (ends_with(path, ".png")) return write_png(path, record);

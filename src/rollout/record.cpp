@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -85,6 +86,7 @@ json record_json(const RolloutRecord& r) {
             {"origin", figures_json(r.origin)},
             {"step", r.step},
             {"step_applied", r.step_applied},
+            {"aborting", r.aborting},
             {"phase", phase_name(r.phase)},
             {"pid", r.pid},
             {"started_unix_ms", r.started_unix_ms},
@@ -106,6 +108,7 @@ Result<RolloutRecord> record_from_json(const json& d) {
                         .origin = figures_from(d.at("origin")),
                         .step = d.at("step").get<size_t>(),
                         .step_applied = d.at("step_applied").get<bool>(),
+                        .aborting = d.value("aborting", false),
                         .phase = phase_from(d.at("phase").get<std::string>()),
                         .pid = d.at("pid").get<int>(),
                         .started_unix_ms = d.at("started_unix_ms").get<uint64_t>(),
@@ -121,6 +124,10 @@ Result<RolloutRecord> record_from_json(const json& d) {
             r.notes.push_back({.t_ms = n.at("t_ms").get<uint64_t>(),
                                .kind = n.at("kind").get<std::string>(),
                                .text = n.at("text").get<std::string>()});
+        if (auto ok = check_spec(r.spec); !ok) return fail(ok.error());
+        for (size_t i = 0; i < r.spec.steps.size(); ++i)
+            if (r.spec.steps[i] < 1 || r.spec.steps[i] > 100 || (i && r.spec.steps[i] <= r.spec.steps[i - 1]))
+                return fail(config_error("rollout record: steps must rise from 1 to 100"));
         if (r.step >= r.spec.steps.size()) return fail(config_error("rollout record: step " + std::to_string(r.step) +
                                                                     " is past its " + std::to_string(r.spec.steps.size()) + " steps"));
         return r;
@@ -173,12 +180,36 @@ Result<void> send_control(const std::string& path, const std::string& request) {
 }
 
 std::optional<std::string> take_control(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) return std::nullopt;
+    // Renamed first, so that a request written while this one is read is not lost with it.
+    const std::string taken = path + ".taken";
+    if (::rename(path.c_str(), taken.c_str()) != 0) return std::nullopt;
+    std::ifstream in(taken);
     std::string request;
     std::getline(in, request);
-    ::unlink(path.c_str());
+    ::unlink(taken.c_str());
     return request;
+}
+
+void clear_control(const std::string& path) { ::unlink(path.c_str()); }
+
+std::string lock_path(uint64_t netns_inode, const std::string& service) {
+    return std::string(kStateRoot) + "/" + std::to_string(netns_inode) + "/rollouts/" + service + ".lock";
+}
+
+Result<Fd> take_runner_lock(const std::string& path) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    if (ec) return fail(system_error("create the directory of " + path, ec.value()));
+    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) return fail(system_error("open " + path, errno));
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return fail(system_error("flock " + path, errno));
+    return fd;
+}
+
+bool runner_holds(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return false;
+    return ::flock(fd.get(), LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
 }
 
 }  // namespace tcpshift

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "rollout/gates.h"
 #include "rollout/spec.h"
 
@@ -36,7 +37,7 @@ struct RolloutPoint {
 // Something that happened: a step taken, passed, a pause, the end.
 struct RolloutNote {
     uint64_t t_ms = 0;
-    std::string kind;  // "step", "pass", "pause", "resume", "abort", "promote", "stop", "takeover"
+    std::string kind;  // "step", "pass", "pause", "resume", "abort", "promote", "stop", "takeover", "hold"
     std::string text;
 };
 
@@ -47,6 +48,9 @@ struct RolloutRecord {
     std::map<std::string, SubsetFigures> origin;
     size_t step = 0;           // index into spec.steps of the step applied last
     bool step_applied = false;  // false until the first step's weights are installed
+    // A gate failed or an abort was asked, and the starting weights are being put back: a
+    // runner that takes the record over only finishes that.
+    bool aborting = false;
     RolloutPhase phase = RolloutPhase::kRunning;
     int pid = 0;               // the runner's process
     uint64_t started_unix_ms = 0;
@@ -72,5 +76,15 @@ Result<std::optional<RolloutRecord>> load_record(const std::string& path);
 Result<void> send_control(const std::string& path, const std::string& request);
 // The pending request, removed as it is read; nullopt when none.
 std::optional<std::string> take_control(const std::string& path);
+// Drops a request left for a runner that has gone (a new runner starts clean).
+void clear_control(const std::string& path);
+
+// A rollout's runner holds an flock on <service>.lock beside the record for as long as it runs:
+// one runner a rollout, and its liveness known without trusting a pid.
+std::string lock_path(uint64_t netns_inode, const std::string& service);
+// Takes the lock without waiting; the error's errno is EWOULDBLOCK when a runner holds it.
+Result<Fd> take_runner_lock(const std::string& path);
+// Whether a live runner holds the lock.
+bool runner_holds(const std::string& path);
 
 }  // namespace tcpshift

@@ -22,10 +22,21 @@ class Runner {
     Result<void> run() {
         if (r_.timeline.empty())
             if (auto first = io_.read()) record_point(*first, true);
-        if (r_.step_applied)
+        if (r_.aborting) return abort(r_.failed_gate, r_.live);  // a runner died putting the start back
+        if (r_.step_applied) {
+            auto now = io_.read();
+            if (!now) return fail(now.error());
+            if (now->weights != step_weights_now()) {
+                end(RolloutPhase::kStopped, "stop",
+                    "the weights were changed while the rollout was held, to " + weights_text(now->weights) +
+                        "; it stopped at step " + step_name() + " and left them");
+                return {};
+            }
             note("takeover", "taking over at step " + step_name() + "; the step is judged again from now");
+        }
         while (!finished(r_.phase)) {
             if (auto ok = run_step(); !ok) return ok;
+            if (held_) return {};
             if (finished(r_.phase)) break;
             if (r_.step + 1 == r_.spec.steps.size()) {
                 end(RolloutPhase::kPromoted, "promote",
@@ -41,7 +52,11 @@ class Runner {
     }
 
    private:
-    uint64_t t() const { return io_.now_unix_ms() - r_.started_unix_ms; }
+    uint64_t t() const {
+        const uint64_t now = io_.now_unix_ms();
+        return now > r_.started_unix_ms ? now - r_.started_unix_ms : 0;
+    }
+    bool step_over() const { return io_.steady_ms() >= step_steady_ms_ + r_.spec.interval_ms; }
     std::string step_name() const {
         return std::to_string(r_.step + 1) + "/" + std::to_string(r_.spec.steps.size()) + " (" + r_.spec.canary + " " +
                std::to_string(r_.spec.steps[r_.step]) + "%)";
@@ -68,9 +83,19 @@ class Runner {
         r_.timeline.push_back(std::move(point));
     }
 
+    // Puts the starting weights back, trying again for restore_for_ms; the record says it is
+    // aborting first, so that a runner that takes it over only finishes that.
     Result<void> abort(const std::string& gate, const std::string& why) {
-        if (auto ok = io_.set_weights(r_.start_weights); !ok) return ok;
+        r_.aborting = true;
         r_.failed_gate = gate;
+        r_.live = why;
+        io_.changed(r_, nullptr);
+        const uint64_t until = io_.steady_ms() + io_.restore_for_ms;
+        for (auto ok = io_.set_weights(r_.start_weights); !ok; ok = io_.set_weights(r_.start_weights)) {
+            if (io_.steady_ms() >= until) return ok;
+            io_.sleep_ms(io_.tick_ms);
+        }
+        r_.aborting = false;
         end(RolloutPhase::kAborted, "abort",
             why + "; at step " + step_name() + ", back to " + weights_text(r_.start_weights));
         return {};
@@ -91,8 +116,14 @@ class Runner {
             return Tick::kEnded;
         }
         const std::optional<std::string> request = io_.control();
-        if (request == "abort") {
-            if (auto ok = abort("", "aborted by `tcpshift rollout abort`"); !ok) return fail(ok.error());
+        if (request == "hold") {
+            held_ = true;
+            note("hold", "held at step " + step_name() + ": its runner stops; the weights stay");
+            return Tick::kEnded;
+        }
+        if (request && request->starts_with("abort")) {
+            const std::string by = *request == "abort" ? "`tcpshift rollout abort`" : request->substr(6);
+            if (auto ok = abort("", "aborted by " + by); !ok) return fail(ok.error());
             return Tick::kEnded;
         }
         if (request == "pause" && r_.phase == RolloutPhase::kRunning) {
@@ -102,6 +133,7 @@ class Runner {
             r_.phase = RolloutPhase::kRunning;
             step_start = *now;
             r_.step_started_ms = t();
+            step_steady_ms_ = io_.steady_ms();
             note("resume", "resumed at step " + step_name() + "; the step is judged again from now");
         }
         return Tick::kGoOn;
@@ -129,6 +161,7 @@ class Runner {
         if (!r_.step_applied) note("step", "step " + step_name() + ": " + weights_text(weights));
         r_.step_applied = true;
         r_.step_started_ms = t();
+        step_steady_ms_ = io_.steady_ms();
         auto start = io_.read();
         if (!start) return fail(start.error());
         record_point(*start, true);
@@ -139,7 +172,7 @@ class Runner {
             if (*ticked == Tick::kEnded) return {};
             const Verdict verdict = judgement(*start, now);
             r_.live = verdict.reason;
-            if (r_.phase == RolloutPhase::kPaused || t() < r_.step_started_ms + r_.spec.interval_ms) {
+            if (r_.phase == RolloutPhase::kPaused || !step_over()) {
                 io_.changed(r_, nullptr);
                 continue;
             }
@@ -154,6 +187,8 @@ class Runner {
 
     RolloutRecord& r_;
     const RolloutIo& io_;
+    bool held_ = false;  // asked to stop where it is ("hold"): its process is going away
+    uint64_t step_steady_ms_ = 0;  // when the step began, or resumed, on the steady clock
 };
 
 }  // namespace

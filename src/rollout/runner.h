@@ -24,14 +24,19 @@ struct Reading {
 struct RolloutIo {
     std::function<Result<Reading>()> read;
     std::function<Result<void>(const std::map<std::string, uint32_t>&)> set_weights;
-    std::function<uint64_t()> now_unix_ms;
+    std::function<uint64_t()> now_unix_ms;  // for the record's times
+    std::function<uint64_t()> steady_ms;    // for a step's interval: a wall clock may jump
     std::function<void(uint64_t ms)> sleep_ms;
-    // A pending request from `rollout pause|resume|abort`, taken as it is read.
+    // A pending request from `rollout pause|resume|abort`, taken as it is read; "hold" stops
+    // the runner where it is, the step's weights left installed (its process is stopping).
     std::function<std::optional<std::string>()> control;
     // Called after each tick with no note, and with each note as it is made; the record is
     // whole each time, to persist and print.
     std::function<void(const RolloutRecord&, const RolloutNote*)> changed;
     uint64_t tick_ms = 1000;
+    // How long, at most, a failed install of the starting weights is tried again before the
+    // runner gives up and holds (the record says it is aborting).
+    uint64_t restore_for_ms = 60'000;
 };
 
 // The baseline is judged over the step when it had at least this many RTTs in it, and over
@@ -41,7 +46,7 @@ inline constexpr uint64_t kBaselineRttsPerStep = 30;
 // Runs `record` from the step it holds to its end. A record whose step was applied before (a
 // runner that died) is taken over at that step, which is judged again from the start; no step
 // is ever skipped. Returns an error, holding the step, when the kernel cannot be read or
-// written; the record's phase says how it ended otherwise.
+// written; the record's phase says how it ended otherwise, or is still running when held.
 Result<void> run_rollout(RolloutRecord& record, const RolloutIo& io);
 
 // "v1=80 v2=20"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cctype>
 #include <cmath>
 #include <sstream>
 
@@ -38,7 +39,18 @@ Result<double> parse_percent(const std::string& option, const std::string& text,
     return value / 100;
 }
 
+Result<void> check_service_name(const std::string& service) {
+    const bool plain = !service.empty() && service.size() <= 253 && service != "." && service != ".." &&
+                       std::all_of(service.begin(), service.end(), [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+                       });
+    if (!plain)
+        return fail(config_error("rollout: \"" + service + "\" is not a service name (letters, digits, '.', '_', '-')"));
+    return {};
+}
+
 Result<void> check_spec(const RolloutSpec& spec) {
+    if (auto ok = check_service_name(spec.service); !ok) return ok;
     if (spec.interval_ms < 1000) return fail(config_error("--interval: at least 1s, to measure anything"));
     if (spec.steps.empty()) return fail(config_error("--steps: give the canary's shares, e.g. 5,10,25,50,100"));
     if (spec.min_connections == 0)

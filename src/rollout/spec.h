@@ -22,12 +22,17 @@ struct RolloutSpec {
     // where half again is noise, not a regression.
     uint64_t rtt_slack_us = 1000;
     uint64_t min_connections = 100;  // a step with fewer canary connections waits for more
+
+    bool operator==(const RolloutSpec&) const = default;
 };
 
 // "5,10,25,50,100": ascending shares from 1 to 100 percent. Errors name the option and the value.
 Result<std::vector<uint32_t>> parse_steps(const std::string& text);
 // "1%", "0.5%" or "50%" as a fraction; `option` names the flag in errors. Up to `max` (1 = 100%).
 Result<double> parse_percent(const std::string& option, const std::string& text, double max);
+// Refuses a service name that cannot name a record file: letters, digits, '.', '_' and '-'
+// only, as Kubernetes names are, and not "." or "..".
+Result<void> check_service_name(const std::string& service);
 // Refuses a spec that cannot run: no step, a zero interval, a canary among no subsets.
 Result<void> check_spec(const RolloutSpec& spec);
 

@@ -176,7 +176,7 @@ TEST_F(RolloutTest, ARunnerKilledMidRolloutLeavesItsStepHeldAndATakeoverGoesOnFr
     const CommandResult text = rollout({"status", "tcp-echo"});
     EXPECT_NE(text.out.find("held at step 2/3"), std::string::npos) << text.out;
     // A second rollout is refused while this one holds.
-    EXPECT_EQ(rollout({"tcp-echo", "--to", "v2"}).exit_code, 2);
+    EXPECT_EQ(rollout({"tcp-echo", "--to", "v2"}).exit_code, 1);
 
     const CommandResult resumed = rollout({"resume", "tcp-echo", "--json"});
     std::cout << "[ figures ] " << resumed.err;

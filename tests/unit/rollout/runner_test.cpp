@@ -12,7 +12,10 @@ namespace {
 struct World {
     std::map<std::string, uint32_t> weights{{"v1", 100}, {"v2", 0}};
     std::map<std::string, SubsetFigures> counters;
-    uint64_t now = 1'000'000;
+    uint64_t now = 1'000'000;       // the steady clock
+    int64_t wall_offset = 1'000'000;  // the wall clock is now + this
+    std::map<uint64_t, int64_t> wall_jumps;  // at this time, the wall clock jumps by so much
+    int failing_installs = 0;                // the next installs that fail
     uint64_t per_tick = 200;
     double canary_failure = 0;
     double canary_rtt_us = 40, baseline_rtt_us = 40;
@@ -22,6 +25,10 @@ struct World {
 
     void tick(uint64_t ms) {
         now += ms;
+        for (auto it = wall_jumps.begin(); it != wall_jumps.end() && it->first <= now;) {
+            wall_offset += it->second;
+            it = wall_jumps.erase(it);
+        }
         uint64_t sum = 0;
         for (const auto& [n, w] : weights) sum += w;
         for (const auto& [name, w] : weights) {
@@ -38,12 +45,17 @@ struct World {
         return {.read = [this]() -> Result<Reading> { return Reading{.figures = counters, .weights = weights}; },
                 .set_weights =
                     [this](const std::map<std::string, uint32_t>& w) -> Result<void> {
+                        if (failing_installs > 0) {
+                            --failing_installs;
+                            return fail(system_error("flock: EWOULDBLOCK"));
+                        }
                         weights = w;
                         installed.push_back(w);
                         if (changed_by_someone && installed.size() == 1) weights = *changed_by_someone;
                         return {};
                     },
-                .now_unix_ms = [this] { return now; },
+                .now_unix_ms = [this] { return static_cast<uint64_t>(static_cast<int64_t>(now) + wall_offset); },
+                .steady_ms = [this] { return now; },
                 .sleep_ms = [this](uint64_t ms) { tick(ms); },
                 .control = [this]() -> std::optional<std::string> {
                     for (auto it = requests.begin(); it != requests.end(); ++it)
@@ -64,7 +76,7 @@ RolloutRecord fresh(World& world, std::vector<uint32_t> steps = {10, 50, 100}) {
                      .min_connections = 100},
             .start_weights = world.weights,
             .origin = world.counters,
-            .started_unix_ms = world.now};
+            .started_unix_ms = world.now + world.wall_offset};
 }
 
 std::vector<uint32_t> canary_shares(const World& world) {
@@ -88,7 +100,7 @@ TEST(RolloutRunner, AHealthyCanaryIsPromotedStepByStep) {
     EXPECT_EQ(count_notes(record, "pass"), 3u);
     EXPECT_EQ(world.weights.at("v2"), 100u);
     // each step ran its interval: 3 steps of 10 s
-    EXPECT_GE(world.now - record.started_unix_ms, 30'000u);
+    EXPECT_GE(world.now + world.wall_offset - record.started_unix_ms, 30'000u);
 }
 
 TEST(RolloutRunner, AFailingGatePutsTheStartingWeightsBackAtTheFirstJudgement) {
@@ -109,7 +121,7 @@ TEST(RolloutRunner, AFailingGatePutsTheStartingWeightsBackAtTheFirstJudgement) {
         EXPECT_EQ(canary_shares(world), (std::vector<uint32_t>{10, 0})) << c.desc;
         EXPECT_EQ(world.weights, record.start_weights) << c.desc;
         // judged once the 10 s interval was over, within a tick
-        EXPECT_LE(world.now - record.started_unix_ms, 11'000u) << c.desc;
+        EXPECT_LE(world.now + world.wall_offset - record.started_unix_ms, 11'000u) << c.desc;
         EXPECT_NE(record.outcome.find("step 1/3"), std::string::npos) << record.outcome;
     }
 }
@@ -120,7 +132,7 @@ TEST(RolloutRunner, ThinDataWaitsAndIsNeverPassed) {
     RolloutRecord record = fresh(world, {10});
     ASSERT_TRUE(run_rollout(record, world.io()));
     EXPECT_EQ(record.phase, RolloutPhase::kPromoted);
-    EXPECT_GE(world.now - record.started_unix_ms, 50'000u);
+    EXPECT_GE(world.now + world.wall_offset - record.started_unix_ms, 50'000u);
     EXPECT_GE(world.counters["v2"].connections, 100u);
 }
 
@@ -132,7 +144,7 @@ TEST(RolloutRunner, APausedStepIsNotJudgedAndIsJudgedAgainFromItsResume) {
     EXPECT_EQ(record.phase, RolloutPhase::kPromoted);
     EXPECT_EQ(count_notes(record, "pause"), 1u);
     EXPECT_EQ(count_notes(record, "resume"), 1u);
-    EXPECT_GE(world.now - record.started_unix_ms, 50'000u);  // resumed at 40 s, then a whole interval
+    EXPECT_GE(world.now + world.wall_offset - record.started_unix_ms, 50'000u);  // resumed at 40 s, then a whole interval
 }
 
 TEST(RolloutRunner, AnAbortRequestPutsTheStartingWeightsBack) {
@@ -155,7 +167,7 @@ TEST(RolloutRunner, ATakenOverRolloutGoesOnFromItsStepAndNeverSkipsOne) {
     EXPECT_EQ(record.phase, RolloutPhase::kPromoted);
     EXPECT_EQ(canary_shares(world), (std::vector<uint32_t>{50, 100}));
     EXPECT_EQ(count_notes(record, "takeover"), 1u);
-    EXPECT_GE(world.now - record.started_unix_ms, 20'000u);  // the 50% step ran whole again
+    EXPECT_GE(world.now + world.wall_offset - record.started_unix_ms, 20'000u);  // the 50% step ran whole again
 }
 
 TEST(RolloutRunner, WeightsChangedUnderTheRolloutStopItAndAreLeftAlone) {
@@ -180,6 +192,55 @@ TEST(RolloutRunner, AKernelThatCannotBeReadHoldsTheStep) {
     EXPECT_FALSE(run_rollout(record, io));
     EXPECT_EQ(record.phase, RolloutPhase::kRunning);
     EXPECT_EQ(canary_shares(world), (std::vector<uint32_t>{10}));
+}
+
+TEST(RolloutRunner, AStepLastsItsIntervalWhateverTheWallClockDoes) {
+    for (int64_t jump : {-600'000, +600'000}) {
+        World world;
+        const uint64_t began = world.now;
+        world.wall_jumps = {{world.now + 2000, jump}};
+        RolloutRecord record = fresh(world, {10});
+        ASSERT_TRUE(run_rollout(record, world.io()));
+        EXPECT_EQ(record.phase, RolloutPhase::kPromoted);
+        EXPECT_GE(world.now - began, 10'000u) << "a jump of " << jump << " ms passed the step early";
+    }
+}
+
+TEST(RolloutRunner, AFailedRestoreIsTriedAgainAndATakeoverOnlyFinishesIt) {
+    World world{.canary_failure = 0.05};
+    world.failing_installs = 0;
+    RolloutRecord record = fresh(world);
+    RolloutIo io = world.io();
+    io.restore_for_ms = 3000;
+    // The first step installs; then every install fails for longer than restore_for_ms.
+    auto set = io.set_weights;
+    int installs = 0;
+    io.set_weights = [&](const std::map<std::string, uint32_t>& w) -> Result<void> {
+        if (++installs > 1 && installs < 6) return fail(system_error("flock: EWOULDBLOCK"));
+        return set(w);
+    };
+    EXPECT_FALSE(run_rollout(record, io));
+    EXPECT_TRUE(record.aborting);
+    EXPECT_EQ(record.failed_gate, "failure-rate");
+    EXPECT_EQ(world.weights.at("v2"), 10u) << "not restored yet";
+    // A runner that takes the record over puts the start back, and runs no step.
+    ASSERT_TRUE(run_rollout(record, io));
+    EXPECT_EQ(record.phase, RolloutPhase::kAborted);
+    EXPECT_FALSE(record.aborting);
+    EXPECT_EQ(world.weights, record.start_weights);
+    EXPECT_EQ(canary_shares(world), (std::vector<uint32_t>{10, 0}));
+}
+
+TEST(RolloutRunner, ATakeoverStopsWhenTheWeightsWereChangedWhileItWasHeld) {
+    World world;
+    RolloutRecord record = fresh(world, {10, 50, 100});
+    record.step = 1;
+    record.step_applied = true;
+    world.weights = {{"v1", 70}, {"v2", 30}};  // `set` while no runner ran
+    ASSERT_TRUE(run_rollout(record, world.io()));
+    EXPECT_EQ(record.phase, RolloutPhase::kStopped);
+    EXPECT_TRUE(world.installed.empty());
+    EXPECT_EQ(world.weights.at("v2"), 30u);
 }
 
 TEST(RolloutRecord, ARecordReadsBackAsItWasWrittenAndItsPlotMarksTheAbort) {

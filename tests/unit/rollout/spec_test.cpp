@@ -34,6 +34,12 @@ TEST(RolloutSpec, StepsRiseFromOneToAHundred) {
     }
 }
 
+TEST(RolloutSpec, AServiceNameCannotLeaveTheRecordsDirectory) {
+    EXPECT_TRUE(check_service_name("tcp-echo"));
+    EXPECT_TRUE(check_service_name("reviews.default_1"));
+    for (const char* bad : {"", ".", "..", "../x", "a/b", "a b", "x\n"}) EXPECT_FALSE(check_service_name(bad)) << bad;
+}
+
 TEST(RolloutSpec, PercentagesNeedTheirSign) {
     EXPECT_DOUBLE_EQ(*parse_percent("--max-failure-rate", "1%", 1), 0.01);
     EXPECT_DOUBLE_EQ(*parse_percent("--max-failure-rate", "0.5%", 1), 0.005);

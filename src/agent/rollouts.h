@@ -1,0 +1,61 @@
+// The rollouts the agent's configuration declares (kind: TrafficRollout), each run by a thread
+// of its own with the same loop as `tcpshift rollout`. The weights a rollout installs outlive
+// the agent's reloads: they overlay the files' weights of its service. At a start they are read
+// back from the rollout's record, so an agent killed mid-rollout comes back holding the step it
+// reached, and takes the rollout over there.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/log.h"
+#include "base/netns.h"
+#include "rollout/record.h"
+
+namespace tcpshift {
+
+using Weights = std::map<std::string, uint32_t>;
+
+class AgentRollouts {
+   public:
+    // `apply_mutex` is held by the agent's reloads and by each step's install, so that a reload
+    // reads the overlay and installs it without a step between.
+    AgentRollouts(const NetnsId& netns, Log& log, std::mutex& apply_mutex)
+        : netns_(netns), log_(log), apply_mutex_(apply_mutex) {}
+    ~AgentRollouts() { stop(); }
+    AgentRollouts(const AgentRollouts&) = delete;
+    AgentRollouts& operator=(const AgentRollouts&) = delete;
+
+    // Before the first reload: the weights each declared rollout's record holds.
+    void restore(const std::vector<RolloutSpec>& specs);
+    // Service -> the weights its rollout installed; to overlay on the configuration's.
+    std::map<std::string, Weights> overlay();
+    // After a reload: starts each declared rollout that has no record or a finished one of
+    // another spec, takes over each whose record has not ended, and holds the running ones
+    // the configuration no longer declares (their service goes back to the files' weights).
+    void reconcile(const std::vector<RolloutSpec>& specs);
+    // Holds every running rollout where it is, and waits for their threads.
+    void stop();
+
+   private:
+    struct Running {
+        std::thread thread;
+        bool hold = false;  // under mutex_
+        bool done = false;  // under mutex_
+    };
+    void start(RolloutRecord record);
+    void run(RolloutRecord record, Running* running);
+
+    NetnsId netns_;
+    Log& log_;
+    std::mutex& apply_mutex_;
+    std::mutex mutex_;  // overlay_ and running_
+    std::map<std::string, Weights> overlay_;
+    std::map<std::string, std::unique_ptr<Running>> running_;
+};
+
+}  // namespace tcpshift
