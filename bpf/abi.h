@@ -15,7 +15,7 @@
 
 /* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
  * is refused, never written with this layout: its "meta" map says which it has. */
-#define TS_ABI_VERSION 6
+#define TS_ABI_VERSION 7
 
 /* Every map of the data plane, by the name it has in the object. X(name) is applied to each.
  * The pinned ones are also their names under the pin directory, the one list that userspace
@@ -380,6 +380,10 @@ struct ts_backend_sli {
 	__u64 duration_count; /* closed connections that were established */
 	__u64 duration_sum_us; /* of their lifetimes, establishment to close */
 	__u64 duration_buckets[TS_SLI_BUCKETS];
+	/* Closed connections to which the backend wrote nothing, however they ended: a canary that
+	 * closes without answering clients that half-close after their request fails nothing
+	 * else (an upload ends so too), but answers less than its baseline. */
+	__u64 unanswered;
 };
 
 /* Value of "clients", the socket storage of a client whose connect() was rewritten: the

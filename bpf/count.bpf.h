@@ -89,6 +89,8 @@ static __always_inline void record_sli(struct bpf_sock_ops *skops, __u32 backend
 	}
 	if (skops->total_retrans)
 		__sync_fetch_and_add(&s->retransmits, skops->total_retrans);
+	if (!wrote && established_ns)
+		__sync_fetch_and_add(&s->unanswered, 1);
 	if (old_state != BPF_TCP_ESTABLISHED && old_state != BPF_TCP_CLOSE_WAIT && old_state != BPF_TCP_FIN_WAIT1)
 		return;
 	if (wrote)

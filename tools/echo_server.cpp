@@ -4,7 +4,8 @@
 //   tcpshift-echo --listen 127.0.0.1:9001 --prefix one [--reuseport] [--reset-percent 5]
 //
 // With --reset-percent, that share of its connections (drawn at random) is reset on its first
-// line instead of answered: a faulty release, for canary tests.
+// line instead of answered; with --unanswered-percent, that share is never answered and closed
+// once the client is done: faulty releases, for canary tests.
 //
 // It prints "listening on ADDR" once every socket listens. On SIGTERM or SIGINT it stops
 // listening at once and finishes the connections it has (up to 5 s), as a server handing over
@@ -58,6 +59,7 @@ Fd listen_on(const Endpoint& ep, bool reuseport, bool v6only) {
 struct Connection {
     Fd fd;
     bool reset = false;   // reset on the first line, unanswered
+    bool silent = false;  // never answered; closed at the client's end of input
     std::string pending;  // bytes after the last newline
 };
 
@@ -93,9 +95,9 @@ std::optional<int> listen_all(const std::vector<std::string>& listen, bool reuse
 
 class EchoServer {
    public:
-    EchoServer(std::string prefix, Fd epoll, std::vector<Fd> listeners, double reset_percent)
+    EchoServer(std::string prefix, Fd epoll, std::vector<Fd> listeners, double reset_percent, double silent_percent)
         : prefix_(std::move(prefix)), epoll_(std::move(epoll)), listeners_(std::move(listeners)),
-          reset_fraction_(reset_percent / 100), random_(std::random_device{}()) {}
+          reset_fraction_(reset_percent / 100), silent_fraction_(silent_percent / 100), random_(std::random_device{}()) {}
 
     // Serves until a stop signal; then stops listening at once and finishes the connections
     // it has, for up to 5 s.
@@ -135,7 +137,9 @@ class EchoServer {
             epoll_event ev{.events = EPOLLIN | EPOLLRDHUP, .data = {.fd = c}};
             ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c, &ev);
             connections_[c].fd = Fd(c);
-            connections_[c].reset = std::uniform_real_distribution<double>(0, 1)(random_) < reset_fraction_;
+            const double draw = std::uniform_real_distribution<double>(0, 1)(random_);
+            connections_[c].reset = draw < reset_fraction_;
+            connections_[c].silent = !connections_[c].reset && draw < reset_fraction_ + silent_fraction_;
         }
     }
 
@@ -158,6 +162,7 @@ class EchoServer {
                 reply += prefix_ + " " + pending.substr(start, nl - start + 1);
             pending.erase(0, start);
             // Replies are small; a full send buffer means the peer stopped reading.
+            if (connection.silent) continue;
             if (!reply.empty() && ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) return false;
         }
     }
@@ -167,6 +172,7 @@ class EchoServer {
     std::vector<Fd> listeners_;
     std::map<int, Connection> connections_;
     double reset_fraction_;
+    double silent_fraction_;
     std::mt19937_64 random_;
     char buf_[16384];
 };
@@ -177,7 +183,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> listen;
     std::string prefix = "one";
     bool reuseport = false, v6only = false;
-    double reset_percent = 0;
+    double reset_percent = 0, silent_percent = 0;
     CLI::App app{"tcp-echo backend: answers each line with \"PREFIX line\", like Istio's tcp-echo-server",
                  "tcpshift-echo"};
     app.add_option("-l,--listen", listen, "ADDRESS:PORT to listen on; repeatable")->required();
@@ -186,6 +192,9 @@ int main(int argc, char** argv) {
     app.add_flag("--v6only", v6only, "IPv6 sockets take IPv6 only (default: dual-stack)");
     app.add_option("--reset-percent", reset_percent,
                    "reset this share of connections (at random) on their first line instead of answering")
+        ->check(CLI::Range(0.0, 100.0));
+    app.add_option("--unanswered-percent", silent_percent,
+                   "never answer this share of connections (at random); close each when its client is done")
         ->check(CLI::Range(0.0, 100.0));
     CLI11_PARSE(app, argc, argv);
 
@@ -196,6 +205,6 @@ int main(int argc, char** argv) {
     std::cout << "listening on";
     for (const auto& text : listen) std::cout << " " << text;
     std::cout << std::endl;
-    EchoServer(prefix, std::move(epoll), std::move(listeners), reset_percent).run();
+    EchoServer(prefix, std::move(epoll), std::move(listeners), reset_percent, silent_percent).run();
     return 0;
 }

@@ -68,7 +68,8 @@ Result<BackendSli> read_backend_sli(const DataplaneMaps& maps, uint32_t backend_
     if (auto ok = read_map(maps.backend_sli, "backend_sli", &backend_id, &s); !ok) return fail(ok.error());
     BackendSli out{.reset_after_data = s.reset_after_data,
                    .reset_without_data = s.reset_without_data,
-                   .retransmits = s.retransmits};
+                   .retransmits = s.retransmits,
+                   .unanswered = s.unanswered};
     out.rtt_us.count = s.rtt_count;
     out.rtt_us.sum = s.rtt_sum_us;
     out.duration_us.count = s.duration_count;

@@ -57,6 +57,7 @@ struct BackendSli {
     uint64_t reset_after_data = 0;    // ended by a reset after the backend wrote
     uint64_t reset_without_data = 0;  // by a reset, the backend having written nothing, after 1 s
     uint64_t retransmits = 0;       // segments retransmitted
+    uint64_t unanswered = 0;        // closed, established, the backend having written nothing
     Histogram rtt_us;               // smoothed RTT at close, microseconds
     Histogram duration_us;          // establishment to close, microseconds
 };

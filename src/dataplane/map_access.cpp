@@ -22,7 +22,7 @@ static_assert(sizeof(ts_backend_addr) == 48);
 static_assert(sizeof(ts_backend_load) == 8 + 8 * TS_MAX_PENDING);
 static_assert(sizeof(ts_backend_health) == 56);
 static_assert(sizeof(ts_client) == 48);
-static_assert(sizeof(ts_backend_sli) == 8 * (7 + 2 * TS_SLI_BUCKETS));
+static_assert(sizeof(ts_backend_sli) == 8 * (8 + 2 * TS_SLI_BUCKETS));
 static_assert(sizeof(ts_listener_key) == 32);
 static_assert(sizeof(ts_service_stats) == 64);
 static_assert(sizeof(ts_backend_stats) == 40);

@@ -267,6 +267,12 @@ void render_sli(std::ostream& out, const Plan& plan, const StatsFacts& stats) {
         for (const auto& subset : svc.subsets)
             for (const auto& b : subset.backends)
                 f.sample(backend_labels(svc, subset, b), stats.backend_sli(b.id).retransmits);
+    Family u(out, "tcpshift_connections_unanswered_total", "counter",
+             "A backend's closed connections to which it wrote nothing, however they ended.");
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends)
+                u.sample(backend_labels(svc, subset, b), stats.backend_sli(b.id).unanswered);
 }
 
 void render_reloads(std::ostream& out, const std::map<std::string, uint64_t>& reloads) {

@@ -51,6 +51,7 @@ json sli_json(const StatsFacts& facts, uint32_t backend_id) {
               {"reset_after_data", s.reset_after_data},
               {"reset_without_data", s.reset_without_data}}},
             {"retransmits", s.retransmits},
+            {"unanswered", s.unanswered},
             {"rtt", histogram_json(s.rtt_us, rtt_bound_us, "us")},
             {"lifetime", histogram_json(s.duration_us, duration_bound_us, "us")}};
 }
@@ -58,14 +59,14 @@ json sli_json(const StatsFacts& facts, uint32_t backend_id) {
 void print_sli(const PlanService& svc, const StatsFacts& facts, std::ostream& out) {
     TextTable t;
     t.row({"SUBSET", "BACKEND", "FAILED BEFORE DATA", "LISTEN OVERFLOW", "RESET AFTER DATA", "LATE SILENT RESET",
-           "RETRANSMITS",
+           "UNANSWERED", "RETRANSMITS",
            "RTT p50", "RTT p99", "LIFETIME p50", "LIFETIME p99"});
     for (const auto& subset : svc.subsets)
         for (const auto& b : subset.backends) {
             const BackendSli s = facts.backend_sli(b.id);
             const BackendFailures f = facts.backend_failures(b.id);
             t.row({subset.name, b.address.str(), std::to_string(f.before_data), std::to_string(f.listen_overflows),
-                   std::to_string(s.reset_after_data), std::to_string(s.reset_without_data), std::to_string(s.retransmits),
+                   std::to_string(s.reset_after_data), std::to_string(s.reset_without_data), std::to_string(s.unanswered), std::to_string(s.retransmits),
                    bound_text(s.rtt_us, 0.5, rtt_bound_us, 1e-6), bound_text(s.rtt_us, 0.99, rtt_bound_us, 1e-6),
                    bound_text(s.duration_us, 0.5, duration_bound_us, 1e-6),
                    bound_text(s.duration_us, 0.99, duration_bound_us, 1e-6)});

@@ -12,7 +12,9 @@ SubsetFigures SubsetFigures::operator-(const SubsetFigures& earlier) const {
     return {.connections = since(connections, earlier.connections),
             .failures = since(failures, earlier.failures),
             .rtt_count = since(rtt_count, earlier.rtt_count),
-            .rtt_sum_us = since(rtt_sum_us, earlier.rtt_sum_us)};
+            .rtt_sum_us = since(rtt_sum_us, earlier.rtt_sum_us),
+            .closed = since(closed, earlier.closed),
+            .unanswered = since(unanswered, earlier.unanswered)};
 }
 
 SubsetFigures& SubsetFigures::operator+=(const SubsetFigures& more) {
@@ -20,6 +22,8 @@ SubsetFigures& SubsetFigures::operator+=(const SubsetFigures& more) {
     failures += more.failures;
     rtt_count += more.rtt_count;
     rtt_sum_us += more.rtt_sum_us;
+    closed += more.closed;
+    unanswered += more.unanswered;
     return *this;
 }
 
@@ -34,6 +38,8 @@ std::map<std::string, SubsetFigures> subset_figures(const PlanService& service, 
             f.failures += failed.before_data + sli.reset_after_data + sli.reset_without_data;
             f.rtt_count += sli.rtt_us.count;
             f.rtt_sum_us += sli.rtt_us.sum;
+            f.closed += sli.duration_us.count;
+            f.unanswered += sli.unanswered;
         }
     }
     return out;
@@ -76,6 +82,13 @@ Verdict judge_step(const RolloutSpec& spec, const SubsetFigures& canary, const S
         return {Kind::kFail, "failure-rate",
                 failed + " > " + pct(spec.max_failure_rate) + "; the baseline failed " + std::to_string(baseline.failures) +
                     " of " + std::to_string(baseline.connections) + " (" + pct(baseline.failure_rate()) + ")"};
+    if (canary.closed >= std::min<uint64_t>(spec.min_connections, kMinRtts) && baseline.closed > 0 &&
+        canary.unanswered_rate() > baseline.unanswered_rate() + spec.max_failure_rate)
+        return {Kind::kFail, "unanswered",
+                spec.canary + " wrote nothing on " + std::to_string(canary.unanswered) + " of " +
+                    std::to_string(canary.closed) + " closed connections (" + pct(canary.unanswered_rate()) +
+                    "), the baseline on " + pct(baseline.unanswered_rate()) + ": more than " + pct(spec.max_failure_rate) +
+                    " above it"};
     // A mean of a few RTTs is one slow connection's: the canary's needs as many as the step's
     // connections, up to kMinRtts.
     const uint64_t rtts_needed = std::min<uint64_t>(spec.min_connections, kMinRtts);

@@ -24,6 +24,8 @@ struct SubsetFigures {
     uint64_t failures = 0;
     uint64_t rtt_count = 0;   // closed connections whose smoothed RTT was recorded
     uint64_t rtt_sum_us = 0;
+    uint64_t closed = 0;      // established connections that closed
+    uint64_t unanswered = 0;  // of those, the ones to which the backend wrote nothing
 
     SubsetFigures operator-(const SubsetFigures& earlier) const;
     SubsetFigures& operator+=(const SubsetFigures& more);
@@ -33,6 +35,7 @@ struct SubsetFigures {
         const uint64_t of = std::max(connections, failures);
         return of ? static_cast<double>(failures) / static_cast<double>(of) : 0;
     }
+    double unanswered_rate() const { return closed ? static_cast<double>(std::min(unanswered, closed)) / closed : 0; }
     // 0 with no RTT recorded
     double mean_rtt_us() const { return rtt_count ? static_cast<double>(rtt_sum_us) / rtt_count : 0; }
 };
@@ -52,12 +55,17 @@ struct Verdict {
         kFail,
     };
     Kind kind = Kind::kWait;
-    std::string gate;    // the gate that failed, or what is awaited: "failure-rate", "rtt", "connections"
+    // the gate that failed, or what is awaited: "failure-rate", "unanswered", "rtt", "connections"
+    std::string gate;
     std::string reason;  // one line with the figures, e.g. "v2 failed 12 of 230 connections (5.2%) > 1%"
 };
 
 // Judges a step: `canary` and `baseline` are their figures over the step. A gate fails only on
 // at least `min_connections` canary connections; the RTT gate waits for RTTs on both sides.
+// The unanswered gate fails when the canary wrote nothing on a share of its closed connections
+// larger than the baseline's by more than max_failure_rate: what clients that half-close after
+// their request see of a canary that closes without answering (an upload, where neither side
+// answers, passes).
 Verdict judge_step(const RolloutSpec& spec, const SubsetFigures& canary, const SubsetFigures& baseline);
 
 }  // namespace tcpshift

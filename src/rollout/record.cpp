@@ -28,7 +28,9 @@ json figures_json(const std::map<std::string, SubsetFigures>& figures) {
         out[name] = {{"connections", f.connections},
                      {"failures", f.failures},
                      {"rtt_count", f.rtt_count},
-                     {"rtt_sum_us", f.rtt_sum_us}};
+                     {"rtt_sum_us", f.rtt_sum_us},
+                     {"closed", f.closed},
+                     {"unanswered", f.unanswered}};
     return out;
 }
 
@@ -38,7 +40,9 @@ std::map<std::string, SubsetFigures> figures_from(const json& doc) {
         out[name] = {.connections = f.at("connections").get<uint64_t>(),
                      .failures = f.at("failures").get<uint64_t>(),
                      .rtt_count = f.at("rtt_count").get<uint64_t>(),
-                     .rtt_sum_us = f.at("rtt_sum_us").get<uint64_t>()};
+                     .rtt_sum_us = f.at("rtt_sum_us").get<uint64_t>(),
+                     .closed = f.value("closed", uint64_t{0}),
+                     .unanswered = f.value("unanswered", uint64_t{0})};
     return out;
 }
 

@@ -40,11 +40,11 @@ std::vector<uint32_t> steps_taken(const std::vector<json>& events) {
 
 class RolloutTest : public SteeringTest {
    protected:
-    // Dual-stack: v1 answers "one"; v2 answers "two" and resets `v2_reset_percent` of its
-    // connections.
-    void serve(double v2_reset_percent) {
+    // Dual-stack: v1 answers "one"; v2 answers "two", and is faulty as `v2_fault` says.
+    void serve(double v2_reset_percent, std::vector<std::string> v2_fault = {}) {
         v1_ = start_echo(netns(), "[::]:9001", "one");
-        v2_ = start_echo(netns(), "[::]:9002", "two", {"--reset-percent", std::to_string(v2_reset_percent)});
+        v2_fault.insert(v2_fault.end(), {"--reset-percent", std::to_string(v2_reset_percent)});
+        v2_ = start_echo(netns(), "[::]:9002", "two", v2_fault);
         apply(traffic_shift("tcp-echo", R"(["127.0.0.1:31400", "[::1]:31400"])",
                             {{"v1", 100, {"127.0.0.1:9001", "[::1]:9001"}}, {"v2", 0, {"127.0.0.1:9002", "[::1]:9002"}}}));
     }
@@ -127,6 +127,24 @@ TEST_F(RolloutTest, ACanaryThatResetsFivePercentIsAbortedAtItsFirstJudgementAndT
     EXPECT_GE(totals["connections"].get<uint64_t>() + 20, opened);
     EXPECT_LE(totals["failures"].get<uint64_t>(), failed);
     EXPECT_GE(totals["failures"].get<uint64_t>() + 5, failed);
+}
+
+// The load generator's clients half-close after their request, as `nc -N` does: a canary that
+// then closes without a word fails no connection by the failure-rate gate's reasons (an upload
+// ends so), but answers less than its baseline.
+TEST_F(RolloutTest, ACanaryThatClosesWithoutAnsweringIsAbortedOnTheUnansweredGate) {
+    serve(0, {"--unanswered-percent", "20"});
+    Child clients = load(60);
+    const CommandResult r = rollout({"tcp-echo", "--to", "v2", "--steps", "10,50,100", "--interval", "3s",
+                                     "--min-connections", "100", "--json"});
+    EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+    const auto events = events_of(r.out);
+    ASSERT_FALSE(events.empty()) << r.err;
+    std::cout << "[ figures ] " << events.back().dump() << "\n";
+    EXPECT_EQ(events.back()["event"], "abort");
+    EXPECT_EQ(events.back()["failed_gate"], "unanswered") << events.back().dump();
+    EXPECT_EQ(events.back()["step"], 1);
+    EXPECT_EQ(weights(), (std::map<std::string, uint32_t>{{"v1", 100}, {"v2", 0}}));
 }
 
 TEST_F(RolloutTest, AHealthyCanaryIsPromotedRunAfterRunWithoutAFalseAbort) {
