@@ -10,12 +10,6 @@ namespace tcpshift {
 
 namespace {
 
-uint64_t unix_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-}
-
 // The weights a record's rollout left installed; none when it installed nothing or was
 // stopped by a change from elsewhere.
 std::optional<Weights> installed_by(const RolloutRecord& r) {
@@ -97,7 +91,7 @@ void AgentRollouts::reconcile(const std::vector<RolloutSpec>& specs) {
             continue;
         }
         start({.spec = spec, .start_weights = now->weights, .origin = now->figures, .pid = ::getpid(),
-               .started_unix_ms = unix_ms()});
+               .started_unix_ms = system_unix_ms()});
     }
 }
 
@@ -140,18 +134,9 @@ void AgentRollouts::run(RolloutRecord record, Running* running) {
                 if (!dataplane) return fail(dataplane.error());
                 return install_weights(*dataplane, service, weights, log_progress(log_));
             },
-        .now_unix_ms = unix_ms,
-        .steady_ms =
-            [] {
-                return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 std::chrono::steady_clock::now().time_since_epoch())
-                                                 .count());
-            },
-        .sleep_ms =
-            [&](uint64_t ms) {
-                for (uint64_t slept = 0; slept < ms && !held(); slept += 50)
-                    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<uint64_t>(50, ms - slept)));
-            },
+        .now_unix_ms = system_unix_ms,
+        .steady_ms = system_steady_ms,
+        .sleep_ms = [&](uint64_t ms) { sleep_unless(ms, held); },
         .control = [&]() -> std::optional<std::string> {
             if (held()) return "hold";
             return take_control(control);

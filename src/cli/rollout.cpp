@@ -61,12 +61,6 @@ class AbortOnSignals {
     struct sigaction old_[3];
 };
 
-uint64_t unix_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-}
-
 Result<void> install_weights(const RolloutCommand& cmd, const std::map<std::string, uint32_t>& weights, Streams io) {
     const Progress warnings = [&io](const Event& e) {
         if (e.kind == Event::Kind::kWarning) io.err << "warning: " << e.text << "\n";
@@ -93,18 +87,9 @@ Result<void> drive(const RolloutCommand& cmd, RolloutRecord& record, uint64_t in
     const RolloutIo rollout_io{
         .read = [&] { return read_service(cmd.target.netns, cmd.service); },
         .set_weights = [&](const auto& weights) { return install_weights(cmd, weights, io); },
-        .now_unix_ms = unix_ms,
-        .steady_ms =
-            [] {
-                return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 std::chrono::steady_clock::now().time_since_epoch())
-                                                 .count());
-            },
-        .sleep_ms =
-            [](uint64_t ms) {
-                for (uint64_t slept = 0; slept < ms && g_interrupted == 0; slept += 50)
-                    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<uint64_t>(50, ms - slept)));
-            },
+        .now_unix_ms = system_unix_ms,
+        .steady_ms = system_steady_ms,
+        .sleep_ms = [](uint64_t ms) { sleep_unless(ms, [] { return g_interrupted != 0; }); },
         .control = [&]() -> std::optional<std::string> {
             if (const int signal = g_interrupted.exchange(0)) return std::string("abort:") + sigabbrev_np(signal);
             return take_control(control);
@@ -198,7 +183,7 @@ Result<void> run_start(const RolloutCommand& cmd, Streams io) {
                                  " already, not less than the first step's " + std::to_string(spec->steps.front()) +
                                  "%; is it the canary? (`tcpshift status`)"));
     RolloutRecord record{.spec = *spec, .start_weights = start->weights, .origin = start->figures, .pid = ::getpid(),
-                         .started_unix_ms = unix_ms()};
+                         .started_unix_ms = system_unix_ms()};
     if (auto ok = save_record(path, record); !ok) return ok;
     return drive(cmd, record, *inode, io);
 }
@@ -250,7 +235,7 @@ Result<void> act_for_runner(const ControlCommand& c, RolloutRecord& record, uint
     record.phase = RolloutPhase::kAborted;
     record.outcome = "aborted by `tcpshift rollout abort` while held at step " + std::to_string(record.step + 1) +
                      "; back to " + weights_text(record.start_weights);
-    record.notes.push_back({.t_ms = unix_ms() - record.started_unix_ms, .kind = "abort", .text = record.outcome});
+    record.notes.push_back({.t_ms = system_unix_ms() - record.started_unix_ms, .kind = "abort", .text = record.outcome});
     if (auto ok = save_record(record_path(inode, c.service), record); !ok) return ok;
     io.out << "rollout " << c.service << ": " << record.outcome << "\n";
     return {};

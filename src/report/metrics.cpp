@@ -253,6 +253,15 @@ void render_histogram(std::ostream& out, const Plan& plan, const StatsFacts& sta
             }
 }
 
+// One counter of backend_sli per backend.
+void render_sli_counter(std::ostream& out, const Plan& plan, const StatsFacts& stats, const char* name, const char* help,
+                        uint64_t BackendSli::*counter) {
+    Family f(out, name, "counter", help);
+    for (const auto& svc : plan.services)
+        for (const auto& subset : svc.subsets)
+            for (const auto& b : subset.backends) f.sample(backend_labels(svc, subset, b), stats.backend_sli(b.id).*counter);
+}
+
 void render_sli(std::ostream& out, const Plan& plan, const StatsFacts& stats) {
     render_failures(out, plan, stats);
     render_histogram(out, plan, stats, "tcpshift_connection_rtt_seconds",
@@ -261,18 +270,12 @@ void render_sli(std::ostream& out, const Plan& plan, const StatsFacts& stats) {
     render_histogram(out, plan, stats, "tcpshift_connection_duration_seconds",
                      "Lifetimes of a backend's connections, establishment to close.", &BackendSli::duration_us,
                      duration_bound_us, 1e-6);
-    Family f(out, "tcpshift_retransmits_total", "counter",
-             "Segments retransmitted on a backend's connections, counted as each closed.");
-    for (const auto& svc : plan.services)
-        for (const auto& subset : svc.subsets)
-            for (const auto& b : subset.backends)
-                f.sample(backend_labels(svc, subset, b), stats.backend_sli(b.id).retransmits);
-    Family u(out, "tcpshift_connections_unanswered_total", "counter",
-             "A backend's closed connections to which it wrote nothing, however they ended.");
-    for (const auto& svc : plan.services)
-        for (const auto& subset : svc.subsets)
-            for (const auto& b : subset.backends)
-                u.sample(backend_labels(svc, subset, b), stats.backend_sli(b.id).unanswered);
+    render_sli_counter(out, plan, stats, "tcpshift_retransmits_total",
+                       "Segments retransmitted on a backend's connections, counted as each closed.",
+                       &BackendSli::retransmits);
+    render_sli_counter(out, plan, stats, "tcpshift_connections_unanswered_total",
+                       "A backend's closed connections to which it wrote nothing, however they ended.",
+                       &BackendSli::unanswered);
 }
 
 void render_reloads(std::ostream& out, const std::map<std::string, uint64_t>& reloads) {

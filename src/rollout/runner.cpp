@@ -1,8 +1,27 @@
 #include "rollout/runner.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 namespace tcpshift {
+
+uint64_t system_unix_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+}
+
+uint64_t system_steady_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
+
+void sleep_unless(uint64_t ms, const std::function<bool()>& stop) {
+    for (uint64_t slept = 0; slept < ms && !stop(); slept += 50)
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min<uint64_t>(50, ms - slept)));
+}
 
 std::string weights_text(const std::map<std::string, uint32_t>& weights) {
     std::string out;

@@ -52,4 +52,10 @@ Result<void> run_rollout(RolloutRecord& record, const RolloutIo& io);
 // "v1=80 v2=20"
 std::string weights_text(const std::map<std::string, uint32_t>& weights);
 
+// The system's clocks, for a RolloutIo that runs for real.
+uint64_t system_unix_ms();
+uint64_t system_steady_ms();
+// Sleeps `ms` in slices of 50 ms, and returns early once `stop()` holds.
+void sleep_unless(uint64_t ms, const std::function<bool()>& stop);
+
 }  // namespace tcpshift

@@ -21,6 +21,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A Prometheus server on 127.0.0.1:`port` scraping the agent's metrics on `agent_port` every
+// second, its files under `dir`.
+Child start_prometheus(const fs::path& dir, int agent_port, int port) {
+    fs::create_directories(dir);
+    std::ofstream(dir / "prometheus.yml")
+        << "global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: tcpshift\n  static_configs:\n"
+        << "  - targets: ['127.0.0.1:" << agent_port << "']\n";
+    return Child::start("",
+                        {"/usr/bin/prometheus", "--config.file=" + (dir / "prometheus.yml").string(),
+                         "--storage.tsdb.path=" + (dir / "data").string(),
+                         "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+                        std::chrono::milliseconds(0), (dir / "prometheus.log").string());
+}
+
 TEST_F(AgentTest, MetricsCountConnectionsAndBytesExactly) {
     replace_file(dir_ / "tcp-echo.yaml", tcp_echo_config(100, 0));
     start_agent();
@@ -72,16 +86,7 @@ TEST_F(AgentTest, APrometheusServerScrapesTheSplit) {
         ASSERT_EQ(sent.failures, 0u);
     }
     const int prom_port = free_port();
-    const fs::path prom_dir = dir_ / "prometheus";
-    fs::create_directories(prom_dir);
-    std::ofstream(prom_dir / "prometheus.yml")
-        << "global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: tcpshift\n  static_configs:\n"
-        << "  - targets: ['127.0.0.1:" << port_ << "']\n";
-    Child prometheus = Child::start(
-        "", {"/usr/bin/prometheus", "--config.file=" + (prom_dir / "prometheus.yml").string(),
-             "--storage.tsdb.path=" + (prom_dir / "data").string(),
-             "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
-        std::chrono::milliseconds(0), (prom_dir / "prometheus.log").string());
+    Child prometheus = start_prometheus(dir_ / "prometheus", port_, prom_port);
     const std::string query =
         "/api/v1/query?query=sum%20by%20(destination_version)%20(istio_tcp_connections_opened_total)";
     std::string body;
@@ -115,16 +120,7 @@ TEST_F(AgentTest, TheCanaryQueriesOfTheReadmeAnswerInPrometheus) {
     replace_file(dir_ / "tcp-echo.yaml", tcp_echo_config(50, 50));
     start_agent();
     const int prom_port = free_port();
-    const fs::path prom_dir = dir_ / "prometheus";
-    fs::create_directories(prom_dir);
-    std::ofstream(prom_dir / "prometheus.yml")
-        << "global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: tcpshift\n  static_configs:\n"
-        << "  - targets: ['127.0.0.1:" << port_ << "']\n";
-    Child prometheus = Child::start(
-        "", {"/usr/bin/prometheus", "--config.file=" + (prom_dir / "prometheus.yml").string(),
-             "--storage.tsdb.path=" + (prom_dir / "data").string(),
-             "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
-        std::chrono::milliseconds(0), (prom_dir / "prometheus.log").string());
+    Child prometheus = start_prometheus(dir_ / "prometheus", port_, prom_port);
     const auto encoded = [](const std::string& q) {
         std::string out;
         for (unsigned char c : q) {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "agent_fixture.h"
+#include "report_json.h"
 
 namespace tcpshift::testing {
 namespace {
@@ -31,13 +32,7 @@ spec:
 
 class AgentRolloutTest : public AgentTest {
    protected:
-    std::map<std::string, uint32_t> weights() {
-        const json status = json::parse(tcpshift_here({"status", "--json"}).out);
-        std::map<std::string, uint32_t> out;
-        for (const auto& svc : status["services"])
-            for (const auto& subset : svc["subsets"]) out[subset["name"]] = subset["weight"];
-        return out;
-    }
+    std::map<std::string, uint32_t> weights() { return applied_weights(json::parse(tcpshift_here({"status", "--json"}).out)); }
     json record() {
         const CommandResult r = tcpshift_here({"rollout", "status", "tcp-echo", "--json"});
         return r.exit_code == 0 ? json::parse(r.out) : json();

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "connect_fixture.h"
+#include "report_json.h"
 
 namespace tcpshift::testing {
 namespace {
@@ -47,6 +48,26 @@ TEST_F(ConnectTest, ACanaryWhosePodAnswersLateIsAbortedOnTheRttGate) {
     EXPECT_EQ(event["step"], 1);
     EXPECT_EQ(summary.value("failed", 1), 0) << "late, not failed: " << summary.dump();
     EXPECT_EQ(event["weights_now"], (nlohmann::json{{"v1", 100}, {"v2", 0}}));
+}
+
+// Exactness on the connect-time path: N handshakes refused by a pod with nothing listening on
+// the port are N handshake failures of that backend, and the clients saw N failures. (After a
+// few, the kernel takes the backend for down and draws the others: README, Health of
+// connect-time backends.)
+TEST_F(ConnectTest, EachFailedHandshakeIsOneHandshakeFailure) {
+    node().apply(traffic_shift("tcp-echo", {kFrontendV4},
+                               {{.name = "v1", .weight = 50, .backends = {"10.244.0.11:9000"}},
+                                {.name = "v2", .weight = 50, .backends = {"10.244.0.12:9001"}}}));  // no listener
+    const nlohmann::json summary = node().load({.target = kFrontendV4, .connections = 400, .concurrency = 4});
+    const nlohmann::json stats = node().stats();
+    const nlohmann::json* v2 = backend_of(stats, "10.244.0.12:9001");
+    ASSERT_TRUE(v2) << stats.dump();
+    const uint64_t failed = summary.value("failed", uint64_t{0});
+    std::cout << "[ figures ] clients: " << failed << " of 400 failed; the kernel: "
+              << (*v2)["measured"]["failures"].dump() << "\n";
+    EXPECT_GE(failed, 3u) << summary.dump();
+    EXPECT_EQ((*v2)["measured"]["failures"]["handshake_failed"].get<uint64_t>(), failed) << v2->dump();
+    EXPECT_EQ(replies(summary, "one") + failed, 400u) << summary.dump();
 }
 
 }  // namespace

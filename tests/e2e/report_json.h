@@ -2,6 +2,8 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <cstdint>
+#include <map>
 #include <string>
 
 namespace tcpshift::testing {
@@ -13,6 +15,14 @@ inline const nlohmann::json* backend_of(const nlohmann::json& report, const std:
             for (const auto& b : subset["backends"])
                 if (b["address"] == address) return &b;
     return nullptr;
+}
+
+// Subset -> weight of every service in `status --json`.
+inline std::map<std::string, uint32_t> applied_weights(const nlohmann::json& status) {
+    std::map<std::string, uint32_t> out;
+    for (const auto& svc : status["services"])
+        for (const auto& subset : svc["subsets"]) out[subset["name"]] = subset["weight"];
+    return out;
 }
 
 }  // namespace tcpshift::testing

@@ -62,13 +62,7 @@ class RolloutTest : public SteeringTest {
         return run_command(argv);
     }
     // The weights applied now, from `status --json`.
-    std::map<std::string, uint32_t> weights() {
-        const json status = json::parse(tcpshift_here({"status", "--json"}).out);
-        std::map<std::string, uint32_t> out;
-        for (const auto& svc : status["services"])
-            for (const auto& subset : svc["subsets"]) out[subset["name"]] = subset["weight"];
-        return out;
-    }
+    std::map<std::string, uint32_t> weights() { return applied_weights(json::parse(tcpshift_here({"status", "--json"}).out)); }
     json record() { return json::parse(rollout({"status", "tcp-echo", "--json"}).out); }
 
     Child v1_, v2_;
