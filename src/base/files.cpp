@@ -9,7 +9,8 @@
 namespace tcpshift {
 
 Result<void> replace_file(const std::string& path, const std::string& text, mode_t mode) {
-    const std::string tmp = path + ".tmp";
+    // One temporary name a process: writers of one file in two processes do not mix.
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
     Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
     if (!out) return fail(system_error("open " + tmp, errno));
     for (size_t done = 0; done < text.size();) {

@@ -9,7 +9,7 @@
 
 namespace tcpshift {
 
-// Writes `text` to PATH.tmp (mode `mode`), syncs it, renames it over `path` and syncs the
+// Writes `text` to PATH.tmp.PID (mode `mode`), syncs it, renames it over `path` and syncs the
 // directory. The directory must exist.
 Result<void> replace_file(const std::string& path, const std::string& text, mode_t mode);
 

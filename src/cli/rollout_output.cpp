@@ -45,7 +45,9 @@ json event_json(const RolloutRecord& r, const std::string& kind, uint64_t t_ms) 
         e["failed_gate"] = r.failed_gate;
         if (r.phase == RolloutPhase::kAborted || r.phase == RolloutPhase::kStopped) e.erase("weights");
         e["weights_now"] = r.phase == RolloutPhase::kAborted ? r.start_weights
-                                                              : step_weights(r.start_weights, r.spec.canary, r.spec.steps[r.step]);
+                           : r.phase == RolloutPhase::kStopped && !r.timeline.empty()
+                               ? r.timeline.back().weights
+                               : step_weights(r.start_weights, r.spec.canary, r.spec.steps[r.step]);
     }
     return e;
 }
@@ -68,8 +70,11 @@ std::string totals_text(const RolloutRecord& r) {
 
 std::string live_text(const RolloutRecord& r) {
     const uint64_t in_step = now_ms(r) - r.step_started_ms;
+    if (r.phase == RolloutPhase::kPaused) return step_text(r) + ", paused " + seconds(in_step) + " in: " + r.live;
+    if (in_step >= r.spec.interval_ms)
+        return step_text(r) + ", " + seconds(in_step) + " in, its " + seconds(r.spec.interval_ms) +
+               " over, judged as soon as: " + (r.live.empty() ? "measuring" : r.live);
     std::string text = step_text(r) + ", " + seconds(in_step) + " of " + seconds(r.spec.interval_ms);
-    if (r.phase == RolloutPhase::kPaused) return text + ", paused: " + r.live;
     const uint64_t step_left = in_step < r.spec.interval_ms ? r.spec.interval_ms - in_step : 0;
     const uint64_t left = step_left + (r.spec.steps.size() - r.step - 1) * r.spec.interval_ms;
     return text + ", at least " + seconds(left) + " left: " + (r.live.empty() ? "measuring" : r.live);

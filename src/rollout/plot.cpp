@@ -1,6 +1,7 @@
 #include "rollout/plot.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -201,7 +202,9 @@ Result<void> write_png(const std::string& path, const RolloutRecord& record) {
     pid_t pid = 0;
     const int spawned = ::posix_spawnp(&pid, argv[0], nullptr, nullptr, const_cast<char* const*>(argv), environ);
     int status = 0;
-    if (spawned == 0) ::waitpid(pid, &status, 0);
+    if (spawned == 0)
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
     ::unlink(svg.c_str());
     if (spawned != 0)
         return fail(system_error("--plot " + path + ": run rsvg-convert (apt-get install librsvg2-bin), or write .svg",

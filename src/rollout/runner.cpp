@@ -31,6 +31,8 @@ std::string weights_text(const std::map<std::string, uint32_t>& weights) {
 
 namespace {
 
+constexpr size_t kMaxTimeline = 2000;
+
 // What a tick found: go on with the step, or the step (and the rollout) ended.
 enum class Tick { kGoOn, kEnded };
 
@@ -100,6 +102,13 @@ class Runner {
         RolloutPoint point{.t_ms = t(), .weights = now.weights};
         for (const auto& [name, figures] : now.figures) point.totals[name] = figures - r_.origin[name];
         r_.timeline.push_back(std::move(point));
+        // A step that waits long, or a long pause, thins the older half: the record stays small.
+        if (r_.timeline.size() > kMaxTimeline) {
+            std::vector<RolloutPoint> thinned;
+            for (size_t i = 0; i < r_.timeline.size(); ++i)
+                if (i % 2 == 0 || i >= r_.timeline.size() / 2) thinned.push_back(std::move(r_.timeline[i]));
+            r_.timeline = std::move(thinned);
+        }
     }
 
     // Puts the starting weights back, trying again for restore_for_ms; the record says it is

@@ -13,6 +13,7 @@ Result<std::vector<uint32_t>> parse_steps(const std::string& text) {
     std::stringstream in(text);
     std::string part;
     while (std::getline(in, part, ',')) {
+        if (!part.empty() && part.back() == '%') part.pop_back();  // "10%,50%" as well
         uint32_t value = 0;
         const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
         if (ec != std::errc() || end != part.data() + part.size() || value < 1 || value > 100)

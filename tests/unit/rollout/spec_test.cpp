@@ -21,6 +21,7 @@ TEST(RolloutSpec, StepsRiseFromOneToAHundred) {
         {.desc = "a word", .text = "5,ten", .steps = {}},
         {.desc = "empty", .text = "", .steps = {}},
         {.desc = "a trailing comma", .text = "5,", .steps = {5}},
+        {.desc = "with their signs", .text = "10%,50%,100%", .steps = {10, 50, 100}},
     };
     for (const auto& c : cases) {
         auto steps = parse_steps(c.text);
