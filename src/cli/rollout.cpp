@@ -28,6 +28,7 @@ struct RolloutCommand {
     std::string to, steps = "5,10,25,50,100", interval = "30s";
     std::string max_failure_rate = "1%", max_rtt_increase = "50%", rtt_slack = "1ms";
     uint64_t min_connections = 100;
+    std::string max_wait;  // empty: ten intervals
     std::string plot;
     bool json = false;
     bool force = false;
@@ -122,6 +123,12 @@ Result<RolloutSpec> spec_of(const RolloutCommand& cmd) {
     auto interval = parse_duration_ms(cmd.interval);
     if (!interval) return fail(config_error("--interval " + cmd.interval + ": " + interval.error().message));
     spec.interval_ms = *interval;
+    if (!cmd.max_wait.empty()) {
+        auto wait = parse_duration_ms(cmd.max_wait);
+        if (!wait || *wait == 0)
+            return fail(config_error("--max-wait " + cmd.max_wait + ": " + (wait ? "give a duration above 0" : wait.error().message)));
+        spec.max_wait_ms = *wait;
+    }
     auto slack = parse_duration_ms(cmd.rtt_slack);
     if (!slack) return fail(config_error("--rtt-slack " + cmd.rtt_slack + ": " + slack.error().message));
     spec.rtt_slack_us = *slack * 1000;
@@ -330,6 +337,9 @@ Action add_rollout(CLI::App& command) {
                        "a step is judged on at least this many canary connections; it waits for them")
         ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000'000}))
         ->capture_default_str();
+    command.add_option("--max-wait", cmd->max_wait,
+                       "how long a step may wait for data past its interval before the rollout aborts (default: ten "
+                       "intervals)");
     command.add_option("--plot", cmd->plot, "draw the timeline into FILE.svg when the rollout ends");
     add_json_flag(command, cmd->json);
     add_force_option(command, cmd->force);

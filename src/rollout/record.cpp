@@ -50,7 +50,8 @@ json spec_json(const RolloutSpec& s) {
     return {{"service", s.service},           {"to", s.canary},
             {"steps", s.steps},               {"interval_ms", s.interval_ms},
             {"max_failure_rate", s.max_failure_rate}, {"max_rtt_increase", s.max_rtt_increase},
-            {"rtt_slack_us", s.rtt_slack_us}, {"min_connections", s.min_connections}};
+            {"rtt_slack_us", s.rtt_slack_us}, {"min_connections", s.min_connections},
+            {"max_wait_ms", s.max_wait_ms}};
 }
 
 RolloutSpec spec_from(const json& d) {
@@ -61,7 +62,8 @@ RolloutSpec spec_from(const json& d) {
             .max_failure_rate = d.at("max_failure_rate").get<double>(),
             .max_rtt_increase = d.at("max_rtt_increase").get<double>(),
             .rtt_slack_us = d.at("rtt_slack_us").get<uint64_t>(),
-            .min_connections = d.at("min_connections").get<uint64_t>()};
+            .min_connections = d.at("min_connections").get<uint64_t>(),
+            .max_wait_ms = d.value("max_wait_ms", uint64_t{0})};
 }
 
 RolloutPhase phase_from(const std::string& name) {

@@ -52,7 +52,7 @@ Result<RolloutSpec> parse_traffic_rollout(const Resource& r) {
     const YAML::Node spec = doc["spec"];
     if (!spec || !spec.IsMap()) return fail(config_error(r.where.str() + ": spec: missing or not a mapping"));
     if (auto ok = check_fields(spec, {"service", "to", "steps", "interval", "maxFailureRate", "maxRttIncrease", "rttSlack",
-                                      "minConnections"},
+                                      "minConnections", "maxWait"},
                                file, "spec.");
         !ok)
         return fail(ok.error());
@@ -70,6 +70,11 @@ Result<RolloutSpec> parse_traffic_rollout(const Resource& r) {
         auto interval = scalar_duration_ms(spec["interval"], file, "spec.interval", 1000, 24ull * 3600 * 1000);
         if (!interval) return fail(interval.error());
         out.interval_ms = *interval;
+    }
+    if (spec["maxWait"]) {
+        auto wait = scalar_duration_ms(spec["maxWait"], file, "spec.maxWait", 1000, 7ull * 24 * 3600 * 1000);
+        if (!wait) return fail(wait.error());
+        out.max_wait_ms = *wait;
     }
     if (spec["rttSlack"]) {
         auto slack = scalar_duration_ms(spec["rttSlack"], file, "spec.rttSlack", 0, 60'000);

@@ -209,6 +209,9 @@ class Runner {
                 note("pass", "step " + step_name() + " passed: " + verdict.reason);
                 return {};
             }
+            if (io_.steady_ms() >= step_steady_ms_ + r_.spec.interval_ms + r_.spec.max_wait())
+                return abort("thin-data", "waited " + std::to_string(r_.spec.max_wait() / 1000) +
+                                              " s past the step's interval for data to judge: " + verdict.reason);
             io_.changed(r_, nullptr);
         }
     }

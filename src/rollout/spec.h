@@ -22,6 +22,12 @@ struct RolloutSpec {
     // where half again is noise, not a regression.
     uint64_t rtt_slack_us = 1000;
     uint64_t min_connections = 100;  // a step with fewer canary connections waits for more
+    // How long a step waits for data past its interval before the rollout is aborted (a canary
+    // that takes no connection, or holds them all open, is no canary to promote); 0: ten
+    // intervals.
+    uint64_t max_wait_ms = 0;
+
+    uint64_t max_wait() const { return max_wait_ms ? max_wait_ms : 10 * interval_ms; }
 
     bool operator==(const RolloutSpec&) const = default;
 };

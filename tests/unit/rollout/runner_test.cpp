@@ -136,6 +136,19 @@ TEST(RolloutRunner, ThinDataWaitsAndIsNeverPassed) {
     EXPECT_GE(world.counters["v2"].connections, 100u);
 }
 
+TEST(RolloutRunner, AStepThatWaitsPastItsMaxWaitIsAborted) {
+    World world{.per_tick = 20};  // 2 canary connections a tick at 10%
+    RolloutRecord record = fresh(world, {10});
+    record.spec.min_connections = 1000;
+    record.spec.max_wait_ms = 20'000;
+    ASSERT_TRUE(run_rollout(record, world.io()));
+    EXPECT_EQ(record.phase, RolloutPhase::kAborted);
+    EXPECT_EQ(record.failed_gate, "thin-data");
+    EXPECT_GE(world.now + world.wall_offset - record.started_unix_ms, 30'000u);
+    EXPECT_LE(world.now + world.wall_offset - record.started_unix_ms, 32'000u);
+    EXPECT_EQ(world.weights, record.start_weights);
+}
+
 TEST(RolloutRunner, APausedStepIsNotJudgedAndIsJudgedAgainFromItsResume) {
     World world;
     world.requests = {{world.now + 3000, "pause"}, {world.now + 40'000, "resume"}};
