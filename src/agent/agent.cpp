@@ -288,16 +288,20 @@ class Agent {
         std::lock_guard apply(apply_mutex_);
         auto resources = load_resources(options_.config, options_.ns, &diag);
         if (!resources) return fail(resources.error());
-        auto specs = traffic_rollouts(*resources);
-        if (!specs) return fail(specs.error());
-        rollouts = *specs;
-        if (!restored_) rollouts_.restore(rollouts);
-        restored_ = true;
-        const auto overlay = rollouts_.overlay();
+        auto declared = traffic_rollouts(*resources);
+        if (!declared) return fail(declared.error());
+        rollouts.clear();
+        for (const auto& d : *declared) rollouts.push_back(d.spec);
+        const auto overlay = rollouts_.overlay(rollouts);
         auto dataplane = Dataplane::open("", Dataplane::Access::kExclusive);
         if (!dataplane) return fail(dataplane.error());
         const Edit edit = [&](const Applied& before) -> Result<NextSet> {
             NextSet next = only_resources(before.state, *resources);
+            if (!declared->empty()) {
+                auto plan = compile_resources(next.resources, next.state.ids, nullptr, before.limits);
+                if (plan)
+                    if (auto ok = check_rollouts(*declared, *plan); !ok) return fail(ok.error());
+            }
             return with_rollout_weights(std::move(next), overlay, before.limits);
         };
         auto outcome = run_transaction(*dataplane, edit, {.diagnostics = &diag}, log_progress(log_));
@@ -330,7 +334,6 @@ class Agent {
     bool announced_path_ = false;
     std::mutex apply_mutex_;  // a reload, or a rollout's step
     AgentRollouts rollouts_;
-    bool restored_ = false;   // the rollouts' weights were read back from their records
 };
 
 // One agent per namespace. The lock is taken before anything is bound or applied, so a

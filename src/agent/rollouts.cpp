@@ -27,22 +27,34 @@ std::optional<Weights> installed_by(const RolloutRecord& r) {
 
 }  // namespace
 
-void AgentRollouts::restore(const std::vector<RolloutSpec>& specs) {
+std::map<std::string, Weights> AgentRollouts::overlay(const std::vector<RolloutSpec>& specs) {
+    std::lock_guard lock(mutex_);
+    std::map<std::string, Weights> declared;
     for (const auto& spec : specs) {
-        auto record = load_record(record_path(netns_.inode, spec.service));
-        if (!record || !*record || (*record)->spec != spec) continue;
-        if (auto weights = installed_by(**record)) {
-            std::lock_guard lock(mutex_);
-            overlay_[spec.service] = *weights;
-            log_("info", "rollout " + spec.service + " (" + phase_name((*record)->phase) + ") holds " +
-                             weights_text(*weights) + " over the configuration's weights");
+        if (!running_.contains(spec.service)) {
+            auto record = load_record(record_path(netns_.inode, spec.service));
+            std::optional<Weights> weights;
+            if (record && *record && ((*record)->spec == spec || finished((*record)->phase)))
+                weights = installed_by(**record);
+            if (weights && overlay_[spec.service] != *weights)
+                log_("info", "rollout " + spec.service + " (" + phase_name((*record)->phase) + ") holds " +
+                                 weights_text(*weights) + " over the configuration's weights");
+            if (weights)
+                overlay_[spec.service] = *weights;
+            else
+                overlay_.erase(spec.service);
         }
+        if (auto it = overlay_.find(spec.service); it != overlay_.end()) declared.insert(*it);
     }
+    overlay_ = declared;
+    return declared;
 }
 
-std::map<std::string, Weights> AgentRollouts::overlay() {
-    std::lock_guard lock(mutex_);
-    return overlay_;
+void AgentRollouts::log_once(const RolloutSpec& spec, const char* level, const std::string& message) {
+    std::string& last = logged_[spec.service];
+    if (last == message) return;
+    last = message;
+    log_(level, "rollout " + spec.service + ": " + message);
 }
 
 void AgentRollouts::reconcile(const std::vector<RolloutSpec>& specs) {
@@ -56,7 +68,6 @@ void AgentRollouts::reconcile(const std::vector<RolloutSpec>& specs) {
                 mutex_.unlock();
                 it->second->thread.join();
                 mutex_.lock();
-                if (!declared) overlay_.erase(it->first);
                 it = running_.erase(it);
             } else {
                 ++it;
@@ -66,11 +77,16 @@ void AgentRollouts::reconcile(const std::vector<RolloutSpec>& specs) {
     for (const auto& spec : specs) {
         {
             std::lock_guard lock(mutex_);
-            if (running_.contains(spec.service)) continue;
+            if (running_.contains(spec.service)) {
+                if (running_.at(spec.service)->spec != spec)
+                    log_once(spec, "warn", "its spec changed; the rollout under way goes on as it began, and the change "
+                                           "is a new rollout once it ends");
+                continue;
+            }
         }
         auto loaded = load_record(record_path(netns_.inode, spec.service));
         if (!loaded) {
-            log_("error", "rollout " + spec.service + ": " + loaded.error().message);
+            log_once(spec, "error", loaded.error().message);
             continue;
         }
         std::optional<RolloutRecord>& record = *loaded;
@@ -78,26 +94,37 @@ void AgentRollouts::reconcile(const std::vector<RolloutSpec>& specs) {
         if (record && record->spec == spec) {
             log_("info", "rollout " + spec.service + ": taking over at step " + std::to_string(record->step + 1));
             record->pid = ::getpid();
+            record->agent = true;
             start(std::move(*record));
             continue;
         }
-        auto now = read_service("", spec.service);
-        if (!now) {
-            log_("error", "rollout " + spec.service + " cannot start: " + now.error().message);
-            continue;
-        }
-        if (!now->weights.contains(spec.canary)) {
-            log_("error", "rollout " + spec.service + " cannot start: no subset \"" + spec.canary + "\"");
-            continue;
-        }
-        start({.spec = spec, .start_weights = now->weights, .origin = now->figures, .pid = ::getpid(),
-               .started_unix_ms = system_unix_ms()});
+        start_fresh(spec);
     }
+}
+
+void AgentRollouts::start_fresh(const RolloutSpec& spec) {
+    auto now = read_service("", spec.service);
+    if (!now) {
+        log_once(spec, "error", "cannot start: " + now.error().message);
+        return;
+    }
+    uint64_t total = 0;
+    for (const auto& [name, w] : now->weights) total += w;
+    const uint64_t share = total && now->weights.contains(spec.canary) ? 100 * uint64_t{now->weights.at(spec.canary)} / total : 0;
+    if (share >= spec.steps.front()) {
+        log_once(spec, "warn", "not started: " + spec.canary + " takes " + std::to_string(share) +
+                                   "% already, not less than the first step's " + std::to_string(spec.steps.front()) +
+                                   "% (a rollout that ended left " + weights_text(now->weights) + ")");
+        return;
+    }
+    start({.spec = spec, .start_weights = now->weights, .origin = now->figures, .agent = true, .pid = ::getpid(),
+           .started_unix_ms = system_unix_ms()});
 }
 
 void AgentRollouts::start(RolloutRecord record) {
     std::lock_guard lock(mutex_);
     auto running = std::make_unique<Running>();
+    running->spec = record.spec;
     Running* slot = running.get();
     const std::string service = record.spec.service;
     running_[service] = std::move(running);

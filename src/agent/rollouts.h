@@ -30,24 +30,30 @@ class AgentRollouts {
     AgentRollouts(const AgentRollouts&) = delete;
     AgentRollouts& operator=(const AgentRollouts&) = delete;
 
-    // Before the first reload: the weights each declared rollout's record holds.
-    void restore(const std::vector<RolloutSpec>& specs);
-    // Service -> the weights its rollout installed; to overlay on the configuration's.
-    std::map<std::string, Weights> overlay();
+    // At each reload, before it compiles: service -> the weights its declared rollout installed,
+    // to write over the configuration's. A rollout not running now is read back from its
+    // record: one of the same spec (held, or ended), or one that ended (its weights stay until a
+    // new rollout of the service moves them). A service no rollout declares has none.
+    std::map<std::string, Weights> overlay(const std::vector<RolloutSpec>& specs);
     // After a reload: starts each declared rollout that has no record or a finished one of
-    // another spec, takes over each whose record has not ended, and holds the running ones
-    // the configuration no longer declares (their service goes back to the files' weights).
+    // another spec (unless its canary takes the first step's share already), takes over each
+    // whose record has not ended, and holds the running ones the configuration no longer
+    // declares.
     void reconcile(const std::vector<RolloutSpec>& specs);
     // Holds every running rollout where it is, and waits for their threads.
     void stop();
 
    private:
     struct Running {
+        RolloutSpec spec;
         std::thread thread;
         bool hold = false;  // under mutex_
         bool done = false;  // under mutex_
     };
     void start(RolloutRecord record);
+    void start_fresh(const RolloutSpec& spec);
+    // Logs `message` once for `spec` (a refused start, an edit that waits): not at every reload.
+    void log_once(const RolloutSpec& spec, const char* level, const std::string& message);
     void run(RolloutRecord record, Running* running);
 
     NetnsId netns_;
@@ -56,6 +62,7 @@ class AgentRollouts {
     std::mutex mutex_;  // overlay_ and running_
     std::map<std::string, Weights> overlay_;
     std::map<std::string, std::unique_ptr<Running>> running_;
+    std::map<std::string, std::string> logged_;  // service -> the message last logged once
 };
 
 }  // namespace tcpshift

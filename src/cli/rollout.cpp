@@ -276,6 +276,9 @@ Result<void> run_control(const ControlCommand& c, Streams io) {
     if (finished(r.phase))
         return fail(config_error("rollout " + c.service + " has ended (" + phase_name(r.phase) + "): " + r.outcome));
     if (alive) return ask_runner(c, *inode, io);
+    if (c.action == "resume" && r.agent)
+        return fail(system_error("rollout " + c.service + " is declared for the namespace's agent (TrafficRollout): "
+                                 "start the agent, which takes it over at its step; `abort` works from here"));
     if (c.action == "pause")
         return fail(config_error("rollout " + c.service + " already holds at step " + std::to_string(r.step + 1) +
                                  ": its runner is gone"));

@@ -120,7 +120,10 @@ void RolloutPrinter::report(const RolloutRecord& r) {
 
 void print_rollout_status(const RolloutRecord& r, bool runner_alive, std::ostream& out) {
     out << "rollout " << r.spec.service << " to " << r.spec.canary << ": " << phase_name(r.phase);
-    if (!finished(r.phase) && !runner_alive)
+    if (!finished(r.phase) && !runner_alive && r.agent)
+        out << ", held at " << step_text(r) << ": no agent runs it now; an agent that declares it takes it over, "
+            << "`tcpshift rollout abort " << r.spec.service << "` puts back " << weights_text(r.start_weights);
+    else if (!finished(r.phase) && !runner_alive)
         out << ", held at " << step_text(r) << ": its runner (pid " << r.pid << ") is gone; `tcpshift rollout resume "
             << r.spec.service << "` takes it over, `abort` puts back " << weights_text(r.start_weights);
     out << "\n";

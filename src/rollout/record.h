@@ -51,6 +51,7 @@ struct RolloutRecord {
     // A gate failed or an abort was asked, and the starting weights are being put back: a
     // runner that takes the record over only finishes that.
     bool aborting = false;
+    bool agent = false;  // declared (TrafficRollout) and run by the namespace's agent
     RolloutPhase phase = RolloutPhase::kRunning;
     int pid = 0;               // the runner's process
     uint64_t started_unix_ms = 0;

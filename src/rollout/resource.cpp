@@ -1,5 +1,6 @@
 #include "rollout/resource.h"
 
+#include <algorithm>
 #include <map>
 
 #include "config/duration.h"
@@ -25,8 +26,8 @@ Result<void> parse_steps_field(const YAML::Node& spec, const std::string& file, 
         if (!step) return fail(step.error());
         text += (i ? "," : "") + std::to_string(*step);
     }
-    auto parsed = parse_steps(text);
-    if (!parsed) return fail(located(steps, file, "steps", parsed.error().message));
+    auto parsed = parse_steps(text, "spec.steps");
+    if (!parsed) return fail(config_error(at(steps, file) + ": " + parsed.error().message));
     out.steps = *parsed;
     return {};
 }
@@ -92,8 +93,8 @@ Result<RolloutSpec> parse_traffic_rollout(const Resource& r) {
     return out;
 }
 
-Result<std::vector<RolloutSpec>> traffic_rollouts(const std::vector<Resource>& resources) {
-    std::vector<RolloutSpec> out;
+Result<std::vector<DeclaredRollout>> traffic_rollouts(const std::vector<Resource>& resources) {
+    std::vector<DeclaredRollout> out;
     std::map<std::string, std::string> where;  // service -> the resource that rolls it out
     for (const auto& r : resources) {
         if (r.kind != kRolloutKind) continue;
@@ -102,9 +103,22 @@ Result<std::vector<RolloutSpec>> traffic_rollouts(const std::vector<Resource>& r
         if (auto [it, fresh] = where.emplace(spec->service, r.where.str()); !fresh)
             return fail(config_error(r.where.str() + ": spec.service: " + spec->service + " is rolled out by " + it->second +
                                      " already"));
-        out.push_back(std::move(*spec));
+        out.push_back({.spec = std::move(*spec), .where = r.where.str()});
     }
     return out;
+}
+
+Result<void> check_rollouts(const std::vector<DeclaredRollout>& rollouts, const Plan& plan) {
+    for (const auto& [spec, where] : rollouts) {
+        const PlanService* svc = plan.find_service(spec.service);
+        if (!svc) return fail(config_error(where + ": spec.service: no service \"" + spec.service + "\" in the configuration"));
+        const bool has = std::any_of(svc->subsets.begin(), svc->subsets.end(),
+                                     [&](const PlanSubset& s) { return s.name == spec.canary; });
+        if (!has) return fail(config_error(where + ": spec.to: service \"" + spec.service + "\" has no subset \"" + spec.canary + "\""));
+        if (svc->subsets.size() < 2)
+            return fail(config_error(where + ": spec.service: \"" + spec.service + "\" has one subset; a canary needs a baseline"));
+    }
+    return {};
 }
 
 }  // namespace tcpshift

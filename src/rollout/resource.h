@@ -18,6 +18,7 @@
 
 #include <vector>
 
+#include "compile/plan.h"
 #include "config/config.h"
 #include "rollout/spec.h"
 
@@ -27,7 +28,14 @@ inline constexpr const char* kRolloutKind = "TrafficRollout";
 
 // Errors cite file:line and the field.
 Result<RolloutSpec> parse_traffic_rollout(const Resource& r);
+// A rollout of a configuration, and where it was declared ("rollout.yaml:3").
+struct DeclaredRollout {
+    RolloutSpec spec;
+    std::string where;
+};
 // The rollouts of a configuration; two of one service are refused.
-Result<std::vector<RolloutSpec>> traffic_rollouts(const std::vector<Resource>& resources);
+Result<std::vector<DeclaredRollout>> traffic_rollouts(const std::vector<Resource>& resources);
+// Refuses a rollout whose service or canary the plan does not have, citing where it was declared.
+Result<void> check_rollouts(const std::vector<DeclaredRollout>& rollouts, const Plan& plan);
 
 }  // namespace tcpshift

@@ -8,7 +8,7 @@
 
 namespace tcpshift {
 
-Result<std::vector<uint32_t>> parse_steps(const std::string& text) {
+Result<std::vector<uint32_t>> parse_steps(const std::string& text, const std::string& option) {
     std::vector<uint32_t> steps;
     std::stringstream in(text);
     std::string part;
@@ -17,13 +17,13 @@ Result<std::vector<uint32_t>> parse_steps(const std::string& text) {
         uint32_t value = 0;
         const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
         if (ec != std::errc() || end != part.data() + part.size() || value < 1 || value > 100)
-            return fail(config_error("--steps " + text + ": \"" + part + "\" is not a share from 1 to 100 (percent)"));
+            return fail(config_error(option + " " + text + ": \"" + part + "\" is not a share from 1 to 100 (percent)"));
         if (!steps.empty() && value <= steps.back())
-            return fail(config_error("--steps " + text + ": the shares must rise; " + std::to_string(value) +
+            return fail(config_error(option + " " + text + ": the shares must rise; " + std::to_string(value) +
                                      " follows " + std::to_string(steps.back())));
         steps.push_back(value);
     }
-    if (steps.empty()) return fail(config_error("--steps: give the canary's shares, e.g. 5,10,25,50,100"));
+    if (steps.empty()) return fail(config_error(option + ": give the canary's shares, e.g. 5,10,25,50,100"));
     return steps;
 }
 

@@ -33,7 +33,7 @@ struct RolloutSpec {
 };
 
 // "5,10,25,50,100": ascending shares from 1 to 100 percent. Errors name the option and the value.
-Result<std::vector<uint32_t>> parse_steps(const std::string& text);
+Result<std::vector<uint32_t>> parse_steps(const std::string& text, const std::string& option = "--steps");
 // "1%", "0.5%" or "50%" as a fraction; `option` names the flag in errors. Up to `max` (1 = 100%).
 Result<double> parse_percent(const std::string& option, const std::string& text, double max);
 // Refuses a service name that cannot name a record file: letters, digits, '.', '_' and '-'

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -81,6 +82,18 @@ TEST_F(AgentRolloutTest, AnAgentKilledMidRolloutComesBackHoldingItsStepAndGoesOn
     ::kill(agent_.pid(), SIGHUP);
     std::this_thread::sleep_for(std::chrono::seconds(1));
     EXPECT_EQ(weights(), (std::map<std::string, uint32_t>{{"v1", 0}, {"v2", 100}})) << agent_log();
+    // An edit of the ended rollout is a new rollout, from the weights now: v2 takes 100% already,
+    // so it is not started, and nothing moves.
+    std::string edited = kRollout;
+    edited.replace(edited.find("interval: 3s"), 12, "interval: 4s");
+    replace_file(dir_ / "rollout.yaml", edited);
+    ASSERT_TRUE(wait_for([&] { return agent_log().find("not started: v2 takes 100% already") != std::string::npos; }))
+        << agent_log();
+    EXPECT_EQ(weights(), (std::map<std::string, uint32_t>{{"v1", 0}, {"v2", 100}}));
+    // Without the resource, the service has the files' weights at the next reload.
+    std::filesystem::remove(dir_ / "rollout.yaml");
+    EXPECT_TRUE(wait_for([&] { return weights() == std::map<std::string, uint32_t>{{"v1", 100}, {"v2", 0}}; }))
+        << agent_log();
 }
 
 TEST_F(AgentRolloutTest, AFailingCanaryIsAbortedByTheAgentAndAnInvalidRolloutIsRefusedWithItsLine) {
@@ -100,6 +113,13 @@ TEST_F(AgentRolloutTest, AFailingCanaryIsAbortedByTheAgentAndAnInvalidRolloutIsR
     EXPECT_EQ(rec["failed_gate"], "failure-rate");
     EXPECT_EQ(weights(), (std::map<std::string, uint32_t>{{"v1", 100}, {"v2", 0}}));
     EXPECT_NE(agent_log().find("failure-rate gate failed"), std::string::npos) << agent_log();
+    // A rollout of a subset the service does not have fails the reload, naming it.
+    std::string unknown = kRollout;
+    unknown.replace(unknown.find("to: v2"), 6, "to: v9");
+    replace_file(dir_ / "rollout.yaml", unknown);
+    ASSERT_TRUE(wait_for([&] { return agent_log().find("rollout.yaml:1: spec.to: service \"tcp-echo\" has no subset \"v9\"") !=
+                                      std::string::npos; }))
+        << agent_log();
     // An invalid rollout fails the reload with file:line, and the configuration keeps serving.
     replace_file(dir_ / "rollout.yaml", std::string(kRollout) + "  maxFailureRate: 2\n");
     ::kill(agent_.pid(), SIGHUP);
