@@ -24,7 +24,6 @@
 #include "agent/watch.h"
 #include "apply/agent_lock.h"
 #include "apply/closing.h"
-#include "apply/reweight.h"
 #include "apply/session.h"
 #include "apply/transaction.h"
 #include "config/duration.h"
@@ -302,29 +301,11 @@ class Agent {
                 if (plan)
                     if (auto ok = check_rollouts(*declared, *plan); !ok) return fail(ok.error());
             }
-            return with_rollout_weights(std::move(next), overlay, before.limits);
+            return with_rollout_weights(std::move(next), overlay, before.limits, target_.netns, log_);
         };
         auto outcome = run_transaction(*dataplane, edit, {.diagnostics = &diag}, log_progress(log_));
         if (!outcome) return fail(outcome.error());
         return std::move(outcome->plan);
-    }
-
-    // The next set with each rollout's weights written over its service's. A service the set
-    // no longer has, or a subset it lost, keeps the configuration's weights, with a warning.
-    Result<NextSet> with_rollout_weights(NextSet next, const std::map<std::string, Weights>& overlay,
-                                         const PlanLimits& limits) {
-        for (const auto& [service, weights] : overlay) {
-            auto plan = compile_resources(next.resources, next.state.ids, nullptr, limits);
-            if (!plan) return next;  // the transaction reports the error itself
-            const Applied staged{.state = next.state, .plan = std::move(*plan), .limits = limits};
-            auto shifted = reweighted(staged, service, weights, target_.netns);
-            if (!shifted) {
-                log_("warn", "rollout " + service + ": its weights are not kept: " + shifted.error().message);
-                continue;
-            }
-            next = std::move(*shifted);
-        }
-        return next;
     }
 
     const AgentOptions& options_;

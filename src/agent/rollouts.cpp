@@ -3,6 +3,7 @@
 #include <chrono>
 #include <unistd.h>
 
+#include "apply/reweight.h"
 #include "rollout/runner.h"
 #include "rollout/service_io.h"
 
@@ -26,6 +27,22 @@ std::optional<Weights> installed_by(const RolloutRecord& r) {
 }
 
 }  // namespace
+
+Result<NextSet> with_rollout_weights(NextSet next, const std::map<std::string, Weights>& overlay,
+                                     const PlanLimits& limits, const NetnsId& netns, Log& log) {
+    for (const auto& [service, weights] : overlay) {
+        auto plan = compile_resources(next.resources, next.state.ids, nullptr, limits);
+        if (!plan) return next;  // the transaction reports the error itself
+        const Applied staged{.state = next.state, .plan = std::move(*plan), .limits = limits};
+        auto shifted = reweighted(staged, service, weights, netns);
+        if (!shifted) {
+            log("warn", "rollout " + service + ": its weights are not kept: " + shifted.error().message);
+            continue;
+        }
+        next = std::move(*shifted);
+    }
+    return next;
+}
 
 std::map<std::string, Weights> AgentRollouts::overlay(const std::vector<RolloutSpec>& specs) {
     std::lock_guard lock(mutex_);

@@ -13,12 +13,19 @@
 #include <vector>
 
 #include "agent/log.h"
+#include "apply/transaction.h"
 #include "base/netns.h"
 #include "rollout/record.h"
 
 namespace tcpshift {
 
 using Weights = std::map<std::string, uint32_t>;
+
+// The next set with each rollout's weights (service -> weights) written over its service's. A
+// service the set no longer has, or a subset it lost, keeps the configuration's weights, with a
+// warning.
+Result<NextSet> with_rollout_weights(NextSet next, const std::map<std::string, Weights>& overlay,
+                                     const PlanLimits& limits, const NetnsId& netns, Log& log);
 
 class AgentRollouts {
    public:
