@@ -125,13 +125,9 @@ void AgentRollouts::start_fresh(const RolloutSpec& spec) {
         log_once(spec, "error", "cannot start: " + now.error().message);
         return;
     }
-    uint64_t total = 0;
-    for (const auto& [name, w] : now->weights) total += w;
-    const uint64_t share = total && now->weights.contains(spec.canary) ? 100 * uint64_t{now->weights.at(spec.canary)} / total : 0;
-    if (share >= spec.steps.front()) {
-        log_once(spec, "warn", "not started: " + spec.canary + " takes " + std::to_string(share) +
-                                   "% already, not less than the first step's " + std::to_string(spec.steps.front()) +
-                                   "% (a rollout that ended left " + weights_text(now->weights) + ")");
+    if (auto ok = check_canary_share(now->weights, spec); !ok) {
+        log_once(spec, "warn", "not started: " + ok.error().message + " (a rollout that ended left " +
+                                   weights_text(now->weights) + ")");
         return;
     }
     start({.spec = spec, .start_weights = now->weights, .origin = now->figures, .agent = true, .pid = ::getpid(),

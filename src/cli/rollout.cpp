@@ -182,13 +182,8 @@ Result<void> run_start(const RolloutCommand& cmd, Streams io) {
     }
     if (start->weights.size() < 2)
         return fail(config_error("rollout: service \"" + cmd.service + "\" has one subset; a canary needs a baseline"));
-    uint64_t total = 0;
-    for (const auto& [name, w] : start->weights) total += w;
-    const uint64_t share = total ? 100 * uint64_t{start->weights.at(cmd.to)} / total : 0;
-    if (share >= spec->steps.front())
-        return fail(config_error("rollout: " + cmd.to + " takes " + std::to_string(share) + "% of " + cmd.service +
-                                 " already, not less than the first step's " + std::to_string(spec->steps.front()) +
-                                 "%; is it the canary? (`tcpshift status`)"));
+    if (auto ok = check_canary_share(start->weights, *spec); !ok)
+        return fail(config_error("rollout " + cmd.service + ": " + ok.error().message + "; is it the canary? (`tcpshift status`)"));
     RolloutRecord record{.spec = *spec, .start_weights = start->weights, .origin = start->figures, .pid = ::getpid(),
                          .started_unix_ms = system_unix_ms()};
     if (auto ok = save_record(path, record); !ok) return ok;

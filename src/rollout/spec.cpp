@@ -59,6 +59,16 @@ Result<void> check_spec(const RolloutSpec& spec) {
     return {};
 }
 
+Result<void> check_canary_share(const std::map<std::string, uint32_t>& weights, const RolloutSpec& spec) {
+    uint64_t total = 0;
+    for (const auto& [name, w] : weights) total += w;
+    const auto canary = weights.find(spec.canary);
+    const uint64_t share = total && canary != weights.end() ? 100 * uint64_t{canary->second} / total : 0;
+    if (share < spec.steps.front()) return {};
+    return fail(config_error(spec.canary + " takes " + std::to_string(share) + "% already, not less than the first step's " +
+                             std::to_string(spec.steps.front()) + "%"));
+}
+
 std::map<std::string, uint32_t> step_weights(const std::map<std::string, uint32_t>& start, const std::string& canary,
                                              uint32_t percent) {
     uint64_t others = 0;

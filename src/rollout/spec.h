@@ -42,6 +42,10 @@ Result<void> check_service_name(const std::string& service);
 // Refuses a spec that cannot run: no step, a zero interval, a canary among no subsets.
 Result<void> check_spec(const RolloutSpec& spec);
 
+// Refuses to start a rollout whose canary takes the first step's share or more of `weights`
+// (the subsets' weights now): "v2 takes 100% already, not less than the first step's 5%".
+Result<void> check_canary_share(const std::map<std::string, uint32_t>& weights, const RolloutSpec& spec);
+
 // The weights of every subset at a step: the canary takes `percent` of 100, and the others
 // share the rest in proportion to their starting weights (equally, if those were all 0). The
 // weights sum to 100; remainders go to the largest fractions first.
