@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Turns bench/results/connect.jsonl into connect-summary.json and connect.md, and rewrites the
 # README's connect-time table from them.
-#   bench/connect-report.sh RESULTS_DIR ROUNDS SECONDS
+#   bench/connect-report.sh RESULTS_DIR ROUNDS SECONDS [README(1|0)]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$1
 rounds=$2
 seconds=$3
+readme=${4:-1}
 samples="$out/connect.jsonl"
 
 cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
@@ -71,8 +72,8 @@ that of connect4 and sock_ops together (kernel BPF stats). Pod one: its share of
 EOF
 
 # The README shows the latest table.
-readme="$root/README.md"
-if grep -q '<!-- bench-connect:begin -->' "$readme"; then
+if [ "$readme" = 1 ] && grep -q '<!-- bench-connect:begin -->' "$root/README.md"; then
+  readme="$root/README.md"
   {
     sed -n '1,/<!-- bench-connect:begin -->/p' "$readme"
     echo

@@ -2,7 +2,7 @@
 # Connect-time steering against a direct connection and kube-proxy-style nftables DNAT, for a
 # client pod calling two echo pods on one simulated node, interleaved in rounds.
 #
-#   sudo bench/connect.sh [--quick] [--rounds N] [--seconds S] [--no-build]
+#   sudo bench/connect.sh [--quick] [--rounds N] [--seconds S] [--no-build] [--out DIR] [--no-readme]
 #
 # The node is built with plain `ip netns`, as tests/support/pod_fixture.cpp builds it: a node
 # namespace with the bridge tsbr0 (10.244.0.1/16), the echo pods "one" (10.244.0.11) and "two"
@@ -33,12 +33,16 @@ quick=0
 rounds=""
 seconds=""
 build=1
+out="$root/bench/results"
+readme=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --rounds) rounds="$2"; shift ;;
     --seconds) seconds="$2"; shift ;;
     --no-build) build=0 ;;
+    --out) out="$2"; shift ;;
+    --no-readme) readme=0 ;;
     -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1; see bench/connect.sh --help" >&2; exit 2 ;;
   esac
@@ -65,7 +69,6 @@ tcpshift="$bin/tcpshift"
 loadgen="$bin/tcpshift-loadgen"
 echo_server="$bin/tcpshift-echo"
 
-out="$root/bench/results"
 mkdir -p "$out"
 samples="$out/connect.jsonl"
 : >"$samples"
@@ -102,6 +105,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# A signal ends the run through the EXIT trap, so what it started is stopped too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # The node and its pods. No IPv6: every setup here is IPv4.
 pod() {  # NAME INDEX: a namespace whose eth0 hangs on the node's bridge as vp<INDEX>
@@ -282,5 +289,5 @@ for r in $(seq 1 "$rounds"); do
 done
 tcpshift_off
 
-"$root/bench/connect-report.sh" "$out" "$rounds" "$seconds"
+"$root/bench/connect-report.sh" "$out" "$rounds" "$seconds" "$readme"
 cat "$out/connect.md"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Turns bench/results/latest.jsonl and scale.jsonl into latest.md and latest.png, and
 # rewrites the README's benchmark section from them.
-#   bench/report.sh RESULTS_DIR QUICK(0|1) ROUNDS
+#   bench/report.sh RESULTS_DIR QUICK(0|1) ROUNDS [README(1|0)]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$1
 quick=$2
 rounds=$3
+update_readme=${4:-1}
 samples="$out/latest.jsonl"
 scale_file="$out/scale.jsonl"
 
@@ -15,17 +16,20 @@ machine="$(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 
 mode=$([ "$quick" = 1 ] && echo "--quick" || echo "full")
 
 # Per configuration: the median over rounds, and for ratios the median and range of the
-# per-round ratio to direct (rounds are interleaved, so each ratio pairs close runs).
+# per-round ratio to bare, the host without tcpshift (rounds are interleaved, so each ratio
+# pairs close runs).
 summary=$(jq -n --slurpfile samples "$samples" '
     def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
-    ($samples | map(select(.config == "direct")) | map({key: (.round | tostring), value: .}) | from_entries) as $direct
-    | ["direct", "hook", "tcpshift", "nftables", "haproxy"]
+    ($samples | map(select(.config == "bare")) | map({key: (.round | tostring), value: .}) | from_entries) as $bare
+    | ["bare", "attached", "unrelated", "tcpshift", "nftables", "haproxy"]
     | map(. as $c | [$samples[] | select(.config == $c)] as $s | {
         config: $c,
         cps: ($s | map(.cps) | median),
-        cps_ratio: ($s | map(.cps / $direct[.round | tostring].cps) | {median: median, min: min, max: max}),
+        cps_ratio: ($s | map(.cps / $bare[.round | tostring].cps) | {median: median, min: min, max: max}),
+        cpu_ratio: ($s | map(select(.cpu_per_conn != null and $bare[.round | tostring].cpu_per_conn != null))
+                    | map(.cpu_per_conn / $bare[.round | tostring].cpu_per_conn) | {median: median, min: min, max: max}),
         gbps: ($s | map(.gbps) | median),
-        gbps_ratio: ($s | map(.gbps / $direct[.round | tostring].gbps) | {median: median, min: min, max: max}),
+        gbps_ratio: ($s | map(.gbps / $bare[.round | tostring].gbps) | {median: median, min: min, max: max}),
         p50_us: ($s | map(.p50_us) | median),
         p99_us: ($s | map(.p99_us) | median),
         cpu_per_conn: ($s | map(.cpu_per_conn) | map(select(. != null)) | median),
@@ -43,26 +47,28 @@ table=$(jq -r '
   def f(n): if . == null then "–" else (. * pow(10; n) | round) / pow(10; n) | tostring end;
   def ratio: "\(.median | f(3))× (\(.min | f(2))–\(.max | f(2)))";
   def pct: if . == null then "–" else "\(. * 1000 | round / 10)%" end;
-  "| configuration | connections/s | ratio to direct | Gbit/s | ratio to direct | p50 µs | p99 µs | \(.[0].cpu_unit // "CPU") per connection | sk_lookup ns | v1 share | failed |",
-  "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|",
-  (.[] | "| \(.config) | \(.cps | f(0)) | \(.cps_ratio | ratio) | \(.gbps | f(1)) | \(.gbps_ratio | ratio) | \(.p50_us) | \(.p99_us) | \(.cpu_per_conn | f(1)) | \(.lookup_ns | f(0)) | \(.v1_share | pct) | \(.failed) |")
+  "| configuration | connections/s | ratio to bare | \(.[0].cpu_unit // "CPU") per connection | ratio to bare | Gbit/s | ratio to bare | p50 µs | p99 µs | sk_lookup ns | v1 share | failed |",
+  "|---|---:|---|---:|---|---:|---|---:|---:|---:|---:|---:|",
+  (.[] | "| \(.config) | \(.cps | f(0)) | \(.cps_ratio | ratio) | \(.cpu_per_conn | f(1)) | \(.cpu_ratio | ratio) | \(.gbps | f(1)) | \(.gbps_ratio | ratio) | \(.p50_us) | \(.p99_us) | \(.lookup_ns | f(0)) | \(.v1_share | pct) | \(.failed) |")
 ' <<<"$summary")
 
 targets=$(jq -r '
   (map({key: .config, value: .}) | from_entries) as $c
   | def met(x): if x then "met" else "**not met**" end;
-  "- connections/s at or above 0.97× direct: \($c.tcpshift.cps_ratio.median * 1000 | round / 1000)× — \(met($c.tcpshift.cps_ratio.median >= 0.97))",
-  "- at or above nftables: \($c.tcpshift.cps | round) vs \($c.nftables.cps | round) connections/s — \(met($c.tcpshift.cps >= $c.nftables.cps))",
-  "- at least 2.5× HAProxy: \(($c.tcpshift.cps / $c.haproxy.cps) * 100 | round / 100)× — \(met($c.tcpshift.cps >= 2.5 * $c.haproxy.cps))",
-  "- throughput at least 0.99× direct: \($c.tcpshift.gbps_ratio.median * 1000 | round / 1000)× — \(met($c.tcpshift.gbps_ratio.median >= 0.99))"
+    def r(x): "\(x.median * 1000 | round / 1000)× (\(x.min * 100 | round / 100)–\(x.max * 100 | round / 100))";
+  "- steered connections/s at or above 0.97× bare: \(r($c.tcpshift.cps_ratio)) — \(met($c.tcpshift.cps_ratio.median >= 0.97))",
+  "- straight to a backend while attached at or above 0.99× bare: \(r($c.attached.cps_ratio)) — \(met($c.attached.cps_ratio.median >= 0.99))",
+  "- a port tcpshift has nothing to do with at or above 0.99× bare: \(r($c.unrelated.cps_ratio)) — \(met($c.unrelated.cps_ratio.median >= 0.99))",
+  "- steered at or above nftables: \($c.tcpshift.cps | round) vs \($c.nftables.cps | round) connections/s — \(met($c.tcpshift.cps >= $c.nftables.cps))",
+  "- steered throughput at least 0.99× bare: \(r($c.tcpshift.gbps_ratio)) — \(met($c.tcpshift.gbps_ratio.median >= 0.99))"
 ' <<<"$summary")
 
 scale_table=""
 if [ -s "$scale_file" ]; then
   scale_table=$(jq -rs '
-    "| config size | apply ms | sk_lookup ns | map memory | connections/s | failed |",
-    "|---|---:|---:|---:|---:|---:|",
-    (.[] | "| \(.n) \(.kind) | \(.apply_ms) | \(.lookup_ns) | \(.map_bytes / 1048576 * 10 | round / 10) MiB | \(.cps | round) | \(.failed) |")
+    "| config size | apply ms | set ms | status ms | sk_lookup ns | map memory | per service | connections/s | failed |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    (.[] | "| \(.n) \(.kind) | \(.apply_ms) | \(.set_ms // "–") | \(.status_ms // "–") | \(.lookup_ns) | \(.map_bytes / 1048576 * 10 | round / 10) MiB | \(if .kind == "services" then "\(.map_bytes / .n / 1024 * 10 | round / 10) KiB" else "–" end) | \(.cps | round) | \(.failed) |")
   ' "$scale_file")
 fi
 
@@ -79,16 +85,19 @@ cat >"$out/latest.md" <<EOF
 # tcpshift benchmark ($mode, $rounds rounds, $(date -u +%Y-%m-%d))
 
 Machine: $machine. Everything ran in one network namespace over loopback, against the same
-tcp-echo and iperf3 backends; the five configurations were interleaved in every round.
+tcp-echo and iperf3 backends; the configurations were interleaved in every round. bare is
+the host without tcpshift; attached and unrelated connect straight to a backend's port and to
+a port tcpshift has nothing to do with, while tcpshift is attached; tcpshift is steered through
+a frontend at 20/80.
 
 $table
 
 Connections/s: 4 clients that connect, exchange one line and close (tcpshift-loadgen).
 Gbit/s: one iperf3 stream. p50/p99: connect plus the first round trip, one client.
-Ratios are per-round ratios to direct: the median, then the range over rounds. CPU per
+Ratios are per-round ratios to bare: the median, then the range over rounds. CPU per
 connection is what the whole machine spent (perf, system-wide) divided by the connections.
-sk_lookup ns is the program's own run time per lookup (kernel BPF stats); the hook
-configuration runs it for every connection and finds no frontend.
+sk_lookup ns is the program's own run time per lookup (kernel BPF stats); attached and
+unrelated run it for every connection and find no frontend.
 
 Targets:
 $targets
@@ -98,7 +107,8 @@ $targets
 $scale_table
 
 sk_lookup ns is measured on the service added last, with real connections and the kernel's
-BPF stats on; memory is the pinned maps' memlock. The program alone, timed by the kernel
+BPF stats on; memory is the pinned maps' memlock. set ms shifts one service's weights and
+status ms reports all of them, each a whole \`tcpshift\` command. The program alone, timed by the kernel
 over 2,000 runs per sample (\`tcpshift-lookup-bench\`): OtherPort is a connection to a port no
 frontend uses, Steered a steered one, Fallback one that finds its backend gone half of the
 time; SteeredServices/N and SteeredBackends/N grow the configuration.
@@ -106,13 +116,13 @@ time; SteeredServices/N and SteeredBackends/N grow the configuration.
 $lookup_table
 EOF
 
-# Chart: connections/s and throughput as ratios to direct, with the range over rounds.
+# Chart: connections/s and throughput as ratios to bare, with the range over rounds.
 jq -r '.[] | "\(.config) \(.cps_ratio.median) \(.cps_ratio.min) \(.cps_ratio.max) \(.gbps_ratio.median) \(.gbps_ratio.min) \(.gbps_ratio.max)"' \
   <<<"$summary" >"$out/ratios.dat"
 gnuplot <<EOF
 set terminal pngcairo size 900,480 font ",11"
 set output "$out/latest.png"
-set title "Ratio to a direct connection ($mode, $rounds rounds; bars: median, whiskers: range)"
+set title "Ratio to the host without tcpshift ($mode, $rounds rounds; bars: median, whiskers: range)"
 set style data histograms
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.8 border -1
@@ -126,7 +136,7 @@ EOF
 
 # The README shows the latest table and chart.
 readme="$root/README.md"
-if grep -q '<!-- bench:begin -->' "$readme"; then
+if [ "$update_readme" = 1 ] && grep -q '<!-- bench:begin -->' "$readme"; then
   {
     sed -n '1,/<!-- bench:begin -->/p' "$readme"
     echo
@@ -136,7 +146,7 @@ if grep -q '<!-- bench:begin -->' "$readme"; then
     echo
     echo "$targets"
     echo
-    echo "![ratios to direct](bench/results/latest.png)"
+    echo "![ratios to the host without tcpshift](bench/results/latest.png)"
     echo
     sed -n '/<!-- bench:end -->/,$p' "$readme"
   } >"$readme.new"

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: tcpshift against a direct connection, tcpshift's hook alone,
-# nftables DNAT (kube-proxy's nftables style) and HAProxy (mode tcp), all against the same
-# tcp-echo and iperf3 backends in one throwaway network namespace, interleaved in rounds.
+# Side-by-side benchmark: the host as it is without tcpshift (bare), the same host with
+# tcpshift attached (straight to a backend, and to a port tcpshift has nothing to do with),
+# steered by tcpshift, nftables DNAT (kube-proxy's nftables style) and HAProxy (mode tcp), all
+# against the same tcp-echo and iperf3 backends in one throwaway network namespace,
+# interleaved in rounds. Every configuration is a ratio to bare in the same round.
 #
-#   sudo bench/run.sh [--quick] [--rounds N] [--no-scale]
+#   sudo bench/run.sh [--quick] [--rounds N] [--seconds S] [--no-scale] [--connect]
+#                     [--out DIR] [--no-readme] [--no-build]
+#
+#   --rounds N   interleaved rounds (default 10, --quick 3)
+#   --seconds S  connections/s load per configuration and round (default 3, --quick 0.7)
+#   --connect    also run bench/connect.sh (connect-time steering) with the same rounds
+#   --out DIR    where the results go (default bench/results)
+#   --no-readme  leave the README's benchmark section as it is
+#   --no-build   use the binaries in $BUILD_DIR (default ./build) as they are
 #
 # Workloads, per configuration and round:
 #   crr   connect, one request and reply, close: connections/s from 4 concurrent clients
@@ -12,7 +22,9 @@
 #   bulk  iperf3 over one long connection: Gbit/s
 # and, for the configurations with the hook, the sk_lookup program's own cost per lookup
 # from the kernel's BPF stats (run_time_ns / run_cnt).
-# Scale: lookup cost, apply time and map memory for 1 to 10,000 services and 2 to 256 backends.
+# Scale: lookup cost, apply, set and status times and map memory for 1 to 10,000 services and
+# 2 to 256 backends.
+# Every process the run starts is stopped when it ends, interrupted or not.
 #
 # Results: bench/results/latest.md (table), latest.png (chart), latest.jsonl (every sample);
 # the README's benchmark section is rewritten from them.
@@ -22,13 +34,23 @@ cd "$root"
 
 quick=0
 rounds=""
+seconds=""
 scale=1
+connect=0
+readme=1
+build=1
+out="$root/bench/results"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --rounds) rounds="$2"; shift ;;
+    --seconds) seconds="$2"; shift ;;
     --no-scale) scale=0 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --connect) connect=1 ;;
+    --out) out="$2"; shift ;;
+    --no-readme) readme=0 ;;
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1; see bench/run.sh --help" >&2; exit 2 ;;
   esac
   shift
@@ -39,19 +61,21 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 if [ "$quick" = 1 ]; then
-  rounds=${rounds:-5}; crr_ms=700; lat_ms=300; bulk_s=1; scale_points="1 100 1000 10000"; backend_points="2 16 256"
+  rounds=${rounds:-3}; seconds=${seconds:-0.7}; bulk_s=1; scale_points="1 100 1000 10000"; backend_points="2 16 256"
 else
-  rounds=${rounds:-7}; crr_ms=3000; lat_ms=1000; bulk_s=3; scale_points="1 10 100 1000 10000"; backend_points="2 4 16 64 256"
+  rounds=${rounds:-10}; seconds=${seconds:-3}; bulk_s=3; scale_points="1 10 100 1000 10000"; backend_points="2 4 16 64 256"
 fi
+crr_ms=$(awk -v s="$seconds" 'BEGIN {printf "%d", s * 1000}')
+lat_ms=$((crr_ms / 3))
 
 "$root/scripts/setup.sh" --bench
-"$root/scripts/build.sh"
-bin="$root/build"
+bin=${BUILD_DIR:-$root/build}
+[ "$build" = 1 ] && BUILD_DIR="$bin" "$root/scripts/build.sh"
 tcpshift="$bin/tcpshift"
 loadgen="$bin/tcpshift-loadgen"
 
-out="$root/bench/results"
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 samples="$out/latest.jsonl"
 scale_file="$out/scale.jsonl"
 : > "$samples"
@@ -62,7 +86,14 @@ work=$(mktemp -d /tmp/tcpshift-bench.XXXXXX)
 pids=()
 cleanup() {
   set +e
+  # The daemons, and anything else still running in the namespace: TERM, then KILL.
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+  for _ in $(seq 50); do
+    [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break
+    sleep 0.1
+  done
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
   wait 2>/dev/null
   "$tcpshift" detach --netns "$ns" >/dev/null 2>&1
   ip netns del "$ns" 2>/dev/null
@@ -71,12 +102,18 @@ cleanup() {
 }
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)
 trap cleanup EXIT
+# A signal ends the run through the EXIT trap, so what it started is stopped too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 in_ns() { ip netns exec "$ns" "$@"; }
 start() {  # start a process in the namespace, remembered for cleanup
-  in_ns "$@" >>"$work/daemons.log" 2>&1 &
+  # Not through in_ns: a function run in the background is a subshell, and $! would be the
+  # subshell, not the daemon (ip netns exec execs the command, so $! is the daemon here).
+  ip netns exec "$ns" "$@" >>"$work/daemons.log" 2>&1 &
   pids+=($!)
 }
 wait_port() {  # wait until something listens on 127.0.0.1:PORT in the namespace
@@ -92,8 +129,10 @@ wait_port() {  # wait until something listens on 127.0.0.1:PORT in the namespace
 # Backends: tcp-echo v1/v2 and iperf3 v1/v2.
 start "$bin/tcpshift-echo" -l 127.0.0.1:9001 -p v1
 start "$bin/tcpshift-echo" -l 127.0.0.1:9002 -p v2
+start "$bin/tcpshift-echo" -l 127.0.0.1:9003 -p other
 start iperf3 -s -p 5201
 start iperf3 -s -p 5202
+start iperf3 -s -p 5203
 # HAProxy, a userspace proxy in Envoy's place: idle while the others run.
 cat >"$work/haproxy.cfg" <<'EOF'
 global
@@ -120,7 +159,7 @@ backend bulk
   server v2 127.0.0.1:5202 weight 80
 EOF
 start haproxy -f "$work/haproxy.cfg"
-for p in 9001 9002 5201 5202 31402 31502; do wait_port "$p"; done
+for p in 9001 9002 9003 5201 5202 5203 31402 31502; do wait_port "$p"; done
 
 # nftables: DNAT in the output hook, numgen for the split, as kube-proxy's nftables mode
 # does; loaded only for its own runs, since conntrack would tax every other configuration.
@@ -186,14 +225,19 @@ tcpshift_on() {
 }
 tcpshift_off() { "$tcpshift" detach --netns "$ns" >/dev/null 2>&1 || true; }
 
-# target echo port, target bulk port, and the state each configuration needs
-declare -A echo_port=([direct]=9002 [hook]=9002 [tcpshift]=31400 [nftables]=31401 [haproxy]=31402)
-declare -A bulk_port=([direct]=5202 [hook]=5202 [tcpshift]=31500 [nftables]=31501 [haproxy]=31502)
-configs=(direct hook tcpshift nftables haproxy)
+# target echo port, target bulk port, and the state each configuration needs:
+#   bare       straight to v2, tcpshift detached: the host as it was before tcpshift
+#   attached   straight to v2 with tcpshift attached: a backend's own port, accounted by sock_ops
+#   unrelated  tcpshift attached, to a port it has nothing to do with (no frontend, no backend)
+#   tcpshift   steered through a frontend at 20/80
+declare -A echo_port=([bare]=9002 [attached]=9002 [unrelated]=9003 [tcpshift]=31400 [nftables]=31401 [haproxy]=31402)
+declare -A bulk_port=([bare]=5202 [attached]=5202 [unrelated]=5203 [tcpshift]=31500 [nftables]=31501 [haproxy]=31502)
+configs=(bare attached unrelated tcpshift nftables haproxy)
+with_hook() { [ "$1" = attached ] || [ "$1" = unrelated ] || [ "$1" = tcpshift ]; }
 
 prepare() {
   case "$1" in
-    hook|tcpshift) tcpshift_on ;;
+    attached|unrelated|tcpshift) tcpshift_on ;;
     *) tcpshift_off ;;
   esac
   [ "$1" = nftables ] && in_ns nft -f "$work/nft.conf"
@@ -213,7 +257,7 @@ grep -q '^[0-9]' "$work/perf-probe" 2>/dev/null || cpu_event=cpu-clock
 measure() {  # measure CONFIG ROUND
   local c=$1 r=$2 port=${echo_port[$1]} before after prog=""
   prepare "$c"
-  if [ "$c" = hook ] || [ "$c" = tcpshift ]; then prog=$(lookup_prog_id); before=$(prog_stats "$prog"); fi
+  if with_hook "$c"; then prog=$(lookup_prog_id); before=$(prog_stats "$prog"); fi
   perf stat -a -e "$cpu_event" -x, -o "$work/perf" -- \
     "$loadgen" --netns "$ns" -t "127.0.0.1:$port" -c 4 -d "$crr_ms" >"$work/crr.json"
   [ -n "$prog" ] && after=$(prog_stats "$prog")
@@ -282,7 +326,7 @@ if [ "$scale" = 1 ]; then
   for i in $(seq 1 256); do listen_args+=(-l "127.0.0.1:$((10000 + i))"); done
   start "$bin/tcpshift-echo" "${listen_args[@]}" -p wide
   wait_port 10256
-  scale_run() {  # KIND N FILE PORT MAX_SERVICES
+  scale_run() {  # KIND N FILE PORT MAX_SERVICES SERVICE SUBSET=WEIGHT
     tcpshift_off
     "$tcpshift" attach --netns "$ns" --max-services "$5" >/dev/null
     local t0 t1 prog before after mem
@@ -293,6 +337,14 @@ if [ "$scale" = 1 ]; then
     before=$(prog_stats "$prog")
     "$loadgen" --netns "$ns" -t "127.0.0.1:$4" -c 4 -d "$crr_ms" >"$work/scale.json"
     after=$(prog_stats "$prog")
+    # One service's weights shifted, then the status of all: the control plane at this size.
+    local s0 s1 st0 st1
+    s0=$(date +%s%N)
+    "$tcpshift" set --netns "$ns" "$6" "$7" >/dev/null 2>>"$work/daemons.log"
+    s1=$(date +%s%N)
+    "$tcpshift" status --netns "$ns" >/dev/null 2>>"$work/daemons.log"
+    st1=$(date +%s%N)
+    st0=$s1
     read -r c0 ns0 <<<"$before"
     read -r c1 ns1 <<<"$after"
     mem=0
@@ -301,24 +353,31 @@ if [ "$scale" = 1 ]; then
       mem=$((mem + $(bpftool --json map show pinned "$m" | jq '.bytes_memlock // 0')))
     done
     jq -cn --arg kind "$1" --argjson n "$2" --argjson apply_ms $(((t1 - t0) / 1000000)) \
+      --argjson set_ms $(((s1 - s0) / 1000000)) --argjson status_ms $(((st1 - st0) / 1000000)) \
       --argjson lookup_ns $(((ns1 - ns0) / (c1 > c0 ? c1 - c0 : 1))) --argjson map_bytes "$mem" \
       --slurpfile run "$work/scale.json" \
-      '{kind: $kind, n: $n, apply_ms: $apply_ms, lookup_ns: $lookup_ns, map_bytes: $map_bytes,
+      '{kind: $kind, n: $n, apply_ms: $apply_ms, set_ms: $set_ms, status_ms: $status_ms,
+        lookup_ns: $lookup_ns, map_bytes: $map_bytes,
         failed: $run[0].failed, failures: $run[0].failures, first_errors: $run[0].first_errors,
         cps: $run[0].connections_per_s}' >>"$scale_file"
   }
   for n in $scale_points; do
     gen_services "$n" >"$work/services.yaml"
-    scale_run services "$n" "$work/services.yaml" $((20000 + n)) $((n > 256 ? n : 256))
+    scale_run services "$n" "$work/services.yaml" $((20000 + n)) $((n > 256 ? n : 256)) "s$n" v1=60
     echo "bench: scale $n services done"
   done
   for b in $backend_points; do
     gen_backends "$b" >"$work/backends.yaml"
-    scale_run backends "$b" "$work/backends.yaml" 31999 256
+    scale_run backends "$b" "$work/backends.yaml" 31999 256 wide b1=2
     echo "bench: scale $b backends done"
   done
   tcpshift_off
 fi
 
-"$root/bench/report.sh" "$out" "$quick" "$rounds"
-echo "bench: finished in $(($(date +%s) - started)) s; results in bench/results/latest.md"
+if [ "$connect" = 1 ]; then
+  BUILD_DIR="$bin" "$root/bench/connect.sh" --no-build --rounds "$rounds" --seconds "$seconds" --out "$out" \
+    $([ "$readme" = 0 ] && echo --no-readme)
+fi
+
+"$root/bench/report.sh" "$out" "$quick" "$rounds" "$readme"
+echo "bench: finished in $(($(date +%s) - started)) s; results in $out/latest.md"

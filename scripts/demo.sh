@@ -12,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 "$root/scripts/setup.sh"
-"$root/scripts/build.sh"
+# Only what the demo runs: the CLI and the echo server, not the tests and benchmarks.
+BUILD_TARGETS="tcpshift tcpshift-echo" "$root/scripts/build.sh"
 bin="${BUILD_DIR:-$root/build}"
 
 ns="tcpshift-demo-$$"

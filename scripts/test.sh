@@ -18,7 +18,8 @@ if [ "${1:-}" = --vm ]; then
   shift
 fi
 
-"$root/scripts/setup.sh"
+# --bench: e2e.bench.LeavesNothingRunning runs bench/run.sh against HAProxy and iperf3.
+"$root/scripts/setup.sh" --bench
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer first (skip with
 # TCPSHIFT_NO_SANITIZE=1), then the release build, whose ctest summary closes the output.

@@ -35,16 +35,16 @@ Result<NextSet> reweighted(const Applied& before, const std::string& service,
         if (!subset) return fail(subset.error());
         subsets[name] = *subset;
     }
-    auto resources = stored_resources(before.state);
-    if (!resources) return fail(resources.error());
     std::vector<Resource> changed;
-    for (auto& r : *resources) {
-        if (r.key() != (*svc)->origin) continue;
+    for (const auto& stored : before.resources) {
+        if (stored.key() != (*svc)->origin) continue;
+        Resource r = stored;
+        r.node = YAML::Clone(stored.node);  // a YAML node shares its tree with its copies
         for (const auto& [name, weight] : weights)
             if (auto ok = set_weight(r, subsets[name]->weight_path, weight); !ok) return fail(ok.error());
-        changed.push_back(r);
+        changed.push_back(std::move(r));
     }
-    return with_resources(before.state, changed, "tcpshift set");
+    return with_resources(before.parsed(), changed, "tcpshift set");
 }
 
 }  // namespace tcpshift

@@ -3,7 +3,6 @@
 #include "base/files.h"
 
 #include <map>
-#include <optional>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,45 +53,50 @@ Result<std::vector<Resource>> stored_resources(const AppliedState& state) {
     return out;
 }
 
-Result<NextSet> with_resources(const AppliedState& applied, const std::vector<Resource>& incoming,
+Result<NextSet> with_resources(const ParsedSet& applied, const std::vector<Resource>& incoming,
                                const std::string& source) {
-    NextSet next{.state = applied};
+    if (applied.resources.size() != applied.state.resources.size()) return with_resources(applied.state, incoming, source);
+    NextSet next{.state = applied.state, .resources = applied.resources};
     std::map<ResourceKey, size_t> position;
     for (size_t i = 0; i < next.state.resources.size(); ++i) position.emplace(next.state.resources[i].key, i);
-    std::vector<std::optional<Resource>> slots(next.state.resources.size());
     for (const auto& r : incoming) {
         const auto [it, fresh] = position.emplace(r.key(), next.state.resources.size());
         if (fresh) {
             next.state.resources.push_back(store_resource(r, source));
-            slots.emplace_back(r);
+            next.resources.push_back(r);
         } else {
             next.state.resources[it->second] = store_resource(r, source);
-            slots[it->second] = r;
+            next.resources[it->second] = r;
         }
-    }
-    // Only what stays as stored is parsed back.
-    for (size_t i = 0; i < slots.size(); ++i) {
-        if (!slots[i]) {
-            auto r = parse_stored(next.state.resources[i]);
-            if (!r) return fail(r.error());
-            slots[i] = std::move(*r);
-        }
-        next.resources.push_back(std::move(*slots[i]));
     }
     return next;
 }
 
-Result<NextSet> without_resources(const AppliedState& applied, const std::vector<ResourceKey>& keys) {
-    NextSet next{.state = applied};
-    const size_t before = next.state.resources.size();
-    std::erase_if(next.state.resources, [&](const StoredResource& r) {
-        return std::find(keys.begin(), keys.end(), r.key) != keys.end();
-    });
-    next.changed = next.state.resources.size() != before;
-    auto remaining = stored_resources(next.state);
-    if (!remaining) return fail(remaining.error());
-    next.resources = std::move(*remaining);
+Result<NextSet> without_resources(const ParsedSet& applied, const std::vector<ResourceKey>& keys) {
+    if (applied.resources.size() != applied.state.resources.size()) return without_resources(applied.state, keys);
+    NextSet next;
+    next.state = applied.state;
+    next.state.resources.clear();
+    for (size_t i = 0; i < applied.state.resources.size(); ++i) {
+        if (std::find(keys.begin(), keys.end(), applied.state.resources[i].key) != keys.end()) continue;
+        next.state.resources.push_back(applied.state.resources[i]);
+        next.resources.push_back(applied.resources[i]);
+    }
+    next.changed = next.state.resources.size() != applied.state.resources.size();
     return next;
+}
+
+Result<NextSet> with_resources(const AppliedState& applied, const std::vector<Resource>& incoming,
+                               const std::string& source) {
+    auto parsed = stored_resources(applied);
+    if (!parsed) return fail(parsed.error());
+    return with_resources(ParsedSet{applied, *parsed}, incoming, source);
+}
+
+Result<NextSet> without_resources(const AppliedState& applied, const std::vector<ResourceKey>& keys) {
+    auto parsed = stored_resources(applied);
+    if (!parsed) return fail(parsed.error());
+    return without_resources(ParsedSet{applied, *parsed}, keys);
 }
 
 NextSet only_resources(const AppliedState& applied, std::vector<Resource> resources) {

@@ -39,11 +39,21 @@ struct NextSet {
     std::vector<Resource> resources;
     bool changed = true;  // false: the edit found nothing to change
 };
+// An applied set whose documents were parsed already: resources[i] is state.resources[i] read
+// back, so an edit parses nothing it does not change.
+struct ParsedSet {
+    const AppliedState& state;
+    const std::vector<Resource>& resources;
+};
 // Adds `incoming`, each replacing the stored resource of its key in place. `source` names
 // where they came from when not their file ("tcpshift set").
-Result<NextSet> with_resources(const AppliedState& applied, const std::vector<Resource>& incoming,
+Result<NextSet> with_resources(const ParsedSet& applied, const std::vector<Resource>& incoming,
                                const std::string& source = "");
 // Removes the resources of `keys`.
+Result<NextSet> without_resources(const ParsedSet& applied, const std::vector<ResourceKey>& keys);
+// The same for a set not parsed yet.
+Result<NextSet> with_resources(const AppliedState& applied, const std::vector<Resource>& incoming,
+                               const std::string& source = "");
 Result<NextSet> without_resources(const AppliedState& applied, const std::vector<ResourceKey>& keys);
 // Exactly `resources` (the agent's whole set); the ids and local routes carry over.
 NextSet only_resources(const AppliedState& applied, std::vector<Resource> resources);

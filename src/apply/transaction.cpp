@@ -194,10 +194,10 @@ bool paths_moved(const Plan& applied) {
 }  // namespace
 
 Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
-                               Diagnostics* diag, const PlanLimits& limits) {
+                               Diagnostics* diag, const PlanLimits& limits, const Plan* reuse) {
     auto services = resolve_services(resources, diag);
     if (!services) return fail(services.error());
-    auto plan = compile_plan(*services, ids, limits);
+    auto plan = compile_plan(*services, ids, limits, reuse);
     if (!plan) return fail(plan.error());
     const InterfaceAddresses local = InterfaceAddresses::read();
     mark_remote_backends(*plan, [&](const Endpoint& ep) { return local.holds(ep); });
@@ -218,6 +218,7 @@ Result<Applied> load_applied(Dataplane& dataplane) {
     if (!resources) return fail(resources.error());
     auto plan = compile_resources(*resources, applied.state.ids, nullptr, applied.limits);
     if (!plan) return fail(plan.error());
+    applied.resources = std::move(*resources);
     // The applied plan is what the kernel holds: a backend keeps the path it was installed
     // with, so one whose address came or went since is installed again by the next change.
     if (auto ok = take_kernel_paths(dataplane, *plan); !ok) return fail(ok.error());
@@ -233,7 +234,8 @@ Result<Outcome> run_transaction(Dataplane& dataplane, const Edit& edit, const Tr
     if (!next_set) return fail(next_set.error());
     if (!next_set->changed && !paths_moved(before->plan))
         return Outcome{.plan = before->plan, .changed = false};
-    auto next = compile_resources(next_set->resources, before->state.ids, options.diagnostics, before->limits);
+    auto next = compile_resources(next_set->resources, before->state.ids, options.diagnostics, before->limits,
+                                  &before->plan);
     if (!next) {
         Error error = next.error();
         error.message = options.unresolved + error.message;

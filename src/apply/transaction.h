@@ -33,15 +33,20 @@ using Progress = std::function<void(const Event&)>;
 // when nothing is attached).
 struct Applied {
     AppliedState state;
+    std::vector<Resource> resources;  // state's documents, parsed
     Plan plan;
     PlanLimits limits = default_limits();  // what the attached maps hold
+
+    ParsedSet parsed() const { return ParsedSet{state, resources}; }
 };
 Result<Applied> load_applied(Dataplane& dataplane);
 
 // Resolves and compiles resources with the ids they had. Runs in the target namespace: a
 // backend that no address of it holds is marked remote (served by connect-time steering).
+// `reuse`: a plan whose unchanged weight tables are taken over (see compile_plan).
 Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdAssignment& ids,
-                               Diagnostics* diag = nullptr, const PlanLimits& limits = default_limits());
+                               Diagnostics* diag = nullptr, const PlanLimits& limits = default_limits(),
+                               const Plan* reuse = nullptr);
 
 // A verb's change: the next set, made from the applied one.
 using Edit = std::function<Result<NextSet>(const Applied& before)>;

@@ -33,7 +33,7 @@ Result<void> run_apply(const ApplyCommand& cmd, Streams io) {
     auto dataplane =
         open_session("apply", cmd.target, cmd.dry_run ? Access::kRead : config_access(cmd.force), progress);
     if (!dataplane) return fail(dataplane.error());
-    const Edit edit = [&](const Applied& before) { return with_resources(before.state, *resources); };
+    const Edit edit = [&](const Applied& before) { return with_resources(before.parsed(), *resources); };
     auto outcome = run_transaction(*dataplane, edit, {.dry_run = cmd.dry_run, .diagnostics = &diag}, progress);
     if (!outcome) return fail(outcome.error());
     if (cmd.dry_run) {

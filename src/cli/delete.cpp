@@ -51,7 +51,7 @@ Result<void> run_delete(const DeleteCommand& cmd, Streams io) {
             if (!named) return fail(named.error());
             keys = std::move(*named);
         }
-        return without_resources(before.state, keys);
+        return without_resources(before.parsed(), keys);
     };
     const TransactionOptions options{
         .unresolved = "delete: the remaining resources would no longer resolve, so nothing was deleted: "};

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <set>
+#include <string_view>
 
 #include "bpf/abi.h"
 #include "compile/weight_table.h"
@@ -173,9 +175,31 @@ Result<FamilyTable> compile_table(const ServiceSpec& s, const PlanService& ps, i
     return table;
 }
 
+// Whether a family's table of `a` is built from the same inputs as that of `b`: then it is the
+// same table, since building one is deterministic.
+bool same_table_inputs(const PlanService& a, const PlanService& b, int family) {
+    if (a.balance.mode != b.balance.mode || a.balance.table_size != b.balance.table_size ||
+        a.subsets.size() != b.subsets.size())
+        return false;
+    const auto of_family = [family](const PlanSubset& subset) {
+        std::vector<const PlanBackend*> out;
+        for (const auto& backend : subset.backends)
+            if (backend.address.family == family) out.push_back(&backend);
+        return out;
+    };
+    for (size_t i = 0; i < a.subsets.size(); ++i) {
+        if (a.subsets[i].weight != b.subsets[i].weight) return false;
+        const auto x = of_family(a.subsets[i]), y = of_family(b.subsets[i]);
+        if (x.size() != y.size()) return false;
+        for (size_t k = 0; k < x.size(); ++k)
+            if (x[k]->id != y[k]->id || x[k]->address != y[k]->address || x[k]->share != y[k]->share) return false;
+    }
+    return true;
+}
+
 // One service: ids, subsets with each backend's share within its family, and the tables.
 Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_ids, IdAllocator& backend_ids,
-                                    const PlanLimits& limits) {
+                                    const PlanLimits& limits, const PlanService* reuse) {
     PlanService ps{
         .name = s.name,
         .id = static_cast<uint32_t>(service_ids.id(s.name)),
@@ -229,6 +253,10 @@ Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_i
         auto frontend = std::find_if(s.listen.begin(), s.listen.end(), [&](const Endpoint& e) { return e.family == family; });
         if (frontend == s.listen.end()) continue;
         if (auto ok = check_family(s, family, *frontend); !ok) return fail(ok.error());
+        if (reuse && !reuse->tables[family_index(family)].slots.empty() && same_table_inputs(ps, *reuse, family)) {
+            ps.tables[family_index(family)] = reuse->tables[family_index(family)];
+            continue;
+        }
         auto table = compile_table(s, ps, family, limits);
         if (!table) return fail(table.error());
         ps.tables[family_index(family)] = std::move(*table);
@@ -239,7 +267,7 @@ Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_i
 }  // namespace
 
 Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssignment& previous,
-                          const PlanLimits& limits) {
+                          const PlanLimits& limits, const Plan* reuse) {
     if (services.size() > limits.max_services)
         return fail(config_error("the configuration has " + std::to_string(services.size()) +
                                  " services; a network namespace holds at most " +
@@ -260,9 +288,14 @@ Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssi
             for (const auto& b : subset.backends) backend_ids.keep(b.str());
     }
 
+    std::map<std::string_view, const PlanService*> reusable;
+    if (reuse)
+        for (const auto& svc : reuse->services) reusable.emplace(svc.name, &svc);
     Plan plan;
+    plan.services.reserve(services.size());
     for (const auto& s : services) {
-        auto ps = compile_service(s, service_ids, backend_ids, limits);
+        const auto it = reusable.find(s.name);
+        auto ps = compile_service(s, service_ids, backend_ids, limits, it == reusable.end() ? nullptr : it->second);
         if (!ps) return fail(ps.error());
         plan.services.push_back(std::move(*ps));
     }

@@ -118,8 +118,11 @@ void mark_remote_backends(Plan& plan, const std::function<bool(const Endpoint&)>
 // name it; 0 when none caps it.
 uint32_t backend_cap(const Plan& plan, uint32_t backend_id);
 
-// Compiles validated services. Fails when the set does not fit the map sizes.
+// Compiles validated services. Fails when the set does not fit the map sizes. A weight table
+// whose inputs (policy, subsets' weights, backends' ids, addresses and shares) are those of the
+// same service in `reuse` is taken from there, not built again: a change of one service of
+// thousands builds one service's tables.
 Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssignment& previous,
-                          const PlanLimits& limits);
+                          const PlanLimits& limits, const Plan* reuse = nullptr);
 
 }  // namespace tcpshift

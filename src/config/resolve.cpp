@@ -69,6 +69,7 @@ Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& r
     Diagnostics local;
     Diagnostics& diag = diagnostics ? *diagnostics : local;
     std::vector<ServiceSpec> services;
+    services.reserve(resources.size());
     for (const auto& r : resources) {
         if (r.kind != "TrafficShift") continue;
         auto svc = parse_traffic_shift(r, diag);
