@@ -95,7 +95,9 @@ $table
 Connections/s: 4 clients that connect, exchange one line and close (tcpshift-loadgen).
 Gbit/s: one iperf3 stream. p50/p99: connect plus the first round trip, one client.
 Ratios are per-round ratios to bare: the median, then the range over rounds. CPU per
-connection is what the whole machine spent (perf, system-wide) divided by the connections.
+connection is what the whole machine spent (/proc/stat: every CPU's time but idle and iowait)
+divided by the connections; the load generator and the echo servers take the same in every
+configuration, so the differences are what each configuration adds.
 sk_lookup ns is the program's own run time per lookup (kernel BPF stats); attached and
 unrelated run it for every connection and find no frontend.
 

@@ -17,7 +17,8 @@
 #
 # Workloads, per configuration and round:
 #   crr   connect, one request and reply, close: connections/s from 4 concurrent clients
-#         (tcpshift-loadgen), with the CPU time the whole machine spent per connection (perf)
+#         (tcpshift-loadgen), with the CPU time the whole machine spent per connection
+#         (/proc/stat: all but idle and iowait)
 #   lat   the same with one client: p50 and p99 of connect plus the first round trip
 #   bulk  iperf3 over one long connection: Gbit/s
 # and, for the configurations with the hook, the sk_lookup program's own cost per lookup
@@ -248,42 +249,40 @@ finish() {
   return 0
 }
 
-# CPU time the whole machine spent: perf counts cycles where the PMU is virtualised, and
-# cpu-clock (CPU ms) where it is not.
-cpu_event=cycles
-perf stat -a -e cycles -x, -o "$work/perf-probe" true 2>/dev/null || true
-grep -q '^[0-9]' "$work/perf-probe" 2>/dev/null || cpu_event=cpu-clock
+# CPU time the whole machine spent, from /proc/stat: every CPU's time but idle and iowait.
+# (perf's system-wide cpu-clock counts the idle time too, so it would only give 1/rate.)
+busy_us() {
+  awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" {printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e6 / hz}' /proc/stat
+}
 
 measure() {  # measure CONFIG ROUND
   local c=$1 r=$2 port=${echo_port[$1]} before after prog=""
   prepare "$c"
   if with_hook "$c"; then prog=$(lookup_prog_id); before=$(prog_stats "$prog"); fi
-  perf stat -a -e "$cpu_event" -x, -o "$work/perf" -- \
-    "$loadgen" --netns "$ns" -t "127.0.0.1:$port" -c 4 -d "$crr_ms" >"$work/crr.json"
+  local busy0 busy1
+  busy0=$(busy_us)
+  "$loadgen" --netns "$ns" -t "127.0.0.1:$port" -c 4 -d "$crr_ms" >"$work/crr.json"
+  busy1=$(busy_us)
   [ -n "$prog" ] && after=$(prog_stats "$prog")
   "$loadgen" --netns "$ns" -t "127.0.0.1:$port" -c 1 -d "$lat_ms" >"$work/lat.json"
   in_ns iperf3 -c 127.0.0.1 -p "${bulk_port[$c]}" -t "$bulk_s" -J >"$work/bulk.json"
   finish "$c"
 
-  local cpu lookup_ns=null
-  cpu=$(awk -F, -v e="$cpu_event" '$3 == e || $3 ~ e {print $1}' "$work/perf" | head -1)
-  [ -z "$cpu" ] && cpu=null
+  local lookup_ns=null
   if [ -n "$prog" ]; then
     read -r c0 t0 <<<"$before"
     read -r c1 t1 <<<"$after"
     [ "$c1" -gt "$c0" ] && lookup_ns=$(((t1 - t0) / (c1 - c0)))
   fi
-  jq -cn --arg config "$c" --argjson round "$r" --arg cpu_event "$cpu_event" --argjson cpu "$cpu" \
+  jq -cn --arg config "$c" --argjson round "$r" --argjson cpu_us $((busy1 - busy0)) \
     --argjson lookup_ns "$lookup_ns" --slurpfile crr "$work/crr.json" --slurpfile lat "$work/lat.json" \
     --slurpfile bulk "$work/bulk.json" '{
       config: $config, round: $round,
       cps: $crr[0].connections_per_s, crr_failed: $crr[0].failed, crr_connections: $crr[0].connections,
       crr_errors: $crr[0].first_errors,
       by_reply: $crr[0].by_reply,
-      cpu_per_conn: (if $cpu == null or $crr[0].connections == 0 then null
-                     else (if $cpu_event == "cycles" then $cpu / $crr[0].connections
-                           else $cpu * 1000 / $crr[0].connections end) end),
-      cpu_unit: (if $cpu_event == "cycles" then "cycles" else "CPU us" end),
+      cpu_per_conn: (if $crr[0].connections == 0 then null else $cpu_us / $crr[0].connections end),
+      cpu_unit: "CPU µs",
       p50_us: $lat[0].latency_us.p50, p99_us: $lat[0].latency_us.p99, lat_failed: $lat[0].failed,
       gbps: (($bulk[0].end.sum_received.bits_per_second // 0) / 1e9),
       bulk_error: ($bulk[0].error // null),

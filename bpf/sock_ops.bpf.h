@@ -134,22 +134,42 @@ static __always_inline __u32 established_flow(struct bpf_sock_ops *skops, struct
 	return family;
 }
 
+/* Whether sk_lookup may hold a live memory of a hashing table's flow: it remembers a warming
+ * table's flows, and every flow around a table change (until remember_until_ns), each for
+ * TS_REMEMBER_AFTER_NS. Past that, no memory of the flow can be live, and there is nothing to
+ * forget. */
+static __always_inline int may_remember(const struct ts_service *service, const struct ts_table *table)
+{
+	__u64 until = service->remember_until_ns, now;
+
+	if (table->flags & TS_TABLE_WARMUP)
+		return 1;
+	if (!until)
+		return 0;
+	now = bpf_ktime_get_ns();
+	return now < until || now - until < TS_REMEMBER_AFTER_NS;
+}
+
 /* The live table's first choice for an established flow: computed again for a hashing
  * table, remembered by sk_lookup for one that draws anew; TS_NO_BACKEND when unknown. Any
  * memory of the flow is forgotten here: established, it needs none, and a later connection
  * of the same 4-tuple (a client that reuses its ports within TS_REMEMBER_AFTER_NS of a flip)
  * must be drawn by the weights of now, not given the backend of before the flip. */
-static __always_inline __u32 first_choice(const struct ts_table *table, __u32 family, const struct flow *f)
+static __always_inline __u32 first_choice(const struct ts_service *service, const struct ts_table *table, __u32 family,
+					 const struct flow *f)
 {
 	struct ts_flow_key key = {};
 	struct ts_flow_memory *m;
 	__u32 chosen;
 
-	flow_key(family, f, &key);
 	if (table->balance == TS_BALANCE_HASH && !(table->flags & TS_TABLE_CAPPED)) {
-		bpf_map_delete_elem(&recent_flows, &key);
+		if (may_remember(service, table)) {
+			flow_key(family, f, &key);
+			bpf_map_delete_elem(&recent_flows, &key);
+		}
 		return hashed_backend(table, f);
 	}
+	flow_key(family, f, &key);
 	m = bpf_map_lookup_elem(&recent_flows, &key);
 	if (!m)
 		return TS_NO_BACKEND;
@@ -160,8 +180,9 @@ static __always_inline __u32 first_choice(const struct ts_table *table, __u32 fa
 
 /* Counts a connection that came through a frontend: a lookup of its service, and a fallback
  * when it landed elsewhere than the live table's choice for its flow. */
-static __always_inline void count_steered(const struct ts_frontend *fe, const struct ts_table *table,
-					  __u32 family, const struct flow *f, __u32 backend_id)
+static __always_inline void count_steered(const struct ts_frontend *fe, const struct ts_service *service,
+					  const struct ts_table *table, __u32 family, const struct flow *f,
+					  __u32 backend_id)
 {
 	struct ts_service_stats *stats;
 	__u32 service_id = fe->service_id, chosen;
@@ -170,9 +191,9 @@ static __always_inline void count_steered(const struct ts_frontend *fe, const st
 	if (!stats)
 		return;
 	stats->lookups++;
-	if (!table)
+	if (!service || !table)
 		return;
-	chosen = first_choice(table, family, f);
+	chosen = first_choice(service, table, family, f);
 	/* A draw of a connect-time backend is no fallback: no listener here is meant to take it. */
 	if (chosen != TS_NO_BACKEND && chosen != backend_id && !backend_is_remote(chosen))
 		stats->fallbacks++;
@@ -230,9 +251,10 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 			rs->steered++;
 			rs->opened++;
 		}
-		struct ts_table *table = live_table(fe->service_id, family);
+		struct ts_service *service = bpf_map_lookup_elem(&services, &fe->service_id);
+		struct ts_table *table = service ? service_table(service, fe->service_id, family) : NULL;
 
-		count_steered(fe, table, family, &flow, backend_id);
+		count_steered(fe, service, table, family, &flow, backend_id);
 		set_keepalive(skops, table);
 	}
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -337,6 +359,11 @@ int register_and_count(struct bpf_sock_ops *skops)
 		if (on_client_state_change(skops))
 			return 1;
 		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		break;
+	default: /* timeouts, windows, ECN, RTT: nothing of ours */
+		return 1;
 	}
 	if (bpf_get_netns_cookie(skops) != netns_cookie)
 		return 1;
