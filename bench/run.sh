@@ -86,7 +86,12 @@ ns="tsbench-$$"
 work=$(mktemp -d /tmp/tcpshift-bench.XXXXXX)
 pids=()
 cleanup() {
+  local rc=$?
   set +e
+  if [ "$rc" != 0 ] && [ -s "$work/daemons.log" ]; then
+    echo "bench: stopped with exit status $rc; the last lines of what it ran said:" >&2
+    tail -n 15 "$work/daemons.log" >&2
+  fi
   # The daemons, and anything else still running in the namespace: TERM, then KILL.
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null

@@ -38,8 +38,10 @@ Result<NextSet> reweighted(const Applied& before, const std::string& service,
     std::vector<Resource> changed;
     for (const auto& stored : before.resources) {
         if (stored.key() != (*svc)->origin) continue;
+        // A YAML node shares its tree with its copies, and assigning to one writes through to
+        // the tree: reset() points this one at a clone, so the applied set stays as it was.
         Resource r = stored;
-        r.node = YAML::Clone(stored.node);  // a YAML node shares its tree with its copies
+        r.node.reset(YAML::Clone(stored.node));
         for (const auto& [name, weight] : weights)
             if (auto ok = set_weight(r, subsets[name]->weight_path, weight); !ok) return fail(ok.error());
         changed.push_back(std::move(r));

@@ -56,19 +56,25 @@ Result<std::vector<Resource>> stored_resources(const AppliedState& state) {
 Result<NextSet> with_resources(const ParsedSet& applied, const std::vector<Resource>& incoming,
                                const std::string& source) {
     if (applied.resources.size() != applied.state.resources.size()) return with_resources(applied.state, incoming, source);
-    NextSet next{.state = applied.state, .resources = applied.resources};
+    NextSet next{.state = applied.state};
+    // Which resource each place holds. Resources are copied into place, never assigned: a YAML
+    // node assigned to writes through to the tree it shares with the applied set.
+    std::vector<const Resource*> slots;
+    for (const auto& r : applied.resources) slots.push_back(&r);
     std::map<ResourceKey, size_t> position;
     for (size_t i = 0; i < next.state.resources.size(); ++i) position.emplace(next.state.resources[i].key, i);
     for (const auto& r : incoming) {
         const auto [it, fresh] = position.emplace(r.key(), next.state.resources.size());
         if (fresh) {
             next.state.resources.push_back(store_resource(r, source));
-            next.resources.push_back(r);
+            slots.push_back(&r);
         } else {
             next.state.resources[it->second] = store_resource(r, source);
-            next.resources[it->second] = r;
+            slots[it->second] = &r;
         }
     }
+    next.resources.reserve(slots.size());
+    for (const Resource* r : slots) next.resources.push_back(*r);
     return next;
 }
 

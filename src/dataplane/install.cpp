@@ -12,6 +12,8 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -198,8 +200,26 @@ bool cookies_always() {
 
 constexpr uint64_t kRememberAlways = ~uint64_t{0};
 
+// Whether this namespace ever answered a SYN with a cookie (TcpExt SyncookiesSent): only a
+// cookie's final ACK comes to sk_lookup again after its SYN, so where none was ever sent, no
+// handshake can be under way across a flip and it need not wait for one. Unreadable counters
+// count as sent.
+bool cookies_ever_sent() {
+    std::ifstream in("/proc/thread-self/net/netstat");  // the calling thread's namespace
+    std::string names, values;
+    while (std::getline(in, names) && std::getline(in, values)) {
+        if (names.rfind("TcpExt:", 0) != 0) continue;
+        std::istringstream n(names), v(values);
+        std::string name, value;
+        while (n >> name && v >> value)
+            if (name == "SyncookiesSent") return value != "0";
+    }
+    return true;
+}
+
 // Before a live table is replaced, sk_lookup starts remembering each flow's backend, long
-// enough before the flip for the SYNs it will have to honour (see ts_service).
+// enough before the flip for the SYNs it will have to honour (see ts_service); where no SYN
+// cookie was ever sent, there are none, and the flip comes at once.
 Result<uint64_t> start_remembering(const DataplaneMaps& maps, const std::vector<const PlanService*>& replaced) {
     if (cookies_always()) return kRememberAlways;
     if (replaced.empty()) return uint64_t{0};
@@ -210,7 +230,7 @@ Result<uint64_t> start_remembering(const DataplaneMaps& maps, const std::vector<
         current.remember_until_ns = until;
         if (auto ok = update_map(maps.services, "services", &svc->id, &current); !ok) return fail(ok.error());
     }
-    std::this_thread::sleep_for(std::chrono::nanoseconds(TS_REMEMBER_BEFORE_NS));
+    if (cookies_ever_sent()) std::this_thread::sleep_for(std::chrono::nanoseconds(TS_REMEMBER_BEFORE_NS));
     return until;
 }
 

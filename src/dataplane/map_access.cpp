@@ -3,8 +3,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bpf/abi.h"
@@ -40,9 +43,17 @@ Result<void> read_map(const Fd& map, const char* name, const void* key, void* va
 }
 
 Result<void> update_map(const Fd& map, const char* name, const void* key, const void* value) {
-    if (bpf_map_update_elem(map.get(), key, value, BPF_ANY) != 0)
-        return fail(system_error(std::string("update map \"") + name + "\"", errno));
-    return {};
+    // A map that allocates its elements on insert (BPF_F_NO_PREALLOC; per-CPU ones above all)
+    // takes them from caches the kernel refills in the background: thousands of inserts in a
+    // row can find them empty for a moment, ENOMEM. Waiting a little lets them refill; about a
+    // second in all before it counts as a real shortage.
+    constexpr int kRetries = 12;
+    for (int attempt = 0;; ++attempt) {
+        if (bpf_map_update_elem(map.get(), key, value, BPF_ANY) == 0) return {};
+        if (errno != ENOMEM || attempt == kRetries)
+            return fail(system_error(std::string("update map \"") + name + "\"", errno));
+        std::this_thread::sleep_for(std::chrono::microseconds(500) * (1 << std::min(attempt, 8)));
+    }
 }
 
 Result<void> delete_from_map(const Fd& map, const char* name, const void* key) {

@@ -1,0 +1,98 @@
+// `set` as an edit of the applied set: it takes the parsed applied set as it is, changes the
+// weights of the service's own resource only, and leaves the set it was given untouched (the
+// transaction rolls back to it).
+#include "apply/reweight.h"
+
+#include <gtest/gtest.h>
+
+#include "apply/transaction.h"
+#include "config/resolve.h"
+
+namespace tcpshift {
+namespace {
+
+const char* kTwo = R"(apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata: {name: a}
+spec:
+  listen: ["127.0.0.1:31400"]
+  subsets:
+  - {name: v1, weight: 50, backends: ["127.0.0.1:9001"]}
+  - {name: v2, weight: 50, backends: ["127.0.0.1:9002"]}
+---
+apiVersion: tcpshift.io/v1alpha1
+kind: TrafficShift
+metadata: {name: b}
+spec:
+  listen: ["127.0.0.1:31401"]
+  subsets:
+  - {name: v1, weight: 10, backends: ["127.0.0.1:9003"]}
+  - {name: v2, weight: 90, backends: ["127.0.0.1:9004"]}
+)";
+
+int subset_weight(const Resource& r, size_t subset) { return r.node["spec"]["subsets"][subset]["weight"].as<int>(); }
+
+Applied applied_two() {
+    auto resources = parse_resources(kTwo, "two.yaml", "default", nullptr);
+    EXPECT_TRUE(resources) << resources.error().message;
+    auto next = with_resources(AppliedState{}, *resources);
+    EXPECT_TRUE(next) << next.error().message;
+    Applied applied{.state = next->state, .resources = next->resources};
+    auto services = resolve_services(applied.resources, nullptr);
+    EXPECT_TRUE(services) << services.error().message;
+    auto plan = compile_plan(*services, {}, default_limits());
+    EXPECT_TRUE(plan) << plan.error().message;
+    applied.plan = *plan;
+    return applied;
+}
+
+TEST(Reweight, OnlyTheServicesResourceChangesAndTheAppliedSetIsLeftAsItWas) {
+    const Applied before = applied_two();
+    auto next = reweighted(before, "b", {{"v1", 70}}, NetnsId{});
+    ASSERT_TRUE(next) << next.error().message;
+    ASSERT_EQ(next->resources.size(), 2u);
+    EXPECT_EQ(subset_weight(next->resources[1], 0), 70);
+    EXPECT_EQ(subset_weight(next->resources[1], 1), 90) << "an unnamed subset keeps its weight";
+    EXPECT_EQ(subset_weight(next->resources[0], 0), 50) << "another service's resource is untouched";
+    EXPECT_EQ(next->state.resources[1].source, "tcpshift set");
+    EXPECT_NE(next->state.resources[1].yaml.find("70"), std::string::npos) << next->state.resources[1].yaml;
+    // The set it was given, which a failed commit puts back, still says 10.
+    EXPECT_EQ(subset_weight(before.resources[1], 0), 10);
+    EXPECT_EQ(before.state.resources[1].yaml, applied_two().state.resources[1].yaml);
+}
+
+TEST(Reweight, TheParsedSetGivesWhatParsingTheStoredOneGives) {
+    const Applied before = applied_two();
+    auto incoming = parse_resources(kTwo, "again.yaml", "default", nullptr);
+    ASSERT_TRUE(incoming) << incoming.error().message;
+    const std::vector<Resource> one{(*incoming)[0]};
+    auto parsed = with_resources(before.parsed(), one);
+    auto stored = with_resources(before.state, one);
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    ASSERT_TRUE(stored) << stored.error().message;
+    ASSERT_EQ(parsed->resources.size(), stored->resources.size());
+    for (size_t i = 0; i < parsed->resources.size(); ++i) {
+        EXPECT_EQ(parsed->resources[i].key(), stored->resources[i].key());
+        EXPECT_EQ(parsed->state.resources[i].yaml, stored->state.resources[i].yaml);
+        EXPECT_EQ(parsed->state.resources[i].source, stored->state.resources[i].source);
+    }
+    EXPECT_EQ(parsed->resources[0].where.file, "again.yaml");
+    auto without = without_resources(before.parsed(), {(*incoming)[0].key()});
+    ASSERT_TRUE(without) << without.error().message;
+    ASSERT_EQ(without->resources.size(), 1u);
+    EXPECT_EQ(without->resources[0].name, "b");
+    EXPECT_TRUE(without->changed);
+}
+
+TEST(Reweight, AnUnknownServiceOrSubsetIsRefusedNamingWhatThereIs) {
+    const Applied before = applied_two();
+    auto service = reweighted(before, "c", {{"v1", 70}}, NetnsId{});
+    ASSERT_FALSE(service);
+    EXPECT_NE(service.error().message.find("applied: a, b"), std::string::npos) << service.error().message;
+    auto subset = reweighted(before, "a", {{"v3", 70}}, NetnsId{});
+    ASSERT_FALSE(subset);
+    EXPECT_NE(subset.error().message.find("its subsets: v1, v2"), std::string::npos) << subset.error().message;
+}
+
+}  // namespace
+}  // namespace tcpshift
