@@ -66,9 +66,10 @@ targets=$(jq -r '
 scale_table=""
 if [ -s "$scale_file" ]; then
   scale_table=$(jq -rs '
-    "| config size | apply ms | set ms | status ms | sk_lookup ns | map memory | per service | connections/s | failed |",
+    "| config size | apply ms | set ms | status ms | sk_lookup ns | map memory | per service it holds | connections/s | failed |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    (.[] | "| \(.n) \(.kind) | \(.apply_ms) | \(.set_ms // "–") | \(.status_ms // "–") | \(.lookup_ns) | \(.map_bytes / 1048576 * 10 | round / 10) MiB | \(if .kind == "services" then "\(.map_bytes / .n / 1024 * 10 | round / 10) KiB" else "–" end) | \(.cps | round) | \(.failed) |")
+    (.[] | (.max_services // (if .kind == "services" and .n > 256 then .n else 256 end)) as $cap
+     | "| \(.n) \(.kind) | \(.apply_ms) | \(.set_ms // "–") | \(.status_ms // "–") | \(.lookup_ns) | \(.map_bytes / 1048576 * 10 | round / 10) MiB | \(.map_bytes / $cap / 1024 * 10 | round / 10) KiB (\($cap)) | \(.cps | round) | \(.failed) |")
   ' "$scale_file")
 fi
 
@@ -109,7 +110,8 @@ $targets
 $scale_table
 
 sk_lookup ns is measured on the service added last, with real connections and the kernel's
-BPF stats on; memory is the pinned maps' memlock. set ms shifts one service's weights and
+BPF stats on; memory is the pinned maps' memlock, whole and divided by the services the maps
+were sized for (\`attach --max-services\`, at least 256). set ms shifts one service's weights and
 status ms reports all of them, each a whole \`tcpshift\` command. The program alone, timed by the kernel
 over 2,000 runs per sample (\`tcpshift-lookup-bench\`): OtherPort is a connection to a port no
 frontend uses, Steered a steered one, Fallback one that finds its backend gone half of the
@@ -150,6 +152,13 @@ if [ "$update_readme" = 1 ] && grep -q '<!-- bench:begin -->' "$readme"; then
     echo
     echo "![ratios to the host without tcpshift](bench/results/latest.png)"
     echo
+    if [ -n "$scale_table" ]; then
+      echo "Scale: \`apply\` of N services, \`set\` of one of them and \`status\` of all, each a whole"
+      echo "command; the sk_lookup cost under real connections; the pinned maps' memory:"
+      echo
+      echo "$scale_table"
+      echo
+    fi
     sed -n '/<!-- bench:end -->/,$p' "$readme"
   } >"$readme.new"
   mv "$readme.new" "$readme"

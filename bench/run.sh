@@ -360,7 +360,8 @@ if [ "$scale" = 1 ]; then
       --argjson set_ms $(((s1 - s0) / 1000000)) --argjson status_ms $(((st1 - st0) / 1000000)) \
       --argjson lookup_ns $(((ns1 - ns0) / (c1 > c0 ? c1 - c0 : 1))) --argjson map_bytes "$mem" \
       --slurpfile run "$work/scale.json" \
-      '{kind: $kind, n: $n, apply_ms: $apply_ms, set_ms: $set_ms, status_ms: $status_ms,
+      --argjson max_services "$5" \
+      '{kind: $kind, n: $n, max_services: $max_services, apply_ms: $apply_ms, set_ms: $set_ms, status_ms: $status_ms,
         lookup_ns: $lookup_ns, map_bytes: $map_bytes,
         failed: $run[0].failed, failures: $run[0].failures, first_errors: $run[0].first_errors,
         cps: $run[0].connections_per_s}' >>"$scale_file"
