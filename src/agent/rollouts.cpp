@@ -33,7 +33,7 @@ Result<NextSet> with_rollout_weights(NextSet next, const std::map<std::string, W
     for (const auto& [service, weights] : overlay) {
         auto plan = compile_resources(next.resources, next.state.ids, nullptr, limits);
         if (!plan) return next;  // the transaction reports the error itself
-        const Applied staged{.state = next.state, .plan = std::move(*plan), .limits = limits};
+        const Applied staged{.state = next.state, .resources = next.resources, .plan = std::move(*plan), .limits = limits};
         auto shifted = reweighted(staged, service, weights, netns);
         if (!shifted) {
             log("warn", "rollout " + service + ": its weights are not kept: " + shifted.error().message);

@@ -35,8 +35,16 @@ Result<NextSet> reweighted(const Applied& before, const std::string& service,
         if (!subset) return fail(subset.error());
         subsets[name] = *subset;
     }
+    // The applied set parsed already, or parsed here for a caller that gave only the state.
+    std::vector<Resource> parsed;
+    if (before.resources.size() != before.state.resources.size()) {
+        auto read = stored_resources(before.state);
+        if (!read) return fail(read.error());
+        parsed = std::move(*read);
+    }
+    const std::vector<Resource>& resources = parsed.empty() ? before.resources : parsed;
     std::vector<Resource> changed;
-    for (const auto& stored : before.resources) {
+    for (const auto& stored : resources) {
         if (stored.key() != (*svc)->origin) continue;
         // A YAML node shares its tree with its copies, and assigning to one writes through to
         // the tree: reset() points this one at a clone, so the applied set stays as it was.
@@ -46,7 +54,7 @@ Result<NextSet> reweighted(const Applied& before, const std::string& service,
             if (auto ok = set_weight(r, subsets[name]->weight_path, weight); !ok) return fail(ok.error());
         changed.push_back(std::move(r));
     }
-    return with_resources(before.parsed(), changed, "tcpshift set");
+    return with_resources(ParsedSet{before.state, resources}, changed, "tcpshift set");
 }
 
 }  // namespace tcpshift

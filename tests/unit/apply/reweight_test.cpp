@@ -61,6 +61,18 @@ TEST(Reweight, OnlyTheServicesResourceChangesAndTheAppliedSetIsLeftAsItWas) {
     EXPECT_EQ(before.state.resources[1].yaml, applied_two().state.resources[1].yaml);
 }
 
+// The agent stages a set it has not parsed into an Applied of its own: the weights are set
+// all the same.
+TEST(Reweight, AnAppliedSetGivenWithoutItsParsedResourcesIsParsedFirst) {
+    Applied state_only = applied_two();
+    state_only.resources.clear();
+    auto next = reweighted(state_only, "b", {{"v1", 70}}, NetnsId{});
+    ASSERT_TRUE(next) << next.error().message;
+    ASSERT_EQ(next->resources.size(), 2u);
+    EXPECT_EQ(subset_weight(next->resources[1], 0), 70);
+    EXPECT_TRUE(next->changed);
+}
+
 TEST(Reweight, TheParsedSetGivesWhatParsingTheStoredOneGives) {
     const Applied before = applied_two();
     auto incoming = parse_resources(kTwo, "again.yaml", "default", nullptr);
