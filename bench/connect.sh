@@ -52,6 +52,15 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "bench: needs root for network namespaces, cgroups, BPF and nftables; run it with sudo" >&2
   exit 1
 fi
+# One run at a time (bench/run.sh --connect holds the lock for it).
+if [ -z "${TCPSHIFT_BENCH_LOCKED:-}" ]; then
+  exec 9>/run/lock/tcpshift-bench.lock
+  if ! flock -n 9; then
+    echo "bench: another benchmark run holds /run/lock/tcpshift-bench.lock; wait for it to end" >&2
+    exit 1
+  fi
+  export TCPSHIFT_BENCH_LOCKED=1
+fi
 for tool in ip nft jq bpftool; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/setup.sh --bench)" >&2; exit 1; }
 done

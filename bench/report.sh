@@ -37,9 +37,10 @@ summary=$(jq -n --slurpfile samples "$samples" '
         lookup_ns: ($s | map(.lookup_ns) | map(select(. != null)) | median),
         failed: ($s | map(.crr_failed + .lat_failed) | add),
         bulk_errors: ($s | map(select(.bulk_error != null)) | length),
-        v1_share: (($s | map(.by_reply.v1 // 0) | add) as $v1
+        v1_share: (if $c == "bare" or $c == "attached" or $c == "unrelated" then null else
+                   ($s | map(.by_reply.v1 // 0) | add) as $v1
                    | ($s | map(.by_reply | to_entries | map(.value) | add) | add) as $all
-                   | if $all > 0 then $v1 / $all else null end)
+                   | if $all > 0 then $v1 / $all else null end end)
       })')
 echo "$summary" >"$out/summary.json"
 
@@ -104,6 +105,8 @@ unrelated run it for every connection and find no frontend.
 
 Targets:
 $targets
+$(others=$(cat "$out/foreign-hooks" 2>/dev/null || echo 0)
+  [ "$others" -gt 0 ] && echo && echo "Caution: $others tcpshift program(s) of other network namespaces were attached to cgroups during the run; they ran for every configuration, bare included.")
 
 ## Scale
 

@@ -8,6 +8,8 @@
 #   sudo bench/run.sh [--quick] [--rounds N] [--seconds S] [--no-scale] [--connect]
 #                     [--out DIR] [--no-readme] [--no-build]
 #
+#   --quick      3 rounds of 0.7 s, 1 s of iperf3, fewer scale points: a check, not a result
+#   --no-scale   skip the scale part (lookup microbenchmark; 1 to 10,000 services)
 #   --rounds N   interleaved rounds (default 10, --quick 3)
 #   --seconds S  connections/s load per configuration and round (default 3, --quick 0.7)
 #   --connect    also run bench/connect.sh (connect-time steering) with the same rounds
@@ -44,21 +46,44 @@ out="$root/bench/results"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
-    --rounds) rounds="$2"; shift ;;
-    --seconds) seconds="$2"; shift ;;
+    --rounds|--seconds|--out)
+      [ $# -ge 2 ] || { echo "bench: $1 needs a value; see bench/run.sh --help" >&2; exit 2; }
+      case "$1" in
+        --rounds) rounds="$2" ;;
+        --seconds) seconds="$2" ;;
+        --out) out="$2" ;;
+      esac
+      shift ;;
     --no-scale) scale=0 ;;
     --connect) connect=1 ;;
-    --out) out="$2"; shift ;;
     --no-readme) readme=0 ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1; see bench/run.sh --help" >&2; exit 2 ;;
   esac
   shift
 done
+if [ -n "$rounds" ] && ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench: --rounds $rounds: give a whole number of at least 1" >&2
+  exit 2
+fi
+if [ -n "$seconds" ] && ! [[ "$seconds" =~ ^[0-9]*\.?[0-9]+$ && "$seconds" != 0 ]]; then
+  echo "bench: --seconds $seconds: give a duration in seconds above 0, e.g. 3 or 0.5" >&2
+  exit 2
+fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench: needs root for network namespaces, BPF and nftables; run it with sudo" >&2
   exit 1
+fi
+# One run at a time: two would measure each other, and each restores the other's BPF stats
+# setting. (connect.sh, run by --connect, holds the same lock through its parent.)
+if [ -z "${TCPSHIFT_BENCH_LOCKED:-}" ]; then
+  exec 9>/run/lock/tcpshift-bench.lock
+  if ! flock -n 9; then
+    echo "bench: another benchmark run holds /run/lock/tcpshift-bench.lock; wait for it to end" >&2
+    exit 1
+  fi
+  export TCPSHIFT_BENCH_LOCKED=1
 fi
 
 if [ "$quick" = 1 ]; then
@@ -218,6 +243,15 @@ spec:
   - {name: v1, weight: 20, backends: ["127.0.0.1:5201"]}
   - {name: v2, weight: 80, backends: ["127.0.0.1:5202"]}
 EOF
+
+# Programs that another namespace's tcpshift attached to a cgroup run for this run's
+# connections too, bare ones included: say so, in the output and in the results.
+others=$(bpftool cgroup tree 2>/dev/null | grep -cE 'register_and_count|connect_v[46]' || true)
+if [ "${others:-0}" -gt 0 ]; then
+  echo "bench: warning: $others tcpshift program(s) of other network namespaces are attached to cgroups" \
+    "(bpftool cgroup tree); they run for every configuration here, bare included" >&2
+fi
+echo "${others:-0}" >"$out/foreign-hooks"
 
 sysctl -q kernel.bpf_stats_enabled=1
 pin_dir() { echo "/sys/fs/bpf/tcpshift/$(in_ns stat -L -c %i /proc/self/ns/net)"; }

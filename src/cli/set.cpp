@@ -26,7 +26,9 @@ Result<void> run_set(const SetCommand& cmd, Streams io) {
     for (const auto& arg : cmd.weights) {
         auto assignment = parse_weight_assignment(arg);
         if (!assignment) return fail(assignment.error());
-        weights[assignment->first] = assignment->second;
+        if (!weights.emplace(assignment->first, assignment->second).second)
+            return fail(config_error("set: subset \"" + assignment->first + "\" is given twice (" + arg +
+                                     "); name each subset once"));
     }
     const Progress progress = print_progress(io.err);
     PlanService shifted;

@@ -33,6 +33,9 @@ TEST_F(LifecycleTest, ABadApplyChangesNothing) {
     const auto s = tcpshift_here({"set", "tcp-echo", "v3=10"});
     EXPECT_EQ(s.exit_code, 2);
     EXPECT_NE(s.err.find("has no subset \"v3\"; its subsets: v1, v2"), std::string::npos) << s.err;
+    const auto twice = tcpshift_here({"set", "tcp-echo", "v1=5", "v1=6"});
+    EXPECT_EQ(twice.exit_code, 2);
+    EXPECT_NE(twice.err.find("subset \"v1\" is given twice (v1=6)"), std::string::npos) << twice.err;
 
     const auto after = run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", dir + "/services"}).out +
                        run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", dir + "/frontends"}).out;
