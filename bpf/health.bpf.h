@@ -42,15 +42,16 @@ static __always_inline void note_failure(__u32 backend_id, __u32 service_id)
 	struct ts_backend_health *h = bpf_map_lookup_elem(&backend_health, &backend_id);
 	struct ts_backend_addr *a = bpf_map_lookup_elem(&backend_addrs, &backend_id);
 	__u64 now = bpf_ktime_get_ns();
+	__u64 until;
 	__u32 factor;
 
 	if (!h || !a)
 		return;
 	__sync_fetch_and_add(&h->failed, 1);
-	if (now < h->ejected_until_ns)
+	until = h->ejected_until_ns;
+	if (now < until)
 		return;
-	__sync_fetch_and_add(&h->failures, 1);
-	if (a->eject_after == 0 || h->failures < a->eject_after)
+	if (__sync_fetch_and_add(&h->failures, 1) + 1 < a->eject_after || a->eject_after == 0)
 		return;
 	/* Past maxEjectionPercent it stays in, its failures counting on: the next one asks again. */
 	if (!ejection_allowed(service_id, a->family, a->max_ejection_percent))
@@ -58,7 +59,10 @@ static __always_inline void note_failure(__u32 backend_id, __u32 service_id)
 	factor = h->ejections + 1;
 	if (factor > TS_MAX_EJECTION_FACTOR)
 		factor = TS_MAX_EJECTION_FACTOR;
-	h->ejected_until_ns = now + a->eject_ns * factor;
+	/* Failures on two CPUs at once may both reach eject_after: the one whose swap takes
+	 * ejects, once, for one factor; the other was under way when it was ejected. */
+	if (__sync_val_compare_and_swap(&h->ejected_until_ns, until, now + a->eject_ns * factor) != until)
+		return;
 	h->ejections = factor;
 	h->failures = 0;
 	__sync_fetch_and_add(&h->ejected, 1);

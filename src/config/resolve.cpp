@@ -1,4 +1,5 @@
 #include "config/resolve.h"
+#include "config/yaml_fields.h"
 
 #include <map>
 #include <set>
@@ -72,7 +73,7 @@ Result<std::vector<ServiceSpec>> resolve_services(const std::vector<Resource>& r
     services.reserve(resources.size());
     for (const auto& r : resources) {
         if (r.kind != "TrafficShift") continue;
-        auto svc = parse_traffic_shift(r, diag);
+        auto svc = guarded(r, [&] { return parse_traffic_shift(r, diag); });
         if (!svc) return fail(svc.error());
         services.push_back(std::move(*svc));
     }

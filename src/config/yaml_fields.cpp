@@ -25,6 +25,11 @@ std::string at(const YAML::Node& node, const std::string& file) {
     return line > 0 ? file + ":" + std::to_string(line) : file;
 }
 
+Result<void> present(const YAML::Node& node, const std::string& file, const std::string& field) {
+    if (node.IsDefined()) return {};
+    return fail(config_error(file + ": " + field + ": missing"));
+}
+
 Result<void> check_fields(const YAML::Node& map, std::initializer_list<std::string_view> known,
                           const std::string& file, const std::string& prefix) {
     if (!map || map.IsNull()) return {};
@@ -45,6 +50,7 @@ Result<void> check_fields(const YAML::Node& map, std::initializer_list<std::stri
 }
 
 Result<std::string> scalar_string(const YAML::Node& node, const std::string& file, const std::string& field) {
+    if (auto ok = present(node, file, field); !ok) return fail(ok.error());
     if (!node.IsScalar()) return fail(config_error(at(node, file) + ": " + field + ": must be a string"));
     return node.Scalar();
 }
@@ -66,6 +72,7 @@ Result<std::string> string_or(const YAML::Node& map, const std::string& key, std
 }
 
 Result<bool> scalar_bool(const YAML::Node& node, const std::string& file, const std::string& field) {
+    if (auto ok = present(node, file, field); !ok) return fail(ok.error());
     if (node.IsScalar()) {
         const auto& s = node.Scalar();
         if (s == "true" || s == "True" || s == "TRUE") return true;
@@ -76,6 +83,7 @@ Result<bool> scalar_bool(const YAML::Node& node, const std::string& file, const 
 
 Result<int64_t> scalar_int(const YAML::Node& node, const std::string& file, const std::string& field, int64_t lo,
                            int64_t hi) {
+    if (auto ok = present(node, file, field); !ok) return fail(ok.error());
     if (!node.IsScalar()) return fail(config_error(at(node, file) + ": " + field + ": must be an integer"));
     const std::string& s = node.Scalar();
     int64_t value = 0;
@@ -98,6 +106,7 @@ Result<double> scalar_double(const YAML::Node& node, const std::string& file, co
         out << field << ": " << s << " is out of range " << lo << "-" << hi;
         return config_error(at(node, file) + ": " + out.str());
     };
+    if (auto ok = present(node, file, field); !ok) return fail(ok.error());
     if (!node.IsScalar()) return fail(config_error(at(node, file) + ": " + field + ": must be a number"));
     const std::string& s = node.Scalar();
     double value = 0;
@@ -111,6 +120,7 @@ Result<double> scalar_double(const YAML::Node& node, const std::string& file, co
 
 Result<uint64_t> scalar_duration_ms(const YAML::Node& node, const std::string& file, const std::string& field,
                                     uint64_t lo_ms, uint64_t hi_ms) {
+    if (auto ok = present(node, file, field); !ok) return fail(ok.error());
     if (!node.IsScalar()) return fail(config_error(at(node, file) + ": " + field + ": must be a duration such as 30s"));
     auto ms = parse_duration_ms(node.Scalar());
     if (!ms) return fail(config_error(at(node, file) + ": " + field + ": " + ms.error().message));

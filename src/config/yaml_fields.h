@@ -9,11 +9,29 @@
 #include <string>
 
 #include "base/error.h"
+#include "config/config.h"
 
 namespace tcpshift {
 
+// Runs `read` on resource `r`. A shape its reader did not foresee (a null or a mapping where a
+// list or a mapping of other keys belongs) makes yaml-cpp throw; it is refused as the
+// resource's configuration error, never let out as an exception.
+template <typename F>
+auto guarded(const Resource& r, F&& read) -> decltype(read()) {
+    try {
+        return read();
+    } catch (const YAML::Exception& e) {
+        return fail(config_error(r.where.str() + ": " + r.kind + " \"" + r.name +
+                                 "\": a field does not have the shape of its kind (" + e.msg + ")"));
+    }
+}
+
 // "file:line" of a node.
 std::string at(const YAML::Node& node, const std::string& file);
+
+// Fails with "FILE: FIELD: missing" when `node` is not there: a key absent from a null or
+// missing parent gives a node that yaml-cpp throws on when asked anything else.
+Result<void> present(const YAML::Node& node, const std::string& file, const std::string& field);
 
 // Every key of `map` must be one of `known`; the error names the first unknown field
 // and lists the known ones. `prefix` is the field path of the map, "spec." or "".

@@ -98,7 +98,7 @@ Result<std::vector<DeclaredRollout>> traffic_rollouts(const std::vector<Resource
     std::map<std::string, std::string> where;  // service -> the resource that rolls it out
     for (const auto& r : resources) {
         if (r.kind != kRolloutKind) continue;
-        auto spec = parse_traffic_rollout(r);
+        auto spec = guarded(r, [&] { return parse_traffic_rollout(r); });
         if (!spec) return fail(spec.error());
         if (auto [it, fresh] = where.emplace(spec->service, r.where.str()); !fresh)
             return fail(config_error(r.where.str() + ": spec.service: " + spec->service + " is rolled out by " + it->second +

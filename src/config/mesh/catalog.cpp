@@ -68,15 +68,15 @@ Result<Catalog> Catalog::build(const std::vector<Resource>& resources, Diagnosti
     for (const auto& r : resources) {
         const std::string g = r.group();
         if (g == "networking.istio.io" && r.kind == "WorkloadEntry") {
-            auto w = parse_workload_entry(r, diag);
+            auto w = guarded(r, [&] { return parse_workload_entry(r, diag); });
             if (!w) return fail(w.error());
             c.workloads_.push_back(std::move(*w));
         } else if (g == "networking.istio.io" && r.kind == "ServiceEntry") {
-            auto s = parse_service_entry(r, diag);
+            auto s = guarded(r, [&] { return parse_service_entry(r, diag); });
             if (!s) return fail(s.error());
             c.services_.push_back(std::move(*s));
         } else if (g.empty() && r.kind == "Service") {
-            auto s = parse_kubernetes_service(r, diag);
+            auto s = guarded(r, [&] { return parse_kubernetes_service(r, diag); });
             if (!s) return fail(s.error());
             c.services_.push_back(std::move(*s));
         }

@@ -204,6 +204,7 @@ class TcpRouteResolver {
     // A parentRef: the frontends of the Gateway listeners it selects.
     Result<void> attach(const YAML::Node& ref, const std::string& field, std::vector<Endpoint>& frontends,
                         std::vector<SourceRef>& where) {
+        if (!ref.IsMap()) return fail(config_error(at(ref, file_) + ": " + field + ": must be a mapping with the Gateway's name"));
         if (auto ok = check_fields(ref, {"group", "kind", "namespace", "name", "sectionName", "port"}, file_,
                                    field + ".");
             !ok)
@@ -333,14 +334,14 @@ Result<std::vector<ServiceSpec>> resolve_gateway_api(const std::vector<Resource>
     std::vector<ApiGateway> gateways;
     for (const auto& r : resources) {
         if (!is_gateway_api(r, "Gateway")) continue;
-        auto gw = parse_gateway(r, diag);
+        auto gw = guarded(r, [&] { return parse_gateway(r, diag); });
         if (!gw) return fail(gw.error());
         gateways.push_back(std::move(*gw));
     }
     std::vector<ServiceSpec> out;
     for (const auto& r : resources) {
         if (!is_gateway_api(r, "TCPRoute")) continue;
-        auto services = TcpRouteResolver(r, catalog, gateways, diag).resolve();
+        auto services = guarded(r, [&] { return TcpRouteResolver(r, catalog, gateways, diag).resolve(); });
         if (!services) return fail(services.error());
         for (auto& s : *services) out.push_back(std::move(s));
     }

@@ -69,11 +69,11 @@ Result<std::vector<ServiceSpec>> resolve_istio(const std::vector<Resource>& reso
     std::vector<istio::DestinationRule> rules;
     for (const auto& r : resources) {
         if (is_istio(r, "Gateway")) {
-            auto gw = istio::parse_gateway(r, diag);
+            auto gw = guarded(r, [&] { return istio::parse_gateway(r, diag); });
             if (!gw) return fail(gw.error());
             gateways.push_back(std::move(*gw));
         } else if (is_istio(r, "DestinationRule")) {
-            auto dr = istio::parse_destination_rule(r, catalog, diag);
+            auto dr = guarded(r, [&] { return istio::parse_destination_rule(r, catalog, diag); });
             if (!dr) return fail(dr.error());
             rules.push_back(std::move(*dr));
         }
@@ -81,10 +81,10 @@ Result<std::vector<ServiceSpec>> resolve_istio(const std::vector<Resource>& reso
     std::vector<ServiceSpec> out;
     for (const auto& r : resources) {
         if (!is_istio(r, "VirtualService")) continue;
-        auto services = istio::resolve_virtual_service(r, catalog, gateways, rules, diag);
+        auto services = guarded(r, [&] { return istio::resolve_virtual_service(r, catalog, gateways, rules, diag); });
         if (!services) return fail(services.error());
         RebalancePolicy rebalance;
-        if (auto ok = parse_rebalance_annotation(r, rebalance); !ok) return fail(ok.error());
+        if (auto ok = guarded(r, [&] { return parse_rebalance_annotation(r, rebalance); }); !ok) return fail(ok.error());
         for (auto& s : *services) {
             s.rebalance = rebalance;
             out.push_back(std::move(s));

@@ -91,7 +91,8 @@ class VirtualServiceResolver {
 
     Result<std::vector<Match>> parse_matches(const YAML::Node& matches, const std::string& field) {
         std::vector<Match> out;
-        if (!matches) return out;
+        if (!matches || matches.IsNull()) return out;
+        if (!matches.IsSequence()) return fail(config_error(at(matches, file_) + ": " + field + ".match: must be a list"));
         for (size_t k = 0; k < matches.size(); ++k) {
             const std::string mfield = field + ".match[" + std::to_string(k) + "]";
             const YAML::Node m = matches[k];

@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "config/resolve.h"
+#include "config/yaml_fields.h"
 #include "native_documents.h"
 #include "test_names.h"
 
@@ -142,6 +143,30 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{.desc = "takeover not bool", .from = "  affinity: source-ip\n", .to = "  takeover: maybe\n",
                   .want = "t.yaml:7: spec.takeover: must be true or false"}),
     [](const auto& info) { return test_case_name(info.param.desc); });
+
+// A reader that meets a shape it did not foresee (yaml-cpp throws on a key asked of a missing
+// node) refuses the resource with its place and kind; nothing escapes as an exception.
+TEST(Config, AShapeAReaderDidNotForeseeIsRefusedAsTheResources) {
+    auto resources = parse_resources(testing::kNativeShift, "t.yaml", "default", nullptr);
+    ASSERT_TRUE(resources) << resources.error().message;
+    const Resource& r = resources->front();
+    auto read = guarded(r, [&]() -> Result<std::string> {
+        const YAML::Node spec = r.node["spec"];
+        return spec["nothing"]["here"].Scalar();  // a key of a missing node: yaml-cpp throws
+    });
+    ASSERT_FALSE(read);
+    EXPECT_EQ(read.error().kind, ErrorKind::kConfig);
+    EXPECT_TRUE(read.error().message.starts_with("t.yaml:1: TrafficShift \"tcp-echo\": a field does not have the shape"))
+        << read.error().message;
+    // What reads without throwing passes through.
+    auto fine = guarded(r, [&]() -> Result<std::string> { return r.name; });
+    ASSERT_TRUE(fine);
+    EXPECT_EQ(*fine, "tcp-echo");
+    // A missing field asked of a typed accessor is missing, not a throw.
+    auto missing = scalar_string(r.node["spec"]["nothing"], "t.yaml", "spec.nothing");
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().message, "t.yaml: spec.nothing: missing");
+}
 
 TEST(Config, AllWeightsZeroIsRefused) {
     std::string text = kValid;

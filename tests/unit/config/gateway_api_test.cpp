@@ -122,7 +122,12 @@ INSTANTIATE_TEST_SUITE_P(
                             "spec.rules[0].backendRefs[0].weight: -2 is out of range 0-1000000"},
         GatewayApiErrorCase{"unknown backend kind", "{name: echo-v1, port: 9000, weight: 20}",
                             "{kind: Pod, name: echo-v1, port: 9000, weight: 20}",
-                            "kind \"Pod\" of group \"\" is not a backend tcpshift knows"}),
+                            "kind \"Pod\" of group \"\" is not a backend tcpshift knows"},
+        // A null item is no mapping: refused with its place, not an exception out of yaml-cpp.
+        GatewayApiErrorCase{"null parent ref", "{name: gw, sectionName: tcp}", "null",
+                            "spec.parentRefs[0]: must be a mapping with the Gateway's name"},
+        GatewayApiErrorCase{"null backend ref", "{name: echo-v1, port: 9000, weight: 20}", "null",
+                            "spec.rules[0].backendRefs[0]"}),
     [](const auto& info) { return test_case_name(info.param.desc); });
 
 }  // namespace

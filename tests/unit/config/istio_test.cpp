@@ -193,6 +193,8 @@ const std::string kPrefix = std::string(kWorkloads) + "---\n" + kGateway + "---\
 INSTANTIATE_TEST_SUITE_P(
     Table, IstioErrorTest,
     ::testing::Values(
+        IstioErrorCase{"match not a list", kPrefix + replaced(kVirtualService, "match: [{port: 31400}]", "match: {port: 31400}"),
+                       "t.yaml:49: spec.tcp[0].match: must be a list"},
         IstioErrorCase{"unknown gateway", kPrefix + replaced(kVirtualService, "[tcp-echo-gateway]", "[nope]"),
                        "t.yaml:47: spec.gateways[0]: no Gateway \"nope\" in namespace shift; known gateways: "
                        "shift/tcp-echo-gateway"},
