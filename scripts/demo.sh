@@ -12,9 +12,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 "$root/scripts/setup.sh"
-# Only what the demo runs: the CLI and the echo server, not the tests and benchmarks.
-BUILD_TARGETS="tcpshift tcpshift-echo" "$root/scripts/build.sh"
-bin="${BUILD_DIR:-$root/build}"
+# Only what the demo runs, the CLI and the echo server, in its own directory: each library
+# compiled in few translation units, at -O1 and without debug information, in about a fifth of
+# the time of the build the tests use (./build). The data path is BPF, built the same either way.
+bin="${BUILD_DIR:-$root/build-demo}"
+started=$(date +%s)
+BUILD_DIR="$bin" BUILD_TARGETS="tcpshift tcpshift-echo" "$root/scripts/build.sh" \
+  -DCMAKE_UNITY_BUILD=ON -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"
+echo "== built in $(($(date +%s) - started)) s"
 
 ns="tcpshift-demo-$$"
 config=$(mktemp --suffix=.yaml)
