@@ -33,7 +33,7 @@ StoredResource store_resource(const Resource& resource, const std::string& sourc
 
 Result<Resource> parse_stored(const StoredResource& stored) {
     auto parsed = parse_resources(stored.yaml, "applied " + stored.key.str() + " (from " + stored.source + ")",
-                                  stored.key.ns, nullptr);
+                                  stored.key.ns, nullptr, Origin::kTrusted);
     if (!parsed) return fail(parsed.error());
     if (parsed->size() != 1)
         return fail(system_error("applied " + stored.key.str() + ": the stored document holds " +

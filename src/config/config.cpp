@@ -211,8 +211,9 @@ Result<void> check_name(const std::string& name, const std::string& where, const
 }
 
 Result<std::vector<Resource>> parse_resources(const std::string& text, const std::string& file,
-                                              const std::string& default_ns, Diagnostics* diagnostics) {
-    if (auto ok = check_yaml_shape(text, file); !ok) return fail(ok.error());
+                                              const std::string& default_ns, Diagnostics* diagnostics, Origin origin) {
+    if (origin == Origin::kOutside)
+        if (auto ok = check_yaml_shape(text, file); !ok) return fail(ok.error());
     std::vector<YAML::Node> docs;
     try {
         docs = YAML::LoadAll(text);

@@ -76,8 +76,13 @@ bool is_config_file_name(const std::string& name);
 Result<std::vector<Resource>> load_resources(const std::vector<std::string>& paths, const std::string& default_ns,
                                              Diagnostics* diagnostics);
 // The same, from text already in memory (tests, the stored set). `file` names it in errors.
+// Text from outside is walked first for aliases, depth and size (a hostile file fails fast);
+// kTrusted skips that walk for what tcpshift itself emitted from text that passed it (the
+// stored set, about a seventh of reading it back).
+enum class Origin { kOutside, kTrusted };
 Result<std::vector<Resource>> parse_resources(const std::string& text, const std::string& file,
-                                              const std::string& default_ns, Diagnostics* diagnostics);
+                                              const std::string& default_ns, Diagnostics* diagnostics,
+                                              Origin origin = Origin::kOutside);
 
 enum class Affinity { kNone, kSourceIp };
 
