@@ -9,14 +9,7 @@ set -euo pipefail
 build=$(cd "$1" && pwd)
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
-if [ "$(id -u)" -ne 0 ]; then
-  if [ "${CI:-}" = true ]; then
-    echo "FAIL: needs root (network namespaces, BPF), and CI runs as root" >&2
-    exit 1
-  fi
-  echo "skipped: needs root"
-  exit 77
-fi
+. "$root/tests/support/needs_root.sh"
 
 out=$(mktemp /tmp/tcpshift-demo-test.XXXXXX)
 trap 'rm -f "$out"' EXIT
