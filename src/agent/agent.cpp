@@ -110,7 +110,7 @@ class AppliedView {
                 ? std::pair<ino_t, int64_t>{st.st_ino, st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec}
                 : std::pair<ino_t, int64_t>{0, 0};
         if (!plan_ || version != plan_version_) {
-            auto applied = load_applied(dataplane);
+            auto applied = load_applied_plan(dataplane);
             if (!applied) return fail(applied.error());
             plan_ = std::make_shared<const Plan>(std::move(applied->plan));
             plan_version_ = version;

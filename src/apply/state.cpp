@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 #include "base/fd.h"
 #include "dataplane/pins.h"
@@ -114,6 +115,67 @@ NextSet only_resources(const AppliedState& applied, std::vector<Resource> resour
 }
 
 Result<AppliedState> load_state(uint64_t netns_inode) { return load_state_at(state_dir(netns_inode)); }
+
+namespace {
+
+// Takes the top-level "serial" of a JSON document as the parser passes it, building nothing.
+class SerialReader : public nlohmann::json_sax<json> {
+   public:
+    uint64_t serial = 0;
+
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t value) override {
+        if (at_serial()) serial = static_cast<uint64_t>(value);
+        return true;
+    }
+    bool number_unsigned(number_unsigned_t value) override {
+        if (at_serial()) serial = value;
+        return true;
+    }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override { return enter(); }
+    bool end_object() override { return leave(); }
+    bool start_array(std::size_t) override { return enter(); }
+    bool end_array() override { return leave(); }
+    bool key(string_t& name) override {
+        key_is_serial_ = depth_ == 1 && name == "serial";
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+        error = e.what();
+        return false;
+    }
+    std::string error;
+
+   private:
+    bool at_serial() { return std::exchange(key_is_serial_, false) && depth_ == 1; }
+    bool enter() {
+        key_is_serial_ = false;
+        ++depth_;
+        return true;
+    }
+    bool leave() {
+        --depth_;
+        return true;
+    }
+    int depth_ = 0;
+    bool key_is_serial_ = false;
+};
+
+}  // namespace
+
+Result<uint64_t> load_state_serial(uint64_t netns_inode) {
+    const std::string path = state_file(netns_inode);
+    std::ifstream in(path);
+    if (!in) return 0;
+    SerialReader reader;
+    if (!json::sax_parse(in, &reader))
+        return fail(system_error(path + ": unreadable applied state: " + reader.error + "; `tcpshift detach` resets it"));
+    return reader.serial;
+}
 
 Result<void> save_state(uint64_t netns_inode, const AppliedState& state) {
     return save_state_at(state_dir(netns_inode), state);

@@ -62,6 +62,9 @@ NextSet only_resources(const AppliedState& applied, std::vector<Resource> resour
 std::string state_file(uint64_t netns_inode);
 // The applied set of a namespace, kept in state_file(): an absent file is an empty state.
 Result<AppliedState> load_state(uint64_t netns_inode);
+// The serial of the applied set in state_file(), read without the documents (0 when the file is
+// absent or names none).
+Result<uint64_t> load_state_serial(uint64_t netns_inode);
 // Written to a temporary file, synced, and renamed over the old one.
 Result<void> save_state(uint64_t netns_inode, const AppliedState& state);
 // The same in another directory (tests).

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "apply/plan_cache.h"
+
 #include "base/failpoint.h"
 #include "config/resolve.h"
 #include "dataplane/backend_health.h"
@@ -98,9 +100,11 @@ void roll_back(Dataplane& dataplane, const DataplaneMaps& maps, const Applied& b
     // The ids of `next` are quarantined from `before`, so the previous backends find their own
     // ids again; listeners that moved are adopted back.
     const NetnsId& netns = dataplane.netns();
-    if (install_listener_keys(maps, before.plan, &next, netns)) {
-        (void)adopt_listeners(maps, before.plan);
-        (void)install_plan(maps, before.plan, &next, netns);
+    Plan restored = before.plan;
+    const bool filled = fill_written_slots(restored, &next, before.limits).has_value();
+    if (filled && install_listener_keys(maps, restored, &next, netns)) {
+        (void)adopt_listeners(maps, restored);
+        (void)install_plan(maps, restored, &next, netns);
     }
     const auto kept = drop_local_routes(owned_routes, before.plan, progress);
     (void)add_local_routes(kept, before.plan, progress);
@@ -150,6 +154,8 @@ Result<void> commit(Dataplane& dataplane, const Applied& before, AppliedState ne
         next_state.local_routes = owned;
         if (auto ok = set_applied_serial(**maps, next_state.serial); !ok) return ok;
         if (auto ok = failpoint("commit-before-save"); !ok) return ok;
+        // The plan first: a cache of a set that was never stored names a serial no set has.
+        if (auto ok = save_plan_cache(netns.inode, next_state.serial, next, next_state.local_routes); !ok) return ok;
         return save_state(netns.inode, next_state);
     };
     auto done = steps();
@@ -204,9 +210,11 @@ Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdA
     return plan;
 }
 
-Result<Applied> load_applied(Dataplane& dataplane) {
+namespace {
+
+// The applied set and the limits of the attached maps, without the plan.
+Result<Applied> load_applied_state(Dataplane& dataplane) {
     Applied applied;
-    if (!dataplane.attached()) return applied;
     auto state = load_state(dataplane.netns().inode);
     if (!state) return fail(state.error());
     if (auto ok = check_serial(dataplane, *state); !ok) return fail(ok.error());
@@ -214,16 +222,56 @@ Result<Applied> load_applied(Dataplane& dataplane) {
     auto limits = attached_limits(dataplane.netns());
     if (!limits) return fail(limits.error());
     applied.limits = *limits;
+    return applied;
+}
+
+}  // namespace
+
+Result<Applied> load_applied_plan(Dataplane& dataplane) {
+    if (!dataplane.attached()) return Applied{};
+    // The serial the pinned maps hold names the set they were installed from: a cache of that
+    // set is its plan.
+    auto maps = dataplane.maps();
+    if (!maps) return fail(maps.error());
+    auto serial = applied_serial(**maps);
+    if (!serial) return fail(serial.error());
+    auto cached = load_plan_cache(dataplane.netns().inode, *serial);
+    if (!cached) return load_applied(dataplane, PlanSource::kCompile);
+    // The stored set must be that one too, or the next change is refused: say so now.
+    auto stored = load_state_serial(dataplane.netns().inode);
+    if (!stored) return fail(stored.error());
+    if (auto ok = check_serial(dataplane, AppliedState{.serial = *stored}); !ok) return fail(ok.error());
+    auto limits = attached_limits(dataplane.netns());
+    if (!limits) return fail(limits.error());
+    Applied applied{.state = AppliedState{.ids = cached->plan.ids, .local_routes = std::move(cached->local_routes),
+                                          .serial = *serial},
+                    .plan = std::move(cached->plan),
+                    .limits = *limits};
+    if (auto ok = take_kernel_paths(dataplane, applied.plan); !ok) return fail(ok.error());
+    return applied;
+}
+
+Result<Applied> load_applied(Dataplane& dataplane, PlanSource source) {
+    if (!dataplane.attached()) return Applied{};
+    auto loaded = load_applied_state(dataplane);
+    if (!loaded) return fail(loaded.error());
+    Applied& applied = *loaded;
     auto resources = stored_resources(applied.state);
     if (!resources) return fail(resources.error());
-    auto plan = compile_resources(*resources, applied.state.ids, nullptr, applied.limits);
-    if (!plan) return fail(plan.error());
     applied.resources = std::move(*resources);
+    if (source == PlanSource::kCache)
+        if (auto cached = load_plan_cache(dataplane.netns().inode, applied.state.serial)) {
+            if (auto ok = take_kernel_paths(dataplane, cached->plan); !ok) return fail(ok.error());
+            applied.plan = std::move(cached->plan);
+            return loaded;
+        }
+    auto plan = compile_resources(applied.resources, applied.state.ids, nullptr, applied.limits);
+    if (!plan) return fail(plan.error());
     // The applied plan is what the kernel holds: a backend keeps the path it was installed
     // with, so one whose address came or went since is installed again by the next change.
     if (auto ok = take_kernel_paths(dataplane, *plan); !ok) return fail(ok.error());
     applied.plan = std::move(*plan);
-    return applied;
+    return loaded;
 }
 
 Result<Outcome> run_transaction(Dataplane& dataplane, const Edit& edit, const TransactionOptions& options,
@@ -243,6 +291,9 @@ Result<Outcome> run_transaction(Dataplane& dataplane, const Edit& edit, const Tr
     }
     report_diagnostics(options.diagnostics, progress);
     if (options.dry_run) return Outcome{.plan = std::move(*next), .changed = false};
+    if (auto ok = fill_written_slots(*next, before->state.resources.empty() ? nullptr : &before->plan, before->limits);
+        !ok)
+        return fail(ok.error());
     if (auto ok = commit(dataplane, *before, std::move(next_set->state), *next, progress); !ok)
         return fail(ok.error());
     return Outcome{.plan = std::move(*next), .changed = true};

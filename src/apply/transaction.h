@@ -39,7 +39,15 @@ struct Applied {
 
     ParsedSet parsed() const { return ParsedSet{state, resources}; }
 };
-Result<Applied> load_applied(Dataplane& dataplane);
+// kCache: the plan is read from the plan cache when that holds the applied set's (its tables
+// without slots, see fill_slots()); kCompile: compiled from the stored documents, as verify
+// wants it.
+enum class PlanSource { kCache, kCompile };
+Result<Applied> load_applied(Dataplane& dataplane, PlanSource source = PlanSource::kCache);
+// The same for a verb that only shows the plan: no resources are parsed when the plan cache
+// holds the plan of the set the pinned maps hold. Its state then carries no documents, so it is
+// never the base of an edit (run_transaction() loads its own).
+Result<Applied> load_applied_plan(Dataplane& dataplane);
 
 // Resolves and compiles resources with the ids they had. Runs in the target namespace: a
 // backend that no address of it holds is marked remote (served by connect-time steering).

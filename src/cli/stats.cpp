@@ -19,7 +19,7 @@ struct StatsCommand {
 Result<void> run_stats(const StatsCommand& cmd, Streams io) {
     auto dataplane = open_session("stats", cmd.target, Access::kRead, print_progress(io.err));
     if (!dataplane) return fail(dataplane.error());
-    auto applied = load_applied(*dataplane);
+    auto applied = load_applied_plan(*dataplane);
     if (!applied) return fail(applied.error());
     StatsFacts facts;
     if (dataplane->attached()) {

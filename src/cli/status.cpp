@@ -1,5 +1,6 @@
 // tcpshift status: frontends, services, subsets, weights and whether each backend's socket
 // is ready, as the kernel holds them; --all lists every attached namespace of the host.
+#include <future>
 #include <memory>
 
 #include "apply/session.h"
@@ -31,7 +32,8 @@ Result<void> run_status_all(const StatusCommand& cmd, Streams io) {
 }
 
 // Which backends a listening socket serves, and the sockets under a backend's id that do not.
-Result<void> add_socket_facts(Dataplane& dataplane, const Plan& plan, StatusFacts& facts) {
+Result<void> add_socket_facts(Dataplane& dataplane, const Plan& plan, StatusFacts& facts,
+                              std::future<DestroyPath>& path) {
     auto maps = dataplane.maps();
     if (!maps) return fail(maps.error());
     auto sockets = backend_sockets(**maps, plan, dataplane.netns());
@@ -49,7 +51,7 @@ Result<void> add_socket_facts(Dataplane& dataplane, const Plan& plan, StatusFact
         facts.live.emplace();
         for (const auto& c : *live) ++(*facts.live)[{c.service_id, c.backend_id}];
     }
-    facts.destroy_path = destroy_path_name(destroy_path());
+    facts.destroy_path = destroy_path_name(path.get());
     for (const auto& [id, list] : *sockets)
         for (const auto& s : list) {
             if (s.serves) facts.ready.insert(id);
@@ -62,14 +64,17 @@ Result<void> run_status(const StatusCommand& cmd, Streams io) {
     if (cmd.all) return run_status_all(cmd, io);
     auto dataplane = open_session("status", cmd.target, Access::kRead, print_progress(io.err));
     if (!dataplane) return fail(dataplane.error());
-    auto applied = load_applied(*dataplane);
+    // Which way connections would be closed is a probe load of a BPF object: the verifier's
+    // time, spent beside the reading of the plan rather than after it.
+    std::future<DestroyPath> path = std::async(std::launch::async, destroy_path);
+    auto applied = load_applied_plan(*dataplane);
     if (!applied) return fail(applied.error());
     StatusFacts facts{.netns_inode = dataplane->netns().inode,
                       .attached = dataplane->attached(),
                       .local_routes = applied->state.local_routes,
                       .netns_option = cmd.target.netns};
     if (facts.attached)
-        if (auto ok = add_socket_facts(*dataplane, applied->plan, facts); !ok) return ok;
+        if (auto ok = add_socket_facts(*dataplane, applied->plan, facts, path); !ok) return ok;
     if (cmd.json) {
         io.out << status_json(applied->plan, facts).dump(2) << "\n";
     } else {

@@ -76,7 +76,8 @@ Result<Plan> expected_plan(const VerifyCommand& cmd, const Applied& applied) {
 Result<void> run_verify(const VerifyCommand& cmd, Streams io) {
     auto dataplane = open_session("verify", cmd.target, Access::kRead, print_progress(io.err));
     if (!dataplane) return fail(dataplane.error());
-    auto applied = load_applied(*dataplane);
+    // Compiled again: verify checks the kernel against the stored set, not against a cache of it.
+    auto applied = load_applied(*dataplane, PlanSource::kCompile);
     if (!applied) return fail(applied.error());
     auto expected = expected_plan(cmd, *applied);
     if (!expected) return fail(expected.error());

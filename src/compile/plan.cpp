@@ -126,8 +126,8 @@ Result<void> check_family(const ServiceSpec& s, int family, const Endpoint& fron
 
 // A ROUND_ROBIN table: one cycle in which each subset takes turns by weight and its backends of
 // the family take the subset's turns in rotation.
-Result<FamilyTable> compile_round_robin(const ServiceSpec& s, const PlanService& ps, int family,
-                                        const PlanLimits& limits, FamilyTable table) {
+Result<FamilyTable> compile_round_robin(const PlanService& ps, int family, const PlanLimits& limits,
+                                        FamilyTable table) {
     std::vector<RoundRobinGroup> groups;
     for (const auto& subset : ps.subsets) {
         RoundRobinGroup g{.weight = subset.weight};
@@ -139,7 +139,7 @@ Result<FamilyTable> compile_round_robin(const ServiceSpec& s, const PlanService&
     for (size_t k = 0; k < groups.size(); ++k)
         if (!groups[k].ids.empty() && std::find(table.slots.begin(), table.slots.end(), groups[k].ids.front()) ==
                                           table.slots.end())
-            return fail(config_error(s.where.str() + ": service \"" + s.name + "\": subset \"" + ps.subsets[k].name +
+            return fail(config_error(ps.where.str() + ": service \"" + ps.name + "\": subset \"" + ps.subsets[k].name +
                                      "\" would take less than one turn in a round-robin cycle of " +
                                      std::to_string(limits.table_slots) + " for " + family_name(family) +
                                      " clients; raise its weight or set it to 0"));
@@ -147,7 +147,7 @@ Result<FamilyTable> compile_round_robin(const ServiceSpec& s, const PlanService&
 }
 
 // The table of one client family: each subset's share spread over its backends of that family.
-Result<FamilyTable> compile_table(const ServiceSpec& s, const PlanService& ps, int family, const PlanLimits& limits) {
+Result<FamilyTable> compile_table(const PlanService& ps, int family, const PlanLimits& limits) {
     FamilyTable table;
     std::vector<WeightedBackend> weighted;
     for (const auto& subset : ps.subsets) {
@@ -161,12 +161,12 @@ Result<FamilyTable> compile_table(const ServiceSpec& s, const PlanService& ps, i
         table.group_first.insert(table.group_first.end(), size, first);
         table.group_size.insert(table.group_size.end(), size, size);
     }
-    if (s.balance.mode == Balance::kRoundRobin) return compile_round_robin(s, ps, family, limits, std::move(table));
-    const uint32_t size = s.balance.table_size ? std::min(s.balance.table_size, limits.table_slots) : limits.table_slots;
+    if (ps.balance.mode == Balance::kRoundRobin) return compile_round_robin(ps, family, limits, std::move(table));
+    const uint32_t size = ps.balance.table_size ? std::min(ps.balance.table_size, limits.table_slots) : limits.table_slots;
     const auto quotas = slot_quotas(weighted, size);
     for (size_t i = 0; i < weighted.size(); ++i)
         if (quotas[i] == 0)
-            return fail(config_error(s.where.str() + ": service \"" + s.name + "\": backend " + weighted[i].name +
+            return fail(config_error(ps.where.str() + ": service \"" + ps.name + "\": backend " + weighted[i].name +
                                      " would take " + percent_of(weighted[i].weight) + " of the " +
                                      family_name(family) + " clients, less than one slot of " + std::to_string(size) +
                                      "; raise its subset's weight or set it to 0" +
@@ -253,11 +253,13 @@ Result<PlanService> compile_service(const ServiceSpec& s, IdAllocator& service_i
         auto frontend = std::find_if(s.listen.begin(), s.listen.end(), [&](const Endpoint& e) { return e.family == family; });
         if (frontend == s.listen.end()) continue;
         if (auto ok = check_family(s, family, *frontend); !ok) return fail(ok.error());
-        if (reuse && !reuse->tables[family_index(family)].slots.empty() && same_table_inputs(ps, *reuse, family)) {
+        // A table read back from the plan cache is taken over without its slots: fill_slots()
+        // builds them if it is written after all.
+        if (reuse && reuse->tables[family_index(family)].has_slots() && same_table_inputs(ps, *reuse, family)) {
             ps.tables[family_index(family)] = reuse->tables[family_index(family)];
             continue;
         }
-        auto table = compile_table(s, ps, family, limits);
+        auto table = compile_table(ps, family, limits);
         if (!table) return fail(table.error());
         ps.tables[family_index(family)] = std::move(*table);
     }
@@ -309,6 +311,21 @@ Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssi
     plan.ids.services = service_ids.assigned();
     plan.ids.backends = backend_ids.assigned();
     return plan;
+}
+
+Result<void> fill_slots(PlanService& service, const PlanLimits& limits) {
+    for (int family : {AF_INET, AF_INET6}) {
+        FamilyTable& t = service.tables[family_index(family)];
+        if (!t.elided()) continue;
+        auto table = compile_table(service, family, limits);
+        if (!table) return fail(table.error());
+        if (table->slots.size() != t.elided_slots || table->weighted_backends != t.weighted_backends)
+            return fail(system_error("service " + service.name + ": its " + family_name(family) +
+                                     " table built again differs from the one compiled with it; `tcpshift verify` "
+                                     "compares the kernel's tables with the applied set"));
+        t = std::move(*table);
+    }
+    return {};
 }
 
 uint32_t backend_cap(const Plan& plan, uint32_t backend_id) {

@@ -55,6 +55,13 @@ struct FamilyTable {
     // slot -> backend id; empty: no frontend of the family. Its size is the table's slot
     // count: the Maglev table size of a hashing or RANDOM table, the cycle of a ROUND_ROBIN one.
     std::vector<uint16_t> slots;
+    // A plan read back from the plan cache carries no slots, only how many there are: it can
+    // be shown, not installed or verified.
+    uint32_t elided_slots = 0;
+
+    size_t slot_count() const { return slots.empty() ? elided_slots : slots.size(); }
+    bool has_slots() const { return slot_count() > 0; }
+    bool elided() const { return slots.empty() && elided_slots > 0; }
 };
 // Index into PlanService::tables of a client family (AF_INET or AF_INET6).
 inline size_t family_index(int family) { return family == AF_INET6 ? 1 : 0; }
@@ -114,6 +121,10 @@ bool reached_remotely(const Endpoint& address, const std::function<bool(const En
 // Marks each backend that reached_remotely() says so as remote.
 void mark_remote_backends(Plan& plan, const std::function<bool(const Endpoint&)>& is_local);
 
+// Builds the slots of the tables of `service` that a plan read from the plan cache left out
+// (FamilyTable::elided()), from the service's own weights, ids and policy.
+Result<void> fill_slots(PlanService& service, const PlanLimits& limits);
+
 // The cap a backend holds in the kernel: the smallest maxConnections of the services that
 // name it; 0 when none caps it.
 uint32_t backend_cap(const Plan& plan, uint32_t backend_id);
@@ -121,7 +132,7 @@ uint32_t backend_cap(const Plan& plan, uint32_t backend_id);
 // Compiles validated services. Fails when the set does not fit the map sizes. A weight table
 // whose inputs (policy, subsets' weights, backends' ids, addresses and shares) are those of the
 // same service in `reuse` is taken from there, not built again: a change of one service of
-// thousands builds one service's tables.
+// thousands builds one service's tables. One `reuse` holds without slots stays without them.
 Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssignment& previous,
                           const PlanLimits& limits, const Plan* reuse = nullptr);
 

@@ -158,7 +158,7 @@ bool headers_differ(const PlanService& a, const FamilyTable& ta, const PlanServi
     return std::memcmp(x.get(), y.get(), offsetof(ts_table, backends)) != 0;
 }
 
-bool tables_changed(const PlanService& svc, const PlanService* before) {
+bool tables_differ(const PlanService& svc, const PlanService* before) {
     if (!before || before->id != svc.id) return true;
     for (size_t family = 0; family < svc.tables.size(); ++family)
         if (headers_differ(*before, before->tables[family], svc, svc.tables[family]) ||
@@ -177,6 +177,8 @@ Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, ui
     auto table = std::make_unique<ts_table>();
     for (size_t family = 0; family < svc.tables.size(); ++family) {
         const FamilyTable& t = svc.tables[family];
+        if (t.elided())
+            return fail(system_error("service " + svc.name + ": a plan read from the plan cache has no slots to install"));
         std::memset(table.get(), 0xff, sizeof(*table));
         table_header(svc, t, *table);
         std::copy(t.weighted_backends.begin(), t.weighted_backends.end(), table->backends);
@@ -267,7 +269,7 @@ Result<void> install_tables(const DataplaneMaps& maps, const Plan& next, const P
     for (const auto& svc : next.services) {
         const auto found = before_by_name.find(svc.name);
         const PlanService* before = found == before_by_name.end() ? nullptr : found->second;
-        if (!tables_changed(svc, before)) continue;  // stays live as it is: nothing to write
+        if (!tables_differ(svc, before)) continue;  // stays live as it is: nothing to write
         changed.push_back(&svc);
         if (before && before->id == svc.id) replaced.push_back(&svc);
     }
@@ -387,7 +389,7 @@ void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table)
     table.backend_count = static_cast<__u32>(t.weighted_backends.size());
     table.flags = table_flags(svc, t) | (svc.keepalive.enabled ? TS_TABLE_KEEPALIVE : 0) |
                   (svc.cap.max_connections ? TS_TABLE_CAPPED : 0);
-    table.slot_count = static_cast<__u32>(t.slots.size());
+    table.slot_count = static_cast<__u32>(t.slot_count());
     table.balance = balance_code(svc.balance.mode);
     table.keepalive_time = svc.keepalive.time_s;
     table.keepalive_interval = svc.keepalive.interval_s;
@@ -413,6 +415,25 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
     if (auto ok = install_frontends(maps, next, previous); !ok) return ok;
     // 4. The rest of what only `previous` had.
     return previous ? remove_previous(maps, next, *previous, netns) : Result<void>{};
+}
+
+}  // namespace tcpshift
+
+namespace tcpshift {
+
+bool tables_changed(const PlanService& svc, const PlanService* before) { return tables_differ(svc, before); }
+
+Result<void> fill_written_slots(Plan& next, const Plan* previous, const PlanLimits& limits) {
+    std::map<std::string_view, const PlanService*> before_by_name;
+    if (previous)
+        for (const auto& s : previous->services) before_by_name.emplace(s.name, &s);
+    for (auto& svc : next.services) {
+        if (!svc.tables[0].elided() && !svc.tables[1].elided()) continue;
+        const auto found = before_by_name.find(svc.name);
+        if (!tables_differ(svc, found == before_by_name.end() ? nullptr : found->second)) continue;
+        if (auto ok = fill_slots(svc, limits); !ok) return ok;
+    }
+    return {};
 }
 
 }  // namespace tcpshift

@@ -87,7 +87,9 @@ Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff
         if (auto ok = read_map(maps.services, "services", &svc.id, &live); !ok) return ok;
         for (size_t family = 0; family < svc.tables.size(); ++family) {
             const FamilyTable& want = svc.tables[family];
-            if (want.slots.empty()) continue;  // no frontend of this family
+            if (want.slots.empty() && !want.elided()) continue;  // no frontend of this family
+            if (want.elided())
+                return fail(system_error("service " + svc.name + ": a plan read from the plan cache cannot be verified"));
             const uint32_t table_id = TS_TABLE_ID(svc.id, family, live.generation & 1);
             if (auto ok = read_map(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
             const std::string prefix = "service " + svc.name + " (id " + std::to_string(svc.id) + "), " +

@@ -178,7 +178,7 @@ json outlier_json(const PlanService& svc) {
 // The slots of a service's table: a hashing one's size, a round robin's cycle.
 size_t table_slots(const PlanService& svc) {
     for (const auto& t : svc.tables)
-        if (!t.slots.empty()) return t.slots.size();
+        if (t.has_slots()) return t.slot_count();
     return 0;
 }
 
