@@ -154,49 +154,37 @@ void visit(IO& io, M& ids) {
     }
 }
 
+// Each field in turn, in the order written.
+template <typename IO, typename... Fields>
+void visit_all(IO& io, Fields&... fields) {
+    (visit(io, fields), ...);
+}
+
 template <typename IO, Is<SourceRef> S>
 void visit(IO& io, S& r) {
-    visit(io, r.file);
-    visit(io, r.line);
+    visit_all(io, r.file, r.line);
 }
 template <typename IO, Is<Endpoint> S>
 void visit(IO& io, S& e) {
-    visit(io, e.family);
-    visit(io, e.addr);
-    visit(io, e.port);
+    visit_all(io, e.family, e.addr, e.port);
 }
 template <typename IO, Is<ResourceKey> S>
 void visit(IO& io, S& k) {
-    visit(io, k.kind);
-    visit(io, k.group);
-    visit(io, k.ns);
-    visit(io, k.name);
+    visit_all(io, k.kind, k.group, k.ns, k.name);
 }
 template <typename IO, Is<PlanBackend> S>
 void visit(IO& io, S& b) {
-    visit(io, b.id);
-    visit(io, b.address);
-    visit(io, b.share);
-    visit(io, b.where);
-    visit(io, b.remote);
+    visit_all(io, b.id, b.address, b.share, b.where, b.remote);
 }
 template <typename IO, Is<PlanSubset> S>
 void visit(IO& io, S& s) {
-    visit(io, s.name);
-    visit(io, s.weight);
-    visit(io, s.share);
-    visit(io, s.backends);
-    visit(io, s.where);
-    visit(io, s.weight_where);
-    visit(io, s.weight_path);
+    visit_all(io, s.name, s.weight, s.share, s.backends, s.where, s.weight_where, s.weight_path);
 }
 // The slots are left out: at 4,093 a table they would make the file larger than the applied
 // set. What is kept is how many there are.
 template <typename IO, Is<FamilyTable> S>
 void visit(IO& io, S& t) {
-    visit(io, t.weighted_backends);
-    visit(io, t.group_first);
-    visit(io, t.group_size);
+    visit_all(io, t.weighted_backends, t.group_first, t.group_size);
     if constexpr (IO::kReading) {
         t.slots.clear();
         visit(io, t.elided_slots);
@@ -207,80 +195,42 @@ void visit(IO& io, S& t) {
 }
 template <typename IO, Is<OutlierPolicy> S>
 void visit(IO& io, S& p) {
-    visit(io, p.consecutive_errors);
-    visit(io, p.base_ejection_ms);
-    visit(io, p.max_ejection_percent);
-    visit(io, p.min_health_percent);
-    visit(io, p.where);
+    visit_all(io, p.consecutive_errors, p.base_ejection_ms, p.max_ejection_percent, p.min_health_percent, p.where);
 }
 template <typename IO, Is<BalancePolicy> S>
 void visit(IO& io, S& p) {
     visit(io, p.mode);
     if (p.mode < Balance::kHash || p.mode > Balance::kLeastConn) throw Damaged{};
-    visit(io, p.table_size);
-    visit(io, p.warmup.duration_ms);
-    visit(io, p.warmup.min_percent);
-    visit(io, p.warmup.aggression);
-    visit(io, p.warmup.where);
-    visit(io, p.where);
+    visit_all(io, p.table_size, p.warmup.duration_ms, p.warmup.min_percent, p.warmup.aggression, p.warmup.where,
+              p.where);
 }
 template <typename IO, Is<KeepalivePolicy> S>
 void visit(IO& io, S& p) {
-    visit(io, p.enabled);
-    visit(io, p.time_s);
-    visit(io, p.interval_s);
-    visit(io, p.probes);
-    visit(io, p.where);
+    visit_all(io, p.enabled, p.time_s, p.interval_s, p.probes, p.where);
 }
 template <typename IO, Is<ConnectionCap> S>
 void visit(IO& io, S& p) {
-    visit(io, p.max_connections);
-    visit(io, p.where);
+    visit_all(io, p.max_connections, p.where);
 }
 template <typename IO, Is<LifetimePolicy> S>
 void visit(IO& io, S& p) {
-    visit(io, p.max_duration_ms);
-    visit(io, p.idle_timeout_ms);
-    visit(io, p.where);
-    visit(io, p.duration_where);
-    visit(io, p.idle_where);
+    visit_all(io, p.max_duration_ms, p.idle_timeout_ms, p.where, p.duration_where, p.idle_where);
 }
 template <typename IO, Is<RebalancePolicy> S>
 void visit(IO& io, S& p) {
-    visit(io, p.enabled);
-    visit(io, p.rate);
-    visit(io, p.max);
-    visit(io, p.where);
+    visit_all(io, p.enabled, p.rate, p.max, p.where);
 }
 template <typename IO, Is<PlanService> S>
 void visit(IO& io, S& s) {
-    visit(io, s.name);
-    visit(io, s.id);
-    visit(io, s.affinity);
+    visit_all(io, s.name, s.id, s.affinity);
     if (s.affinity != Affinity::kNone && s.affinity != Affinity::kSourceIp) throw Damaged{};
-    visit(io, s.takeover);
-    visit(io, s.frontends);
-    visit(io, s.frontends_where);
-    visit(io, s.affinity_where);
-    visit(io, s.local_addresses);
-    visit(io, s.subsets);
-    visit(io, s.tables);
-    visit(io, s.where);
-    visit(io, s.origin);
-    visit(io, s.outlier);
-    visit(io, s.balance);
-    visit(io, s.keepalive);
-    visit(io, s.cap);
-    visit(io, s.lifetime);
-    visit(io, s.rebalance);
+    visit_all(io, s.takeover, s.frontends, s.frontends_where, s.affinity_where, s.local_addresses, s.subsets, s.tables,
+              s.where, s.origin, s.outlier, s.balance, s.keepalive, s.cap, s.lifetime, s.rebalance);
 }
 // What follows the strings; both directions call it, the writer with const parts.
 template <typename IO, Is<Plan> P, typename R>
 void visit_cached(IO& io, P& plan, R& local_routes) {
-    visit(io, plan.services);
-    visit(io, plan.ids.services);
-    visit(io, plan.ids.backends);
-    visit(io, local_routes);
+    visit_all(io, plan.services, plan.ids.services, plan.ids.backends, local_routes);
 }
 
 }  // namespace
