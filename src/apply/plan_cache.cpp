@@ -1,13 +1,16 @@
 #include "apply/plan_cache.h"
 
-#include <algorithm>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <concepts>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <string_view>
 #include <type_traits>
 
+#include "base/fd.h"
 #include "base/files.h"
 #include "dataplane/pins.h"
 
@@ -29,6 +32,8 @@ static_assert(sizeof(LifetimePolicy) == 136, "LifetimePolicy changed: keep it in
 static_assert(sizeof(RebalancePolicy) == 56, "RebalancePolicy changed: keep it in the plan cache, then raise kFormat");
 constexpr uint32_t kMagic = 0x70737374;  // "tssp"
 constexpr uint32_t kFormat = 1;
+// About 600 bytes a service: a file larger than this is not one tcpshift wrote.
+constexpr off_t kMaxFileBytes = off_t{1} << 30;
 
 // The file: magic, format, serial, the strings (each once: the same file name recurs in every
 // place of a service), then the plan, whose strings are indexes into them. One function per
@@ -235,7 +240,7 @@ void visit_cached(IO& io, P& plan, R& local_routes) {
 
 }  // namespace
 
-Result<void> save_plan_cache_at(const std::string& dir, uint64_t serial, const Plan& plan,
+Result<void> save_plan_cache_at(const std::string& dir, PlanKey key, const Plan& plan,
                                 const std::vector<Endpoint>& local_routes) {
     Writer writer;
     visit_cached(writer, plan, local_routes);
@@ -243,7 +248,8 @@ Result<void> save_plan_cache_at(const std::string& dir, uint64_t serial, const P
     const auto put = [&file](const auto& v) { file.append(reinterpret_cast<const char*>(&v), sizeof v); };
     put(kMagic);
     put(kFormat);
-    put(serial);
+    put(key.serial);
+    put(key.attachment);
     put(static_cast<uint32_t>(writer.order.size()));
     for (const std::string* text : writer.order) {
         put(static_cast<uint32_t>(text->size()));
@@ -254,25 +260,32 @@ Result<void> save_plan_cache_at(const std::string& dir, uint64_t serial, const P
     return replace_file(dir + "/" + kPlanCacheFileName, file, 0600);
 }
 
-Result<void> save_plan_cache(uint64_t netns_inode, uint64_t serial, const Plan& plan,
+Result<void> save_plan_cache(uint64_t netns_inode, PlanKey key, const Plan& plan,
                              const std::vector<Endpoint>& local_routes) {
-    return save_plan_cache_at(state_dir(netns_inode), serial, plan, local_routes);
+    return save_plan_cache_at(state_dir(netns_inode), key, plan, local_routes);
 }
 
-std::optional<CachedPlan> load_plan_cache_at(const std::string& dir, uint64_t serial) {
-    std::ifstream in(dir + "/" + kPlanCacheFileName, std::ios::binary | std::ios::ate);
-    if (!in) return std::nullopt;
-    std::string file(static_cast<size_t>(std::max<std::streamoff>(in.tellg(), 0)), '\0');
-    in.seekg(0);
-    if (!in.read(file.data(), static_cast<std::streamsize>(file.size()))) return std::nullopt;
+std::optional<CachedPlan> load_plan_cache_at(const std::string& dir, PlanKey key) {
+    // Not blocking on a FIFO, and only a regular file of a sane size: anything else is no plan.
+    Fd fd(::open((dir + "/" + kPlanCacheFileName).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxFileBytes) return std::nullopt;
+    std::string file(static_cast<size_t>(st.st_size), '\0');
+    size_t got = 0;
+    while (got < file.size()) {
+        const ssize_t n = ::read(fd.get(), file.data() + got, file.size() - got);
+        if (n <= 0) return std::nullopt;
+        got += static_cast<size_t>(n);
+    }
     Reader reader{.rest = file};
     try {
         uint32_t magic = 0, format = 0, strings = 0;
-        uint64_t file_serial = 0;
+        PlanKey file_key;
         reader.scalar(magic);
         reader.scalar(format);
-        reader.scalar(file_serial);
-        if (magic != kMagic || format != kFormat || file_serial != serial) return std::nullopt;
+        reader.scalar(file_key.serial);
+        reader.scalar(file_key.attachment);
+        if (magic != kMagic || format != kFormat || file_key != key) return std::nullopt;
         reader.scalar(strings);
         if (strings > reader.rest.size()) return std::nullopt;
         reader.strings.reserve(strings);
@@ -283,7 +296,7 @@ std::optional<CachedPlan> load_plan_cache_at(const std::string& dir, uint64_t se
             reader.strings.emplace_back(reader.rest.substr(0, size));
             reader.rest.remove_prefix(size);
         }
-        CachedPlan cached{.serial = serial};
+        CachedPlan cached{.key = key};
         visit_cached(reader, cached.plan, cached.local_routes);
         if (!reader.rest.empty()) return std::nullopt;
         return cached;
@@ -292,8 +305,8 @@ std::optional<CachedPlan> load_plan_cache_at(const std::string& dir, uint64_t se
     }
 }
 
-std::optional<CachedPlan> load_plan_cache(uint64_t netns_inode, uint64_t serial) {
-    return load_plan_cache_at(state_dir(netns_inode), serial);
+std::optional<CachedPlan> load_plan_cache(uint64_t netns_inode, PlanKey key) {
+    return load_plan_cache_at(state_dir(netns_inode), key);
 }
 
 }  // namespace tcpshift

@@ -36,6 +36,12 @@ Result<void> check_serial(Dataplane& dataplane, const AppliedState& state) {
                              "apply again"));
 }
 
+Result<PlanKey> plan_key(const DataplaneMaps& maps, uint64_t serial) {
+    auto attachment = attachment_id(maps);
+    if (!attachment) return fail(attachment.error());
+    return PlanKey{.serial = serial, .attachment = *attachment};
+}
+
 // Adds the local routes `next` needs that tcpshift does not own yet; returns the routes it
 // owns now.
 Result<std::vector<Endpoint>> add_local_routes(const std::vector<Endpoint>& owned, const Plan& next,
@@ -152,10 +158,14 @@ Result<void> commit(Dataplane& dataplane, const Applied& before, AppliedState ne
         next_state.serial = before.state.serial + 1;
         owned = drop_local_routes(owned, next, progress);
         next_state.local_routes = owned;
+        // The plan before the serial moves, so that the window in which the maps name a set
+        // the stored file does not hold is only save_state(); a plan of a serial the maps never
+        // reach is ignored.
+        auto key = plan_key(**maps, next_state.serial);
+        if (!key) return fail(key.error());
+        if (auto ok = save_plan_cache(netns.inode, *key, next, next_state.local_routes); !ok) return ok;
         if (auto ok = set_applied_serial(**maps, next_state.serial); !ok) return ok;
         if (auto ok = failpoint("commit-before-save"); !ok) return ok;
-        // The plan first: a cache of a set that was never stored names a serial no set has.
-        if (auto ok = save_plan_cache(netns.inode, next_state.serial, next, next_state.local_routes); !ok) return ok;
         return save_state(netns.inode, next_state);
     };
     auto done = steps();
@@ -235,7 +245,9 @@ Result<Applied> load_applied_plan(Dataplane& dataplane) {
     if (!maps) return fail(maps.error());
     auto serial = applied_serial(**maps);
     if (!serial) return fail(serial.error());
-    auto cached = load_plan_cache(dataplane.netns().inode, *serial);
+    auto key = plan_key(**maps, *serial);
+    if (!key) return fail(key.error());
+    auto cached = load_plan_cache(dataplane.netns().inode, *key);
     if (!cached) return load_applied(dataplane, PlanSource::kCompile);
     // The stored set must be that one too, or the next change is refused: say so now.
     auto stored = load_state_serial(dataplane.netns().inode);
@@ -259,8 +271,12 @@ Result<Applied> load_applied(Dataplane& dataplane, PlanSource source) {
     auto resources = stored_resources(applied.state);
     if (!resources) return fail(resources.error());
     applied.resources = std::move(*resources);
+    auto maps = dataplane.maps();
+    if (!maps) return fail(maps.error());
+    auto key = plan_key(**maps, applied.state.serial);
+    if (!key) return fail(key.error());
     if (source == PlanSource::kCache)
-        if (auto cached = load_plan_cache(dataplane.netns().inode, applied.state.serial)) {
+        if (auto cached = load_plan_cache(dataplane.netns().inode, *key)) {
             if (auto ok = take_kernel_paths(dataplane, cached->plan); !ok) return fail(ok.error());
             applied.plan = std::move(cached->plan);
             return loaded;

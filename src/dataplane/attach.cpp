@@ -277,6 +277,13 @@ Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial) {
     return update_map(maps.meta, "meta", &zero, &*meta);
 }
 
+Result<uint32_t> attachment_id(const DataplaneMaps& maps) {
+    bpf_map_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(maps.meta.get(), &info, &len) != 0) return fail(system_error("read map \"meta\"", errno));
+    return info.id;
+}
+
 Result<std::vector<uint64_t>> client_scope(const DataplaneMaps& maps) {
     std::vector<uint64_t> cookies;
     uint64_t key = 0, next = 0;

@@ -45,6 +45,9 @@ Result<DataplaneMaps> open_dataplane(const NetnsId& netns);
 // The serial of the applied set the maps hold (0: none yet), and recording a new one.
 Result<uint64_t> applied_serial(const DataplaneMaps& maps);
 Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial);
+// The kernel's id of the pinned "meta" map: another attach of the namespace, another id, while
+// serials start again at 1.
+Result<uint32_t> attachment_id(const DataplaneMaps& maps);
 // The limits the attached maps were sized for (default_limits() when nothing is attached).
 Result<PlanLimits> attached_limits(const NetnsId& netns);
 // Removes links, pins and stored state; the programs leave the kernel with their last reference.

@@ -76,6 +76,22 @@ TEST_F(PlanCacheTest, StatusReadsThePlanOfTheSetTheMapsHoldAndNoOther) {
     const auto stats = tcpshift_here({"stats", "--json"});
     ASSERT_EQ(stats.exit_code, 0) << stats.err;
     expect_in_sync();
+
+    // After a detach the serials start again: a plan of the earlier attach with the serial the
+    // maps hold now (#3 at 70) is still not theirs, and a set over it writes its tables.
+    set("v1=70");  // #4
+    const std::string old = (fs::temp_directory_path() / ("tcpshift-plan-" + std::to_string(netns_inode()))).string();
+    fs::copy_file(cache(), old, fs::copy_options::overwrite_existing);
+    ASSERT_EQ(tcpshift_here({"detach"}).exit_code, 0);
+    apply(kDualStack);  // #1
+    set("v1=10");
+    set("v1=15");
+    set("v1=25");  // #4 again
+    fs::copy_file(old, cache(), fs::copy_options::overwrite_existing);
+    fs::remove(old);
+    EXPECT_EQ(applied_weights(status())["v1"], 25u) << "a plan of another attach stood for the applied set";
+    set("v1=70");
+    expect_in_sync();
 }
 
 // A set after a plan read back builds the shifted tables, and an apply that changes only the

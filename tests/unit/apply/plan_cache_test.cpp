@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -71,7 +72,9 @@ protected:
     void TearDown() override { fs::remove_all(dir_); }
 
     std::string path() const { return dir_ + "/" + kPlanCacheFileName; }
-    Result<void> save(uint64_t serial) const { return save_plan_cache_at(dir_, serial, plan_, routes_); }
+    Result<void> save(uint64_t serial, uint32_t attachment = 40) const {
+        return save_plan_cache_at(dir_, PlanKey{serial, attachment}, plan_, routes_);
+    }
 
     std::string dir_;
     Plan plan_;
@@ -173,28 +176,35 @@ TEST_F(PlanCacheTest, ReadBackIsTheCompiledPlanButForTheSlots) {
     ASSERT_TRUE(plan_.services[1].subsets[1].backends[0].remote) << "192.0.2.1 is no address of this host";
 
     ASSERT_TRUE(save(7));
-    const auto read = load_plan_cache_at(dir_, 7);
+    const auto read = load_plan_cache_at(dir_, {7, 40});
     ASSERT_TRUE(read);
-    EXPECT_EQ(read->serial, 7u);
+    EXPECT_EQ(read->key, (PlanKey{7, 40}));
     EXPECT_EQ(read->local_routes, routes_);
     expect_read_back(plan_, read->plan);
 }
 
 TEST_F(PlanCacheTest, ACacheOfAnotherSetIsNoPlan) {
     ASSERT_TRUE(save(7));
-    EXPECT_FALSE(load_plan_cache_at(dir_, 8)) << "a later set";
-    EXPECT_FALSE(load_plan_cache_at(dir_, 6)) << "an earlier one (a rolled back commit)";
-    EXPECT_TRUE(load_plan_cache_at(dir_, 7));
+    EXPECT_FALSE(load_plan_cache_at(dir_, {8, 40})) << "a later set";
+    EXPECT_FALSE(load_plan_cache_at(dir_, {6, 40})) << "an earlier one (a rolled back commit)";
+    EXPECT_FALSE(load_plan_cache_at(dir_, {7, 41})) << "the same serial of another attach";
+    EXPECT_TRUE(load_plan_cache_at(dir_, {7, 40}));
 }
 
 TEST_F(PlanCacheTest, AnAbsentOrDamagedCacheIsNoPlan) {
-    EXPECT_FALSE(load_plan_cache_at(dir_, 7)) << "absent";
+    EXPECT_FALSE(load_plan_cache_at(dir_, {7, 40})) << "absent";
     ASSERT_TRUE(save(7));
     const auto whole = fs::file_size(path());
     fs::resize_file(path(), whole / 2);
-    EXPECT_FALSE(load_plan_cache_at(dir_, 7)) << "cut short";
+    EXPECT_FALSE(load_plan_cache_at(dir_, {7, 40})) << "cut short";
     std::ofstream(path(), std::ios::trunc) << "{\"format\": 1, \"serial\": 7}";
-    EXPECT_FALSE(load_plan_cache_at(dir_, 7)) << "not what a writer wrote";
+    EXPECT_FALSE(load_plan_cache_at(dir_, {7, 40})) << "not what a writer wrote";
+    fs::remove(path());
+    fs::create_directory(path());
+    EXPECT_FALSE(load_plan_cache_at(dir_, {7, 40})) << "a directory";
+    fs::remove(path());
+    ASSERT_EQ(::mkfifo(path().c_str(), 0600), 0);
+    EXPECT_FALSE(load_plan_cache_at(dir_, {7, 40})) << "a FIFO, read without blocking";
 }
 
 // What a transaction does with the plan read back: compiles the next set reusing it, so that
@@ -202,7 +212,7 @@ TEST_F(PlanCacheTest, AnAbsentOrDamagedCacheIsNoPlan) {
 // fill_slots() builds a table that is written after all exactly as a compile would.
 TEST_F(PlanCacheTest, TablesReadBackStayUnbuiltUntilWrittenAndAreThenTheCompiledOnes) {
     ASSERT_TRUE(save(1));
-    auto read = load_plan_cache_at(dir_, 1);
+    auto read = load_plan_cache_at(dir_, {1, 40});
     ASSERT_TRUE(read);
     Plan& before = read->plan;
 
@@ -239,7 +249,7 @@ TEST_F(PlanCacheTest, TablesReadBackStayUnbuiltUntilWrittenAndAreThenTheCompiled
 // A table read back that its service's own weights do not build is refused, not installed.
 TEST_F(PlanCacheTest, ATableReadBackThatTheServiceDoesNotBuildIsRefused) {
     ASSERT_TRUE(save(1));
-    auto read = load_plan_cache_at(dir_, 1);
+    auto read = load_plan_cache_at(dir_, {1, 40});
     ASSERT_TRUE(read);
     PlanService svc = read->plan.services[0];
     svc.tables[0].elided_slots = 257;
