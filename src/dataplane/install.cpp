@@ -421,8 +421,6 @@ Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Pla
 
 namespace tcpshift {
 
-bool tables_changed(const PlanService& svc, const PlanService* before) { return tables_differ(svc, before); }
-
 Result<void> fill_written_slots(Plan& next, const Plan* previous, const PlanLimits& limits) {
     std::map<std::string_view, const PlanService*> before_by_name;
     if (previous)

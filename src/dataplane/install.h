@@ -25,11 +25,8 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
 // one 4-byte write.
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns);
 
-// Whether install_plan() writes the tables of `svc` over `before`, the same service in the plan
-// the maps hold (nullptr: none). Tables it writes must carry their slots (see fill_slots()).
-bool tables_changed(const PlanService& svc, const PlanService* before);
 // Builds the slots install_plan() needs of `next` over `previous`: those of each table it writes
-// that a plan read from the plan cache left out.
+// that a plan read from the plan cache left out (see fill_slots()).
 Result<void> fill_written_slots(Plan& next, const Plan* previous, const PlanLimits& limits);
 
 // The fields before the backends and slots of the kernel table that holds `t`, a table of
