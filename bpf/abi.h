@@ -15,7 +15,7 @@
 
 /* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
  * is refused, never written with this layout: its "meta" map says which it has. */
-#define TS_ABI_VERSION 7
+#define TS_ABI_VERSION 8
 
 /* Every map of the data plane, by the name it has in the object. X(name) is applied to each.
  * The pinned ones are also their names under the pin directory, the one list that userspace
@@ -50,6 +50,9 @@ struct ts_meta {
 	__u32 abi_version;   /* TS_ABI_VERSION of the tcpshift that attached */
 	__u32 client_scoped; /* 1: connect-time steering serves only the namespaces in client_scope */
 	__u64 applied_serial; /* the applied set the maps hold; applied.json names the same */
+	__u64 installing_serial; /* nonzero from the first map write of a change to its end: the
+	                          * set it installs. Still set when no writer runs, the writer
+	                          * stopped midway and the maps hold parts of both sets. */
 };
 
 /* Map sizes. These are the only place the limits live; userspace reads them

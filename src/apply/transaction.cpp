@@ -18,20 +18,31 @@ namespace {
 void step(const Progress& progress, std::string text) { progress(Event{Event::Kind::kStep, std::move(text)}); }
 void warn(const Progress& progress, std::string text) { progress(Event{Event::Kind::kWarning, std::move(text)}); }
 
+std::string interrupted_text(const NetnsId& netns, const AppliedSerials& serials) {
+    return "network namespace " + std::to_string(netns.inode) + ": the change to applied set #" +
+           std::to_string(serials.installing) + " stopped while it wrote the maps (was its command killed?), so they " +
+           "may hold parts of #" + std::to_string(serials.applied) + " and #" + std::to_string(serials.installing);
+}
+
 // The stored applied set must be the one the pinned maps hold: compiled from a lost or older
-// file, the ids could name other backends than the sockets the maps carry.
-Result<void> check_serial(Dataplane& dataplane, const AppliedState& state) {
+// file, the ids could name other backends than the sockets the maps carry. Nor may a change
+// have stopped midway: the maps then hold no one set (repair_interrupted() mends that, and
+// alone passes `repairing`).
+Result<void> check_serial(Dataplane& dataplane, const AppliedState& state, bool repairing = false) {
     auto maps = dataplane.maps();
     if (!maps) return fail(maps.error());
-    auto serial = applied_serial(**maps);
-    if (!serial) return fail(serial.error());
-    if (*serial == state.serial) return {};
+    auto serials = applied_serials(**maps);
+    if (!serials) return fail(serials.error());
+    if (serials->installing != 0 && !repairing)
+        return fail(system_error(interrupted_text(dataplane.netns(), *serials) +
+                                 "; the next `tcpshift apply`, `set` or `delete` repairs them first"));
+    if (serials->applied == state.serial) return {};
     const uint64_t inode = dataplane.netns().inode;
     const bool missing = state.serial == 0 && state.resources.empty();
     return fail(system_error(state_file(inode) +
                              (missing ? " is missing" : " holds applied set #" + std::to_string(state.serial)) +
                              ", but the data plane pinned at " + pin_dir(inode) + " holds applied set #" +
-                             std::to_string(*serial) +
+                             std::to_string(serials->applied) +
                              "; tcpshift will not guess which ids its sockets carry: run `tcpshift detach`, then "
                              "apply again"));
 }
@@ -96,26 +107,28 @@ void warn_foreign_frontends(const Plan& plan, const NetnsId& netns, const Progre
 // Puts `before` back after a failed commit: its plan over whatever of `next` went in, its
 // local routes, and its applied set and serial. A namespace attached by this commit is
 // detached instead.
-void roll_back(Dataplane& dataplane, const DataplaneMaps& maps, const Applied& before, const Plan& next,
-               bool attached_now, const std::vector<Endpoint>& owned_routes, const Progress& progress) {
+// Any part of `next` may be in, so every table that differs is written again.
+Result<void> roll_back(Dataplane& dataplane, const DataplaneMaps& maps, const Applied& before, const Plan& next,
+                       bool attached_now, const std::vector<Endpoint>& owned_routes, const Progress& progress) {
     if (attached_now) {
         (void)drop_local_routes(owned_routes, Plan{}, progress);
-        (void)dataplane.detach();
-        return;
+        return dataplane.detach();
     }
     // The ids of `next` are quarantined from `before`, so the previous backends find their own
     // ids again; listeners that moved are adopted back.
     const NetnsId& netns = dataplane.netns();
     Plan restored = before.plan;
-    const bool filled = fill_written_slots(restored, &next, before.limits).has_value();
-    if (filled && install_listener_keys(maps, restored, &next, netns)) {
-        (void)adopt_listeners(maps, restored);
-        (void)install_plan(maps, restored, &next, netns);
-    }
+    auto reinstalled = [&]() -> Result<void> {
+        if (auto ok = fill_written_slots(restored, &next, before.limits); !ok) return ok;
+        if (auto ok = install_listener_keys(maps, restored, &next, netns); !ok) return ok;
+        if (auto ok = adopt_listeners(maps, restored); !ok) return fail(ok.error());
+        return install_plan(maps, restored, &next, netns);
+    }();
     const auto kept = drop_local_routes(owned_routes, before.plan, progress);
     (void)add_local_routes(kept, before.plan, progress);
-    (void)save_state(netns.inode, before.state);
-    (void)set_applied_serial(maps, before.state.serial);
+    if (!reinstalled) return reinstalled;  // the mark stays: the next change tries again
+    if (auto ok = save_state(netns.inode, before.state); !ok) return ok;
+    return set_applied_serial(maps, before.state.serial);
 }
 
 std::string installed_summary(const Plan& plan) {
@@ -141,6 +154,15 @@ Result<void> commit(Dataplane& dataplane, const Applied& before, AppliedState ne
 
     const Plan* previous = before.state.resources.empty() ? nullptr : &before.plan;
     std::vector<Endpoint> owned = before.state.local_routes;
+    next_state.ids = next.ids;
+    next_state.serial = before.state.serial + 1;
+    // The plan goes first, under the serial it installs, and "meta" is marked: a command killed
+    // from here on leaves what the next change needs to put the maps back (repair_interrupted()).
+    // Until the serial moves, readers ignore a plan of another serial.
+    auto key = plan_key(**maps, next_state.serial);
+    if (!key) return fail(key.error());
+    if (auto ok = save_plan_cache(netns.inode, *key, next, owned); !ok) return ok;
+    if (auto ok = begin_installing(**maps, next_state.serial); !ok) return ok;
     // Backends that already listen are adopted before any frontend leads to them, so no
     // connection is refused in between; routes only once the listeners are in place.
     auto steps = [&]() -> Result<void> {
@@ -154,22 +176,21 @@ Result<void> commit(Dataplane& dataplane, const Applied& before, AppliedState ne
         warn_foreign_frontends(next, netns, progress);
         if (auto ok = install_plan(**maps, next, previous, netns); !ok) return ok;
         step(progress, installed_summary(next));
-        next_state.ids = next.ids;
-        next_state.serial = before.state.serial + 1;
+        if (auto ok = failpoint("commit-before-routes"); !ok) return ok;
+        const auto planned_routes = owned;
         owned = drop_local_routes(owned, next, progress);
         next_state.local_routes = owned;
-        // The plan before the serial moves, so that the window in which the maps name a set
-        // the stored file does not hold is only save_state(); a plan of a serial the maps never
-        // reach is ignored.
-        auto key = plan_key(**maps, next_state.serial);
-        if (!key) return fail(key.error());
-        if (auto ok = save_plan_cache(netns.inode, *key, next, next_state.local_routes); !ok) return ok;
-        if (auto ok = set_applied_serial(**maps, next_state.serial); !ok) return ok;
+        if (owned != planned_routes)
+            if (auto ok = save_plan_cache(netns.inode, *key, next, owned); !ok) return ok;
         if (auto ok = failpoint("commit-before-save"); !ok) return ok;
-        return save_state(netns.inode, next_state);
+        // The stored set before the serial: stopped between the two, the change is whole, and
+        // the next one only moves the serial.
+        if (auto ok = save_state(netns.inode, next_state); !ok) return ok;
+        if (auto ok = failpoint("commit-before-serial"); !ok) return ok;
+        return set_applied_serial(**maps, next_state.serial);
     };
     auto done = steps();
-    if (!done) roll_back(dataplane, **maps, before, next, *attached_now, owned, progress);
+    if (!done) (void)roll_back(dataplane, **maps, before, next, *attached_now, owned, progress);
     return done;
 }
 
@@ -223,11 +244,11 @@ Result<Plan> compile_resources(const std::vector<Resource>& resources, const IdA
 namespace {
 
 // The applied set and the limits of the attached maps, without the plan.
-Result<Applied> load_applied_state(Dataplane& dataplane) {
+Result<Applied> load_applied_state(Dataplane& dataplane, bool repairing) {
     Applied applied;
     auto state = load_state(dataplane.netns().inode);
     if (!state) return fail(state.error());
-    if (auto ok = check_serial(dataplane, *state); !ok) return fail(ok.error());
+    if (auto ok = check_serial(dataplane, *state, repairing); !ok) return fail(ok.error());
     applied.state = std::move(*state);
     auto limits = attached_limits(dataplane.netns());
     if (!limits) return fail(limits.error());
@@ -243,9 +264,10 @@ Result<Applied> load_applied_plan(Dataplane& dataplane) {
     // set is its plan.
     auto maps = dataplane.maps();
     if (!maps) return fail(maps.error());
-    auto serial = applied_serial(**maps);
-    if (!serial) return fail(serial.error());
-    auto key = plan_key(**maps, *serial);
+    auto serials = applied_serials(**maps);
+    if (!serials) return fail(serials.error());
+    const uint64_t serial = serials->applied;
+    auto key = plan_key(**maps, serial);
     if (!key) return fail(key.error());
     auto cached = load_plan_cache(dataplane.netns().inode, *key);
     if (!cached) return load_applied(dataplane, PlanSource::kCompile);
@@ -256,16 +278,19 @@ Result<Applied> load_applied_plan(Dataplane& dataplane) {
     auto limits = attached_limits(dataplane.netns());
     if (!limits) return fail(limits.error());
     Applied applied{.state = AppliedState{.ids = cached->plan.ids, .local_routes = std::move(cached->local_routes),
-                                          .serial = *serial},
+                                          .serial = serial},
                     .plan = std::move(cached->plan),
                     .limits = *limits};
     if (auto ok = take_kernel_paths(dataplane, applied.plan); !ok) return fail(ok.error());
     return applied;
 }
 
-Result<Applied> load_applied(Dataplane& dataplane, PlanSource source) {
+namespace {
+
+// load_applied(); `repairing`: while repair_interrupted() puts the set before a stopped change back.
+Result<Applied> load_applied_set(Dataplane& dataplane, PlanSource source, bool repairing) {
     if (!dataplane.attached()) return Applied{};
-    auto loaded = load_applied_state(dataplane);
+    auto loaded = load_applied_state(dataplane, repairing);
     if (!loaded) return fail(loaded.error());
     Applied& applied = *loaded;
     auto resources = stored_resources(applied.state);
@@ -290,8 +315,55 @@ Result<Applied> load_applied(Dataplane& dataplane, PlanSource source) {
     return loaded;
 }
 
+// A change whose command stopped while it wrote the maps left "meta" marked with the set it
+// installed, and that set's plan in the plan cache. When the stored set is already that one,
+// only the serial had yet to move. Otherwise the set before it goes in again over whatever
+// part of it went in, as a failed change is rolled back; the local routes it may have added
+// stay (none is removed that tcpshift is not sure it added).
+Result<void> repair_interrupted(Dataplane& dataplane, const Progress& progress) {
+    if (!dataplane.attached()) return {};
+    auto maps = dataplane.writable_maps();
+    if (!maps) return fail(maps.error());
+    auto serials = applied_serials(**maps);
+    if (!serials) return fail(serials.error());
+    if (serials->installing == 0) return {};
+    const NetnsId& netns = dataplane.netns();
+    const std::string what = interrupted_text(netns, *serials);
+    auto stored = load_state_serial(netns.inode);
+    if (!stored) return fail(stored.error());
+    if (*stored == serials->installing) {
+        if (auto ok = set_applied_serial(**maps, serials->installing); !ok) return ok;
+        step(progress, what + "; it was whole and stored, so applied set #" + std::to_string(serials->installing) +
+                           " is now the applied set");
+        return {};
+    }
+    auto key = plan_key(**maps, serials->installing);
+    if (!key) return fail(key.error());
+    auto aborted = load_plan_cache(netns.inode, *key);
+    if (!aborted)
+        return fail(system_error(what + "; its plan (" + state_dir(netns.inode) + "/" + kPlanCacheFileName +
+                                 ") is gone, so tcpshift cannot tell what went in: run `tcpshift detach`, then apply "
+                                 "again"));
+    auto before = load_applied_set(dataplane, PlanSource::kCompile, true);
+    if (!before) return fail(before.error());
+    if (auto ok = roll_back(dataplane, **maps, *before, aborted->plan, false, before->state.local_routes, progress);
+        !ok)
+        return fail(system_error(what + "; putting #" + std::to_string(serials->applied) + " back failed: " +
+                                 ok.error().message));
+    step(progress, what + "; put applied set #" + std::to_string(serials->applied) + " back");
+    return {};
+}
+
+}  // namespace
+
+Result<Applied> load_applied(Dataplane& dataplane, PlanSource source) {
+    return load_applied_set(dataplane, source, false);
+}
+
 Result<Outcome> run_transaction(Dataplane& dataplane, const Edit& edit, const TransactionOptions& options,
                                 const Progress& progress) {
+    if (!options.dry_run)
+        if (auto ok = repair_interrupted(dataplane, progress); !ok) return fail(ok.error());
     auto before = load_applied(dataplane);
     if (!before) return fail(before.error());
     auto next_set = edit(*before);

@@ -263,18 +263,33 @@ Result<DataplaneMaps> open_dataplane(const NetnsId& netns) {
     return maps;
 }
 
-Result<uint64_t> applied_serial(const DataplaneMaps& maps) {
+Result<AppliedSerials> applied_serials(const DataplaneMaps& maps) {
     auto meta = read_meta(maps);
     if (!meta) return fail(meta.error());
-    return meta->applied_serial;
+    return AppliedSerials{.applied = meta->applied_serial, .installing = meta->installing_serial};
 }
 
-Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial) {
+namespace {
+
+Result<void> write_serials(const DataplaneMaps& maps, const AppliedSerials& serials) {
     const uint32_t zero = 0;
     auto meta = read_meta(maps);
     if (!meta) return fail(meta.error());
-    meta->applied_serial = serial;
+    meta->applied_serial = serials.applied;
+    meta->installing_serial = serials.installing;
     return update_map(maps.meta, "meta", &zero, &*meta);
+}
+
+}  // namespace
+
+Result<void> begin_installing(const DataplaneMaps& maps, uint64_t serial) {
+    auto serials = applied_serials(maps);
+    if (!serials) return fail(serials.error());
+    return write_serials(maps, AppliedSerials{.applied = serials->applied, .installing = serial});
+}
+
+Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial) {
+    return write_serials(maps, AppliedSerials{.applied = serial, .installing = 0});
 }
 
 Result<uint32_t> attachment_id(const DataplaneMaps& maps) {

@@ -42,8 +42,16 @@ CgroupAttachment cgroup_attachment(uint64_t inode);
 Result<bool> attach_dataplane(const NetnsId& netns, const AttachOptions& options);
 // Opens the pinned maps; refuses pins of another ABI version, naming the fix.
 Result<DataplaneMaps> open_dataplane(const NetnsId& netns);
-// The serial of the applied set the maps hold (0: none yet), and recording a new one.
-Result<uint64_t> applied_serial(const DataplaneMaps& maps);
+// What "meta" says of the applied sets: the one the maps hold (0: none yet), and the one a
+// change is installing over it (0: none, or the change ended).
+struct AppliedSerials {
+    uint64_t applied = 0;
+    uint64_t installing = 0;
+};
+Result<AppliedSerials> applied_serials(const DataplaneMaps& maps);
+// Records that a change starts writing applied set `serial` into the maps.
+Result<void> begin_installing(const DataplaneMaps& maps, uint64_t serial);
+// Records that the maps hold applied set `serial`, and that no change is under way.
 Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial);
 // The kernel's id of the pinned "meta" map: another attach of the namespace, another id, while
 // serials start again at 1.

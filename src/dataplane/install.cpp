@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/failpoint.h"
 #include "bpf/abi.h"
 #include "dataplane/backend_health.h"
 #include "dataplane/listener_keys.h"
@@ -411,6 +412,7 @@ void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table)
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
     // 1. Tables: write the spare generation, then flip.
     if (auto ok = install_tables(maps, next, previous); !ok) return ok;
+    if (auto ok = failpoint("install-after-tables"); !ok) return ok;
     // 2. Frontends, pointing to live tables; 3. removal of the frontends `next` drops.
     if (auto ok = install_frontends(maps, next, previous); !ok) return ok;
     // 4. The rest of what only `previous` had.

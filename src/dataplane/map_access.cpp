@@ -32,7 +32,7 @@ static_assert(sizeof(ts_backend_stats) == 40);
 static_assert(sizeof(ts_connection) == 32);
 static_assert(sizeof(ts_listener) == 8);
 static_assert(sizeof(ts_backend_tag) == 4);
-static_assert(sizeof(ts_meta) == 16);
+static_assert(sizeof(ts_meta) == 24);
 
 int libbpf_errno(int ret) { return ret < 0 ? -ret : errno; }
 
