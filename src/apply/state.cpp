@@ -64,14 +64,22 @@ Result<NextSet> with_resources(const ParsedSet& applied, const std::vector<Resou
     for (const auto& r : applied.resources) slots.push_back(&r);
     std::map<ResourceKey, size_t> position;
     for (size_t i = 0; i < next.state.resources.size(); ++i) position.emplace(next.state.resources[i].key, i);
+    // A document stored as it comes, from wherever, changes nothing: the set stays as it is,
+    // and nothing is written.
+    next.changed = false;
     for (const auto& r : incoming) {
         const auto [it, fresh] = position.emplace(r.key(), next.state.resources.size());
+        StoredResource stored = store_resource(r, source);
         if (fresh) {
-            next.state.resources.push_back(store_resource(r, source));
+            next.state.resources.push_back(std::move(stored));
             slots.push_back(&r);
+            next.changed = true;
+        } else if (stored.yaml == next.state.resources[it->second].yaml) {
+            next.unchanged.push_back(r.key());
         } else {
-            next.state.resources[it->second] = store_resource(r, source);
+            next.state.resources[it->second] = std::move(stored);
             slots[it->second] = &r;
+            next.changed = true;
         }
     }
     next.resources.reserve(slots.size());

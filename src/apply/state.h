@@ -38,6 +38,7 @@ struct NextSet {
     AppliedState state;
     std::vector<Resource> resources;
     bool changed = true;  // false: the edit found nothing to change
+    std::vector<ResourceKey> unchanged;  // incoming documents the set already held as they are
 };
 // An applied set whose documents were parsed already: resources[i] is state.resources[i] read
 // back, so an edit parses nothing it does not change.

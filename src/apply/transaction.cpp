@@ -126,8 +126,10 @@ Result<void> roll_back(Dataplane& dataplane, const DataplaneMaps& maps, const Ap
     }();
     const auto kept = drop_local_routes(owned_routes, before.plan, progress);
     (void)add_local_routes(kept, before.plan, progress);
-    if (!reinstalled) return reinstalled;  // the mark stays: the next change tries again
+    // The stored set is `before` again either way: with the mark left, the next change puts
+    // it back, never takes `next` for whole.
     if (auto ok = save_state(netns.inode, before.state); !ok) return ok;
+    if (!reinstalled) return reinstalled;
     return set_applied_serial(maps, before.state.serial);
 }
 

@@ -1,4 +1,5 @@
 // tcpshift apply: add or replace resources and install the routing they compile to.
+#include <algorithm>
 #include <memory>
 
 #include "apply/session.h"
@@ -33,7 +34,12 @@ Result<void> run_apply(const ApplyCommand& cmd, Streams io) {
     auto dataplane =
         open_session("apply", cmd.target, cmd.dry_run ? Access::kRead : config_access(cmd.force), progress);
     if (!dataplane) return fail(dataplane.error());
-    const Edit edit = [&](const Applied& before) { return with_resources(before.parsed(), *resources); };
+    std::vector<ResourceKey> unchanged;
+    const Edit edit = [&](const Applied& before) -> Result<NextSet> {
+        auto next = with_resources(before.parsed(), *resources);
+        if (next) unchanged = next->unchanged;
+        return next;
+    };
     auto outcome = run_transaction(*dataplane, edit, {.dry_run = cmd.dry_run, .diagnostics = &diag}, progress);
     if (!outcome) return fail(outcome.error());
     if (cmd.dry_run) {
@@ -41,7 +47,10 @@ Result<void> run_apply(const ApplyCommand& cmd, Streams io) {
         print_explain(outcome->plan, io.out);
         return {};
     }
-    for (const auto& r : *resources) io.out << r.key().str() << " applied\n";
+    for (const auto& r : *resources) {
+        const bool same = std::find(unchanged.begin(), unchanged.end(), r.key()) != unchanged.end();
+        io.out << r.key().str() << (same ? " unchanged\n" : " applied\n");
+    }
     print_applied(outcome->plan, io.out);
     return {};
 }

@@ -75,7 +75,9 @@ TEST(Reweight, AnAppliedSetGivenWithoutItsParsedResourcesIsParsedFirst) {
 
 TEST(Reweight, TheParsedSetGivesWhatParsingTheStoredOneGives) {
     const Applied before = applied_two();
-    auto incoming = parse_resources(kTwo, "again.yaml", "default", nullptr);
+    std::string edited = kTwo;
+    edited.replace(edited.find("weight: 50"), 10, "weight: 40");
+    auto incoming = parse_resources(edited, "again.yaml", "default", nullptr);
     ASSERT_TRUE(incoming) << incoming.error().message;
     const std::vector<Resource> one{(*incoming)[0]};
     auto parsed = with_resources(before.parsed(), one);
@@ -94,6 +96,36 @@ TEST(Reweight, TheParsedSetGivesWhatParsingTheStoredOneGives) {
     ASSERT_EQ(without->resources.size(), 1u);
     EXPECT_EQ(without->resources[0].name, "b");
     EXPECT_TRUE(without->changed);
+}
+
+// A document the set already holds as it is changes nothing, wherever it comes from: the set
+// is not written again, and it keeps the place it came from first. One edited document beside
+// it is a change, of that document alone.
+TEST(Reweight, ADocumentStoredAsItIsChangesNothing) {
+    const Applied before = applied_two();
+    auto same = parse_resources(kTwo, "again.yaml", "default", nullptr);
+    ASSERT_TRUE(same) << same.error().message;
+    auto next = with_resources(before.parsed(), *same);
+    ASSERT_TRUE(next) << next.error().message;
+    EXPECT_FALSE(next->changed);
+    ASSERT_EQ(next->unchanged.size(), 2u);
+    EXPECT_EQ(next->state.resources[0].source, before.state.resources[0].source);
+
+    std::string edited = kTwo;
+    edited.replace(edited.find("weight: 90"), 10, "weight: 80");
+    auto one_edited = parse_resources(edited, "again.yaml", "default", nullptr);
+    ASSERT_TRUE(one_edited) << one_edited.error().message;
+    auto changed = with_resources(before.parsed(), *one_edited);
+    ASSERT_TRUE(changed) << changed.error().message;
+    EXPECT_TRUE(changed->changed);
+    ASSERT_EQ(changed->unchanged.size(), 1u);
+    EXPECT_EQ(changed->unchanged[0], (*one_edited)[0].key());
+    EXPECT_EQ(subset_weight(changed->resources[1], 1), 80);
+
+    // `set` to the weights a service has is no change either.
+    auto reset = reweighted(before, "b", {{"v1", 10}}, NetnsId{});
+    ASSERT_TRUE(reset) << reset.error().message;
+    EXPECT_FALSE(reset->changed);
 }
 
 TEST(Reweight, AnUnknownServiceOrSubsetIsRefusedNamingWhatThereIs) {
