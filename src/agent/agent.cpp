@@ -27,6 +27,7 @@
 #include "apply/session.h"
 #include "apply/transaction.h"
 #include "config/duration.h"
+#include "dataplane/attach.h"
 #include "dataplane/backend_health.h"
 #include "dataplane/handle.h"
 #include "dataplane/listeners.h"
@@ -169,6 +170,7 @@ class Agent {
     void adopt() {
         auto dataplane = Dataplane::open("", Dataplane::Access::kExclusive, std::chrono::milliseconds(0));
         if (!dataplane || !dataplane->attached()) return;
+        if (repaired(*dataplane)) return;
         auto plan = view_.plan(*dataplane);
         if (!plan) return;
         auto maps = dataplane->writable_maps();
@@ -177,6 +179,23 @@ class Agent {
         auto adopted = adopt_listeners(**maps, **plan, &adopted_from);
         for (const auto& line : adopted_from) log_("info", line);
         if (!adopted) log_("warn", "adopt listeners: " + adopted.error().message);
+    }
+
+    // A change that stopped while it wrote the maps (a `tcpshift set --force` killed midway)
+    // leaves them holding parts of two sets: with the pin lock held, no writer is under way, so
+    // the mark is left over, and a transaction that changes nothing mends it. True when it did.
+    bool repaired(Dataplane& dataplane) {
+        auto maps = dataplane.maps();
+        if (!maps) return false;
+        auto serials = applied_serials(**maps);
+        if (!serials || serials->installing == 0) return false;
+        std::lock_guard apply(apply_mutex_);
+        const Edit as_it_is = [](const Applied& before) -> Result<NextSet> {
+            return NextSet{.state = before.state, .resources = before.resources, .changed = false};
+        };
+        if (auto done = run_transaction(dataplane, as_it_is, {}, log_progress(log_)); !done)
+            log_("error", "repair: " + done.error().message);
+        return true;
     }
 
     // Closes the connections past their service's maxConnectionDuration or idleTimeout, one

@@ -35,7 +35,8 @@ Result<void> check_serial(Dataplane& dataplane, const AppliedState& state, bool 
     if (!serials) return fail(serials.error());
     if (serials->installing != 0 && !repairing)
         return fail(system_error(interrupted_text(dataplane.netns(), *serials) +
-                                 "; the next `tcpshift apply`, `set` or `delete` repairs them first"));
+                                 "; the next `tcpshift apply`, `set` or `delete` repairs them first (an agent that keeps "
+                                 "the namespace does within a second)"));
     if (serials->applied == state.serial) return {};
     const uint64_t inode = dataplane.netns().inode;
     const bool missing = state.serial == 0 && state.resources.empty();

@@ -147,5 +147,21 @@ TEST_F(AgentTest, VerifyComparesTheDataPlaneWithTheAgentsConfig) {
         << verify.out;
 }
 
+// A forced change killed after its shifted table went live leaves the maps holding parts of
+// two sets; the agent, finding the mark with the pin lock held, puts its set back within a
+// second or two, with no reload asked for.
+TEST_F(AgentTest, AForcedChangeKilledMidwayIsMendedByTheAgentUnasked) {
+    replace_file(dir_ / "tcp-echo.yaml", tcp_echo_config(45, 55));
+    start_agent();
+    ::setenv("TCPSHIFT_FAILPOINT", "install-after-tables:kill", 1);  // the child inherits it
+    const auto set = tcpshift_here({"set", "tcp-echo", "v1=5", "v2=95", "--force"});
+    ::unsetenv("TCPSHIFT_FAILPOINT");
+    ASSERT_EQ(set.exit_code, 128 + SIGKILL) << set.err;
+    ASSERT_TRUE(wait_for([&] { return tcpshift_here({"verify"}).exit_code == 0; }, std::chrono::seconds(5)))
+        << tcpshift_here({"verify"}).err << agent_log();
+    EXPECT_NE(agent_log().find("put applied set #1 back"), std::string::npos) << agent_log();
+    expect_split(45, 55);
+}
+
 }  // namespace
 }  // namespace tcpshift::testing
