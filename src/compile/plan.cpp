@@ -273,7 +273,9 @@ Result<Plan> compile_plan(const std::vector<ServiceSpec>& services, const IdAssi
     if (services.size() > limits.max_services)
         return fail(config_error("the configuration has " + std::to_string(services.size()) +
                                  " services; a network namespace holds at most " +
-                                 std::to_string(limits.max_services)));
+                                 std::to_string(limits.max_services) +
+                                 " as its maps are sized; `tcpshift attach --max-services N` sizes them for more "
+                                 "before the first apply (detach first when attached)"));
     size_t frontend_count = 0;
     for (const auto& s : services) frontend_count += s.listen.size();
     if (frontend_count > limits.max_frontends)

@@ -75,7 +75,11 @@ TEST(Plan, RefusesMoreThanTheMapsHold) {
         << plan.error().message;
     small = default_limits();
     small.max_services = 0;
-    EXPECT_FALSE(compile_plan(*services, {}, small));
+    plan = compile_plan(*services, {}, small);
+    ASSERT_FALSE(plan);
+    EXPECT_NE(plan.error().message.find("holds at most 0 as its maps are sized; `tcpshift attach --max-services N`"),
+              std::string::npos)
+        << plan.error().message;
 }
 
 TEST(Plan, HoldsTheDocumentedLimits) {
