@@ -17,8 +17,7 @@ inline Result<void> failpoint(std::string_view name) {
     const char* armed = std::getenv("TCPSHIFT_FAILPOINT");
     if (armed == nullptr) return {};
     const std::string_view spec = armed;
-    if (spec.size() == name.size() + 5 && spec.substr(0, name.size()) == name && spec.substr(name.size()) == ":kill")
-        std::raise(SIGKILL);
+    if (spec == std::string(name) + ":kill") std::raise(SIGKILL);
     if (spec != name) return {};
     return fail(system_error("failpoint " + std::string(name) + " (TCPSHIFT_FAILPOINT)"));
 }

@@ -271,25 +271,27 @@ Result<AppliedSerials> applied_serials(const DataplaneMaps& maps) {
 
 namespace {
 
-Result<void> write_serials(const DataplaneMaps& maps, const AppliedSerials& serials) {
+// One read and one write of "meta": `change` edits its serials.
+template <typename F>
+Result<void> change_serials(const DataplaneMaps& maps, F change) {
     const uint32_t zero = 0;
     auto meta = read_meta(maps);
     if (!meta) return fail(meta.error());
-    meta->applied_serial = serials.applied;
-    meta->installing_serial = serials.installing;
+    change(*meta);
     return update_map(maps.meta, "meta", &zero, &*meta);
 }
 
 }  // namespace
 
 Result<void> begin_installing(const DataplaneMaps& maps, uint64_t serial) {
-    auto serials = applied_serials(maps);
-    if (!serials) return fail(serials.error());
-    return write_serials(maps, AppliedSerials{.applied = serials->applied, .installing = serial});
+    return change_serials(maps, [&](ts_meta& meta) { meta.installing_serial = serial; });
 }
 
 Result<void> set_applied_serial(const DataplaneMaps& maps, uint64_t serial) {
-    return write_serials(maps, AppliedSerials{.applied = serial, .installing = 0});
+    return change_serials(maps, [&](ts_meta& meta) {
+        meta.applied_serial = serial;
+        meta.installing_serial = 0;
+    });
 }
 
 Result<uint32_t> attachment_id(const DataplaneMaps& maps) {
