@@ -15,7 +15,7 @@
 
 /* The layout of every map below. A data plane pinned by a tcpshift with another ABI version
  * is refused, never written with this layout: its "meta" map says which it has. */
-#define TS_ABI_VERSION 8
+#define TS_ABI_VERSION 9
 
 /* Every map of the data plane, by the name it has in the object. X(name) is applied to each.
  * The pinned ones are also their names under the pin directory, the one list that userspace
@@ -24,7 +24,7 @@
 #define TS_PINNED_MAPS(X)                                                                      \
 	X(frontends)      /* (address, port) -> service */                                     \
 	X(services)       /* service -> its live table generation */                           \
-	X(tables)         /* the weight tables, two generations per service and family */      \
+	X(tables)         /* the weight tables by service, family and generation (hash) */     \
 	X(sockets)        /* SOCKHASH: the listeners of each backend */                        \
 	X(listeners)      /* listener key -> the backends a listener with it serves */         \
 	X(service_stats)  /* per-CPU counters by service */                                    \
@@ -82,10 +82,12 @@ struct ts_meta {
  * duration, at the factor of its middle. */
 #define TS_WARMUP_STEPS 100
 
-/* A weight table exists twice per service and client family: the live one and
- * the spare the next change is written into. services[id].generation says which
- * is live, for both families at once. An AF_INET listener takes IPv4 clients
- * only, so each family has a table of the backends that can take it. */
+/* A weight table has two generations per service and client family: the live one, and the
+ * spare the next change is written into. services[id].generation says which is live, for both
+ * families at once. An AF_INET listener takes IPv4 clients only, so each family has a table of
+ * the backends that can take it. "tables" is a hash allocated as it fills: only live tables
+ * hold memory. A change inserts the spare, flips, waits for running programs and deletes the
+ * old generation; a family no frontend serves has no table at all. */
 #define TS_TABLE_GENERATIONS 2
 #define TS_TABLE_FAMILIES 2 /* 0: IPv4 clients, 1: IPv6 clients */
 #define TS_FAMILY_INDEX(family) ((family) == 10 /* AF_INET6 */ ? 1 : 0)
@@ -189,8 +191,10 @@ struct ts_table {
 	 * how many backends the subset has there. LEAST_CONN draws its second choice among them. */
 	__u16 group_first[TS_MAX_SERVICE_BACKENDS];
 	__u16 group_size[TS_MAX_SERVICE_BACKENDS];
-	/* slot -> backend id; TS_NO_BACKEND when the service has no weight at all */
-	__u16 slots[TS_TABLE_SLOTS + 1]; /* the last entry pads to 4 bytes */
+	/* slot -> position in backends[] of its backend, one byte a slot (TS_MAX_SERVICE_BACKENDS
+	 * is 256); a position at or past backend_count (0xff in a table without weight) names
+	 * no backend. */
+	__u8 slots[TS_TABLE_SLOTS + 3]; /* the last three pad to 4 bytes */
 };
 
 /* The table names a backend that no listener of this namespace serves: connect-time steering

@@ -77,7 +77,7 @@ static __always_inline __u32 flow_hash(const struct flow *f, __u32 affinity)
 /* The backend in the slot `hash` selects; TS_NO_BACKEND when the table has none. */
 static __always_inline __u32 slot_backend(const struct ts_table *table, __u32 hash)
 {
-	__u32 count = table->slot_count, slot;
+	__u32 count = table->slot_count, slot, pos;
 
 	if (count == 0 || count > TS_TABLE_SLOTS)
 		return TS_NO_BACKEND;
@@ -85,7 +85,10 @@ static __always_inline __u32 slot_backend(const struct ts_table *table, __u32 ha
 	pin_value(slot); /* keep the bound check that clang knows is redundant */
 	if (slot >= TS_TABLE_SLOTS)
 		return TS_NO_BACKEND;
-	return table->slots[slot];
+	pos = table->slots[slot]; /* below 256 = TS_MAX_SERVICE_BACKENDS, as a byte */
+	if (pos >= table->backend_count)
+		return TS_NO_BACKEND;
+	return table->backends[pos];
 }
 
 /* What a new connection draws its slot with: `flow_hash` for a hashing table, a random number

@@ -3,18 +3,21 @@
 #include <bpf/bpf.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/failpoint.h"
@@ -169,28 +172,54 @@ bool tables_differ(const PlanService& svc, const PlanService* before) {
     return false;
 }
 
+// The table of one family as the map holds it: its header, backends, subsets, and each slot as
+// the position of its backend in backends[] (0xff, past backend_count, for none).
+void fill_table(const PlanService& svc, const FamilyTable& t, ts_table& table) {
+    std::memset(&table, 0xff, sizeof(table));
+    table_header(svc, t, table);
+    std::copy(t.weighted_backends.begin(), t.weighted_backends.end(), table.backends);
+    std::copy(t.group_first.begin(), t.group_first.end(), table.group_first);
+    std::copy(t.group_size.begin(), t.group_size.end(), table.group_size);
+    std::array<uint8_t, TS_NO_BACKEND + 1> position;
+    position.fill(0xff);
+    for (size_t i = 0; i < t.weighted_backends.size(); ++i)
+        position[t.weighted_backends[i]] = static_cast<uint8_t>(i);
+    std::transform(t.slots.begin(), t.slots.end(), table.slots, [&](uint16_t id) { return position[id]; });
+}
+
 // Writes a service's tables into the spare generation and makes them live; sk_lookup keeps
-// remembering its choices until `remember_until`.
-Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, uint64_t remember_until) {
+// remembering its choices until `remember_until`. A family that no frontend serves gets no
+// table. Returns the generation that was live, which retire_generation() deletes.
+Result<uint32_t> install_table(const DataplaneMaps& maps, const PlanService& svc, uint64_t remember_until) {
     ts_service current{};
-    if (auto ok = read_map(maps.services, "services", &svc.id, &current); !ok) return ok;
+    if (auto ok = read_map(maps.services, "services", &svc.id, &current); !ok) return fail(ok.error());
     const uint32_t spare = (current.generation & 1) ^ 1;
     auto table = std::make_unique<ts_table>();
     for (size_t family = 0; family < svc.tables.size(); ++family) {
         const FamilyTable& t = svc.tables[family];
         if (t.elided())
             return fail(system_error("service " + svc.name + ": a plan read from the plan cache has no slots to install"));
-        std::memset(table.get(), 0xff, sizeof(*table));
-        table_header(svc, t, *table);
-        std::copy(t.weighted_backends.begin(), t.weighted_backends.end(), table->backends);
-        std::copy(t.group_first.begin(), t.group_first.end(), table->group_first);
-        std::copy(t.group_size.begin(), t.group_size.end(), table->group_size);
-        std::copy(t.slots.begin(), t.slots.end(), table->slots);
         const uint32_t table_id = TS_TABLE_ID(svc.id, family, spare);
-        if (auto ok = update_map(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
+        if (t.slots.empty()) {
+            if (auto ok = delete_from_map(maps.tables, "tables", &table_id); !ok) return fail(ok.error());
+            continue;
+        }
+        fill_table(svc, t, *table);
+        if (auto ok = update_map(maps.tables, "tables", &table_id, table.get()); !ok) return fail(ok.error());
     }
     const ts_service flipped{.generation = spare, .remember_until_ns = remember_until};
-    return update_map(maps.services, "services", &svc.id, &flipped);
+    if (auto ok = update_map(maps.services, "services", &svc.id, &flipped); !ok) return fail(ok.error());
+    return spare ^ 1;
+}
+
+// Deletes a service's tables of one generation, or of both, for every family.
+Result<void> delete_tables(const DataplaneMaps& maps, uint32_t service_id, std::initializer_list<uint32_t> generations) {
+    for (uint32_t family = 0; family < TS_TABLE_FAMILIES; ++family)
+        for (uint32_t generation : generations) {
+            const uint32_t table_id = TS_TABLE_ID(service_id, family, generation);
+            if (auto ok = delete_from_map(maps.tables, "tables", &table_id); !ok) return ok;
+        }
+    return {};
 }
 
 // With net.ipv4.tcp_syncookies=2 every handshake is a cookie one, and a final ACK may come
@@ -257,12 +286,11 @@ Result<void> add_routes(const DataplaneMaps& maps, const Plan& next, const Plan*
     return {};
 }
 
-// Step 1 of install_plan. The spare generation of a table was live before the last flip; a
-// lookup that read the old generation may still be walking it, so running programs finish
-// before it is overwritten. The counters of new routes go in first.
+// Step 1 of install_plan. The counters of new routes go in first. A lookup that read a
+// service's generation before its flip may still look its old table up, so the old tables are
+// deleted once the programs running at the flips have finished.
 Result<void> install_tables(const DataplaneMaps& maps, const Plan& next, const Plan* previous) {
     if (auto ok = add_routes(maps, next, previous); !ok) return ok;
-    if (auto ok = wait_for_running_programs(); !ok) return ok;
     std::map<std::string, const PlanService*> before_by_name;
     if (previous)
         for (const auto& s : previous->services) before_by_name.emplace(s.name, &s);
@@ -276,11 +304,18 @@ Result<void> install_tables(const DataplaneMaps& maps, const Plan& next, const P
     }
     auto remember_until = start_remembering(maps, replaced);
     if (!remember_until) return fail(remember_until.error());
+    std::vector<std::pair<uint32_t, uint32_t>> retired;  // (service id, generation)
     for (const PlanService* svc : changed) {
         const bool was_live = std::find(replaced.begin(), replaced.end(), svc) != replaced.end();
         const uint64_t until = was_live || *remember_until == kRememberAlways ? *remember_until : 0;
-        if (auto ok = install_table(maps, *svc, until); !ok) return ok;
+        auto old = install_table(maps, *svc, until);
+        if (!old) return fail(old.error());
+        retired.emplace_back(svc->id, *old);
     }
+    if (retired.empty()) return {};
+    if (auto ok = wait_for_running_programs(); !ok) return ok;
+    for (const auto& [id, generation] : retired)
+        if (auto ok = delete_tables(maps, id, {generation}); !ok) return ok;
     return {};
 }
 
@@ -331,6 +366,7 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
     for (const auto& svc : next.services) live_services.insert(svc.id);
     for (const auto& svc : previous.services) {
         if (live_services.count(svc.id)) continue;
+        if (auto ok = delete_tables(maps, svc.id, {0, 1}); !ok) return ok;
         if (auto ok = clear_percpu(maps.service_stats, "service_stats", &svc.id, sizeof(ts_service_stats)); !ok)
             return ok;
     }

@@ -20,7 +20,9 @@ static_assert(sizeof(ts_frontend) == 4);
 static_assert(sizeof(ts_service) == 16);
 static_assert(sizeof(ts_flow_key) == 40);
 static_assert(sizeof(ts_table) ==
-              (48 + 2 * TS_WARMUP_STEPS + 3 * 2 * TS_MAX_SERVICE_BACKENDS + 2 * (TS_TABLE_SLOTS + 1) + 7) / 8 * 8);
+              (48 + 2 * TS_WARMUP_STEPS + 3 * 2 * TS_MAX_SERVICE_BACKENDS + (TS_TABLE_SLOTS + 3) + 7) / 8 * 8);
+// A slot holds a backend's position in its table as one byte.
+static_assert(TS_MAX_SERVICE_BACKENDS <= 256);
 static_assert(sizeof(ts_backend_addr) == 48);
 static_assert(sizeof(ts_backend_load) == 8 + 8 * TS_MAX_PENDING);
 static_assert(sizeof(ts_backend_health) == 56);

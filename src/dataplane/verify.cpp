@@ -91,9 +91,13 @@ Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff
             if (want.elided())
                 return fail(system_error("service " + svc.name + ": a plan read from the plan cache cannot be verified"));
             const uint32_t table_id = TS_TABLE_ID(svc.id, family, live.generation & 1);
-            if (auto ok = read_map(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
             const std::string prefix = "service " + svc.name + " (id " + std::to_string(svc.id) + "), " +
                                        (family ? "IPv6" : "IPv4") + " clients: ";
+            if (bpf_map_lookup_elem(maps.tables.get(), &table_id, table.get()) != 0) {
+                if (errno != ENOENT) return fail(system_error("read map \"tables\"", errno));
+                diff.push_back(prefix + "no live table (generation " + std::to_string(live.generation & 1) + ")");
+                continue;
+            }
             ts_table header{};
             table_header(svc, want, header);
             if (table->affinity != header.affinity) diff.push_back(prefix + "live table has another affinity");
@@ -125,7 +129,11 @@ Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff
                      !std::equal(want.group_size.begin(), want.group_size.end(), table->group_size))
                 diff.push_back(prefix + "live table groups its backends into other subsets");
             size_t differing = 0;
-            for (size_t i = 0; i < want.slots.size(); ++i) differing += table->slots[i] != want.slots[i];
+            for (size_t i = 0; i < want.slots.size(); ++i) {
+                const uint32_t pos = table->slots[i];
+                const uint32_t live_id = pos < table->backend_count ? table->backends[pos] : TS_NO_BACKEND;
+                differing += live_id != want.slots[i];
+            }
             if (differing)
                 diff.push_back(prefix + std::to_string(differing) + " of " + std::to_string(want.slots.size()) +
                                " slots differ from the configured weights");

@@ -131,7 +131,8 @@ TEST_F(WarmupTest, VerifyComparesTheRampTheKernelHolds) {
     Fd tables(bpf_obj_get((pin_dir(netns_inode()) + "/tables").c_str()));
     ASSERT_TRUE(tables);
     bool tampered = false;
-    for (uint32_t id = 0; id < TS_TABLE_GENERATIONS * TS_TABLE_FAMILIES; ++id) {
+    uint32_t id = 0;
+    for (const uint32_t* prev = nullptr; bpf_map_get_next_key(tables.get(), prev, &id) == 0; prev = &id) {
         auto t = std::make_unique<ts_table>();
         ASSERT_EQ(bpf_map_lookup_elem(tables.get(), &id, t.get()), 0);
         if (!(t->flags & TS_TABLE_WARMUP)) continue;

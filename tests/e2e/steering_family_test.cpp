@@ -2,10 +2,17 @@
 // split alike over dual-stack backends, and a frontend family no backend can take refused.
 #include <gtest/gtest.h>
 
+#include <bpf/bpf.h>
+
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 
+#include "base/fd.h"
+#include "bpf/abi.h"
+#include "dataplane/pins.h"
 #include "stats.h"
 #include "steering_fixture.h"
 
@@ -17,6 +24,68 @@ namespace {
 std::string tcp_echo_dual_stack(int v1, int v2) {
     return traffic_shift("tcp-echo", R"(["0.0.0.0:31400", "[::]:31400"])",
                          {{"v1", v1, {"127.0.0.1:9001", "[::1]:9001"}}, {"v2", v2, {"127.0.0.1:9002", "[::1]:9002"}}});
+}
+
+// The tables the kernel holds: how many each (service id, family index) has. Every one must be
+// of its service's live generation.
+std::map<std::pair<uint32_t, uint32_t>, int> held_tables(const std::string& pins) {
+    Fd tables(bpf_obj_get((pins + "/tables").c_str()));
+    Fd services(bpf_obj_get((pins + "/services").c_str()));
+    std::map<std::pair<uint32_t, uint32_t>, int> held;
+    EXPECT_TRUE(tables && services);
+    if (!tables || !services) return held;
+    uint32_t id = 0;
+    int bound = 1000;
+    for (const uint32_t* prev = nullptr; bound-- > 0 && bpf_map_get_next_key(tables.get(), prev, &id) == 0; prev = &id) {
+        const uint32_t service = id / (TS_TABLE_FAMILIES * TS_TABLE_GENERATIONS);
+        ts_service live{};
+        EXPECT_EQ(bpf_map_lookup_elem(services.get(), &service, &live), 0);
+        EXPECT_EQ(id % TS_TABLE_GENERATIONS, live.generation & 1) << "table " << id << " is not of the live generation";
+        ++held[{service, id / TS_TABLE_GENERATIONS % TS_TABLE_FAMILIES}];
+    }
+    return held;
+}
+
+// Only live tables hold memory: one for each family a service's frontends serve. A change
+// retires the generation it replaced, a deleted service takes its tables along, and the slots
+// (positions in the table's backends) send each family to the weighted backends.
+TEST_F(SteeringTest, TheKernelHoldsALiveTableForEachFamilyAFrontendServesAndNoOther) {
+    Child v1 = start_echo(netns(), "[::]:9001", "one");
+    Child v2 = start_echo(netns(), "[::]:9002", "two");
+    Child solo = start_echo(netns(), "127.0.0.1:9005", "five");
+    apply(tcp_echo_dual_stack(50, 50) + "---\n" +
+          traffic_shift("solo", R"(["127.0.0.1:31500"])", {{"only", 100, {"127.0.0.1:9005"}}}));
+    const std::string pins = pin_dir(netns_inode());
+    auto held = held_tables(pins);
+    ASSERT_EQ(held.size(), 3u) << "tcp-echo: IPv4 and IPv6; solo: IPv4";
+    std::map<uint32_t, int> families_of;
+    for (const auto& [key, count] : held) {
+        EXPECT_EQ(count, 1) << "service " << key.first << " family " << key.second << " has both generations";
+        ++families_of[key.first];
+    }
+    ASSERT_EQ(families_of.size(), 2u);
+
+    for (const auto& [weights, reply] : {std::pair{"v1=0 v2=100", "two"}, std::pair{"v1=100 v2=0", "one"}}) {
+        const std::string w(weights);
+        const auto r = tcpshift_here({"set", "tcp-echo", w.substr(0, w.find(' ')), w.substr(w.find(' ') + 1)});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_EQ(held_tables(pins), held) << "after set " << w;
+        auto in = enter();
+        for (const char* target : {"127.0.0.1:31400", "[::1]:31400"}) {
+            const Endpoint ep = endpoint(target);
+            const Tally t = ep.family == AF_INET ? tally_from_many_sources(ep, 40) : tally(ep, 40);
+            EXPECT_EQ(t[reply], 40u) << target << " after set " << w << ": " << t.str();
+        }
+        const Tally s = tally(endpoint("127.0.0.1:31500"), 10);
+        EXPECT_EQ(s["five"], 10u) << s.str();
+    }
+
+    const auto d = tcpshift_here({"delete", "trafficshift", "solo"});
+    ASSERT_EQ(d.exit_code, 0) << d.err;
+    held = held_tables(pins);
+    EXPECT_EQ(held.size(), 2u) << "solo's table went with it";
+    const auto verify = tcpshift_here({"verify"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 TEST_F(SteeringTest, IPv6Frontend) {
