@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+
 #include "apply/transaction.h"
 #include "config/resolve.h"
 
@@ -133,6 +136,18 @@ TEST(Reweight, AnUnknownServiceOrSubsetIsRefusedNamingWhatThereIs) {
     auto service = reweighted(before, "c", {{"v1", 70}}, NetnsId{});
     ASSERT_FALSE(service);
     EXPECT_NE(service.error().message.find("applied: a, b"), std::string::npos) << service.error().message;
+
+    // Among many, the nearest few, nearest first, and how many there are.
+    Applied many;
+    for (int i = 0; i < 3000; ++i) many.plan.services.emplace_back().name = "svc-" + std::to_string(i);
+    many.plan.services.emplace_back().name = "payments";
+    auto typo = reweighted(many, "paymnets", {{"v1", 70}}, NetnsId{});
+    ASSERT_FALSE(typo);
+    const std::string& m = typo.error().message;
+    EXPECT_NE(m.find("; the nearest of the 3001 applied: payments, "), std::string::npos) << m;
+    EXPECT_EQ(std::count(m.begin(), m.end(), ','), 7) << "eight names: " << m;
+    EXPECT_NE(m.find("(tcpshift status lists them all)"), std::string::npos) << m;
+
     auto subset = reweighted(before, "a", {{"v3", 70}}, NetnsId{});
     ASSERT_FALSE(subset);
     EXPECT_NE(subset.error().message.find("its subsets: v1, v2"), std::string::npos) << subset.error().message;
