@@ -23,8 +23,8 @@
  * the maps of both lists. */
 #define TS_PINNED_MAPS(X)                                                                      \
 	X(frontends)      /* (address, port) -> service */                                     \
-	X(services)       /* service -> its live table generation */                           \
-	X(tables)         /* the weight tables by service, family and generation (hash) */     \
+	X(services)       /* service -> how long sk_lookup remembers its choices */             \
+	X(tables)         /* the weight tables by service and client family (hash) */          \
 	X(sockets)        /* SOCKHASH: the listeners of each backend */                        \
 	X(listeners)      /* listener key -> the backends a listener with it serves */         \
 	X(service_stats)  /* per-CPU counters by service */                                    \
@@ -82,17 +82,16 @@ struct ts_meta {
  * duration, at the factor of its middle. */
 #define TS_WARMUP_STEPS 100
 
-/* A weight table has two generations per service and client family: the live one, and the
- * spare the next change is written into. services[id].generation says which is live, for both
- * families at once. An AF_INET listener takes IPv4 clients only, so each family has a table of
- * the backends that can take it. "tables" is a hash allocated as it fills: only live tables
- * hold memory. A change inserts the spare, flips, waits for running programs and deletes the
- * old generation; a family no frontend serves has no table at all. */
-#define TS_TABLE_GENERATIONS 2
+/* A service has a weight table for each client family its frontends serve: an AF_INET
+ * listener takes IPv4 clients only, so each family has a table of the backends that can take
+ * it. "tables" is a hash allocated as it fills, so only the tables that exist hold memory. A
+ * change replaces a table by one update of its entry: the kernel links the new element in and
+ * unlinks the old one under the bucket lock, so a lookup finds one or the other, whole, and a
+ * program still reading the old one keeps it until it returns. A family no frontend serves
+ * has no table. */
 #define TS_TABLE_FAMILIES 2 /* 0: IPv4 clients, 1: IPv6 clients */
 #define TS_FAMILY_INDEX(family) ((family) == 10 /* AF_INET6 */ ? 1 : 0)
-#define TS_TABLE_ID(service_id, family_index, generation) \
-	(((service_id) * TS_TABLE_FAMILIES + (family_index)) * TS_TABLE_GENERATIONS + (generation))
+#define TS_TABLE_ID(service_id, family_index) ((service_id) * TS_TABLE_FAMILIES + (family_index))
 
 #define TS_NO_BACKEND 0xffff
 
@@ -115,21 +114,19 @@ struct ts_frontend {
 	__u32 service_id; /* index into "services" */
 };
 
-/* Value of the "services" array: which of the two tables is live. The
- * generation is one aligned 4-byte word, so the flip is a single atomic store. */
+/* Value of the "services" array. */
 struct ts_service {
-	__u32 generation; /* 0 or 1: the live tables, TS_TABLE_ID(service, family, generation) */
-	__u32 reserved;
+	__u64 reserved;
 	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) until which sk_lookup remembers every choice
 	 * in "recent_flows"; 0: it remembers nothing. A SYN cookie's final ACK is looked up
 	 * again, and a listener that sent no cookie lately resets it: so around a table change,
 	 * a flow keeps the backend its SYN was given. Userspace sets it TS_REMEMBER_BEFORE_NS
-	 * before the flip and TS_REMEMBER_AFTER_NS past it; to ~0 (always) in a namespace with
+	 * before its table is replaced and TS_REMEMBER_AFTER_NS past it; to ~0 (always) in a namespace with
 	 * net.ipv4.tcp_syncookies=2, where every handshake is a cookie one. */
 	__u64 remember_until_ns;
 };
 
-#define TS_REMEMBER_BEFORE_NS (500ULL * 1000000ULL)       /* SYNs that precede the flip */
+#define TS_REMEMBER_BEFORE_NS (500ULL * 1000000ULL)       /* SYNs that precede a table change */
 #define TS_REMEMBER_AFTER_NS (60ULL * 1000000000ULL)      /* their ACKs, and SYN retries */
 #define TS_MAX_RECENT_FLOWS 65536                          /* remembered choices (LRU) */
 
@@ -158,7 +155,7 @@ struct ts_flow_key {
 #define TS_AFFINITY_NONE 0      /* hash of the 4-tuple */
 #define TS_AFFINITY_SOURCE_IP 1 /* hash of the source address only */
 
-/* Value of the "tables" array, index TS_TABLE_ID(service, family index, generation). */
+/* Value of the "tables" hash, key TS_TABLE_ID(service, family index). */
 struct ts_table {
 	__u32 affinity;     /* TS_AFFINITY_* */
 	__u32 backend_count; /* entries used in backends[] */

@@ -141,7 +141,7 @@ static __always_inline __u32 connect_backend(struct bpf_sock_addr *ctx, const st
 
 	if (!service)
 		return TS_NO_BACKEND;
-	table_id = live_table_id(service, fe->service_id, family);
+	table_id = live_table_id(fe->service_id, family);
 	table = bpf_map_lookup_elem(&tables, &table_id);
 	if (!table || !(table->flags & TS_TABLE_REMOTE))
 		return TS_NO_BACKEND;

@@ -20,7 +20,7 @@ static __always_inline int ejection_allowed(__u32 service_id, __u32 family, __u3
 
 	if (max_ejection_percent >= 100 || !service)
 		return 1;
-	c.table_id = live_table_id(service, service_id, family);
+	c.table_id = live_table_id(service_id, family);
 	table = bpf_map_lookup_elem(&tables, &c.table_id);
 	if (!table)
 		return 1;

@@ -40,7 +40,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the tables that exist, not for room */
-	__uint(max_entries, TS_MAX_SERVICES * TS_TABLE_FAMILIES * TS_TABLE_GENERATIONS);
+	__uint(max_entries, TS_MAX_SERVICES * TS_TABLE_FAMILIES);
 	__type(key, __u32);
 	__type(value, struct ts_table);
 } tables SEC(".maps");

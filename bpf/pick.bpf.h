@@ -45,26 +45,18 @@ static __always_inline struct ts_frontend *find_frontend(__u32 family, const str
 	return bpf_map_lookup_elem(&frontends, &key);
 }
 
-/* The id of a service's live weight table for clients of `family`. */
-static __always_inline __u32 live_table_id(const struct ts_service *service, __u32 service_id, __u32 family)
+/* The id of a service's weight table for clients of `family`. */
+static __always_inline __u32 live_table_id(__u32 service_id, __u32 family)
 {
-	return TS_TABLE_ID(service_id, TS_FAMILY_INDEX(family), service->generation & 1);
+	return TS_TABLE_ID(service_id, TS_FAMILY_INDEX(family));
 }
 
-/* The live weight table of a service for clients of `family`; NULL when it has none. */
-static __always_inline struct ts_table *service_table(const struct ts_service *service, __u32 service_id,
-						      __u32 family)
-{
-	__u32 table_id = live_table_id(service, service_id, family);
-
-	return bpf_map_lookup_elem(&tables, &table_id);
-}
-
+/* The weight table of a service for clients of `family`; NULL when it has none. */
 static __always_inline struct ts_table *live_table(__u32 service_id, __u32 family)
 {
-	struct ts_service *service = bpf_map_lookup_elem(&services, &service_id);
+	__u32 table_id = live_table_id(service_id, family);
 
-	return service ? service_table(service, service_id, family) : NULL;
+	return bpf_map_lookup_elem(&tables, &table_id);
 }
 
 static __always_inline __u32 flow_hash(const struct flow *f, __u32 affinity)

@@ -115,7 +115,7 @@ __noinline int take_backend(struct bpf_sk_lookup *ctx, __u32 backend_id, __u32 t
 	r = assign_backend(ctx, backend_id);
 	/* Handed to a full accept queue, the SYN is dropped: a failure of the backend's. */
 	if (r == TS_ASSIGNED_FULL && table_id != TS_ANY_STATE)
-		note_overflow(backend_id, table_id / (TS_TABLE_FAMILIES * TS_TABLE_GENERATIONS));
+		note_overflow(backend_id, table_id / TS_TABLE_FAMILIES);
 	if (r >= 0)
 		return TS_TAKEN;
 	if (backend_cap(backend_id))
@@ -271,7 +271,7 @@ int steer(struct bpf_sk_lookup *ctx)
 	service = bpf_map_lookup_elem(&services, &fe->service_id);
 	if (!service)
 		goto refuse;
-	table_id = live_table_id(service, fe->service_id, ctx->family);
+	table_id = live_table_id(fe->service_id, ctx->family);
 	table = bpf_map_lookup_elem(&tables, &table_id);
 	if (!table)
 		goto refuse;

@@ -252,7 +252,7 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 			rs->opened++;
 		}
 		struct ts_service *service = bpf_map_lookup_elem(&services, &fe->service_id);
-		struct ts_table *table = service ? service_table(service, fe->service_id, family) : NULL;
+		struct ts_table *table = service ? live_table(fe->service_id, family) : NULL;
 
 		count_steered(fe, service, table, family, &flow, backend_id);
 		set_keepalive(skops, table);

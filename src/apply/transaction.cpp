@@ -135,11 +135,14 @@ Result<void> roll_back(Dataplane& dataplane, const DataplaneMaps& maps, const Ap
 }
 
 std::string installed_summary(const Plan& plan) {
-    size_t frontends = 0;
-    for (const auto& svc : plan.services) frontends += svc.frontends.size();
+    size_t frontends = 0, tables = 0;
+    for (const auto& svc : plan.services) {
+        frontends += svc.frontends.size();
+        for (const auto& t : svc.tables) tables += t.has_slots();
+    }
     return "installed " + std::to_string(plan.services.size()) + " services: " + std::to_string(frontends) +
-           " frontends, " + std::to_string(plan.ids.backends.size()) + " backends, " +
-           std::to_string(plan.services.size()) + " weight tables";
+           " frontends, " + std::to_string(plan.ids.backends.size()) + " backends, " + std::to_string(tables) +
+           " weight tables";
 }
 
 // Installs `next` over `before` and stores `next_state`; on failure puts `before` back.

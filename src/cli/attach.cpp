@@ -103,7 +103,8 @@ Action add_attach(CLI::App& command) {
     command
         .add_option("--max-services", cmd->max_services,
                     "size the maps for this many services (default " + std::to_string(TS_MAX_SERVICES) +
-                        "; each takes about 17 KB of weight tables)")
+                        "; the weight tables take memory as services fill them, about 8 KiB for each client family a "
+                        "service's frontends serve)")
         ->check(CLI::Range(1u, kMaxServicesCeiling))
         ->type_name("N");
     command

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -128,20 +127,6 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
 
 namespace {
 
-// Returns once every BPF program that was running when it was called has finished. Replacing
-// an entry of a map-in-map makes the kernel wait for an RCU grace period before the syscall
-// returns (maybe_wait_bpf_programs), and sk_lookup runs under RCU; the map is a throwaway.
-Result<void> wait_for_running_programs() {
-    Fd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "ts_rcu_inner", 4, 4, 1, nullptr));
-    if (!inner) return fail(system_error("create map \"ts_rcu_inner\"", errno));
-    LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = static_cast<__u32>(inner.get()));
-    Fd outer(bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "ts_rcu_wait", 4, 4, 1, &opts));
-    if (!outer) return fail(system_error("create map \"ts_rcu_wait\"", errno));
-    const uint32_t key = 0;
-    const uint32_t value = static_cast<uint32_t>(inner.get());
-    return update_map(outer, "ts_rcu_wait", &key, &value);
-}
-
 // Which ways the backends of a table are reached.
 uint32_t table_flags(const PlanService& svc, const FamilyTable& t) {
     uint32_t flags = 0;
@@ -187,38 +172,25 @@ void fill_table(const PlanService& svc, const FamilyTable& t, ts_table& table) {
     std::transform(t.slots.begin(), t.slots.end(), table.slots, [&](uint16_t id) { return position[id]; });
 }
 
-// Writes a service's tables into the spare generation and makes them live; sk_lookup keeps
-// remembering its choices until `remember_until`. A family that no frontend serves gets no
-// table. Returns the generation that was live, which retire_generation() deletes.
-Result<uint32_t> install_table(const DataplaneMaps& maps, const PlanService& svc, uint64_t remember_until) {
-    ts_service current{};
-    if (auto ok = read_map(maps.services, "services", &svc.id, &current); !ok) return fail(ok.error());
-    const uint32_t spare = (current.generation & 1) ^ 1;
+// Replaces a service's tables, each by one update of its entry (see TS_TABLE_ID), after
+// sk_lookup is told to remember its choices until `remember_until`. A family that no frontend
+// serves has no table.
+Result<void> install_table(const DataplaneMaps& maps, const PlanService& svc, uint64_t remember_until) {
+    const ts_service service{.remember_until_ns = remember_until};
+    if (auto ok = update_map(maps.services, "services", &svc.id, &service); !ok) return ok;
     auto table = std::make_unique<ts_table>();
-    for (size_t family = 0; family < svc.tables.size(); ++family) {
+    for (uint32_t family = 0; family < svc.tables.size(); ++family) {
         const FamilyTable& t = svc.tables[family];
         if (t.elided())
             return fail(system_error("service " + svc.name + ": a plan read from the plan cache has no slots to install"));
-        const uint32_t table_id = TS_TABLE_ID(svc.id, family, spare);
+        const uint32_t table_id = TS_TABLE_ID(svc.id, family);
         if (t.slots.empty()) {
-            if (auto ok = delete_from_map(maps.tables, "tables", &table_id); !ok) return fail(ok.error());
+            if (auto ok = delete_from_map(maps.tables, "tables", &table_id); !ok) return ok;
             continue;
         }
         fill_table(svc, t, *table);
-        if (auto ok = update_map(maps.tables, "tables", &table_id, table.get()); !ok) return fail(ok.error());
+        if (auto ok = update_map(maps.tables, "tables", &table_id, table.get()); !ok) return ok;
     }
-    const ts_service flipped{.generation = spare, .remember_until_ns = remember_until};
-    if (auto ok = update_map(maps.services, "services", &svc.id, &flipped); !ok) return fail(ok.error());
-    return spare ^ 1;
-}
-
-// Deletes a service's tables of one generation, or of both, for every family.
-Result<void> delete_tables(const DataplaneMaps& maps, uint32_t service_id, std::initializer_list<uint32_t> generations) {
-    for (uint32_t family = 0; family < TS_TABLE_FAMILIES; ++family)
-        for (uint32_t generation : generations) {
-            const uint32_t table_id = TS_TABLE_ID(service_id, family, generation);
-            if (auto ok = delete_from_map(maps.tables, "tables", &table_id); !ok) return ok;
-        }
     return {};
 }
 
@@ -234,8 +206,8 @@ constexpr uint64_t kRememberAlways = ~uint64_t{0};
 
 // Whether this namespace ever answered a SYN with a cookie (TcpExt SyncookiesSent): only a
 // cookie's final ACK comes to sk_lookup again after its SYN, so where none was ever sent, no
-// handshake can be under way across a flip and it need not wait for one. Unreadable counters
-// count as sent.
+// handshake can be under way across a table change and it need not wait for one. Unreadable
+// counters count as sent.
 bool cookies_ever_sent() {
     std::ifstream in("/proc/thread-self/net/netstat");  // the calling thread's namespace
     std::string names, values;
@@ -250,8 +222,8 @@ bool cookies_ever_sent() {
 }
 
 // Before a live table is replaced, sk_lookup starts remembering each flow's backend, long
-// enough before the flip for the SYNs it will have to honour (see ts_service); where no SYN
-// cookie was ever sent, there are none, and the flip comes at once.
+// enough before the change for the SYNs it will have to honour (see ts_service); where no SYN
+// cookie was ever sent, there are none, and the change comes at once.
 Result<uint64_t> start_remembering(const DataplaneMaps& maps, const std::vector<const PlanService*>& replaced) {
     if (cookies_always()) return kRememberAlways;
     if (replaced.empty()) return uint64_t{0};
@@ -286,9 +258,7 @@ Result<void> add_routes(const DataplaneMaps& maps, const Plan& next, const Plan*
     return {};
 }
 
-// Step 1 of install_plan. The counters of new routes go in first. A lookup that read a
-// service's generation before its flip may still look its old table up, so the old tables are
-// deleted once the programs running at the flips have finished.
+// Step 1 of install_plan. The counters of new routes go in first.
 Result<void> install_tables(const DataplaneMaps& maps, const Plan& next, const Plan* previous) {
     if (auto ok = add_routes(maps, next, previous); !ok) return ok;
     std::map<std::string, const PlanService*> before_by_name;
@@ -304,18 +274,11 @@ Result<void> install_tables(const DataplaneMaps& maps, const Plan& next, const P
     }
     auto remember_until = start_remembering(maps, replaced);
     if (!remember_until) return fail(remember_until.error());
-    std::vector<std::pair<uint32_t, uint32_t>> retired;  // (service id, generation)
     for (const PlanService* svc : changed) {
         const bool was_live = std::find(replaced.begin(), replaced.end(), svc) != replaced.end();
         const uint64_t until = was_live || *remember_until == kRememberAlways ? *remember_until : 0;
-        auto old = install_table(maps, *svc, until);
-        if (!old) return fail(old.error());
-        retired.emplace_back(svc->id, *old);
+        if (auto ok = install_table(maps, *svc, until); !ok) return ok;
     }
-    if (retired.empty()) return {};
-    if (auto ok = wait_for_running_programs(); !ok) return ok;
-    for (const auto& [id, generation] : retired)
-        if (auto ok = delete_tables(maps, id, {generation}); !ok) return ok;
     return {};
 }
 
@@ -366,7 +329,6 @@ Result<void> remove_previous(const DataplaneMaps& maps, const Plan& next, const 
     for (const auto& svc : next.services) live_services.insert(svc.id);
     for (const auto& svc : previous.services) {
         if (live_services.count(svc.id)) continue;
-        if (auto ok = delete_tables(maps, svc.id, {0, 1}); !ok) return ok;
         if (auto ok = clear_percpu(maps.service_stats, "service_stats", &svc.id, sizeof(ts_service_stats)); !ok)
             return ok;
     }
@@ -445,14 +407,33 @@ void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table)
     }
 }
 
+// Deletes every table that no service of `plan` has: those of services it removed, and any a
+// stopped change or a hand left behind. Keys are gathered first: a hash walked while its
+// entries are deleted may restart and repeat.
+Result<void> delete_stray_tables(const DataplaneMaps& maps, const Plan& plan) {
+    std::set<uint32_t> kept;
+    for (const auto& svc : plan.services)
+        for (uint32_t family = 0; family < svc.tables.size(); ++family)
+            if (svc.tables[family].has_slots()) kept.insert(TS_TABLE_ID(svc.id, family));
+    std::vector<uint32_t> stray;
+    uint32_t key = 0;
+    for (const uint32_t* prev = nullptr; bpf_map_get_next_key(maps.tables.get(), prev, &key) == 0; prev = &key)
+        if (!kept.count(key)) stray.push_back(key);
+    for (uint32_t id : stray)
+        if (auto ok = delete_from_map(maps.tables, "tables", &id); !ok) return ok;
+    return {};
+}
+
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns) {
-    // 1. Tables: write the spare generation, then flip.
+    // 1. Tables, each replaced whole by one update.
     if (auto ok = install_tables(maps, next, previous); !ok) return ok;
     if (auto ok = failpoint("install-after-tables"); !ok) return ok;
     // 2. Frontends, pointing to live tables; 3. removal of the frontends `next` drops.
     if (auto ok = install_frontends(maps, next, previous); !ok) return ok;
-    // 4. The rest of what only `previous` had.
-    return previous ? remove_previous(maps, next, *previous, netns) : Result<void>{};
+    // 4. The rest of what only `previous` had, and tables no service of `next` has.
+    if (previous)
+        if (auto ok = remove_previous(maps, next, *previous, netns); !ok) return ok;
+    return delete_stray_tables(maps, next);
 }
 
 }  // namespace tcpshift

@@ -21,8 +21,7 @@ Result<void> install_listener_keys(const DataplaneMaps& maps, const Plan& next, 
 
 // Makes the maps hold `next`, given that they hold `previous` (nullptr: nothing yet) and that
 // install_listener_keys() ran for `next`. New tables go in before the frontends that use
-// them; removals go last. Each table is written into the spare generation and made live by
-// one 4-byte write.
+// them; removals go last. Each table is replaced whole by one update of its entry.
 Result<void> install_plan(const DataplaneMaps& maps, const Plan& next, const Plan* previous, const NetnsId& netns);
 
 // Builds the slots install_plan() needs of `next` over `previous`: those of each table it writes

@@ -69,7 +69,7 @@ Result<SteerProgram> SteerProgram::load(uint64_t hash_seed, uint64_t netns_cooki
         const uint32_t frontends = std::max<uint32_t>(TS_MAX_FRONTENDS, 4 * max_services);
         if (bpf_map__set_max_entries(m.services, max_services) != 0 ||
             bpf_map__set_max_entries(m.service_stats, max_services) != 0 ||
-            bpf_map__set_max_entries(m.tables, max_services * TS_TABLE_FAMILIES * TS_TABLE_GENERATIONS) != 0 ||
+            bpf_map__set_max_entries(m.tables, max_services * TS_TABLE_FAMILIES) != 0 ||
             bpf_map__set_max_entries(m.frontends, frontends) != 0 ||
             bpf_map__set_max_entries(m.route_stats, std::max<uint32_t>(TS_MAX_ROUTES, 4 * max_services)) != 0)
             return fail(system_error("size the maps for " + std::to_string(max_services) + " services", errno));

@@ -82,20 +82,20 @@ Result<void> diff_frontends(const DataplaneMaps& maps, const Plan& plan, Diff& d
 
 Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff) {
     auto table = std::make_unique<ts_table>();
+    std::set<uint32_t> configured;
     for (const auto& svc : plan.services) {
-        ts_service live{};
-        if (auto ok = read_map(maps.services, "services", &svc.id, &live); !ok) return ok;
-        for (size_t family = 0; family < svc.tables.size(); ++family) {
+        for (uint32_t family = 0; family < svc.tables.size(); ++family) {
             const FamilyTable& want = svc.tables[family];
             if (want.slots.empty() && !want.elided()) continue;  // no frontend of this family
             if (want.elided())
                 return fail(system_error("service " + svc.name + ": a plan read from the plan cache cannot be verified"));
-            const uint32_t table_id = TS_TABLE_ID(svc.id, family, live.generation & 1);
+            const uint32_t table_id = TS_TABLE_ID(svc.id, family);
+            configured.insert(table_id);
             const std::string prefix = "service " + svc.name + " (id " + std::to_string(svc.id) + "), " +
                                        (family ? "IPv6" : "IPv4") + " clients: ";
             if (bpf_map_lookup_elem(maps.tables.get(), &table_id, table.get()) != 0) {
                 if (errno != ENOENT) return fail(system_error("read map \"tables\"", errno));
-                diff.push_back(prefix + "no live table (generation " + std::to_string(live.generation & 1) + ")");
+                diff.push_back(prefix + "no table: sk_lookup refuses them");
                 continue;
             }
             ts_table header{};
@@ -139,6 +139,13 @@ Result<void> diff_tables(const DataplaneMaps& maps, const Plan& plan, Diff& diff
                                " slots differ from the configured weights");
         }
     }
+    auto held = map_keys<uint32_t>(maps.tables, "tables");
+    if (!held) return fail(held.error());
+    for (uint32_t id : *held)
+        if (!configured.count(id))
+            diff.push_back("table " + std::to_string(id) + " (service id " + std::to_string(id / TS_TABLE_FAMILIES) +
+                           ", " + (id % TS_TABLE_FAMILIES ? "IPv6" : "IPv4") +
+                           " clients) is held, but no configured service has it");
     return {};
 }
 

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <set>
 
@@ -322,18 +323,30 @@ TEST_F(SteerProgramTest, SourceIpAffinityIgnoresTheSourcePort) {
     EXPECT_EQ(by_client_cookie.size(), 2u);
 }
 
-TEST_F(SteerProgramTest, AWeightChangeFlipsTheGeneration) {
+// A weight change replaces the service's IPv4 table in place: the same one key, now with the
+// new slots; an IPv4-only service has no IPv6 table.
+TEST_F(SteerProgramTest, AWeightChangeReplacesTheTableInPlace) {
     Listener v1 = listen_on("127.0.0.1", AF_INET), v2 = listen_on("127.0.0.1", AF_INET);
     install({two_subsets(v1, v2, 50, 50)});
     register_backend(v1);
     register_backend(v2);
     const uint32_t id = plan_.services[0].id;
-    ts_service before{};
-    ASSERT_EQ(bpf_map_lookup_elem(maps_.services.get(), &id, &before), 0);
+    const auto keys = [&] {
+        std::vector<uint32_t> held;
+        uint32_t key = 0;
+        for (const uint32_t* prev = nullptr; held.size() < 100 && bpf_map_get_next_key(maps_.tables.get(), prev, &key) == 0;
+             prev = &key)
+            held.push_back(key);
+        return held;
+    };
+    const std::vector<uint32_t> only_ipv4{TS_TABLE_ID(id, 0)};
+    ASSERT_EQ(keys(), only_ipv4);
     install({two_subsets(v1, v2, 100, 0)});
-    ts_service after{};
-    ASSERT_EQ(bpf_map_lookup_elem(maps_.services.get(), &id, &after), 0);
-    EXPECT_EQ(after.generation, before.generation ^ 1);
+    ASSERT_EQ(keys(), only_ipv4);
+    auto table = std::make_unique<ts_table>();
+    ASSERT_EQ(bpf_map_lookup_elem(maps_.tables.get(), &only_ipv4[0], table.get()), 0);
+    EXPECT_EQ(table->backend_count, 1u);
+    EXPECT_EQ(std::count(table->slots, table->slots + table->slot_count, 0), table->slot_count);
     for (uint16_t port = 40000; port < 40100; ++port)
         ASSERT_EQ(run(ep("127.0.0.9:" + std::to_string(port)), ep("127.0.0.1:31400")).cookie, v1.cookie);
 }

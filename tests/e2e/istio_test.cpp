@@ -135,7 +135,7 @@ TEST_F(IstioTest, AFailureAfterTheMapWritesRollsBackMapsRoutesAndState) {
             inode = current_netns()->inode;
         }
         std::string all;
-        // The live tables' generation flips on the way back; verify compares their content.
+        // Tables are replaced on the way back; verify compares their content.
         for (const char* map : {"frontends", "listeners", "frontend_ports", "backend_tags"})
             all += run_command({"/usr/sbin/bpftool", "map", "dump", "pinned", pin_dir(inode) + "/" + map}).out;
         return all;
