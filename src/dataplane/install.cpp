@@ -165,8 +165,9 @@ void fill_table(const PlanService& svc, const FamilyTable& t, ts_table& table) {
     std::copy(t.weighted_backends.begin(), t.weighted_backends.end(), table.backends);
     std::copy(t.group_first.begin(), t.group_first.end(), table.group_first);
     std::copy(t.group_size.begin(), t.group_size.end(), table.group_size);
-    std::array<uint8_t, TS_NO_BACKEND + 1> position;
-    position.fill(0xff);
+    // A slot names a weighted backend or TS_NO_BACKEND, so only those entries are ever read.
+    thread_local std::array<uint8_t, TS_NO_BACKEND + 1> position;
+    position[TS_NO_BACKEND] = 0xff;
     for (size_t i = 0; i < t.weighted_backends.size(); ++i)
         position[t.weighted_backends[i]] = static_cast<uint8_t>(i);
     std::transform(t.slots.begin(), t.slots.end(), table.slots, [&](uint16_t id) { return position[id]; });
@@ -408,19 +409,17 @@ void table_header(const PlanService& svc, const FamilyTable& t, ts_table& table)
 }
 
 // Deletes every table that no service of `plan` has: those of services it removed, and any a
-// stopped change or a hand left behind. Keys are gathered first: a hash walked while its
-// entries are deleted may restart and repeat.
+// stopped change or a hand left behind.
 Result<void> delete_stray_tables(const DataplaneMaps& maps, const Plan& plan) {
     std::set<uint32_t> kept;
     for (const auto& svc : plan.services)
         for (uint32_t family = 0; family < svc.tables.size(); ++family)
             if (svc.tables[family].has_slots()) kept.insert(TS_TABLE_ID(svc.id, family));
-    std::vector<uint32_t> stray;
-    uint32_t key = 0;
-    for (const uint32_t* prev = nullptr; bpf_map_get_next_key(maps.tables.get(), prev, &key) == 0; prev = &key)
-        if (!kept.count(key)) stray.push_back(key);
-    for (uint32_t id : stray)
-        if (auto ok = delete_from_map(maps.tables, "tables", &id); !ok) return ok;
+    auto held = map_keys<uint32_t>(maps.tables, "tables");
+    if (!held) return fail(held.error());
+    for (uint32_t id : *held)
+        if (!kept.count(id))
+            if (auto ok = delete_from_map(maps.tables, "tables", &id); !ok) return ok;
     return {};
 }
 

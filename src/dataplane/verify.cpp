@@ -29,21 +29,6 @@ std::string balance_code_name(uint32_t code) {
     return "mode " + std::to_string(code);
 }
 
-// Every key of a hash map.
-template <typename Key>
-Result<std::vector<Key>> map_keys(const Fd& map, const char* name) {
-    std::vector<Key> keys;
-    Key key{}, next{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(map.get(), prev, &next) == 0) {
-        keys.push_back(next);
-        key = next;
-        prev = &key;
-    }
-    if (errno != ENOENT) return fail(system_error(std::string("iterate map \"") + name + "\"", errno));
-    return keys;
-}
-
 Endpoint key_endpoint(__u32 family, __u32 port, const __u32 addr[4]) {
     Endpoint ep{.family = static_cast<int>(family), .port = static_cast<uint16_t>(port)};
     std::memcpy(ep.addr.data(), addr, sizeof(ep.addr));
